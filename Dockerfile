@@ -1,0 +1,24 @@
+# syntax=docker/dockerfile:1
+# Build: compile TypeScript with the dev dependencies.
+FROM node:22-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+# Runtime: production dependencies and the compiled output only, as a non-root user.
+FROM node:22-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
+COPY src/ui/static ./dist/ui/static
+USER node
+EXPOSE 5000 8443
+VOLUME ["/var/lib/layover"]
+ENTRYPOINT ["node", "/app/bin/layover.js"]
+CMD ["serve", "--config", "/etc/layover/config.yaml"]

@@ -1,0 +1,31 @@
+// The registry's HTTP application, separate from the process entry so tests build it in-process.
+import { readFileSync } from 'node:fs';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import type { Config } from './config/config.js';
+import { createLogger, type Logger } from './log.js';
+import { registryPlugin } from './registry/plugin.js';
+
+export interface AppOptions {
+  logger?: Logger;
+}
+
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const logger = options.logger ?? createLogger(config.log.level);
+  const https = config.registry.tls
+    ? { key: readFileSync(config.registry.tls.key), cert: readFileSync(config.registry.tls.cert) }
+    : null;
+  const app = Fastify({
+    loggerInstance: logger,
+    https,
+    // Blob bodies are streamed by the routes themselves; fastify never buffers them.
+    bodyLimit: config.registry.maxManifestBytes,
+    // Per-request access lines would dominate the cost of a blob GET; denials and errors are logged where they happen.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Repository names contain '/', and clients send long digests; allow long URLs.
+    routerOptions: { maxParamLength: 4096, ignoreDuplicateSlashes: false },
+    requestTimeout: 0,
+    keepAliveTimeout: 75_000,
+  }) as unknown as FastifyInstance;
+  await app.register(registryPlugin, { config });
+  return app;
+}

@@ -1,0 +1,53 @@
+// The `layover` command: dispatches to one module per subcommand.
+import { ConfigError } from '../config/resolve.js';
+import { UsageError } from './args.js';
+import { SERVE_HELP, serve } from './serve.js';
+
+type Command = { summary: string; help: string; run: (argv: string[]) => Promise<void> };
+
+const COMMANDS: Record<string, Command> = {
+  serve: { summary: 'run the registry (and webhook/controller when configured)', help: SERVE_HELP, run: serve },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `layover: a Kubernetes-native image mirror\n\nUsage: layover <command> [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'layover <command> --help' for a command's options.`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${usage()}\n`);
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`layover: unknown command "${name}"\n\n${usage()}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.help}\n`);
+    return 0;
+  }
+  try {
+    await command.run(rest);
+    return 0;
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof UsageError) {
+      process.stderr.write(`layover ${name}: ${err.message}\n`);
+      return 2;
+    }
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+      process.stderr.write(`layover ${name}: ${(err as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`layover ${name}: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+// serve keeps the event loop alive on its own; other commands end here.
+if (code !== 0 || process.argv[2] !== 'serve') process.exitCode = code;

@@ -1,0 +1,70 @@
+// The resolved configuration every module receives: defaults filled in, units parsed, paths
+// absolute. Modules read only what is here; nothing reads the YAML again.
+import type { RawRule, RawUser } from './schema.js';
+
+export type Action = 'pull' | 'push' | 'delete';
+
+export interface TlsFiles { cert: string; key: string }
+
+export interface UpstreamConfig {
+  prefix: string;
+  url: string;
+  aliases: string[];
+  username?: string;
+  password?: string;
+  passwordFile?: string;
+  credentialHelper?: string;
+  credentialTTLMs: number;
+  ca?: string;
+  insecure: boolean;
+  tagTTLMs: number;
+  pushable: boolean;
+}
+
+export interface Config {
+  registry: {
+    host: string;
+    port: number;
+    tls?: TlsFiles;
+    publicHost: string;
+    url?: string;
+    maxManifestBytes: number;
+    chunkMinLength: number;
+    uploadMaxAgeMs: number;
+  };
+  storage: { driver: 'filesystem'; root: string };
+  upstreams: UpstreamConfig[];
+  cache: { maxBytes?: number; expireAfterMs?: number; downAfterFailures: number; downForMs: number };
+  auth: {
+    enabled: boolean;
+    anonymous: boolean;
+    users: RawUser[];
+    usersFile?: string;
+    keysDir: string;
+    service: string;
+    issuer: string;
+    tokenTTLMs: number;
+    rules: RawRule[];
+    namespaceGrants: Record<string, string[]>;
+  };
+  webhook: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    tls?: TlsFiles;
+    namespaceLabel: string;
+    optOutLabel: string;
+    pullSecretName: string;
+    originalImagesAnnotation: string;
+    ownNamespace: string;
+    serviceName: string;
+    healthURL?: string;
+    selfSigned: boolean;
+    webhookConfigName: string;
+  };
+  controller: { enabled: boolean; resyncMs: number; tokenTTLMs: number };
+  gc: { intervalMs: number; keepUntagged: boolean; graceMs: number };
+  log: { level: string };
+  /** Where the configuration came from, for messages; undefined for the embedded defaults. */
+  source?: string;
+}

@@ -1,0 +1,110 @@
+// The YAML configuration's shape, as a JSON schema (typebox), so every bad key or value is
+// reported with its path before anything starts. Durations and sizes stay strings here and
+// are turned into numbers by resolve.ts.
+import Type, { type Static } from 'typebox';
+
+const Duration = Type.Union([Type.String(), Type.Number()], { description: 'e.g. 30s, 10m, 48h' });
+const Size = Type.Union([Type.String(), Type.Number()], { description: 'e.g. 512MiB, 10GiB' });
+const Tls = Type.Object({ cert: Type.String(), key: Type.String() }, { additionalProperties: false });
+const strict = { additionalProperties: false } as const;
+
+export const UpstreamSchema = Type.Object({
+  prefix: Type.String({ minLength: 1 }),
+  url: Type.String({ pattern: '^https?://' }),
+  /** Extra first path components or hosts that also select this upstream (containerd `?ns=`). */
+  aliases: Type.Optional(Type.Array(Type.String())),
+  username: Type.Optional(Type.String()),
+  password: Type.Optional(Type.String()),
+  passwordFile: Type.Optional(Type.String()),
+  credentialHelper: Type.Optional(Type.String()),
+  credentialTTL: Type.Optional(Duration),
+  ca: Type.Optional(Type.String()),
+  insecure: Type.Optional(Type.Boolean()),
+  tagTTL: Type.Optional(Duration),
+  /** Who may push into this mirror namespace; default nobody (pull-only). */
+  pushable: Type.Optional(Type.Boolean()),
+}, strict);
+
+export const UserSchema = Type.Object({
+  name: Type.String({ minLength: 1 }),
+  passwordHash: Type.Optional(Type.String()),
+  password: Type.Optional(Type.String()),
+  admin: Type.Optional(Type.Boolean()),
+  teams: Type.Optional(Type.Array(Type.String())),
+}, strict);
+
+export const RuleSchema = Type.Object({
+  repositories: Type.Union([Type.String(), Type.Array(Type.String())]),
+  principals: Type.Union([Type.String(), Type.Array(Type.String())]),
+  actions: Type.Array(Type.Union([Type.Literal('pull'), Type.Literal('push'), Type.Literal('delete'), Type.Literal('*')])),
+  effect: Type.Optional(Type.Union([Type.Literal('allow'), Type.Literal('deny')])),
+}, strict);
+
+export const ConfigSchema = Type.Object({
+  registry: Type.Optional(Type.Object({
+    listen: Type.Optional(Type.String()),
+    tls: Type.Optional(Tls),
+    publicHost: Type.Optional(Type.String()),
+    /** Public base URL of this registry (token realm, Location headers behind a proxy). */
+    url: Type.Optional(Type.String()),
+    maxManifestSize: Type.Optional(Size),
+    chunkMinLength: Type.Optional(Size),
+    uploadMaxAge: Type.Optional(Duration),
+  }, strict)),
+  storage: Type.Optional(Type.Object({
+    driver: Type.Optional(Type.Literal('filesystem')),
+    root: Type.Optional(Type.String()),
+  }, strict)),
+  upstreams: Type.Optional(Type.Array(UpstreamSchema)),
+  cache: Type.Optional(Type.Object({
+    maxSize: Type.Optional(Size),
+    expireAfter: Type.Optional(Duration),
+    downAfterFailures: Type.Optional(Type.Integer({ minimum: 1 })),
+    downFor: Type.Optional(Duration),
+  }, strict)),
+  auth: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean()),
+    anonymous: Type.Optional(Type.Boolean()),
+    users: Type.Optional(Type.Array(UserSchema)),
+    usersFile: Type.Optional(Type.String()),
+    keysDir: Type.Optional(Type.String()),
+    service: Type.Optional(Type.String()),
+    issuer: Type.Optional(Type.String()),
+    tokenTTL: Type.Optional(Duration),
+    rules: Type.Optional(Type.Array(RuleSchema)),
+    /** Kubernetes namespace → extra registry namespaces it may pull. */
+    namespaceGrants: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+  }, strict)),
+  webhook: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean()),
+    listen: Type.Optional(Type.String()),
+    tls: Type.Optional(Tls),
+    namespaceLabel: Type.Optional(Type.String()),
+    optOutLabel: Type.Optional(Type.String()),
+    pullSecretName: Type.Optional(Type.String()),
+    originalImagesAnnotation: Type.Optional(Type.String()),
+    ownNamespace: Type.Optional(Type.String()),
+    serviceName: Type.Optional(Type.String()),
+    healthURL: Type.Optional(Type.String()),
+    selfSigned: Type.Optional(Type.Boolean()),
+    webhookConfigName: Type.Optional(Type.String()),
+  }, strict)),
+  controller: Type.Optional(Type.Object({
+    enabled: Type.Optional(Type.Boolean()),
+    resync: Type.Optional(Duration),
+    tokenTTL: Type.Optional(Duration),
+  }, strict)),
+  gc: Type.Optional(Type.Object({
+    interval: Type.Optional(Duration),
+    keepUntagged: Type.Optional(Type.Boolean()),
+    grace: Type.Optional(Duration),
+  }, strict)),
+  log: Type.Optional(Type.Object({
+    level: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+  }, strict)),
+}, strict);
+
+export type RawConfig = Static<typeof ConfigSchema>;
+export type RawUpstream = Static<typeof UpstreamSchema>;
+export type RawUser = Static<typeof UserSchema>;
+export type RawRule = Static<typeof RuleSchema>;

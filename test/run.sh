@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine: installs the real peers the tests drive
+# (skopeo, docker-registry, containerd, kubectl, openssl, chromium) and the npm dependencies
+# when they are missing, type-checks, then runs every test. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+declare -A PACKAGE_OF=(
+  [skopeo]=skopeo [docker-registry]=docker-registry [containerd]=containerd [ctr]=containerd
+  [kubectl]=kubernetes-client [openssl]=openssl [chromium]=chromium [htpasswd]=apache2-utils
+)
+missing=()
+for tool in "${!PACKAGE_OF[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
+done
+if ((${#missing[@]})); then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "test/run.sh: installing ${missing[*]}"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+npx tsc -p tsconfig.test.json
+npx vitest run "$@"

@@ -1,0 +1,69 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { ConfigError, resolveConfig } from '../../src/config/resolve.js';
+import { parseDuration, parseListen, parseSize } from '../../src/config/units.js';
+
+describe('units', () => {
+  it('parses durations', () => {
+    expect(parseDuration('48h')).toBe(48 * 3_600_000);
+    expect(parseDuration('1h30m')).toBe(90 * 60_000);
+    expect(parseDuration('250ms')).toBe(250);
+    expect(parseDuration(60)).toBe(60_000);
+    for (const bad of ['', 'h', '5x', '-1s', '1 h', '1h-2m']) expect(() => parseDuration(bad), bad).toThrow(/not a duration/);
+  });
+  it('parses sizes', () => {
+    expect(parseSize('10GiB')).toBe(10 * 2 ** 30);
+    expect(parseSize('500MB')).toBe(500e6);
+    expect(parseSize('4mib')).toBe(4 * 2 ** 20);
+    expect(parseSize(1024)).toBe(1024);
+    for (const bad of ['', 'GiB', '5 parsecs', '-1']) expect(() => parseSize(bad), bad).toThrow(/not a size/);
+  });
+  it('parses listen addresses', () => {
+    expect(parseListen('127.0.0.1:5000')).toEqual({ host: '127.0.0.1', port: 5000 });
+    expect(parseListen('[::1]:80')).toEqual({ host: '::1', port: 80 });
+    expect(parseListen(':8443')).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(() => parseListen('localhost')).toThrow();
+    expect(() => parseListen('a:70000')).toThrow();
+  });
+});
+
+describe('configuration', () => {
+  it('has embedded defaults', () => {
+    const c = resolveConfig({}, { baseDir: '/srv' });
+    expect(c.registry).toMatchObject({ host: '127.0.0.1', port: 5000, publicHost: 'localhost:5000', maxManifestBytes: 4 * 2 ** 20 });
+    expect(c.storage.root).toBe('/srv/data');
+    expect(c.gc.intervalMs).toBe(48 * 3_600_000);
+    expect(c.webhook.namespaceLabel).toBe('layover.dev/mirror');
+  });
+  it('names every unknown key and bad value', () => {
+    let error: ConfigError | undefined;
+    try {
+      resolveConfig({ registry: { listen: 'x:1', bogus: 1 }, storage: { root: 3 }, nope: {} });
+    } catch (err) {
+      error = err as ConfigError;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error?.problems).toEqual(expect.arrayContaining(['registry.bogus: unknown key', 'storage.root: must be string', 'nope: unknown key']));
+  });
+  it('names bad units and duplicate upstream prefixes', () => {
+    expect(() => resolveConfig({ gc: { interval: '5x' } })).toThrow(/gc\.interval: not a duration/);
+    expect(() =>
+      resolveConfig({ upstreams: [{ prefix: 'docker.io', url: 'https://a' }, { prefix: 'b', url: 'https://b', aliases: ['docker.io'] }] }),
+    ).toThrow(/"docker.io" is used twice/);
+    expect(() => resolveConfig({ upstreams: [{ prefix: 'Bad', url: 'https://a' }] })).toThrow(/upstreams\.0\.prefix/);
+  });
+  it('loads YAML relative to the file', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'layover-config-'));
+    const file = path.join(dir, 'c.yaml');
+    await writeFile(file, 'registry:\n  listen: 127.0.0.1:5999\nstorage:\n  root: store\nupstreams:\n  - prefix: docker.io\n    url: https://registry-1.docker.io/\n    tagTTL: 2m\n');
+    const c = await loadConfig(file);
+    expect(c.registry.port).toBe(5999);
+    expect(c.storage.root).toBe(path.join(dir, 'store'));
+    expect(c.upstreams[0]).toMatchObject({ prefix: 'docker.io', url: 'https://registry-1.docker.io', tagTTLMs: 120_000 });
+    await writeFile(file, 'registry: [unclosed\n');
+    await expect(loadConfig(file)).rejects.toThrow(/not valid YAML/);
+  });
+});
