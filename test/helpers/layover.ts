@@ -1,0 +1,189 @@
+// A real listening layover for integration tests and benchmarks: in-process (fast, for most
+// tests) or as a child process `node bin/layover.js serve` (for kill -9 and memory figures).
+import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import { stringify } from 'yaml';
+import { buildApp } from '../../src/app.js';
+import type { Config } from '../../src/config/config.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import type { RawConfig } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
+import { startChild, type Child } from './child-process.js';
+import { freePort } from './free-port.js';
+import { makeTempDir } from './temp-dir.js';
+import { waitForHttp } from './wait-for.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export interface LayoverOptions {
+  /** Reuse this storage root (e.g. a second layover over the same data); a fresh one otherwise. */
+  root?: string;
+  /** Log level for the log file (default `info`); logs never go to the test output. */
+  logLevel?: NonNullable<RawConfig['log']>['level'];
+}
+
+export interface RunningLayover {
+  url: string;
+  /** `127.0.0.1:PORT`, for references such as `docker://HOST/repo:tag`. */
+  host: string;
+  port: number;
+  root: string;
+  /** The temporary directory that holds the root (unless given), configuration and logs. */
+  dir: string;
+  config: Config;
+  logFile: string;
+  log(): string;
+}
+
+export interface InProcessLayover extends RunningLayover {
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export interface SpawnedLayover extends RunningLayover {
+  pid: number;
+  configFile: string;
+  alive(): boolean;
+  /** Sends `signal` and waits for the process to exit (SIGKILL for crash tests). */
+  kill(signal?: NodeJS.Signals): Promise<number | string>;
+  /** Starts the process again on the same configuration, root and port; waits until it answers. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+type Mapping = Record<string, unknown>;
+
+function isMapping(v: unknown): v is Mapping {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Deep merge of mappings; arrays and scalars of `over` replace those of `base`. */
+export function mergeRaw(base: Mapping, over: Mapping): Mapping {
+  const out: Mapping = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] = isMapping(prev) && isMapping(value) ? mergeRaw(prev, value) : value;
+  }
+  return out;
+}
+
+/**
+ * The test defaults under the caller's configuration: loopback on a free port, a fresh storage
+ * root, auth off. What the caller sets wins (a test may turn auth on).
+ */
+function testRaw(raw: RawConfig, root: string, port: number, logLevel: string): RawConfig {
+  const defaults = { registry: { listen: `127.0.0.1:${port}` }, storage: { root }, auth: { enabled: false }, log: { level: logLevel } };
+  return mergeRaw(defaults, raw as Mapping) as RawConfig;
+}
+
+function isAddressInUse(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+}
+
+/**
+ * Builds the app in-process and listens on 127.0.0.1. The port is chosen before the
+ * configuration is resolved so that `config.registry.publicHost` names the real port.
+ */
+export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {}): Promise<InProcessLayover> {
+  const tmp = makeTempDir('layover-inproc-');
+  const root = opts.root ?? path.join(tmp.path, 'data');
+  const logFile = path.join(tmp.path, 'layover.log');
+  const logStream = createWriteStream(logFile, { flags: 'a' });
+  for (let attempt = 0; ; attempt++) {
+    const port = raw.registry?.listen ? undefined : await freePort();
+    const config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info'), { baseDir: tmp.path });
+    const app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
+    try {
+      await app.listen({ host: config.registry.host, port: config.registry.port });
+    } catch (err) {
+      await app.close();
+      if (isAddressInUse(err) && port !== undefined && attempt < 5) continue;
+      logStream.end();
+      tmp.cleanup();
+      throw err;
+    }
+    const address = app.server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : config.registry.port;
+    const scheme = config.registry.tls ? 'https' : 'http';
+    return {
+      url: `${scheme}://127.0.0.1:${actualPort}`,
+      host: `127.0.0.1:${actualPort}`,
+      port: actualPort,
+      root,
+      dir: tmp.path,
+      config,
+      logFile,
+      log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
+      app,
+      async close() {
+        await app.close();
+        await new Promise<void>((resolve) => logStream.end(resolve));
+        tmp.cleanup();
+      },
+    };
+  }
+}
+
+/** Runs `node bin/layover.js serve --config <tmp yaml>` and waits until `/v2/` answers. */
+export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {}): Promise<SpawnedLayover> {
+  const tmp = makeTempDir('layover-spawned-');
+  const root = opts.root ?? path.join(tmp.path, 'data');
+  const port = await freePort();
+  const effective = testRaw(raw, root, port, opts.logLevel ?? 'info');
+  // Resolving here reports a bad configuration as an error in the test, not as a silent exit.
+  const config = resolveConfig(effective, { baseDir: tmp.path });
+  const configFile = path.join(tmp.path, 'layover.yaml');
+  writeFileSync(configFile, stringify(effective), { mode: 0o600 });
+  const logFile = path.join(tmp.path, 'layover.log');
+  const scheme = config.registry.tls ? 'https' : 'http';
+  const url = `${scheme}://127.0.0.1:${config.registry.port}`;
+
+  let child: Child;
+  const launch = async () => {
+    child = startChild(process.execPath, [path.join(REPO_ROOT, 'bin', 'layover.js'), 'serve', '--config', configFile], {
+      stdoutFile: logFile,
+      cwd: tmp.path,
+      env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined },
+    });
+    try {
+      await waitForHttp(`${url}/v2/`, 30_000, () => child.alive());
+    } catch (err) {
+      await child.stop('SIGKILL');
+      throw new Error(`layover did not start: ${(err as Error).message}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
+    }
+  };
+  try {
+    await launch();
+  } catch (err) {
+    tmp.cleanup();
+    throw err;
+  }
+
+  const handle: SpawnedLayover = {
+    url,
+    host: `127.0.0.1:${config.registry.port}`,
+    port: config.registry.port,
+    root,
+    dir: tmp.path,
+    config,
+    configFile,
+    logFile,
+    get pid() {
+      return child.pid;
+    },
+    alive: () => child.alive(),
+    log: () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''),
+    kill: (signal = 'SIGTERM') => child.stop(signal),
+    async restart() {
+      if (child.alive()) await child.stop('SIGTERM');
+      await launch();
+    },
+    async close() {
+      await child.stop('SIGTERM');
+      tmp.cleanup();
+    },
+  };
+  return handle;
+}

@@ -1,0 +1,34 @@
+// Polls until a condition holds, for peers that take a moment to come up.
+
+/**
+ * Calls `fn` until it returns a value other than undefined/false (or stops throwing) and
+ * returns that value; after `timeoutMs` rejects with the last error seen.
+ */
+export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, intervalMs = 50): Promise<Exclude<T, false | undefined>> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await fn();
+      if (value !== undefined && value !== false) return value as Exclude<T, false | undefined>;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() >= deadline) {
+      const reason = lastError instanceof Error ? `: ${lastError.message}` : '';
+      throw new Error(`waitFor: condition not met within ${timeoutMs} ms${reason}`, { cause: lastError });
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** Resolves once an HTTP GET of `url` gets any answer (any status), for readiness checks. */
+export async function waitForHttp(url: string, timeoutMs = 15_000, isAlive?: () => boolean): Promise<number> {
+  return waitFor(async () => {
+    if (isAlive && !isAlive()) throw new Error(`process serving ${url} exited`);
+    const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await res.arrayBuffer();
+    return res.status;
+  }, timeoutMs, 100);
+}
