@@ -3,10 +3,16 @@ import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import { createLogger, type Logger } from './log.js';
-import { registryPlugin } from './registry/plugin.js';
+import type { Access } from './registry/auth/access.js';
+import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
+import { openFilesystemStore } from './registry/storage/filesystem.js';
+import type { Store } from './registry/storage/store.js';
 
 export interface AppOptions {
   logger?: Logger;
+  store?: Store;
+  access?: Access;
+  mirrors?: MirrorRouter;
 }
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -26,6 +32,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     requestTimeout: 0,
     keepAliveTimeout: 75_000,
   }) as unknown as FastifyInstance;
-  await app.register(registryPlugin, { config });
+  const store = options.store ?? (await openFilesystemStore(config.storage.root));
+  await app.register(registryPlugin, { config, store, access: options.access, mirrors: options.mirrors });
   return app;
 }

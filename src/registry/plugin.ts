@@ -1,16 +1,174 @@
-// The Distribution API as a fastify plugin.
-import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config/config.js';
+// The Distribution API as a fastify plugin: one wildcard route under /v2/ that parses the path,
+// checks access, and hands over to the endpoint's handler.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Action, Config } from '../config/config.js';
+import { openAccess, type Access } from './auth/access.js';
 import { RegistryError } from './errors.js';
+import { assertRepositoryName } from './names.js';
+import { deleteBlob, getBlob } from './routes/blobs.js';
+import type { Call, RouteContext } from './routes/context.js';
+import { catalog, listTags, referrers } from './routes/listing.js';
+import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
+import { parseEndpoint, type Endpoint } from './routes/path.js';
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
+import { RegistryService, type ContentSource } from './service.js';
+import type { Store } from './storage/store.js';
 
-export async function registryPlugin(app: FastifyInstance, opts: { config: Config }): Promise<void> {
-  void opts;
-  app.setErrorHandler((err, _req, reply) => {
-    const error = err instanceof RegistryError ? err : new RegistryError('UNKNOWN');
-    if (!(err instanceof RegistryError)) app.log.error({ err }, 'unhandled error');
-    void reply.code(error.status).headers(error.headers).type('application/json').send(error.body());
+export interface MirrorRouter {
+  /** The content source for a mirror repository, or undefined when it is not a mirror. */
+  sourceFor(repository: string): ContentSource | undefined;
+  /** May this repository be pushed into? (mirror namespaces: no, unless configured) */
+  pushable(repository: string): boolean;
+}
+
+export interface RegistryPluginOptions {
+  config: Config;
+  store: Store;
+  access?: Access;
+  mirrors?: MirrorRouter;
+}
+
+type Handler = (ctx: RouteContext, call: Call, endpoint: Endpoint) => Promise<void>;
+
+const METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'] as const;
+
+function actionOf(method: string): Action {
+  if (method === 'GET' || method === 'HEAD') return 'pull';
+  if (method === 'DELETE') return 'delete';
+  return 'push';
+}
+
+/** Which handler serves (endpoint kind, method); absent means 405. */
+const TABLE: Record<Endpoint['kind'], Partial<Record<(typeof METHODS)[number], Handler>>> = {
+  base: {},
+  catalog: { GET: (ctx, call) => catalog(ctx, call), HEAD: (ctx, call) => catalog(ctx, call) },
+  tags: { GET: (ctx, call, e) => listTags(ctx, call, (e as { name: string }).name) },
+  manifest: {
+    GET: (ctx, call, e) => getManifest(ctx, call, ...manifestArgs(e)),
+    HEAD: (ctx, call, e) => getManifest(ctx, call, ...manifestArgs(e)),
+    PUT: (ctx, call, e) => putManifest(ctx, call, ...manifestArgs(e)),
+    DELETE: (ctx, call, e) => deleteManifest(ctx, call, ...manifestArgs(e)),
+  },
+  blob: {
+    GET: (ctx, call, e) => getBlob(ctx, call, ...blobArgs(e)),
+    HEAD: (ctx, call, e) => getBlob(ctx, call, ...blobArgs(e)),
+    DELETE: (ctx, call, e) => deleteBlob(ctx, call, ...blobArgs(e)),
+  },
+  uploads: { POST: (ctx, call, e) => startUpload(ctx, call, (e as { name: string }).name) },
+  upload: {
+    GET: (ctx, call, e) => uploadStatus(ctx, call, ...uploadArgs(e)),
+    PATCH: (ctx, call, e) => patchUpload(ctx, call, ...uploadArgs(e)),
+    PUT: (ctx, call, e) => finishUpload(ctx, call, ...uploadArgs(e)),
+    DELETE: (ctx, call, e) => cancelUpload(ctx, call, ...uploadArgs(e)),
+  },
+  referrers: { GET: (ctx, call, e) => referrers(ctx, call, ...blobArgs(e)) },
+};
+
+function manifestArgs(e: Endpoint): [string, string] {
+  const m = e as Extract<Endpoint, { kind: 'manifest' }>;
+  return [m.name, m.reference];
+}
+function blobArgs(e: Endpoint): [string, string] {
+  const b = e as Extract<Endpoint, { kind: 'blob' | 'referrers' }>;
+  return [b.name, b.digest];
+}
+function uploadArgs(e: Endpoint): [string, string] {
+  const u = e as Extract<Endpoint, { kind: 'upload' }>;
+  return [u.name, u.id];
+}
+
+function sendError(reply: FastifyReply, error: RegistryError): void {
+  const body = JSON.stringify(error.body());
+  reply.code(error.status).headers(error.headers).header('Content-Type', 'application/json; charset=utf-8');
+  // HEAD answers carry the headers only.
+  if (reply.request.method === 'HEAD') reply.header('Content-Length', Buffer.byteLength(body)).send();
+  else reply.send(body);
+}
+
+export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginOptions): Promise<void> {
+  const { config, store, mirrors } = opts;
+  const access = opts.access ?? openAccess;
+  const service = new RegistryService(store, config);
+  const ctx: RouteContext = {
+    config,
+    access,
+    service,
+    sourceFor: (repository) => mirrors?.sourceFor(repository) ?? service.local,
+    isMirror: (repository) => mirrors?.sourceFor(repository) !== undefined,
+  };
+  app.decorate('registry', service);
+
+  // Bodies are streamed by the handlers (blobs) or read with a limit (manifests): no parser here.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof RegistryError) {
+      if (err.code === 'DENIED') req.log.warn({ method: req.method, url: req.url.split('?')[0] }, 'access denied');
+      return sendError(reply, err);
+    }
+    if (err.name === 'AbortError' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+      // The client went away mid-transfer: nothing to answer, nothing was committed.
+      return sendError(reply, new RegistryError('BLOB_UPLOAD_INVALID', 'request aborted'));
+    }
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+      return sendError(reply, new RegistryError('UNSUPPORTED', err.message, undefined, { status: err.statusCode }));
+    }
+    req.log.error({ err, method: req.method, url: req.url.split('?')[0] }, 'unhandled error');
+    return sendError(reply, new RegistryError('UNKNOWN'));
   });
-  app.get('/v2/', async (_req, reply) => {
-    void reply.header('Docker-Distribution-API-Version', 'registry/2.0').type('application/json').send('{}');
-  });
+
+  app.setNotFoundHandler((_req, reply) => sendError(reply, new RegistryError('UNSUPPORTED', 'unknown endpoint', undefined, { status: 404 })));
+
+  const handle = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    reply.header('Docker-Distribution-API-Version', 'registry/2.0');
+    const url = req.url;
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+    const endpoint = parseEndpoint(path.slice('/v2/'.length));
+    if (!endpoint) throw new RegistryError('UNSUPPORTED', 'unknown endpoint', { path: path.slice(0, 200) }, { status: 404 });
+
+    if (endpoint.kind === 'base') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new RegistryError('UNSUPPORTED', undefined, undefined, { status: 405 });
+      await access.check(req, undefined, []);
+      reply.code(200).type('application/json').send('{}');
+      return;
+    }
+    const handler = TABLE[endpoint.kind][req.method as (typeof METHODS)[number]];
+    if (!handler) throw new RegistryError('UNSUPPORTED', `${req.method} is not supported here`, undefined, { status: 405 });
+
+    if (endpoint.kind === 'catalog') {
+      const principal = await access.check(req, undefined, []);
+      await handler(ctx, { req, reply, principal, query }, endpoint);
+      return;
+    }
+    assertRepositoryName(endpoint.name);
+    const action = actionOf(req.method);
+    const principal = await access.check(req, endpoint.name, [action]);
+    if (action === 'push' && ctx.isMirror(endpoint.name) && !mirrors?.pushable(endpoint.name)) {
+      throw new RegistryError('DENIED', 'this is a mirror of an upstream registry: it cannot be pushed to', { name: endpoint.name });
+    }
+    if (action === 'delete' && ctx.isMirror(endpoint.name) && !principal.admin && access !== openAccess) {
+      throw new RegistryError('DENIED', 'only an admin may delete cached mirror content', { name: endpoint.name });
+    }
+    await handler(ctx, { req, reply, principal, query }, endpoint);
+  };
+
+  app.route({ method: [...METHODS], url: '/v2/', handler: handle, exposeHeadRoute: false });
+  app.route({ method: [...METHODS], url: '/v2/*', handler: handle, exposeHeadRoute: false });
+
+  // Abandoned uploads are swept in the background, at a quarter of their allowed age.
+  const sweepEvery = Math.max(60_000, Math.min(config.registry.uploadMaxAgeMs / 4, 3_600_000));
+  const timer = setInterval(() => {
+    service.purgeAbandonedUploads().catch((err: unknown) => app.log.warn({ err }, 'upload sweep failed'));
+  }, sweepEvery);
+  timer.unref();
+  app.addHook('onClose', async () => clearInterval(timer));
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    registry: RegistryService;
+  }
 }

@@ -1,0 +1,36 @@
+// GET/HEAD/DELETE /v2/<name>/blobs/<digest>
+import { assertDigest } from '../digest.js';
+import { RegistryError } from '../errors.js';
+import { parseRange } from '../range.js';
+import { clientSignal, type Call, type RouteContext } from './context.js';
+
+export async function getBlob(ctx: RouteContext, call: Call, name: string, rawDigest: string): Promise<void> {
+  const { digest } = assertDigest(rawDigest);
+  const { req, reply } = call;
+  const signal = clientSignal(reply);
+  const hit = await ctx.sourceFor(name).getBlob(name, digest, signal);
+  if (!hit) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+  const size = hit.stat.size;
+  reply.header('Docker-Content-Digest', digest).header('ETag', `"${digest}"`).header('Accept-Ranges', 'bytes').type('application/octet-stream');
+  if (req.method === 'HEAD') {
+    reply.header('Content-Length', size).code(200).send();
+    return;
+  }
+  const range = parseRange(req.headers.range, size);
+  if (range.kind === 'unsatisfiable') {
+    throw new RegistryError('RANGE_INVALID', undefined, { size }, { headers: { 'Content-Range': `bytes */${size}` } });
+  }
+  if (range.kind === 'partial') {
+    const stream = await hit.open({ start: range.start, end: range.end }, signal);
+    reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`).header('Content-Length', range.end - range.start + 1).send(stream);
+    return;
+  }
+  const stream = await hit.open(undefined, signal);
+  reply.code(200).header('Content-Length', size).send(stream);
+}
+
+export async function deleteBlob(ctx: RouteContext, call: Call, name: string, rawDigest: string): Promise<void> {
+  const { digest } = assertDigest(rawDigest);
+  await ctx.service.deleteBlob(name, digest);
+  call.reply.code(202).header('Content-Length', 0).send();
+}

@@ -1,0 +1,195 @@
+// What the Distribution routes ask of the registry, in its own terms: manifests, blobs, tags,
+// uploads. Routes parse HTTP; this decides; the store persists. Reads go through a
+// ContentSource so that a mirror namespace can serve from an upstream instead (proxy/).
+import type { Readable } from 'node:stream';
+import type { Config } from '../config/config.js';
+import { parseDigest, digestOf, type Digest } from './digest.js';
+import { RegistryError } from './errors.js';
+import { MediaType, parseManifest, type Descriptor } from './manifest.js';
+import { isTag } from './names.js';
+import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './storage/store.js';
+
+export interface ManifestHit {
+  meta: StoredManifest;
+  /** Present when the caller asked for the body. */
+  bytes?: Buffer;
+  /** An HTTP Warning value, e.g. when a mirror served a stale tag because upstream was down. */
+  warning?: string;
+}
+
+export interface BlobHit {
+  stat: BlobStat;
+  open(range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+}
+
+/** Where reads of one repository are served from: local storage, or a mirrored upstream. */
+export interface ContentSource {
+  getManifest(repository: string, reference: string, withBody: boolean, signal?: AbortSignal): Promise<ManifestHit | undefined>;
+  getBlob(repository: string, digest: Digest, signal?: AbortSignal): Promise<BlobHit | undefined>;
+}
+
+export type Reference = { tag: string; digest?: undefined } | { digest: Digest; tag?: undefined };
+
+export function parseReference(reference: string): Reference {
+  if (reference.includes(':')) {
+    const parsed = parseDigest(reference);
+    if (!parsed) throw new RegistryError('DIGEST_INVALID', 'invalid or unsupported digest', { digest: reference.slice(0, 200) });
+    return { digest: parsed.digest };
+  }
+  if (!isTag(reference)) throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { tag: reference.slice(0, 200) });
+  return { tag: reference };
+}
+
+export class LocalContent implements ContentSource {
+  constructor(private readonly store: Store) {}
+
+  async getManifest(repository: string, reference: string, withBody: boolean): Promise<ManifestHit | undefined> {
+    const ref = parseReference(reference);
+    const digest = ref.digest ?? (await this.store.resolveTag(repository, ref.tag));
+    if (!digest) return undefined;
+    if (!withBody) {
+      const meta = await this.store.statManifest(repository, digest);
+      return meta && { meta };
+    }
+    const found = await this.store.getManifest(repository, digest);
+    return found && { meta: found.meta, bytes: found.bytes };
+  }
+
+  async getBlob(repository: string, digest: Digest): Promise<BlobHit | undefined> {
+    if (!(await this.store.blobLinked(repository, digest))) return undefined;
+    const stat = await this.store.statBlob(digest);
+    if (!stat) return undefined;
+    return {
+      stat,
+      open: async (range, signal) => {
+        const stream = await this.store.openBlob(digest, range, signal);
+        if (!stream) throw new RegistryError('BLOB_UNKNOWN');
+        return stream;
+      },
+    };
+  }
+}
+
+export interface PutManifestResult {
+  digest: Digest;
+  subject?: Digest;
+}
+
+export class RegistryService {
+  readonly local: LocalContent;
+
+  constructor(
+    readonly store: Store,
+    private readonly config: Config,
+  ) {
+    this.local = new LocalContent(store);
+  }
+
+  /** Validates a manifest and everything it references, then stores it byte for byte. */
+  async putManifest(repository: string, reference: string, bytes: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
+    const ref = parseReference(reference);
+    for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', 'invalid tag', { tag: tag.slice(0, 200) });
+    const info = parseManifest(bytes, contentType);
+    const digest = digestOf(bytes, ref.digest ? (parseDigest(ref.digest)?.algorithm ?? 'sha256') : 'sha256');
+    if (ref.digest && ref.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: ref.digest, actual: digest });
+    }
+    const missing: Digest[] = [];
+    await Promise.all([
+      ...info.blobs.map(async (blob) => {
+        if (!(await this.store.blobLinked(repository, blob)) || !(await this.store.statBlob(blob))) missing.push(blob);
+      }),
+      ...info.manifests.map(async (child) => {
+        if (!(await this.store.statManifest(repository, child))) missing.push(child);
+      }),
+    ]);
+    if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing: missing.slice(0, 20) });
+    // A subject that is not here (yet) is accepted, as the spec asks: referrers may arrive first.
+    const referrer: Descriptor | undefined = info.subject && {
+      mediaType: info.mediaType,
+      digest,
+      size: bytes.length,
+      ...(info.artifactType ? { artifactType: info.artifactType } : {}),
+      ...(info.annotations ? { annotations: info.annotations } : {}),
+    };
+    await this.store.putManifest(
+      repository,
+      bytes,
+      { digest, mediaType: info.mediaType, subject: info.subject?.digest, artifactType: info.artifactType, annotations: info.annotations },
+      referrer,
+    );
+    for (const tag of [...(ref.tag ? [ref.tag] : []), ...extraTags]) await this.store.setTag(repository, tag, digest);
+    return { digest, subject: info.subject?.digest };
+  }
+
+  async deleteManifest(repository: string, reference: string): Promise<void> {
+    const ref = parseReference(reference);
+    const deleted = ref.digest ? await this.store.deleteManifest(repository, ref.digest) : await this.store.deleteTag(repository, ref.tag);
+    if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { reference });
+  }
+
+  async deleteBlob(repository: string, digest: Digest): Promise<void> {
+    if (!(await this.store.unlinkBlob(repository, digest))) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+  }
+
+  async listTags(repository: string, n: number | undefined, last: string | undefined): Promise<{ tags: string[]; more: boolean }> {
+    const tags = await this.store.listTags(repository);
+    if (!tags) throw new RegistryError('NAME_UNKNOWN', undefined, { name: repository });
+    return paginate(tags, n, last);
+  }
+
+  async referrers(repository: string, subject: Digest, artifactType: string | undefined): Promise<Descriptor[]> {
+    const all = await this.store.listReferrers(repository, subject);
+    return artifactType === undefined ? all : all.filter((d) => d.artifactType === artifactType);
+  }
+
+  /** Cross-repository mount: links a blob the caller may read elsewhere; false if it is not there. */
+  async mount(repository: string, digest: Digest, from: string): Promise<BlobStat | undefined> {
+    if (!(await this.store.blobLinked(from, digest))) return undefined;
+    const stat = await this.store.statBlob(digest);
+    if (!stat) return undefined;
+    await this.store.linkBlob(repository, digest);
+    return stat;
+  }
+
+  /** Monolithic upload in one request (POST ?digest= with a body). */
+  async ingest(repository: string, body: Readable, digest: Digest, size?: number, signal?: AbortSignal): Promise<BlobStat> {
+    const stat = await this.store.ingestBlob(body, { digest, size }, signal);
+    await this.store.linkBlob(repository, digest);
+    return stat;
+  }
+
+  async startUpload(repository: string): Promise<UploadState> {
+    return this.store.createUpload(repository);
+  }
+
+  async upload(repository: string, id: string): Promise<UploadState> {
+    const upload = await this.store.getUpload(repository, id);
+    if (!upload) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', undefined, { id: id.slice(0, 64) });
+    return upload;
+  }
+
+  async finishUpload(upload: UploadState, digest: Digest): Promise<BlobStat> {
+    const stat = await this.store.completeUpload(upload, digest);
+    await this.store.linkBlob(upload.repository, digest);
+    return stat;
+  }
+
+  async purgeAbandonedUploads(now = Date.now()): Promise<number> {
+    return this.store.purgeUploads(new Date(now - this.config.registry.uploadMaxAgeMs));
+  }
+}
+
+/** Lexical pagination with `n` and `last`, as the spec defines for tags and the catalog. */
+export function paginate(sorted: string[], n: number | undefined, last: string | undefined): { tags: string[]; more: boolean } {
+  let start = 0;
+  if (last !== undefined) {
+    start = sorted.findIndex((t) => t > last);
+    if (start === -1) start = sorted.length;
+  }
+  if (n === undefined) return { tags: sorted.slice(start), more: false };
+  const page = sorted.slice(start, start + n);
+  return { tags: page, more: n > 0 && start + n < sorted.length };
+}
+
+export const REFERRERS_INDEX_TYPE = MediaType.ociIndex;

@@ -1,0 +1,495 @@
+// The filesystem driver: blobs are files named by digest, repositories are directories of small
+// link files. Every write lands in a temporary file first and is renamed into place, so a crash
+// at any moment leaves either the old state or the new one, never a torn file.
+import { randomUUID, type Hash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { hashOf, parseDigest, type Algorithm, type Digest } from '../digest.js';
+import { RegistryError } from '../errors.js';
+import type { Descriptor } from '../manifest.js';
+import { isRepositoryName } from '../names.js';
+import { isUploadId, Layout } from './layout.js';
+import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './store.js';
+
+/** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
+const IO_CHUNK = 512 * 1024;
+
+class HashingTransform extends Transform {
+  size = 0;
+  constructor(readonly hash: Hash) {
+    super({ highWaterMark: IO_CHUNK });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    done(null, chunk);
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+async function existsFile(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw err;
+  }
+}
+
+async function removeFile(file: string): Promise<boolean> {
+  try {
+    await unlink(file);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+interface UploadHashState { hash: Hash; size: number }
+
+export class FilesystemStore implements Store {
+  private readonly layout: Layout;
+  /** sha256 state of uploads in progress, so completing a chunked upload needs no re-read. */
+  private readonly uploadHashes = new Map<string, UploadHashState>();
+  /** Serialises appends to one upload session. */
+  private readonly uploadLocks = new Map<string, Promise<unknown>>();
+
+  constructor(readonly root: string) {
+    this.layout = new Layout(root);
+  }
+
+  async init(): Promise<this> {
+    await Promise.all([this.layout.blobs, this.layout.repositories, this.layout.uploads, this.layout.tmp].map((d) => mkdir(d, { recursive: true })));
+    // Temporary files are never referenced after a restart: whatever a crash left is garbage.
+    for (const name of await listDir(this.layout.tmp)) await rm(path.join(this.layout.tmp, name), { force: true, recursive: true });
+    return this;
+  }
+
+  private tmpFile(): string {
+    return path.join(this.layout.tmp, randomUUID());
+  }
+
+  /** Writes a small file atomically: temporary file, then rename. */
+  private async writeAtomic(file: string, data: string | Buffer): Promise<void> {
+    const tmp = this.tmpFile();
+    await writeFile(tmp, data);
+    try {
+      await rename(tmp, file);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await mkdir(path.dirname(file), { recursive: true });
+      await rename(tmp, file);
+    }
+  }
+
+  /** Moves a verified file into the blob store; a blob already there is the same bytes. */
+  private async commitBlob(file: string, digest: Digest): Promise<void> {
+    const target = this.layout.blob(digest);
+    await mkdir(path.dirname(target), { recursive: true });
+    await rename(file, target);
+  }
+
+  // ---- blobs ----
+
+  async statBlob(digest: Digest): Promise<BlobStat | undefined> {
+    try {
+      const info = await stat(this.layout.blob(digest));
+      return { digest, size: info.size };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async openBlob(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined> {
+    let handle;
+    try {
+      handle = await open(this.layout.blob(digest), 'r');
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    // Reading through the open handle keeps serving the bytes even if GC unlinks the file meanwhile.
+    const stream = handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: IO_CHUNK, autoClose: true });
+    if (signal) signal.addEventListener('abort', () => stream.destroy(), { once: true });
+    return stream;
+  }
+
+  async ingestBlob(source: Readable, expected: { digest: Digest; size?: number }, signal?: AbortSignal): Promise<BlobStat> {
+    const parsed = parseDigest(expected.digest);
+    if (!parsed) throw new RegistryError('DIGEST_INVALID');
+    const tmp = this.tmpFile();
+    const hashing = new HashingTransform(hashOf(parsed.algorithm));
+    try {
+      await pipeline(source, hashing, createWriteStream(tmp, { highWaterMark: IO_CHUNK }), { signal });
+      if (expected.size !== undefined && hashing.size !== expected.size) {
+        throw new RegistryError('SIZE_INVALID', `expected ${expected.size} bytes, received ${hashing.size}`);
+      }
+      const actual = `${parsed.algorithm}:${hashing.hash.digest('hex')}`;
+      if (actual !== expected.digest) throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: expected.digest, actual });
+      await this.commitBlob(tmp, expected.digest);
+      return { digest: expected.digest, size: hashing.size };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async deleteBlob(digest: Digest): Promise<void> {
+    await removeFile(this.layout.blob(digest));
+  }
+
+  async *listBlobs(): AsyncIterable<BlobStat & { modified: Date }> {
+    for (const algorithm of await listDir(this.layout.blobs)) {
+      if (algorithm !== 'sha256' && algorithm !== 'sha512') continue;
+      for (const prefix of await listDir(path.join(this.layout.blobs, algorithm))) {
+        for (const hex of await listDir(path.join(this.layout.blobs, algorithm, prefix))) {
+          const digest = `${algorithm}:${hex}`;
+          if (!parseDigest(digest)) continue;
+          try {
+            const info = await stat(path.join(this.layout.blobs, algorithm, prefix, hex));
+            yield { digest: digest as Digest, size: info.size, modified: info.mtime };
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
+        }
+      }
+    }
+  }
+
+  // ---- repository links ----
+
+  async linkBlob(repository: string, digest: Digest): Promise<void> {
+    const link = this.layout.layerLink(repository, digest);
+    if (await existsFile(link)) return;
+    await this.writeAtomic(link, digest);
+  }
+
+  async blobLinked(repository: string, digest: Digest): Promise<boolean> {
+    return existsFile(this.layout.layerLink(repository, digest));
+  }
+
+  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+    return removeFile(this.layout.layerLink(repository, digest));
+  }
+
+  async listBlobLinks(repository: string): Promise<Digest[]> {
+    const base = this.layout.layerLinks(repository);
+    const out: Digest[] = [];
+    for (const algorithm of await listDir(base)) {
+      for (const hex of await listDir(path.join(base, algorithm))) {
+        const digest = `${algorithm}:${hex}`;
+        if (parseDigest(digest)) out.push(digest as Digest);
+      }
+    }
+    return out;
+  }
+
+  // ---- manifests ----
+
+  async putManifest(repository: string, bytes: Buffer, meta: Omit<StoredManifest, 'size'>, referrer?: Descriptor): Promise<void> {
+    if (!(await this.statBlob(meta.digest))) await this.ingestBlob(Readable.from([bytes]), { digest: meta.digest, size: bytes.length });
+    const stored: StoredManifest = { ...meta, size: bytes.length };
+    await this.writeAtomic(this.layout.revision(repository, meta.digest), JSON.stringify(stored));
+    if (meta.subject && referrer) {
+      await this.writeAtomic(this.layout.referrer(repository, meta.subject, meta.digest), JSON.stringify(referrer));
+    }
+  }
+
+  async statManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined> {
+    const raw = await readIfExists(this.layout.revision(repository, digest));
+    if (!raw) return undefined;
+    return JSON.parse(raw.toString('utf8')) as StoredManifest;
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<{ meta: StoredManifest; bytes: Buffer } | undefined> {
+    const meta = await this.statManifest(repository, digest);
+    if (!meta) return undefined;
+    const bytes = await readIfExists(this.layout.blob(digest));
+    if (!bytes) return undefined;
+    return { meta, bytes };
+  }
+
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    const meta = await this.statManifest(repository, digest);
+    if (!meta) return false;
+    const tagsDir = this.layout.tags(repository);
+    for (const tag of await listDir(tagsDir)) {
+      const current = await readIfExists(path.join(tagsDir, tag));
+      if (current?.toString('utf8') === digest) await removeFile(path.join(tagsDir, tag));
+    }
+    if (meta.subject) await removeFile(this.layout.referrer(repository, meta.subject, digest));
+    return removeFile(this.layout.revision(repository, digest));
+  }
+
+  async listManifests(repository: string): Promise<StoredManifest[]> {
+    const base = this.layout.revisions(repository);
+    const out: StoredManifest[] = [];
+    for (const algorithm of await listDir(base)) {
+      for (const hex of await listDir(path.join(base, algorithm))) {
+        const digest = `${algorithm}:${hex}`;
+        if (!parseDigest(digest)) continue;
+        const meta = await this.statManifest(repository, digest as Digest);
+        if (meta) out.push(meta);
+      }
+    }
+    return out;
+  }
+
+  // ---- tags ----
+
+  async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    const raw = await readIfExists(this.layout.tag(repository, tag));
+    const digest = raw?.toString('utf8');
+    return digest && parseDigest(digest) ? (digest as Digest) : undefined;
+  }
+
+  async setTag(repository: string, tag: string, digest: Digest): Promise<void> {
+    await this.writeAtomic(this.layout.tag(repository, tag), digest);
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    return removeFile(this.layout.tag(repository, tag));
+  }
+
+  async listTags(repository: string): Promise<string[] | undefined> {
+    if (!(await this.repositoryExists(repository))) return undefined;
+    return (await listDir(this.layout.tags(repository))).sort();
+  }
+
+  // ---- referrers ----
+
+  async listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const dir = this.layout.referrers(repository, subject);
+    const out: Descriptor[] = [];
+    for (const name of (await listDir(dir)).sort()) {
+      const raw = await readIfExists(path.join(dir, name));
+      if (raw) out.push(JSON.parse(raw.toString('utf8')) as Descriptor);
+    }
+    return out;
+  }
+
+  // ---- repositories ----
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    const dir = this.layout.repository(repository);
+    return (await existsFile(path.join(dir, '_manifests'))) || (await existsFile(path.join(dir, '_layers')));
+  }
+
+  async listRepositories(): Promise<string[]> {
+    const out: string[] = [];
+    const walk = async (dir: string, prefix: string): Promise<void> => {
+      const entries = await listDir(dir);
+      if (prefix && (entries.includes('_manifests') || entries.includes('_layers'))) out.push(prefix);
+      for (const entry of entries) {
+        if (entry.startsWith('_')) continue;
+        const name = prefix ? `${prefix}/${entry}` : entry;
+        if (isRepositoryName(name)) await walk(path.join(dir, entry), name);
+      }
+    };
+    await walk(this.layout.repositories, '');
+    return out.sort();
+  }
+
+  async deleteRepository(repository: string): Promise<boolean> {
+    const dir = this.layout.repository(repository);
+    if (!(await this.repositoryExists(repository))) return false;
+    // Only this repository's own data: a nested repository (name/child) stays.
+    for (const part of ['_manifests', '_layers', '_referrers']) await rm(path.join(dir, part), { recursive: true, force: true });
+    await this.pruneEmptyParents(dir);
+    return true;
+  }
+
+  async deleteNamespace(namespace: string): Promise<string[]> {
+    if (!isRepositoryName(namespace) || namespace.includes('/')) throw new Error('storage: refusing invalid namespace');
+    const removed = (await this.listRepositories()).filter((r) => r === namespace || r.startsWith(`${namespace}/`));
+    await rm(this.layout.repository(namespace), { recursive: true, force: true });
+    return removed;
+  }
+
+  private async pruneEmptyParents(dir: string): Promise<void> {
+    let current = dir;
+    while (current.startsWith(this.layout.repositories + path.sep)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return; // not empty (or gone): stop climbing
+      }
+      current = path.dirname(current);
+    }
+  }
+
+  // ---- uploads ----
+
+  private async withUploadLock<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.uploadLocks.get(id) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.uploadLocks.set(id, settled);
+    void settled.then(() => {
+      if (this.uploadLocks.get(id) === settled) this.uploadLocks.delete(id);
+    });
+    return next;
+  }
+
+  async createUpload(repository: string): Promise<UploadState> {
+    const id = randomUUID();
+    const dir = this.layout.upload(id);
+    const startedAt = new Date();
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'data'), '');
+    await this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: startedAt.toISOString() }));
+    this.uploadHashes.set(id, { hash: hashOf('sha256'), size: 0 });
+    return { id, repository, size: 0, startedAt };
+  }
+
+  async getUpload(repository: string, id: string): Promise<UploadState | undefined> {
+    if (!isUploadId(id)) return undefined;
+    const dir = this.layout.upload(id);
+    const raw = await readIfExists(path.join(dir, 'info.json'));
+    if (!raw) return undefined;
+    const info = JSON.parse(raw.toString('utf8')) as { repository: string; startedAt: string };
+    // An upload belongs to the repository it was started in; another name cannot reach it.
+    if (info.repository !== repository) return undefined;
+    try {
+      const data = await stat(path.join(dir, 'data'));
+      return { id, repository, size: data.size, startedAt: new Date(info.startedAt) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async appendUpload(upload: UploadState, source: Readable, offset?: number, signal?: AbortSignal): Promise<UploadState> {
+    return this.withUploadLock(upload.id, async () => {
+      const file = path.join(this.layout.upload(upload.id), 'data');
+      let size: number;
+      try {
+        size = (await stat(file)).size;
+      } catch (err) {
+        if (isNotFound(err)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
+        throw err;
+      }
+      if (offset !== undefined && offset !== size) {
+        source.resume();
+        throw new RegistryError('RANGE_INVALID', `chunk starts at ${offset}, upload has ${size} bytes`, undefined, {
+          headers: { Range: `0-${Math.max(0, size - 1)}`, 'Docker-Upload-UUID': upload.id },
+        });
+      }
+      let state = this.uploadHashes.get(upload.id);
+      if (state && state.size !== size) state = undefined;
+      const saved = state?.hash.copy();
+      const hashing = new HashingTransform(state?.hash ?? hashOf('sha256'));
+      try {
+        await pipeline(source, hashing, createWriteStream(file, { flags: 'a', highWaterMark: IO_CHUNK }), { signal });
+      } catch (err) {
+        // A chunk that did not arrive whole is undone, so the session stays consistent for a retry.
+        await truncate(file, size).catch(() => undefined);
+        if (state && saved) this.uploadHashes.set(upload.id, { hash: saved, size });
+        throw err;
+      }
+      if (state) this.uploadHashes.set(upload.id, { hash: hashing.hash, size: size + hashing.size });
+      else this.uploadHashes.delete(upload.id);
+      return { ...upload, size: size + hashing.size };
+    });
+  }
+
+  async completeUpload(upload: UploadState, digest: Digest): Promise<BlobStat> {
+    return this.withUploadLock(upload.id, async () => {
+      const parsed = parseDigest(digest);
+      if (!parsed) throw new RegistryError('DIGEST_INVALID');
+      const dir = this.layout.upload(upload.id);
+      const file = path.join(dir, 'data');
+      const size = (await stat(file)).size;
+      const state = this.uploadHashes.get(upload.id);
+      let actual: string;
+      if (parsed.algorithm === 'sha256' && state && state.size === size) actual = `sha256:${state.hash.digest('hex')}`;
+      else actual = await this.hashFile(file, parsed.algorithm);
+      this.uploadHashes.delete(upload.id);
+      if (actual !== digest) {
+        await rm(dir, { recursive: true, force: true });
+        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, actual });
+      }
+      await this.commitBlob(file, digest);
+      await rm(dir, { recursive: true, force: true });
+      return { digest, size };
+    });
+  }
+
+  private async hashFile(file: string, algorithm: Algorithm): Promise<string> {
+    const handle = await open(file, 'r');
+    const hashing = new HashingTransform(hashOf(algorithm));
+    await pipeline(handle.createReadStream({ highWaterMark: IO_CHUNK }), hashing, async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) void chunk;
+    });
+    return `${algorithm}:${hashing.hash.digest('hex')}`;
+  }
+
+  async cancelUpload(repository: string, id: string): Promise<boolean> {
+    const upload = await this.getUpload(repository, id);
+    if (!upload) return false;
+    this.uploadHashes.delete(id);
+    await rm(this.layout.upload(id), { recursive: true, force: true });
+    return true;
+  }
+
+  async listUploads(): Promise<UploadState[]> {
+    const out: UploadState[] = [];
+    for (const id of await listDir(this.layout.uploads)) {
+      if (!isUploadId(id)) continue;
+      const raw = await readIfExists(path.join(this.layout.upload(id), 'info.json'));
+      if (!raw) continue;
+      const info = JSON.parse(raw.toString('utf8')) as { repository: string; startedAt: string };
+      const upload = await this.getUpload(info.repository, id);
+      if (upload) out.push(upload);
+    }
+    return out;
+  }
+
+  async purgeUploads(olderThan: Date): Promise<number> {
+    let removed = 0;
+    for (const id of await listDir(this.layout.uploads)) {
+      const dir = path.join(this.layout.uploads, id);
+      let started: Date;
+      const raw = isUploadId(id) ? await readIfExists(path.join(dir, 'info.json')) : undefined;
+      if (raw) started = new Date((JSON.parse(raw.toString('utf8')) as { startedAt: string }).startedAt);
+      else started = (await stat(dir).catch(() => undefined))?.mtime ?? new Date(0);
+      if (started < olderThan) {
+        this.uploadHashes.delete(id);
+        await rm(dir, { recursive: true, force: true });
+        removed += 1;
+      }
+    }
+    return removed;
+  }
+}
+
+export async function openFilesystemStore(root: string): Promise<FilesystemStore> {
+  return new FilesystemStore(root).init();
+}

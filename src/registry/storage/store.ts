@@ -1,0 +1,88 @@
+// The one storage interface behind the registry. The filesystem driver implements it today; an
+// S3-compatible driver can later implement the same streams-in/streams-out contract.
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest.js';
+import type { Descriptor } from '../manifest.js';
+
+export interface BlobStat {
+  digest: Digest;
+  size: number;
+}
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  subject?: Digest;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface UploadState {
+  id: string;
+  repository: string;
+  size: number;
+  startedAt: Date;
+}
+
+export interface ByteRange { start: number; end: number }
+
+export interface Store {
+  readonly root: string;
+
+  // Blobs: content-addressed, shared by every repository.
+  statBlob(digest: Digest): Promise<BlobStat | undefined>;
+  /** A stream of the blob (or an inclusive byte range of it); undefined when absent. */
+  openBlob(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined>;
+  /**
+   * Streams `source` into the store; the blob becomes visible only once its digest is verified
+   * (and its size, when given). A mismatch stores nothing and throws DIGEST_INVALID/SIZE_INVALID.
+   */
+  ingestBlob(source: Readable, expected: { digest: Digest; size?: number }, signal?: AbortSignal): Promise<BlobStat>;
+  deleteBlob(digest: Digest): Promise<void>;
+  listBlobs(): AsyncIterable<BlobStat & { modified: Date }>;
+
+  // Repository membership of blobs.
+  linkBlob(repository: string, digest: Digest): Promise<void>;
+  blobLinked(repository: string, digest: Digest): Promise<boolean>;
+  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+  listBlobLinks(repository: string): Promise<Digest[]>;
+
+  // Manifests (the bytes are a blob; the repository holds a revision with its media type).
+  putManifest(repository: string, bytes: Buffer, meta: Omit<StoredManifest, 'size'>, referrer?: Descriptor): Promise<void>;
+  statManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined>;
+  getManifest(repository: string, digest: Digest): Promise<{ meta: StoredManifest; bytes: Buffer } | undefined>;
+  /** Removes the revision, every tag that points at it, and its referrer entry. */
+  deleteManifest(repository: string, digest: Digest): Promise<boolean>;
+  listManifests(repository: string): Promise<StoredManifest[]>;
+
+  // Tags.
+  resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
+  setTag(repository: string, tag: string, digest: Digest): Promise<void>;
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+  /** Sorted lexically; undefined when the repository does not exist. */
+  listTags(repository: string): Promise<string[] | undefined>;
+
+  // Referrers of a subject digest within a repository.
+  listReferrers(repository: string, subject: Digest): Promise<Descriptor[]>;
+
+  // Repositories.
+  repositoryExists(repository: string): Promise<boolean>;
+  /** Every repository name, sorted lexically. */
+  listRepositories(): Promise<string[]>;
+  deleteRepository(repository: string): Promise<boolean>;
+  /** Removes every repository whose first path component is `namespace`. */
+  deleteNamespace(namespace: string): Promise<string[]>;
+
+  // Upload sessions, kept on disk so they survive a restart.
+  createUpload(repository: string): Promise<UploadState>;
+  getUpload(repository: string, id: string): Promise<UploadState | undefined>;
+  /** Appends a chunk; `offset` (when given) must equal the current size, else RANGE_INVALID. */
+  appendUpload(upload: UploadState, source: Readable, offset?: number, signal?: AbortSignal): Promise<UploadState>;
+  /** Verifies the whole upload against `digest` and moves it into the blob store. */
+  completeUpload(upload: UploadState, digest: Digest): Promise<BlobStat>;
+  cancelUpload(repository: string, id: string): Promise<boolean>;
+  listUploads(): Promise<UploadState[]>;
+  /** Removes uploads started before `olderThan`; returns how many. */
+  purgeUploads(olderThan: Date): Promise<number>;
+}
