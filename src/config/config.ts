@@ -61,6 +61,9 @@ export interface Config {
     healthURL?: string;
     selfSigned: boolean;
     webhookConfigName: string;
+    webhookServiceName: string;
+    certSecretName: string;
+    publicHostFromService: boolean;
   };
   controller: { enabled: boolean; resyncMs: number; tokenTTLMs: number };
   gc: { intervalMs: number; keepUntagged: boolean; graceMs: number };

@@ -141,6 +141,9 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       healthURL: wh.healthURL,
       selfSigned: wh.selfSigned ?? false,
       webhookConfigName: wh.webhookConfigName ?? 'layover',
+      webhookServiceName: wh.webhookServiceName ?? 'layover-webhook',
+      certSecretName: wh.certSecretName ?? 'layover-webhook-tls',
+      publicHostFromService: wh.publicHostFromService ?? raw.registry?.publicHost === undefined,
     },
     controller: {
       enabled: raw.controller?.enabled ?? false,

@@ -88,6 +88,12 @@ export const ConfigSchema = Type.Object({
     healthURL: Type.Optional(Type.String()),
     selfSigned: Type.Optional(Type.Boolean()),
     webhookConfigName: Type.Optional(Type.String()),
+    /** The webhook's own Service (its certificate's DNS names in selfSigned mode). */
+    webhookServiceName: Type.Optional(Type.String()),
+    /** Where selfSigned mode keeps its certificate. */
+    certSecretName: Type.Optional(Type.String()),
+    /** Read the public host from the registry Service's NodePort (default: when registry.publicHost is not set). */
+    publicHostFromService: Type.Optional(Type.Boolean()),
   }, strict)),
   controller: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean()),
