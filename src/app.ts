@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
+import { createAuth, type Auth } from './registry/auth/auth.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
@@ -33,6 +34,21 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     keepAliveTimeout: 75_000,
   }) as unknown as FastifyInstance;
   const store = options.store ?? (await openFilesystemStore(config.storage.root));
-  await app.register(registryPlugin, { config, store, access: options.access, mirrors: options.mirrors });
+  let access = options.access;
+  if (!access && config.auth.enabled) {
+    const auth = await createAuth(config, { logger });
+    app.decorate('auth', auth);
+    app.addHook('onClose', async () => auth.close());
+    await auth.routes(app);
+    access = auth.access;
+  }
+  await app.register(registryPlugin, { config, store, access, mirrors: options.mirrors });
   return app;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Present when `auth.enabled`: users, tokens and the controller's namespace-token minting. */
+    auth?: Auth;
+  }
 }

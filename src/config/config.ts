@@ -39,11 +39,14 @@ export interface Config {
     enabled: boolean;
     anonymous: boolean;
     users: RawUser[];
-    usersFile?: string;
+    /** Default: `<storage.root>/_auth/users.yaml`. */
+    usersFile: string;
     keysDir: string;
     service: string;
     issuer: string;
     tokenTTLMs: number;
+    refreshTokenTTLMs: number;
+    rateLimit: { perUser: number; perClient: number; windowMs: number };
     rules: RawRule[];
     namespaceGrants: Record<string, string[]>;
   };

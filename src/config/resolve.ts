@@ -88,8 +88,16 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
   });
 
   const auth = raw.auth ?? {};
+  const accountName = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
   for (const [i, user] of (auth.users ?? []).entries()) {
     if (user.password === undefined && user.passwordHash === undefined) checked.push(`auth.users.${i}: needs password or passwordHash`);
+    if (!accountName.test(user.name) || user.name === 'namespace') checked.push(`auth.users.${i}.name: "${user.name}" is not a valid user name (a namespace: lower case, digits, . _ -)`);
+    if (prefixes.has(user.name)) checked.push(`auth.users.${i}.name: "${user.name}" is a mirror namespace`);
+    if (user.passwordHash !== undefined && !/^scrypt\$\d+\$\d+\$\d+\$[\w-]+\$[\w-]+$/.test(user.passwordHash)) checked.push(`auth.users.${i}.passwordHash: not a scrypt hash (make one with \`layover user hash\`)`);
+  }
+  const principal = /^(?:\$authenticated|\$anonymous|(?:user:|team:)?[a-z0-9]+(?:[._-][a-z0-9]+)*|namespace:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)$/;
+  for (const [i, rule] of (auth.rules ?? []).entries()) {
+    for (const p of [rule.principals].flat()) if (!principal.test(p)) checked.push(`auth.rules.${i}.principals: "${p}" is not a user, team:X, namespace:X, $authenticated or $anonymous`);
   }
   const wh = raw.webhook ?? {};
   const whListen = listen('webhook.listen', wh.listen, '0.0.0.0:8443');
@@ -119,11 +127,17 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       enabled: auth.enabled ?? false,
       anonymous: auth.anonymous ?? false,
       users: auth.users ?? [],
-      usersFile: absOpt(auth.usersFile),
+      usersFile: abs(auth.usersFile ?? path.join(storageRoot, '_auth', 'users.yaml')),
       keysDir: abs(auth.keysDir ?? path.join(storageRoot, '_keys')),
       service: auth.service ?? 'layover',
       issuer: auth.issuer ?? 'layover',
       tokenTTLMs: unit('auth.tokenTTL', auth.tokenTTL, 5 * 60_000, parseDuration),
+      refreshTokenTTLMs: unit('auth.refreshTokenTTL', auth.refreshTokenTTL, 7 * 86_400_000, parseDuration),
+      rateLimit: {
+        perUser: auth.rateLimit?.perUser ?? 5,
+        perClient: auth.rateLimit?.perClient ?? 30,
+        windowMs: unit('auth.rateLimit.window', auth.rateLimit?.window, 60_000, parseDuration),
+      },
       rules: auth.rules ?? [],
       namespaceGrants: auth.namespaceGrants ?? {},
     },

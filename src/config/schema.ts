@@ -71,6 +71,14 @@ export const ConfigSchema = Type.Object({
     service: Type.Optional(Type.String()),
     issuer: Type.Optional(Type.String()),
     tokenTTL: Type.Optional(Duration),
+    /** How long a refresh token (POST /token with access_type=offline) stays valid. */
+    refreshTokenTTL: Type.Optional(Duration),
+    /** Failed logins before a user name or a client address is locked for one window. */
+    rateLimit: Type.Optional(Type.Object({
+      perUser: Type.Optional(Type.Integer({ minimum: 1 })),
+      perClient: Type.Optional(Type.Integer({ minimum: 1 })),
+      window: Type.Optional(Duration),
+    }, strict)),
     rules: Type.Optional(Type.Array(RuleSchema)),
     /** Kubernetes namespace → extra registry namespaces it may pull. */
     namespaceGrants: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),

@@ -1,0 +1,100 @@
+// Assembles authentication for one registry process: users (config + reloaded file), signing
+// keys, token service, policy, login limiter, the Access the routes call and the /token routes.
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../../config/config.js';
+import type { Logger } from '../../log.js';
+import type { Access } from './access.js';
+import { AccessControl } from './access-control.js';
+import { Authenticator } from './authenticate.js';
+import { createFirstAdmin } from './first-admin.js';
+import { KeyRing } from './keys.js';
+import { Policy } from './policy.js';
+import { LoginLimiter } from './rate-limit.js';
+import { tokenRoutes } from './token-route.js';
+import { TokenService, type IssuedToken } from './tokens.js';
+import { UserStore } from './users.js';
+
+export interface Auth {
+  access: Access;
+  policy: Policy;
+  users: UserStore;
+  tokens: TokenService;
+  /** For the pull-secret controller. */
+  mintNamespaceToken(namespace: string): Promise<IssuedToken>;
+  currentKeyId(): string;
+  /** Registers `GET /token` and `POST /token`. */
+  routes(app: FastifyInstance): Promise<void>;
+  close(): void;
+}
+
+export interface AuthOptions {
+  logger: Logger;
+  /** Where the first admin's password is shown once (default: stderr, not the log). */
+  announce?: (message: string) => void;
+  /** How often the users file is polled for changes. */
+  reloadIntervalMs?: number;
+}
+
+export function openKeyRing(config: Config): Promise<KeyRing> {
+  return KeyRing.open(config.auth.keysDir);
+}
+
+export function tokenService(config: Config, keys: KeyRing): TokenService {
+  return new TokenService(keys, {
+    issuer: config.auth.issuer,
+    service: config.auth.service,
+    accessTTLMs: config.auth.tokenTTLMs,
+    refreshTTLMs: config.auth.refreshTokenTTLMs,
+    namespaceTTLMs: config.controller.tokenTTLMs,
+  });
+}
+
+/** The token service alone, for processes that mint namespace tokens without serving HTTP. */
+export async function openTokenService(config: Config): Promise<TokenService> {
+  return tokenService(config, await openKeyRing(config));
+}
+
+export async function createAuth(config: Config, options: AuthOptions): Promise<Auth> {
+  const log = options.logger.child({ module: 'auth' });
+  const users = new UserStore(config.auth.users, config.auth.usersFile);
+  await users.load();
+  if (users.size === 0) {
+    const admin = await createFirstAdmin(config.auth.usersFile, config.storage.root);
+    const announce = options.announce ?? ((m: string) => process.stderr.write(m));
+    announce(
+      `\nlayover: no users were configured, so user "${admin.name}" was created with password\n\n    ${admin.password}\n\n`
+        + `It is shown only this once and is stored in ${admin.passwordFile} (mode 0600).\n`
+        + `Change it with: layover user passwd ${admin.name}\n\n`,
+    );
+    log.warn({ user: admin.name, passwordFile: admin.passwordFile }, 'created the first admin user');
+    await users.load();
+  }
+  users.watch((err) => {
+    if (err) log.error({ file: users.file, problem: err.message }, 'users file not reloaded; previous users stay in force');
+    else log.info({ file: users.file, users: users.size }, 'users file reloaded');
+  }, options.reloadIntervalMs);
+
+  const keys = await openKeyRing(config);
+  keys.watch((err) => log.error({ problem: err.message }, 'signing keys not reloaded'));
+  const tokens = tokenService(config, keys);
+  const policy = new Policy(config);
+  const limiter = new LoginLimiter(config.auth.rateLimit);
+  const authn = new Authenticator(users, tokens, limiter);
+  const access = new AccessControl(config, policy, authn);
+
+  return {
+    access,
+    policy,
+    users,
+    tokens,
+    mintNamespaceToken: (namespace) => tokens.mintNamespaceToken(namespace),
+    currentKeyId: () => tokens.currentKeyId(),
+    async routes(app) {
+      await app.register(tokenRoutes, { config, policy, authn });
+    },
+    close() {
+      users.close();
+      keys.close();
+    },
+  };
+}
