@@ -1,0 +1,75 @@
+// Whether the registry answers, as the webhook needs to know on every review without waiting:
+// a cached answer, refreshed in the background. Any HTTP answer below 500 (200, or 401 when
+// auth is on) means it is up; a refused connection, a timeout or a 5xx means it is down.
+import { Agent, request } from 'undici';
+import type { Config } from '../config/config.js';
+import type { Logger } from '../log.js';
+
+export interface RegistryHealth {
+  healthy(): boolean;
+  /** Checks now and updates the cached answer. */
+  refresh(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export interface HealthOptions {
+  url: string;
+  logger: Logger;
+  intervalMs?: number;
+  timeoutMs?: number;
+}
+
+/** `webhook.healthURL`, or the registry's own `/v2/` on the address it listens on. */
+export function defaultHealthURL(config: Config): string {
+  if (config.webhook.healthURL) return config.webhook.healthURL;
+  const { host, port, tls } = config.registry;
+  const target = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  return `${tls ? 'https' : 'http'}://${target}:${port}/v2/`;
+}
+
+export function startHealthCheck(options: HealthOptions): RegistryHealth {
+  const intervalMs = options.intervalMs ?? 5_000;
+  const timeoutMs = options.timeoutMs ?? 2_000;
+  // Only liveness is read from the answer and nothing is sent, so the registry's certificate
+  // (often self-signed inside a cluster) is not verified here.
+  const dispatcher = new Agent({ connect: { timeout: timeoutMs, rejectUnauthorized: false }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  let state = false;
+  let checked = false;
+  let inFlight: Promise<boolean> | undefined;
+
+  async function probe(): Promise<{ up: boolean; detail: string }> {
+    try {
+      const res = await request(options.url, { method: 'GET', dispatcher, signal: AbortSignal.timeout(timeoutMs) });
+      await res.body.dump();
+      return { up: res.statusCode < 500, detail: `HTTP ${res.statusCode}` };
+    } catch (err) {
+      return { up: false, detail: (err as NodeJS.ErrnoException).code ?? (err as Error).name };
+    }
+  }
+
+  async function refresh(): Promise<boolean> {
+    inFlight ??= probe().then(({ up, detail }) => {
+      if (!checked || up !== state) {
+        if (up) options.logger.info({ url: options.url, detail }, 'registry health check: up');
+        else options.logger.warn({ url: options.url, detail }, 'registry health check: down; Pods keep their original images');
+      }
+      state = up;
+      checked = true;
+      inFlight = undefined;
+      return up;
+    });
+    return inFlight;
+  }
+
+  const timer = setInterval(() => void refresh(), intervalMs);
+  timer.unref();
+  return {
+    healthy: () => state,
+    refresh,
+    async close() {
+      clearInterval(timer);
+      await inFlight;
+      await dispatcher.close();
+    },
+  };
+}

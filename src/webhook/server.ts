@@ -1,0 +1,174 @@
+// The webhook's HTTPS listener: POST /mutate answers AdmissionReviews, /healthz and /readyz
+// for the kubelet, /metrics for Prometheus. The certificate is swapped in place when it changes.
+import type { Server as TlsServer } from 'node:tls';
+import Fastify, { LogController, type FastifyError } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config/config.js';
+import type { Kube } from '../k8s/kube.js';
+import { resolvePublicHost } from '../k8s/public-host.js';
+import type { Logger } from '../log.js';
+import { watchCertificateFiles, type CertificateWatch, type KeyPair } from './certificate.js';
+import { defaultHealthURL, startHealthCheck, type RegistryHealth } from './health.js';
+import { createWebhookMetrics } from './metrics.js';
+import { mutatePod, type MutationSettings } from './mutate.js';
+import { podOf, readReview, reviewResponse, ReviewError } from './review.js';
+import { mirrorTargetFromConfig } from './rewrite.js';
+import { ensureSelfSignedCertificate, generateCertificate, serviceDNSNames } from './selfsigned.js';
+
+export interface WebhookDeps {
+  logger: Logger;
+  /** Needed for selfSigned mode (Secret, caBundle) and to read the registry Service's NodePort. */
+  kube?: Kube;
+  /** Where the webhook's metrics go; a private registry (served on /metrics) when absent. */
+  metrics?: Registry;
+  /** Replaces the HTTP health check of the registry (tests, or a registry in the same process). */
+  health?: RegistryHealth;
+}
+
+export interface WebhookServer {
+  close(): Promise<void>;
+  url: string;
+}
+
+/** Bodies kube-apiserver sends are bounded by its own 3 MiB request limit. */
+const BODY_LIMIT = 4 * 1024 * 1024;
+const DAY = 86_400_000;
+
+export function mutationSettings(config: Config, publicHost: string): MutationSettings {
+  return {
+    target: mirrorTargetFromConfig(config, publicHost),
+    pullSecretName: config.webhook.pullSecretName,
+    originalImagesAnnotation: config.webhook.originalImagesAnnotation,
+    optOutLabel: config.webhook.optOutLabel,
+    skipNamespaces: new Set([config.webhook.ownNamespace, 'kube-system']),
+    pullSecretRequired: config.auth.enabled && !config.auth.anonymous,
+  };
+}
+
+async function initialCertificate(config: Config, deps: WebhookDeps, install: (pair: KeyPair) => void): Promise<{ pair: KeyPair; stop(): void }> {
+  const { logger, kube } = deps;
+  const wh = config.webhook;
+  if (wh.tls) {
+    const watch: CertificateWatch = await watchCertificateFiles(wh.tls, install, logger);
+    return { pair: watch.current(), stop: () => watch.close() };
+  }
+  if (!wh.selfSigned) throw new Error('the webhook needs webhook.tls (certificate files) or webhook.selfSigned: true');
+  const dnsNames = serviceDNSNames(wh.webhookServiceName, wh.ownNamespace);
+  if (!kube) {
+    // Outside a cluster nothing can trust a CA it never sees; this serves a throwaway certificate.
+    logger.warn('webhook.selfSigned without a Kubernetes client: serving a certificate no apiserver trusts');
+    return { pair: await generateCertificate([...dnsNames, 'localhost'], ['127.0.0.1']), stop: () => {} };
+  }
+  const ensure = () => ensureSelfSignedCertificate({ kube, namespace: wh.ownNamespace, secretName: wh.certSecretName, webhookConfigName: wh.webhookConfigName, dnsNames, logger });
+  const pair = await ensure();
+  let current = pair.cert;
+  // Renewal happens 30 days before expiry; checking daily is plenty.
+  const timer = setInterval(() => {
+    ensure().then((next) => {
+      if (next.cert !== current) {
+        current = next.cert;
+        install(next);
+      }
+    }, (err: unknown) => logger.warn({ err: (err as Error).message }, 'webhook certificate renewal failed; retrying tomorrow'));
+  }, DAY);
+  timer.unref();
+  return { pair, stop: () => clearInterval(timer) };
+}
+
+export async function startWebhook(config: Config, deps: WebhookDeps): Promise<WebhookServer> {
+  const logger = deps.logger.child({ module: 'webhook' });
+  let settings = mutationSettings(config, config.registry.publicHost);
+  let publicHostTimer: NodeJS.Timeout | undefined;
+  const learnPublicHost = async () => {
+    try {
+      const { host, from } = await resolvePublicHost(config, deps.kube);
+      if (host !== settings.target.publicHost || from === 'service') logger.info({ publicHost: host, from }, 'webhook rewrites images to this host');
+      settings = mutationSettings(config, host);
+      return true;
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, fallback: settings.target.publicHost }, 'cannot read the registry Service NodePort; retrying');
+      return false;
+    }
+  };
+  if (!(await learnPublicHost())) {
+    publicHostTimer = setInterval(() => void learnPublicHost().then((ok) => ok && clearInterval(publicHostTimer)), 30_000);
+    publicHostTimer.unref();
+  }
+
+  const health = deps.health ?? startHealthCheck({ url: defaultHealthURL(config), logger });
+  if (!deps.health) await health.refresh();
+  const metrics = createWebhookMetrics(() => health.healthy(), deps.metrics);
+
+  let server: TlsServer | undefined;
+  const certificate = await initialCertificate(config, { ...deps, logger }, (pair) => server?.setSecureContext(pair));
+  const app = Fastify({
+    loggerInstance: logger,
+    https: { ...certificate.pair, minVersion: 'TLSv1.2' },
+    bodyLimit: BODY_LIMIT,
+    logController: new LogController({ disableRequestLogging: true }),
+    // kube-apiserver keeps connections open between reviews.
+    keepAliveTimeout: 90_000,
+    return503OnClosing: true,
+  });
+  server = app.server as unknown as TlsServer;
+
+  app.setErrorHandler((err: FastifyError, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) logger.error({ err }, 'webhook request failed');
+    metrics.decisions.inc({ outcome: 'rejected', reason: status === 500 ? 'error' : 'malformed' });
+    void reply.code(status).send({ error: status === 500 ? 'internal error' : `malformed AdmissionReview: ${err.message}` });
+  });
+
+  app.post('/mutate', async (req, reply) => {
+    const started = process.hrtime.bigint();
+    let request;
+    try {
+      request = readReview(req.body);
+    } catch (err) {
+      if (!(err instanceof ReviewError)) throw err;
+      metrics.decisions.inc({ outcome: 'rejected', reason: 'malformed' });
+      return reply.code(400).send({ error: `malformed AdmissionReview: ${err.message}` });
+    }
+    const found = podOf(request.object);
+    let result;
+    if ('problem' in found) {
+      result = { patch: [], warnings: [`layover: ${found.problem}; not changed`], outcome: 'skipped' as const, reason: 'not-a-pod' as const };
+    } else {
+      const old = podOf(request.oldObject);
+      result = mutatePod({
+        operation: request.operation,
+        subResource: request.subResource,
+        namespace: request.namespace ?? found.pod.metadata?.namespace ?? '',
+        pod: found.pod,
+        oldPod: 'pod' in old ? old.pod : undefined,
+        registryHealthy: health.healthy(),
+      }, settings);
+    }
+    metrics.decisions.inc({ outcome: result.outcome, reason: result.reason });
+    metrics.latency.observe({ outcome: result.outcome }, Number(process.hrtime.bigint() - started) / 1e9);
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug({ uid: request.uid, namespace: request.namespace, name: request.name, operation: request.operation, dryRun: request.dryRun === true, outcome: result.outcome, reason: result.reason }, 'admission review');
+    }
+    return reviewResponse(request.uid, result.patch, result.warnings);
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async () => ({ status: 'ok', registry: health.healthy() ? 'up' : 'down' }));
+  if (!deps.metrics) {
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  }
+
+  const address = await app.listen({ host: config.webhook.host, port: config.webhook.port });
+  logger.info({ address, publicHost: settings.target.publicHost }, 'layover webhook listening');
+  const url = address.replace(/^http:/, 'https:');
+
+  return {
+    url,
+    async close() {
+      clearInterval(publicHostTimer);
+      certificate.stop();
+      await app.close();
+      if (!deps.health) await health.close();
+    },
+  };
+}
