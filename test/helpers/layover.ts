@@ -17,11 +17,13 @@ import { waitForHttp } from './wait-for.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
 export interface LayoverOptions {
   /** Reuse this storage root (e.g. a second layover over the same data); a fresh one otherwise. */
   root?: string;
   /** Log level for the log file (default `info`); logs never go to the test output. */
-  logLevel?: NonNullable<RawConfig['log']>['level'];
+  logLevel?: LogLevel;
 }
 
 export interface RunningLayover {

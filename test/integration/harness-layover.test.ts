@@ -7,7 +7,7 @@ import { getBytes } from '../helpers/registry-client.js';
 
 describe('startLayover', () => {
   it('listens on 127.0.0.1 with a fresh root, auth off, and the real port in the config', async () => {
-    const layover = await startLayover({ log: { level: 'debug' } });
+    const layover = await startLayover({}, { logLevel: 'debug' });
     try {
       expect(layover.host).toBe(`127.0.0.1:${layover.port}`);
       expect(layover.config.registry.port).toBe(layover.port);
