@@ -2,11 +2,19 @@
 import { ConfigError } from '../config/resolve.js';
 import { UsageError } from './args.js';
 import { SERVE_HELP, serve } from './serve.js';
+import { LOGIN_HELP, login } from './login.js';
+import { TEAM_HELP, team } from './team.js';
+import { TOKEN_HELP, token } from './token.js';
+import { USER_HELP, user } from './user.js';
 
 type Command = { summary: string; help: string; run: (argv: string[]) => Promise<void> };
 
 const COMMANDS: Record<string, Command> = {
   serve: { summary: 'run the registry (and webhook/controller when configured)', help: SERVE_HELP, run: serve },
+  user: { summary: 'add, remove or change registry users (users file)', help: USER_HELP, run: user },
+  team: { summary: 'add or remove teams and their members', help: TEAM_HELP, run: team },
+  token: { summary: 'mint namespace tokens; rotate signing keys', help: TOKEN_HELP, run: token },
+  login: { summary: 'store registry credentials in ~/.docker/config.json', help: LOGIN_HELP, run: login },
 };
 
 function usage(): string {
