@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startContainerd, type Containerd } from '../helpers/containerd.js';
+import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js';
 import { startCountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { buildIndex, buildManifest, computeDigest, emptyConfig, MediaType, randomBlob } from '../helpers/oci-content.js';
@@ -111,6 +111,21 @@ describe('containerd', () => {
     for (const layer of image.layers) expect(files).toContainEqual({ path: layer.fileName, size: layer.fileSize });
   });
 
+  it('pulls through a hosts.toml mirror, sending ?ns= and never the real host', async () => {
+    const relay = await startCountingProxy(registry.url);
+    const hosts = path.join(work.path, 'hosts');
+    try {
+      await writeHostsToml(hosts, 'docker.io', relay.url);
+      await containerd.pullWithCtr('docker.io/harness/img:v1', { hostsDir: hosts });
+      expect((await containerd.images()).find((i) => i.ref === 'docker.io/harness/img:v1')?.digest).toBe(image.manifest.digest);
+      const manifestGets = relay.requests().filter((r) => r.path === '/v2/harness/img/manifests/v1');
+      expect(manifestGets.length).toBeGreaterThan(0);
+      for (const r of relay.requests().filter((r) => r.path !== '/v2/')) expect(r.query).toBe('ns=docker.io');
+    } finally {
+      await relay.close();
+    }
+  });
+
   it('fails a pull of a tag that does not exist', async () => {
     await expect(containerd.pullWithCtr(`${registry.host}/harness/img:nope`, { plainHttp: true })).rejects.toThrow(/not found/);
   });
@@ -182,6 +197,9 @@ describe('docker-registry modes', () => {
       expect((await getBytes(`${secured.url}/v2/`)).status).toBe(401);
       expect(secured.accessLog().some((r) => r.status === 401 && r.path === '/v2/')).toBe(true);
       expect(readFileSync(path.join(secured.root, '..', 'htpasswd'), 'utf8')).not.toContain(user.password);
+      await expect(containerd.pullWithCtr(`${secured.host}/sec/img:1`, { plainHttp: true })).rejects.toThrow(/401|unauthorized/i);
+      await containerd.pullWithCtr(`${secured.host}/sec/img:1`, { plainHttp: true, user });
+      expect((await containerd.images()).map((i) => i.ref)).toContain(`${secured.host}/sec/img:1`);
     } finally {
       await secured.close();
     }
