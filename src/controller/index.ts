@@ -1,0 +1,212 @@
+// The pull-secret controller: watches namespaces, and for each one that needs attention reads its
+// Secret, asks reconcile() what to do and does it. One namespace at a time, retried with backoff.
+import type { Config } from '../config/config.js';
+import { isConflict, type Kube, type NamespaceObject, type NamespaceWatch, type SecretObject } from '../k8s/kube.js';
+import { resolvePublicHost } from '../k8s/public-host.js';
+import type { Logger } from '../log.js';
+import { buildPullSecret, registryHosts } from './pull-secret.js';
+import { isOptedIn, reconcile, type Action, type ReconcileSettings } from './reconcile.js';
+
+export interface NamespaceToken { token: string; expiresAt: Date; keyId: string }
+
+export interface ControllerDeps {
+  logger: Logger;
+  kube: Kube;
+  /** Mints a token for principal `namespace:<namespace>` (the auth module's TokenService). */
+  mintNamespaceToken(namespace: string): Promise<NamespaceToken>;
+  /** The id of the key new tokens are signed with; a change refreshes every secret. */
+  currentKeyId(): string;
+  now?: () => Date;
+  /** How often currentKeyId() is compared with the last one seen. */
+  keyPollMs?: number;
+}
+
+export interface Controller {
+  close(): Promise<void>;
+  /** Resolves when nothing is queued or being worked on (for tests and orderly shutdown). */
+  idle(): Promise<void>;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const BACKOFF_BASE_MS = 1_000;
+const BACKOFF_MAX_MS = 5 * 60_000;
+
+export function reconcileSettings(config: Config): ReconcileSettings {
+  return {
+    optInLabel: config.webhook.namespaceLabel,
+    secretName: config.webhook.pullSecretName,
+    excludedNamespaces: new Set([config.webhook.ownNamespace, 'kube-system']),
+    refreshBeforeMs: Math.floor(config.controller.tokenTTLMs / 3),
+  };
+}
+
+export async function startController(config: Config, deps: ControllerDeps): Promise<Controller> {
+  const logger = deps.logger.child({ module: 'controller' });
+  const { kube } = deps;
+  const now = deps.now ?? (() => new Date());
+  const settings = reconcileSettings(config);
+  const { host: publicHost } = await resolvePublicHost(config, kube);
+  const hosts = registryHosts(publicHost);
+
+  const queue = new Set<string>();
+  const timers = new Map<string, NodeJS.Timeout>();
+  const failures = new Map<string, number>();
+  /** Conflicts already reported, by namespace → secret uid@resourceVersion, so an Event is recorded once. */
+  const reported = new Map<string, string>();
+  const seen = new Map<string, boolean>();
+  let watch: NamespaceWatch | undefined;
+  let working: Promise<void> | undefined;
+  let closed = false;
+  let lastKeyId = deps.currentKeyId();
+
+  const namespaceNamed = (name: string) => watch?.list().find((ns) => ns.name === name);
+
+  function later(name: string, delayMs: number): void {
+    clearTimeout(timers.get(name));
+    timers.set(name, setTimeout(() => {
+      timers.delete(name);
+      enqueue(name);
+    }, Math.min(Math.max(delayMs, 0), MAX_TIMER_MS)).unref());
+  }
+
+  function enqueue(name: string): void {
+    if (closed) return;
+    queue.add(name);
+    working ??= drain().finally(() => {
+      working = undefined;
+      if (queue.size && !closed) enqueue([...queue][0] as string);
+    });
+  }
+
+  async function drain(): Promise<void> {
+    while (queue.size && !closed) {
+      const name = [...queue][0] as string;
+      queue.delete(name);
+      const ns = namespaceNamed(name);
+      if (!ns) continue;
+      try {
+        await handle(ns);
+        failures.delete(name);
+      } catch (err) {
+        const attempt = (failures.get(name) ?? 0) + 1;
+        failures.set(name, attempt);
+        const delay = Math.min(BACKOFF_BASE_MS * 2 ** (attempt - 1), BACKOFF_MAX_MS);
+        logger.warn({ namespace: name, err: (err as Error).message, retryInMs: delay }, 'pull secret reconciliation failed');
+        later(name, delay);
+      }
+    }
+  }
+
+  async function handle(ns: NamespaceObject): Promise<void> {
+    const secret = await kube.readSecret(ns.name, settings.secretName);
+    const action = reconcile({ namespace: ns, secret, currentKeyId: deps.currentKeyId(), hosts, now: now() }, settings);
+    await perform(ns, action, secret);
+  }
+
+  /** Mints and stores a fresh token; false when the Secret changed under us (requeued). */
+  async function write(ns: NamespaceObject, mode: 'create' | 'replace', resourceVersion?: string): Promise<boolean> {
+    const issued = await deps.mintNamespaceToken(ns.name);
+    const secret = buildPullSecret({ namespace: ns.name, name: settings.secretName, hosts, ...issued, resourceVersion });
+    try {
+      if (mode === 'create') await kube.createSecret(ns.name, secret);
+      else await kube.replaceSecret(ns.name, secret);
+    } catch (err) {
+      // Someone wrote the Secret between our read and write: look again rather than overwrite.
+      if (!isConflict(err)) throw err;
+      enqueue(ns.name);
+      return false;
+    }
+    const refreshAt = issued.expiresAt.getTime() - settings.refreshBeforeMs;
+    if (refreshAt - now().getTime() < config.controller.resyncMs) later(ns.name, refreshAt - now().getTime());
+    return true;
+  }
+
+  async function perform(ns: NamespaceObject, action: Action, secret: SecretObject | undefined): Promise<void> {
+    const log = { namespace: ns.name, secret: settings.secretName };
+    switch (action.type) {
+      case 'none':
+        if (action.reason === 'up-to-date' && action.recheckAt.getTime() - now().getTime() < config.controller.resyncMs) {
+          later(ns.name, action.recheckAt.getTime() - now().getTime());
+        }
+        return;
+      case 'create':
+        if (await write(ns, 'create')) logger.info(log, 'pull secret created');
+        return;
+      case 'refresh':
+        if (await write(ns, 'replace', action.resourceVersion)) logger.info({ ...log, reason: action.reason }, 'pull secret refreshed');
+        return;
+      case 'delete':
+        await kube.deleteSecret(ns.name, settings.secretName, action.uid);
+        logger.info({ ...log, reason: action.reason }, 'pull secret removed');
+        return;
+      case 'conflict': {
+        const version = `${secret?.metadata.uid ?? ''}@${secret?.metadata.resourceVersion ?? ''}`;
+        if (reported.get(ns.name) === version) return;
+        const message = `Secret ${settings.secretName} exists and is not managed by layover; it was left unchanged, so Pods here will not get layover's pull credentials`;
+        logger.warn(log, 'pull secret name taken by a Secret layover does not manage; left unchanged');
+        await kube.createEvent(ns.name, {
+          involved: { kind: 'Secret', apiVersion: 'v1', name: settings.secretName, namespace: ns.name, uid: secret?.metadata.uid },
+          type: 'Warning',
+          reason: 'PullSecretConflict',
+          message,
+        });
+        reported.set(ns.name, version);
+        return;
+      }
+    }
+  }
+
+  watch = await kube.watchNamespaces({
+    upsert(ns) {
+      const optedIn = isOptedIn(ns, settings);
+      const before = seen.get(ns.name);
+      seen.set(ns.name, optedIn);
+      // Namespaces that never opted in are looked at once (a secret may be left from before), then ignored.
+      if (optedIn || before === undefined || before !== optedIn) enqueue(ns.name);
+    },
+    remove(ns) {
+      seen.delete(ns.name);
+      reported.delete(ns.name);
+      clearTimeout(timers.get(ns.name));
+      timers.delete(ns.name);
+    },
+    error(err) {
+      logger.warn({ err: (err as Error).message }, 'namespace watch failed; restarting');
+    },
+  });
+  for (const ns of watch.list()) {
+    if (!seen.has(ns.name)) {
+      seen.set(ns.name, isOptedIn(ns, settings));
+      enqueue(ns.name);
+    }
+  }
+
+  const resync = setInterval(() => {
+    for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
+  }, config.controller.resyncMs);
+  resync.unref();
+  const keyPoll = setInterval(() => {
+    const keyId = deps.currentKeyId();
+    if (keyId === lastKeyId) return;
+    lastKeyId = keyId;
+    logger.info('token signing key rotated; refreshing pull secrets');
+    for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
+  }, deps.keyPollMs ?? 10_000);
+  keyPoll.unref();
+  logger.info({ hosts, label: `${settings.optInLabel}=enabled`, secret: settings.secretName }, 'pull secret controller started');
+
+  return {
+    async idle() {
+      while (working) await working;
+    },
+    async close() {
+      closed = true;
+      clearInterval(resync);
+      clearInterval(keyPoll);
+      for (const t of timers.values()) clearTimeout(t);
+      timers.clear();
+      await working;
+      await watch?.stop();
+    },
+  };
+}
