@@ -84,7 +84,8 @@ describe('reconcile: opted-in namespaces', () => {
 
 describe('reconcile: namespaces that are not (or no longer) opted in', () => {
   it('removes its secret when the label is removed or changed', () => {
-    for (const labels of [{}, { 'layover.dev/mirror': 'disabled' }, { 'layover.dev/mirror': '' }, { other: 'enabled' }]) {
+    const variants: Array<Record<string, string>> = [{}, { 'layover.dev/mirror': 'disabled' }, { 'layover.dev/mirror': '' }, { other: 'enabled' }];
+    for (const labels of variants) {
       expect(reconcile(observe({ namespace: ns('team-a', labels), secret: managed('team-a') }), settings)).toEqual({ type: 'delete', reason: 'opted-out', uid: 'uid-1' });
     }
   });
