@@ -93,18 +93,27 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const root = opts.root ?? path.join(tmp.path, 'data');
   const logFile = path.join(tmp.path, 'layover.log');
   const logStream = createWriteStream(logFile, { flags: 'a' });
+  const fail = async (err: unknown): Promise<never> => {
+    await new Promise<void>((resolve) => logStream.end(resolve));
+    tmp.cleanup();
+    throw err;
+  };
   for (let attempt = 0; ; attempt++) {
     const port = raw.registry?.listen ? undefined : await freePort();
-    const config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info'), { baseDir: tmp.path });
-    const app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
+    let config: Config;
+    let app: FastifyInstance;
+    try {
+      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info'), { baseDir: tmp.path });
+      app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
+    } catch (err) {
+      return fail(err);
+    }
     try {
       await app.listen({ host: config.registry.host, port: config.registry.port });
     } catch (err) {
       await app.close();
       if (isAddressInUse(err) && port !== undefined && attempt < 5) continue;
-      logStream.end();
-      tmp.cleanup();
-      throw err;
+      return fail(err);
     }
     const address = app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : config.registry.port;
@@ -134,8 +143,14 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const root = opts.root ?? path.join(tmp.path, 'data');
   const port = await freePort();
   const effective = testRaw(raw, root, port, opts.logLevel ?? 'info');
-  // Resolving here reports a bad configuration as an error in the test, not as a silent exit.
-  const config = resolveConfig(effective, { baseDir: tmp.path });
+  let config: Config;
+  try {
+    // Resolving here reports a bad configuration as an error in the test, not as a silent exit.
+    config = resolveConfig(effective, { baseDir: tmp.path });
+  } catch (err) {
+    tmp.cleanup();
+    throw err;
+  }
   const configFile = path.join(tmp.path, 'layover.yaml');
   writeFileSync(configFile, stringify(effective), { mode: 0o600 });
   const logFile = path.join(tmp.path, 'layover.log');

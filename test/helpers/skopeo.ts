@@ -7,11 +7,14 @@ import { runTool } from './run-tool.js';
 
 export interface Creds { user: string; password: string }
 
-let sandbox: { dir: string; env: NodeJS.ProcessEnv } | undefined;
-
-function isolation() {
-  if (sandbox) return sandbox;
-  const dir = makeTempDir('layover-skopeo-').path;
+/**
+ * A private HOME, registries.conf, auth file and TMPDIR for one skopeo run: nothing from the
+ * user's environment leaks in, and no blob-info cache carries over between runs (it would make
+ * skopeo try cross-repository mounts that a test did not ask for).
+ */
+function sandbox(): { dir: string; env: NodeJS.ProcessEnv; cleanup(): void } {
+  const tmp = makeTempDir('layover-skopeo-');
+  const dir = tmp.path;
   writeFileSync(path.join(dir, 'registries.conf'), 'unqualified-search-registries = []\n');
   writeFileSync(path.join(dir, 'auth.json'), '{"auths":{}}\n');
   const env: NodeJS.ProcessEnv = {
@@ -19,12 +22,12 @@ function isolation() {
     HOME: dir,
     XDG_RUNTIME_DIR: dir,
     XDG_CONFIG_HOME: dir,
+    XDG_DATA_HOME: dir,
     TMPDIR: dir,
     CONTAINERS_REGISTRIES_CONF: path.join(dir, 'registries.conf'),
     REGISTRY_AUTH_FILE: path.join(dir, 'auth.json'),
   };
-  sandbox = { dir, env };
-  return sandbox;
+  return { dir, env, cleanup: tmp.cleanup };
 }
 
 function credsArg(flag: string, creds: Creds | undefined): string[] {
@@ -33,9 +36,14 @@ function credsArg(flag: string, creds: Creds | undefined): string[] {
 
 /** Runs `skopeo --insecure-policy ARGS` in the sandbox; resolves stdout, rejects with stderr. */
 export async function skopeo(args: string[], timeoutMs = 300_000): Promise<string> {
-  const { dir, env } = isolation();
-  const { stdout } = await runTool('skopeo', ['--insecure-policy', '--registries.d', dir, ...args], { env, timeoutMs });
-  return stdout;
+  const box = sandbox();
+  try {
+    const expanded = args.map((a) => (a === AUTHFILE ? path.join(box.dir, 'auth.json') : a));
+    const { stdout } = await runTool('skopeo', ['--insecure-policy', '--registries.d', box.dir, ...expanded], { env: box.env, timeoutMs });
+    return stdout;
+  } finally {
+    box.cleanup();
+  }
 }
 
 /** Like `skopeo` but returns stdout as raw bytes (manifests must be compared byte for byte). */
@@ -44,8 +52,11 @@ async function skopeoBytes(args: string[]): Promise<Buffer> {
   return Buffer.from(out, 'utf8');
 }
 
+/** Stands for the sandbox's auth file in argument lists; `skopeo()` substitutes the path. */
+const AUTHFILE = '\0authfile';
+
 function authFile(): string[] {
-  return ['--authfile', path.join(isolation().dir, 'auth.json')];
+  return ['--authfile', AUTHFILE];
 }
 
 export interface CopyOptions {
