@@ -1,0 +1,107 @@
+// deploy/ for the webhook and controller, rendered by kubectl kustomize and checked against what
+// the webhook and controller expect: names, selectors, policies, mounts and least-privilege RBAC.
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { runTool } from '../helpers/run-tool.js';
+
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string> }; [k: string]: unknown };
+
+async function render(dir: string): Promise<Obj[]> {
+  const { stdout } = await runTool('kubectl', ['kustomize', dir]);
+  return parseAllDocuments(stdout).map((d) => d.toJS() as Obj);
+}
+const find = (objs: Obj[], kind: string, name: string): Obj => {
+  const found = objs.find((o) => o.kind === kind && o.metadata.name === name);
+  if (!found) throw new Error(`${kind}/${name} not rendered`);
+  return found;
+};
+/** The value at a dotted path (`spec.template.spec.containers.0`); throws when a step is missing. */
+function at<T>(value: unknown, dotted: string): T {
+  let current = value;
+  for (const step of dotted.split('.')) {
+    if (typeof current !== 'object' || current === null || !(step in current)) throw new Error(`no ${dotted} (stopped at ${step})`);
+    current = (current as Record<string, unknown>)[step];
+  }
+  return current as T;
+}
+type Mount = { name: string; mountPath: string; subPath?: string };
+type Rule = { verbs: string[] };
+
+describe('deploy/base (webhook and controller)', async () => {
+  const objs = await render('deploy/base');
+
+  it('renders every object with an apiVersion, kind and name', () => {
+    expect(objs.length).toBeGreaterThanOrEqual(14);
+    for (const o of objs) {
+      expect(o.apiVersion).toMatch(/^[a-z0-9.]*\/?v1$/);
+      expect(o.metadata.name).toMatch(/^[a-z0-9][-a-z0-9.]*$/);
+    }
+  });
+
+  it('MutatingWebhookConfiguration: as the issue specifies', () => {
+    const config = find(objs, 'MutatingWebhookConfiguration', 'layover');
+    expect(at<unknown[]>(config, 'webhooks')).toHaveLength(1);
+    const wh = at<Record<string, unknown>>(config, 'webhooks.0');
+    expect(wh).toMatchObject({
+      admissionReviewVersions: ['v1'],
+      sideEffects: 'None',
+      failurePolicy: 'Ignore',
+      timeoutSeconds: 5,
+      reinvocationPolicy: 'IfNeeded',
+      clientConfig: { service: { name: 'layover-webhook', namespace: 'layover', path: '/mutate', port: 443 } },
+    });
+    expect(wh.rules).toEqual([{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['pods', 'pods/ephemeralcontainers'], scope: 'Namespaced' }]);
+    expect(at(wh, 'namespaceSelector.matchExpressions')).toEqual([
+      { key: 'layover.dev/mirror', operator: 'In', values: ['enabled'] },
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: ['kube-system', 'layover'] },
+    ]);
+    expect(at(wh, 'objectSelector.matchExpressions')).toEqual([{ key: 'layover.dev/skip', operator: 'NotIn', values: ['true'] }]);
+  });
+
+  it('the webhook ConfigMap is a valid layover configuration matching the manifests', () => {
+    const cm = find(objs, 'ConfigMap', 'layover-webhook');
+    const config = resolveConfig(parse(at<Record<string, string>>(cm, 'data')['config.yaml'] ?? ''), { source: 'configmap', baseDir: '/' });
+    const deployment = find(objs, 'Deployment', 'layover-webhook');
+    const pod = at<Record<string, unknown>>(deployment, 'spec.template.spec');
+    const container = at<Record<string, unknown>>(pod, 'containers.0');
+    const tlsMount = at<Mount[]>(container, 'volumeMounts').find((m) => m.name === 'tls');
+    if (!tlsMount) throw new Error('no tls mount');
+    expect(config.webhook.tls?.cert.startsWith(`${tlsMount.mountPath}/`)).toBe(true);
+    expect(tlsMount.subPath).toBeUndefined();
+    expect(at(at<Array<{ name: string }>>(pod, 'volumes').find((v) => v.name === 'tls'), 'secret.secretName')).toBe(config.webhook.certSecretName);
+    expect(at(container, 'ports.0.containerPort')).toBe(config.webhook.port);
+    expect(config.webhook.publicHostFromService).toBe(true);
+    expect(config.webhook.pullSecretName).toBe('layover-pull');
+    expect(pod.serviceAccountName).toBe('layover-webhook');
+    expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });
+    expect(at(deployment, 'spec.replicas')).toBe(2);
+    const service = find(objs, 'Service', 'layover-webhook');
+    expect(at(service, 'spec.selector')).toEqual(at(deployment, 'spec.selector.matchLabels'));
+    expect(at(find(objs, 'PodDisruptionBudget', 'layover-webhook'), 'spec.selector.matchLabels')).toEqual(at(deployment, 'spec.selector.matchLabels'));
+  });
+
+  it('RBAC: the controller gets namespaces list/watch, the pull secret by name, events; the webhook only its own objects', () => {
+    const controller = at<Rule[]>(find(objs, 'ClusterRole', 'layover-controller'), 'rules');
+    expect(controller).toContainEqual({ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] });
+    expect(controller).toContainEqual({ apiGroups: [''], resources: ['secrets'], resourceNames: ['layover-pull'], verbs: ['get', 'update', 'delete'] });
+    expect(controller).toContainEqual({ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] });
+    for (const rule of controller) expect(rule.verbs).not.toContain('*');
+    const webhookCluster = at<Rule[]>(find(objs, 'ClusterRole', 'layover-webhook'), 'rules');
+    expect(webhookCluster).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['layover'], verbs: ['get', 'update'] }]);
+    const webhookRole = find(objs, 'Role', 'layover-webhook');
+    expect(webhookRole.metadata.namespace).toBe('layover');
+    expect(at<Rule[]>(webhookRole, 'rules')).toContainEqual({ apiGroups: [''], resources: ['services'], resourceNames: ['layover-registry'], verbs: ['get'] });
+  });
+});
+
+describe('deploy/overlays/cert-manager', async () => {
+  const objs = await render('deploy/overlays/cert-manager');
+  it('issues the Secret the webhook mounts and injects the caBundle from that Certificate', () => {
+    const cert = find(objs, 'Certificate', 'layover-webhook');
+    expect(at(cert, 'spec.secretName')).toBe('layover-webhook-tls');
+    expect(at(cert, 'spec.dnsNames')).toContain('layover-webhook.layover.svc');
+    expect(at(find(objs, 'Issuer', at<string>(cert, 'spec.issuerRef.name')), 'spec')).toEqual({ selfSigned: {} });
+    expect(find(objs, 'MutatingWebhookConfiguration', 'layover').metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': 'layover/layover-webhook' });
+  });
+});
