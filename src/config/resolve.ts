@@ -124,7 +124,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       downForMs: unit('cache.downFor', raw.cache?.downFor, 30_000, parseDuration),
     },
     auth: {
-      enabled: auth.enabled ?? false,
+      enabled: auth.enabled ?? true,
       anonymous: auth.anonymous ?? false,
       users: auth.users ?? [],
       usersFile: abs(auth.usersFile ?? path.join(storageRoot, '_auth', 'users.yaml')),

@@ -12,6 +12,8 @@ import { RegistryError } from '../../src/registry/errors.js';
 import { hashPassword } from '../../src/registry/auth/password.js';
 import { writeUsersFile } from '../../src/registry/auth/users-file.js';
 import { authConfig, PASSWORDS } from '../fixtures/auth/config.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { buildApp } from '../../src/app.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -236,5 +238,28 @@ describe('registry access', () => {
     const again = await createAuth(config, { logger: createLogger('silent'), announce: (m) => printed.push(m) });
     again.close();
     expect(printed).toHaveLength(1);
+  });
+
+  it('is on by default: the embedded defaults deny anonymous requests and create the first admin', async () => {
+    const dir = makeTempDir();
+    dirs.push(dir);
+    const config = resolveConfig({}, { baseDir: dir.path });
+    expect(config.auth).toMatchObject({ enabled: true, anonymous: false, usersFile: path.join(dir.path, 'data', '_auth', 'users.yaml') });
+    const printed: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => { printed.push(String(chunk)); return true; }) as typeof process.stderr.write;
+    let app: FastifyInstance;
+    try {
+      app = await buildApp(config, { logger: createLogger('silent') });
+    } finally {
+      process.stderr.write = write;
+    }
+    apps.push(app);
+    const password = readFileSync(path.join(dir.path, 'data', '_auth', 'admin-password'), 'utf8').trim();
+    expect(printed.join('')).toContain(password);
+    expect((await app.inject({ url: '/v2/' })).statusCode).toBe(401);
+    expect((await app.inject({ url: '/v2/', headers: { authorization: basic('admin', password) } })).statusCode).toBe(200);
+    const t = await app.inject({ url: '/token?service=layover&scope=repository:admin/x:pull,push', headers: { authorization: basic('admin', password) } });
+    expect(t.json().scope).toBe('repository:admin/x:pull,push');
   });
 });
