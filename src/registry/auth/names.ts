@@ -20,8 +20,4 @@ export function isKubernetesNamespace(name: string): boolean {
   return name.length <= 63 && K8S_NAMESPACE.test(name);
 }
 
-/** The first path component of a repository name: the namespace that access rules key on. */
-export function namespaceOf(repository: string): string {
-  const slash = repository.indexOf('/');
-  return slash === -1 ? repository : repository.slice(0, slash);
-}
+export { namespaceOf } from '../names.js';

@@ -6,7 +6,7 @@ import type { Config } from '../../config/config.js';
 import { RegistryError } from '../errors.js';
 import { ANONYMOUS, type Principal } from './access.js';
 import { AuthFailure, parseBasic, principalId, type Authenticator } from './authenticate.js';
-import { isRepositoryGrantable } from './repository-name.js';
+import { isRepositoryName } from '../names.js';
 import type { Policy } from './policy.js';
 import { parseScopes, requestedActions } from './scope.js';
 import { TokenError, type AccessEntry } from './tokens.js';
@@ -46,7 +46,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
         if (principal.kind !== 'anonymous') access.push({ type: 'registry', name: 'catalog', actions: ['*'] });
         continue;
       }
-      if (scope.type !== 'repository' || !isRepositoryGrantable(scope.name)) continue;
+      if (scope.type !== 'repository' || !isRepositoryName(scope.name)) continue;
       const actions = policy.allowed(principal, scope.name, requestedActions(scope.actions));
       if (actions.length) access.push({ type: 'repository', name: scope.name, actions });
     }
