@@ -1,7 +1,7 @@
 // The Pod mutation as a pure function: (Pod, namespace, settings, registry health) → JSON Patch.
 // The patch is the diff between the Pod and a mutated copy, so it only ever touches what changed.
 import jsonpatch, { type Operation } from 'fast-json-patch';
-import { CONTAINER_KINDS, type Container, type ContainerKind, type Pod } from './types.js';
+import { CONTAINER_KINDS, type Container, type ContainerKind, type Pod, type PodSpec } from './types.js';
 import { decideImage, type MirrorTarget } from './rewrite.js';
 
 export interface MutationSettings {
@@ -136,12 +136,16 @@ export function mutatePod(input: MutationInput, settings: MutationSettings): Mut
     return skipped('update-without-pull-secret', warnings);
   }
 
-  const mutated = structuredClone(pod) as Pod & { spec: NonNullable<Pod['spec']> };
-  for (const r of rewrites) (mutated.spec[r.kind] as Container[])[r.index]!.image = r.to;
+  // Copy on write: only the objects that change are copied, the rest is shared with the input
+  // (which is never modified), so a review costs little more than the diff itself.
+  const spec: PodSpec = { ...pod.spec };
+  const mutated: Pod = pod.spec ? { ...pod, spec } : { ...pod };
+  for (const kind of new Set(rewrites.map((r) => r.kind))) spec[kind] = (spec[kind] ?? []).map((c) => ({ ...c }));
+  for (const r of rewrites) (spec[r.kind] as Container[])[r.index]!.image = r.to;
 
   if (isCreate && rewrites.length) {
-    const metadata = (mutated.metadata ??= {});
-    const annotations = (metadata.annotations ??= {});
+    const annotations: Record<string, string> = { ...pod.metadata?.annotations };
+    mutated.metadata = { ...pod.metadata, annotations };
     const originals = readOriginals(annotations[settings.originalImagesAnnotation]);
     if (originals === undefined) {
       warn(warnings, `annotation ${settings.originalImagesAnnotation} is not layover's; original images not recorded`);
@@ -156,7 +160,7 @@ export function mutatePod(input: MutationInput, settings: MutationSettings): Mut
   }
   if (isCreate && (usesMirror || rewrites.length) && !hasSecret) {
     // Appended, so the Pod's own secrets keep their order and precedence.
-    (mutated.spec.imagePullSecrets ??= []).push({ name: settings.pullSecretName });
+    spec.imagePullSecrets = [...(pod.spec?.imagePullSecrets ?? []), { name: settings.pullSecretName }];
   }
 
   const patch = jsonpatch.compare(pod, mutated);

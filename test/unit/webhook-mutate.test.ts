@@ -139,6 +139,24 @@ describe('Pod mutation on CREATE', () => {
     expect(out.spec?.imagePullSecrets).toEqual([{ name: 'layover-pull' }]);
   });
 
+  it('never modifies the Pod it is given (the patch is a diff against it)', () => {
+    const deepFreeze = <T>(value: T): T => {
+      if (typeof value === 'object' && value !== null) {
+        for (const child of Object.values(value)) deepFreeze(child);
+        Object.freeze(value);
+      }
+      return value;
+    };
+    for (const fixture of ['nginx.json', 'multi.json']) {
+      const p = pod(fixture);
+      p.metadata!.annotations = { [ANNOTATION]: JSON.stringify({ containers: { other: 'x' } }) };
+      const before = JSON.stringify(p);
+      const result = run(deepFreeze(p));
+      expect(result.outcome).toBe('mutated');
+      expect(JSON.stringify(p)).toBe(before);
+    }
+  });
+
   it('never duplicates the pull secret', () => {
     const p = pod('nginx.json');
     p.spec!.imagePullSecrets = [{ name: 'layover-pull' }, { name: 'mine' }];
