@@ -120,7 +120,9 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
 
   app.setNotFoundHandler((_req, reply) => sendError(reply, new RegistryError('UNSUPPORTED', 'unknown endpoint', undefined, { status: 404 })));
 
-  const handle = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+  // Returns the reply: fastify then knows a streamed body was already handed over (see its docs on
+  // async handlers and reply.send).
+  const handle = async (req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0');
     const url = req.url;
     const q = url.indexOf('?');
@@ -132,8 +134,7 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     if (endpoint.kind === 'base') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new RegistryError('UNSUPPORTED', undefined, undefined, { status: 405 });
       await access.check(req, undefined, []);
-      reply.code(200).type('application/json').send('{}');
-      return;
+      return reply.code(200).type('application/json').send('{}');
     }
     const handler = TABLE[endpoint.kind][req.method as (typeof METHODS)[number]];
     if (!handler) throw new RegistryError('UNSUPPORTED', `${req.method} is not supported here`, undefined, { status: 405 });
@@ -141,7 +142,7 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     if (endpoint.kind === 'catalog') {
       const principal = await access.check(req, undefined, []);
       await handler(ctx, { req, reply, principal, query }, endpoint);
-      return;
+      return reply;
     }
     assertRepositoryName(endpoint.name);
     const action = actionOf(req.method);
@@ -153,6 +154,7 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
       throw new RegistryError('DENIED', 'only an admin may delete cached mirror content', { name: endpoint.name });
     }
     await handler(ctx, { req, reply, principal, query }, endpoint);
+    return reply;
   };
 
   app.route({ method: [...METHODS], url: '/v2/', handler: handle, exposeHeadRoute: false });
