@@ -45,8 +45,15 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   const { kube } = deps;
   const now = deps.now ?? (() => new Date());
   const settings = reconcileSettings(config);
-  const { host: publicHost } = await resolvePublicHost(config, kube);
-  const hosts = registryHosts(publicHost);
+  // Resolved when needed and again at each resync (a recreated Service may get a new NodePort);
+  // while the Service cannot be read, reconciliation fails and is retried with backoff.
+  let hosts: string[] | undefined;
+  const refreshHosts = async (): Promise<string[]> => {
+    const next = registryHosts((await resolvePublicHost(config, kube)).host);
+    if (hosts && next.join(',') !== hosts.join(',')) logger.info({ hosts: next }, 'registry public host changed; pull secrets will be refreshed');
+    hosts = next;
+    return next;
+  };
 
   const queue = new Set<string>();
   const timers = new Map<string, NodeJS.Timeout>();
@@ -98,15 +105,16 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   }
 
   async function handle(ns: NamespaceObject): Promise<void> {
+    const current = hosts ?? (await refreshHosts());
     const secret = await kube.readSecret(ns.name, settings.secretName);
-    const action = reconcile({ namespace: ns, secret, currentKeyId: deps.currentKeyId(), hosts, now: now() }, settings);
-    await perform(ns, action, secret);
+    const action = reconcile({ namespace: ns, secret, currentKeyId: deps.currentKeyId(), hosts: current, now: now() }, settings);
+    await perform(ns, action, secret, current);
   }
 
   /** Mints and stores a fresh token; false when the Secret changed under us (requeued). */
-  async function write(ns: NamespaceObject, mode: 'create' | 'replace', resourceVersion?: string): Promise<boolean> {
+  async function write(ns: NamespaceObject, hostList: string[], mode: 'create' | 'replace', resourceVersion?: string): Promise<boolean> {
     const issued = await deps.mintNamespaceToken(ns.name);
-    const secret = buildPullSecret({ namespace: ns.name, name: settings.secretName, hosts, ...issued, resourceVersion });
+    const secret = buildPullSecret({ namespace: ns.name, name: settings.secretName, hosts: hostList, ...issued, resourceVersion });
     try {
       if (mode === 'create') await kube.createSecret(ns.name, secret);
       else await kube.replaceSecret(ns.name, secret);
@@ -121,7 +129,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     return true;
   }
 
-  async function perform(ns: NamespaceObject, action: Action, secret: SecretObject | undefined): Promise<void> {
+  async function perform(ns: NamespaceObject, action: Action, secret: SecretObject | undefined, hostList: string[]): Promise<void> {
     const log = { namespace: ns.name, secret: settings.secretName };
     switch (action.type) {
       case 'none':
@@ -130,10 +138,10 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
         }
         return;
       case 'create':
-        if (await write(ns, 'create')) logger.info(log, 'pull secret created');
+        if (await write(ns, hostList, 'create')) logger.info(log, 'pull secret created');
         return;
       case 'refresh':
-        if (await write(ns, 'replace', action.resourceVersion)) logger.info({ ...log, reason: action.reason }, 'pull secret refreshed');
+        if (await write(ns, hostList, 'replace', action.resourceVersion)) logger.info({ ...log, reason: action.reason }, 'pull secret refreshed');
         return;
       case 'delete':
         await kube.deleteSecret(ns.name, settings.secretName, action.uid);
@@ -182,7 +190,11 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   }
 
   const resync = setInterval(() => {
-    for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
+    void refreshHosts()
+      .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'cannot read the registry public host'))
+      .finally(() => {
+        for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
+      });
   }, config.controller.resyncMs);
   resync.unref();
   const keyPoll = setInterval(() => {
@@ -193,7 +205,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
   }, deps.keyPollMs ?? 10_000);
   keyPoll.unref();
-  logger.info({ hosts, label: `${settings.optInLabel}=enabled`, secret: settings.secretName }, 'pull secret controller started');
+  logger.info({ label: `${settings.optInLabel}=enabled`, secret: settings.secretName }, 'pull secret controller started');
 
   return {
     async idle() {

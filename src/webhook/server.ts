@@ -77,23 +77,21 @@ async function initialCertificate(config: Config, deps: WebhookDeps, install: (p
 
 export async function startWebhook(config: Config, deps: WebhookDeps): Promise<WebhookServer> {
   const logger = deps.logger.child({ module: 'webhook' });
-  let settings = mutationSettings(config, config.registry.publicHost);
-  let publicHostTimer: NodeJS.Timeout | undefined;
+  // Until the public host is known nothing is rewritten: a guess would send Pods to a wrong port.
+  let settings: MutationSettings | undefined;
   const learnPublicHost = async () => {
     try {
       const { host, from } = await resolvePublicHost(config, deps.kube);
-      if (host !== settings.target.publicHost || from === 'service') logger.info({ publicHost: host, from }, 'webhook rewrites images to this host');
+      if (host !== settings?.target.publicHost) logger.info({ publicHost: host, from }, 'webhook rewrites images to this host');
       settings = mutationSettings(config, host);
-      return true;
     } catch (err) {
-      logger.warn({ err: (err as Error).message, fallback: settings.target.publicHost }, 'cannot read the registry Service NodePort; retrying');
-      return false;
+      logger.warn({ err: (err as Error).message }, 'cannot read the registry Service NodePort; Pods are not rewritten until it can be read');
     }
   };
-  if (!(await learnPublicHost())) {
-    publicHostTimer = setInterval(() => void learnPublicHost().then((ok) => ok && clearInterval(publicHostTimer)), 30_000);
-    publicHostTimer.unref();
-  }
+  await learnPublicHost();
+  // The NodePort can change (Service recreated); look again now and then, or soon while unknown.
+  const publicHostTimer = setInterval(() => void learnPublicHost(), settings ? 60_000 : 10_000);
+  publicHostTimer.unref();
 
   const health = deps.health ?? startHealthCheck({ url: defaultHealthURL(config), logger });
   if (!deps.health) await health.refresh();
@@ -119,6 +117,7 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
     void reply.code(status).send({ error: status === 500 ? 'internal error' : `malformed AdmissionReview: ${err.message}` });
   });
 
+  const unknownHost = { patch: [], warnings: ['layover: the registry public host is not known yet; images left unchanged'], outcome: 'skipped' as const, reason: 'public-host-unknown' as const };
   app.post('/mutate', async (req, reply) => {
     const started = process.hrtime.bigint();
     let request;
@@ -135,7 +134,7 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
       result = { patch: [], warnings: [`layover: ${found.problem}; not changed`], outcome: 'skipped' as const, reason: 'not-a-pod' as const };
     } else {
       const old = podOf(request.oldObject);
-      result = mutatePod({
+      result = !settings ? unknownHost : mutatePod({
         operation: request.operation,
         subResource: request.subResource,
         namespace: request.namespace ?? found.pod.metadata?.namespace ?? '',
@@ -159,7 +158,7 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
   }
 
   const address = await app.listen({ host: config.webhook.host, port: config.webhook.port });
-  logger.info({ address, publicHost: settings.target.publicHost }, 'layover webhook listening');
+  logger.info({ address, publicHost: settings?.target.publicHost }, 'layover webhook listening');
   const url = address.replace(/^http:/, 'https:');
 
   return {

@@ -281,6 +281,24 @@ class SelfSignedKube implements Kube {
 }
 
 describe('webhook with the in-process selfsigned certificate', () => {
+  it('rewrites nothing while the registry Service cannot be read (no guessed port)', async () => {
+    const kube = new SelfSignedKube();
+    kube.readServiceNodePorts = async () => undefined;
+    const health: RegistryHealth = { healthy: () => true, refresh: async () => true, close: async () => {} };
+    const webhook = await startWebhook(defaultConfig({ upstreams: RAW.upstreams, webhook: { listen: '127.0.0.1:0', selfSigned: true } }), { logger, kube, health });
+    const ca = Buffer.from(kube.secrets.get('layover/layover-webhook-tls')?.data?.['ca.crt'] ?? '', 'base64').toString();
+    const agent = new Agent({ connect: { ca, servername: SERVICE_NAME } });
+    try {
+      const pod = apiserverDefaults({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'c', image: 'ghcr.io/a/b:1' }] } }, 'team-a');
+      const { body } = await post(webhook.url, agent, admissionReview(pod));
+      expect(body.response).toEqual({ uid: expect.any(String), allowed: true, warnings: ['layover: the registry public host is not known yet; images left unchanged'] });
+    } finally {
+      await agent.close();
+      await webhook.close();
+    }
+  });
+
+
   it('makes a sha256 certificate, stores it, sets the caBundle, reads the NodePort, and reuses it on restart', async () => {
     const kube = new SelfSignedKube();
     const health: RegistryHealth = { healthy: () => true, refresh: async () => true, close: async () => {} };

@@ -15,7 +15,7 @@ class FakeKube implements Kube {
   private rv = 100;
   private handlers?: NamespaceHandlers;
 
-  async readServiceNodePorts() {
+  async readServiceNodePorts(): Promise<Array<{ name: string; port: number; nodePort?: number }> | undefined> {
     return [{ name: 'registry', port: 5000, nodePort: 30500 }];
   }
   async readSecret(namespace: string, name: string) {
@@ -209,6 +209,19 @@ describe('pull-secret controller runtime', () => {
     controller = await startController(config, deps);
     await controller.idle();
     expect(kube.secrets.has('team-a/layover-pull')).toBe(false);
+  });
+
+  it('waits for the registry Service before writing anything, then uses its NodePort', async () => {
+    const { kube, deps, config } = setup();
+    kube.namespaces.set('team-a', { name: 'team-a', labels: OPT_IN, terminating: false });
+    let service: Array<{ name: string; port: number; nodePort?: number }> | undefined;
+    kube.readServiceNodePorts = async () => service;
+    controller = await startController(config, deps);
+    await controller.idle();
+    expect(kube.writes).toEqual([]);
+    service = [{ name: 'registry', port: 5000, nodePort: 31111 }];
+    await expect.poll(() => kube.secrets.has('team-a/layover-pull'), { timeout: 4000 }).toBe(true);
+    expect(Object.keys(decode(kube.secrets.get('team-a/layover-pull')).auths)).toEqual(['localhost:31111', '127.0.0.1:31111']);
   });
 
   it('retries after an API error', async () => {
