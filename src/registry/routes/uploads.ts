@@ -12,10 +12,14 @@ function rangeOf(size: number): string {
   return `0-${Math.max(0, size - 1)}`;
 }
 
+function uploadLocation(upload: UploadState): string {
+  return `/v2/${upload.repository}/blobs/uploads/${upload.id}`;
+}
+
 function sendUploadState(reply: FastifyReply, upload: UploadState, status: number): void {
   reply
     .code(status)
-    .header('Location', `/v2/${upload.repository}/blobs/uploads/${upload.id}`)
+    .header('Location', uploadLocation(upload))
     .header('Range', rangeOf(upload.size))
     .header('Docker-Upload-UUID', upload.id)
     .header('Content-Length', 0)
@@ -66,36 +70,53 @@ export async function startUpload(ctx: RouteContext, call: Call, name: string): 
   sendUploadState(reply, upload, 202);
 }
 
-export async function patchUpload(ctx: RouteContext, call: Call, name: string, id: string): Promise<void> {
-  const { req, reply } = call;
-  const upload = await ctx.service.upload(name, id);
-  let offset: number | undefined;
-  const header = req.headers['content-range'];
-  if (header !== undefined) {
-    const range = parseChunkRange(header);
-    if (!range) throw new RegistryError('BLOB_UPLOAD_INVALID', 'malformed Content-Range', { 'content-range': header.slice(0, 80) });
-    const length = declaredLength(call);
-    if (length !== undefined && length !== range.end - range.start + 1) {
-      throw new RegistryError('SIZE_INVALID', 'Content-Length does not match Content-Range');
+/** The spec's 416 for a chunk the session cannot take: the client resumes from the Range it names. */
+function rangeRefused(upload: UploadState, message: string, detail?: unknown): RegistryError {
+  return new RegistryError('RANGE_INVALID', message, detail, {
+    headers: { Location: uploadLocation(upload), Range: rangeOf(upload.size), 'Docker-Upload-UUID': upload.id },
+  });
+}
+
+/** Appends the request body; a refused chunk answers 416 with the session's Location and Range. */
+async function appendChunk(ctx: RouteContext, call: Call, upload: UploadState, offset: number | undefined): Promise<UploadState> {
+  try {
+    return await ctx.service.store.appendUpload(upload, call.req.raw, offset, clientSignal(call.reply));
+  } catch (err) {
+    if (err instanceof RegistryError && err.code === 'RANGE_INVALID') {
+      const current = (await ctx.service.store.getUpload(upload.repository, upload.id)) ?? upload;
+      throw rangeRefused(current, err.message);
     }
-    offset = range.start;
+    throw err;
   }
-  const updated = await ctx.service.store.appendUpload(upload, req.raw, offset, clientSignal(reply));
-  sendUploadState(reply, updated, 202);
+}
+
+/** The chunk's start from `Content-Range`, checked against Content-Length; undefined when absent. */
+function chunkOffset(call: Call, upload: UploadState): number | undefined {
+  const header = call.req.headers['content-range'];
+  if (header === undefined) return undefined;
+  const range = parseChunkRange(header);
+  // The spec lists an invalid Content-Range among the reasons for a 416.
+  if (!range) throw rangeRefused(upload, 'malformed Content-Range', { 'content-range': header.slice(0, 80) });
+  const length = declaredLength(call);
+  if (length !== undefined && length !== range.end - range.start + 1) {
+    throw new RegistryError('SIZE_INVALID', 'Content-Length does not match Content-Range');
+  }
+  return range.start;
+}
+
+export async function patchUpload(ctx: RouteContext, call: Call, name: string, id: string): Promise<void> {
+  const upload = await ctx.service.upload(name, id);
+  const updated = await appendChunk(ctx, call, upload, chunkOffset(call, upload));
+  sendUploadState(call.reply, updated, 202);
 }
 
 export async function finishUpload(ctx: RouteContext, call: Call, name: string, id: string): Promise<void> {
-  const { req, reply, query } = call;
+  const { reply, query } = call;
   const digestParam = query.get('digest');
   if (digestParam === null) throw new RegistryError('DIGEST_INVALID', 'digest query parameter is required');
   const { digest } = assertDigest(digestParam);
   let upload = await ctx.service.upload(name, id);
-  if (hasBody(call)) {
-    const header = req.headers['content-range'];
-    const range = header === undefined ? undefined : parseChunkRange(header);
-    if (header !== undefined && !range) throw new RegistryError('BLOB_UPLOAD_INVALID', 'malformed Content-Range');
-    upload = await ctx.service.store.appendUpload(upload, req.raw, range?.start, clientSignal(reply));
-  }
+  if (hasBody(call)) upload = await appendChunk(ctx, call, upload, chunkOffset(call, upload));
   await ctx.service.finishUpload(upload, digest);
   sendCreated(reply, name, digest);
 }
