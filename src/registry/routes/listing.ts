@@ -36,5 +36,7 @@ export async function referrers(ctx: RouteContext, call: Call, name: string, raw
   const artifactType = call.query.get('artifactType') ?? undefined;
   const manifests = await ctx.service.referrers(name, digest, artifactType);
   if (artifactType !== undefined) call.reply.header('OCI-Filters-Applied', 'artifactType');
-  call.reply.code(200).type(REFERRERS_INDEX_TYPE).send(JSON.stringify({ schemaVersion: 2, mediaType: REFERRERS_INDEX_TYPE, manifests }));
+  // A Buffer, not a string: fastify would append '; charset=utf-8' to the media type of a string.
+  const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: REFERRERS_INDEX_TYPE, manifests }));
+  call.reply.code(200).header('Content-Type', REFERRERS_INDEX_TYPE).send(body);
 }
