@@ -19,6 +19,12 @@ export interface MirrorRouter {
   sourceFor(repository: string): ContentSource | undefined;
   /** May this repository be pushed into? (mirror namespaces: no, unless configured) */
   pushable(repository: string): boolean;
+  /**
+   * containerd mirror mode: the local mirror repository for `repository` of the registry named by
+   * `?ns=` (e.g. `library/nginx`, `docker.io` → `docker.io/library/nginx`); undefined when no
+   * upstream matches, and the request is served as it stands.
+   */
+  localName?(repository: string, ns: string): string | undefined;
 }
 
 export interface RegistryPluginOptions {
@@ -128,8 +134,13 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    const endpoint = parseEndpoint(path.slice('/v2/'.length));
+    let endpoint = parseEndpoint(path.slice('/v2/'.length));
     if (!endpoint) throw new RegistryError('UNSUPPORTED', 'unknown endpoint', { path: path.slice(0, 200) }, { status: 404 });
+    const ns = query.get('ns');
+    if (ns !== null && mirrors?.localName && 'name' in endpoint && (req.method === 'GET' || req.method === 'HEAD')) {
+      const local = mirrors.localName(endpoint.name, ns);
+      if (local) endpoint = { ...endpoint, name: local };
+    }
 
     if (endpoint.kind === 'base') {
       if (req.method !== 'GET' && req.method !== 'HEAD') throw new RegistryError('UNSUPPORTED', undefined, undefined, { status: 405 });
