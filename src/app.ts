@@ -2,18 +2,23 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
+import { apiPlugin, type UpstreamHealth } from './api/plugin.js';
 import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
+import { GcScheduler } from './registry/gc/scheduler.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
+import { uiPlugin } from './ui/plugin.js';
 
 export interface AppOptions {
   logger?: Logger;
   store?: Store;
   access?: Access;
   mirrors?: MirrorRouter;
+  /** Upstream health and cache hit rates for the admin API, when the pull-through cache has them. */
+  upstreams?: () => Promise<UpstreamHealth[]>;
 }
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
@@ -43,6 +48,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     access = auth.access;
   }
   await app.register(registryPlugin, { config, store, access, mirrors: options.mirrors });
+  const gc = new GcScheduler(store, config, logger.child({ module: 'gc' }));
+  app.decorate('gc', gc);
+  gc.start();
+  app.addHook('onClose', async () => gc.stop());
+  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams: options.upstreams });
+  await app.register(uiPlugin);
   return app;
 }
 
@@ -50,5 +61,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Present when `auth.enabled`: users, tokens and the controller's namespace-token minting. */
     auth?: Auth;
+    /** Garbage collection: scheduled every gc.interval, and on demand. */
+    gc: GcScheduler;
   }
 }

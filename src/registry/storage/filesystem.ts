@@ -11,6 +11,7 @@ import { hashOf, parseDigest, type Algorithm, type Digest } from '../digest.js';
 import { RegistryError } from '../errors.js';
 import type { Descriptor } from '../manifest.js';
 import { isRepositoryName } from '../names.js';
+import { ReferenceGuard } from '../gc/guard.js';
 import { isUploadId, Layout } from './layout.js';
 import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './store.js';
 
@@ -76,6 +77,8 @@ interface UploadHashState { hash: Hash; size: number }
 
 export class FilesystemStore implements Store {
   private readonly layout: Layout;
+  /** Makes GC safe against concurrent writers: see gc/guard.ts. */
+  readonly guard = new ReferenceGuard();
   /** sha256 state of uploads in progress, so completing a chunked upload needs no re-read. */
   private readonly uploadHashes = new Map<string, UploadHashState>();
   /** Serialises appends to one upload session. */
@@ -111,6 +114,7 @@ export class FilesystemStore implements Store {
 
   /** Moves a verified file into the blob store; a blob already there is the same bytes. */
   private async commitBlob(file: string, digest: Digest): Promise<void> {
+    await this.guard.use(digest);
     const target = this.layout.blob(digest);
     await mkdir(path.dirname(target), { recursive: true });
     await rename(file, target);
@@ -119,6 +123,7 @@ export class FilesystemStore implements Store {
   // ---- blobs ----
 
   async statBlob(digest: Digest): Promise<BlobStat | undefined> {
+    await this.guard.use(digest);
     try {
       const info = await stat(this.layout.blob(digest));
       return { digest, size: info.size };
@@ -186,12 +191,14 @@ export class FilesystemStore implements Store {
   // ---- repository links ----
 
   async linkBlob(repository: string, digest: Digest): Promise<void> {
+    await this.guard.use(digest);
     const link = this.layout.layerLink(repository, digest);
     if (await existsFile(link)) return;
     await this.writeAtomic(link, digest);
   }
 
   async blobLinked(repository: string, digest: Digest): Promise<boolean> {
+    await this.guard.use(digest);
     return existsFile(this.layout.layerLink(repository, digest));
   }
 
@@ -223,6 +230,12 @@ export class FilesystemStore implements Store {
   }
 
   async statManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined> {
+    await this.guard.use(digest);
+    return this.readRevision(repository, digest);
+  }
+
+  /** A revision's metadata without counting as a use (GC, listings, deletion). */
+  private async readRevision(repository: string, digest: Digest): Promise<StoredManifest | undefined> {
     const raw = await readIfExists(this.layout.revision(repository, digest));
     if (!raw) return undefined;
     return JSON.parse(raw.toString('utf8')) as StoredManifest;
@@ -237,7 +250,7 @@ export class FilesystemStore implements Store {
   }
 
   async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
-    const meta = await this.statManifest(repository, digest);
+    const meta = await this.readRevision(repository, digest);
     if (!meta) return false;
     const tagsDir = this.layout.tags(repository);
     for (const tag of await listDir(tagsDir)) {
@@ -255,7 +268,7 @@ export class FilesystemStore implements Store {
       for (const hex of await listDir(path.join(base, algorithm))) {
         const digest = `${algorithm}:${hex}`;
         if (!parseDigest(digest)) continue;
-        const meta = await this.statManifest(repository, digest as Digest);
+        const meta = await this.readRevision(repository, digest as Digest);
         if (meta) out.push(meta);
       }
     }
@@ -271,6 +284,7 @@ export class FilesystemStore implements Store {
   }
 
   async setTag(repository: string, tag: string, digest: Digest): Promise<void> {
+    await this.guard.use(digest);
     await this.writeAtomic(this.layout.tag(repository, tag), digest);
   }
 
@@ -281,6 +295,25 @@ export class FilesystemStore implements Store {
   async listTags(repository: string): Promise<string[] | undefined> {
     if (!(await this.repositoryExists(repository))) return undefined;
     return (await listDir(this.layout.tags(repository))).sort();
+  }
+
+  /** Every tag with its digest and when it was last set (the file's mtime); undefined when the repository does not exist. */
+  async listTagDetails(repository: string): Promise<{ tag: string; digest: Digest; modified: Date }[] | undefined> {
+    const tags = await this.listTags(repository);
+    if (!tags) return undefined;
+    const out: { tag: string; digest: Digest; modified: Date }[] = [];
+    for (const tag of tags) {
+      const file = this.layout.tag(repository, tag);
+      const [raw, info] = await Promise.all([readIfExists(file), stat(file).catch(() => undefined)]);
+      const digest = raw?.toString('utf8');
+      if (digest && parseDigest(digest) && info) out.push({ tag, digest: digest as Digest, modified: info.mtime });
+    }
+    return out;
+  }
+
+  /** When the revision was last written (pushed or cached); undefined when absent. */
+  async revisionModified(repository: string, digest: Digest): Promise<Date | undefined> {
+    return (await stat(this.layout.revision(repository, digest)).catch(() => undefined))?.mtime;
   }
 
   // ---- referrers ----

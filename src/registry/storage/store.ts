@@ -2,6 +2,7 @@
 // S3-compatible driver can later implement the same streams-in/streams-out contract.
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
+import type { ReferenceGuard } from '../gc/guard.js';
 import type { Descriptor } from '../manifest.js';
 
 export interface BlobStat {
@@ -29,6 +30,12 @@ export interface ByteRange { start: number; end: number }
 
 export interface Store {
   readonly root: string;
+  /**
+   * Records every use of a digest by a writer and serialises it with GC deletions (gc/guard.ts).
+   * Drivers call `guard.use(digest)` in statBlob, blobLinked, linkBlob, statManifest, setTag and
+   * before a blob becomes visible; listings and deleteManifest do not count as uses.
+   */
+  readonly guard: ReferenceGuard;
 
   // Blobs: content-addressed, shared by every repository.
   statBlob(digest: Digest): Promise<BlobStat | undefined>;
@@ -62,6 +69,10 @@ export interface Store {
   deleteTag(repository: string, tag: string): Promise<boolean>;
   /** Sorted lexically; undefined when the repository does not exist. */
   listTags(repository: string): Promise<string[] | undefined>;
+  /** Tags with their digests and when each was last set; undefined when the repository does not exist. */
+  listTagDetails(repository: string): Promise<{ tag: string; digest: Digest; modified: Date }[] | undefined>;
+  /** When a manifest revision was last written; undefined when absent. */
+  revisionModified(repository: string, digest: Digest): Promise<Date | undefined>;
 
   // Referrers of a subject digest within a repository.
   listReferrers(repository: string, subject: Digest): Promise<Descriptor[]>;

@@ -1,0 +1,206 @@
+// The JSON admin/developer API (registered under /api/v1), for the CLI and the web UI. Every call
+// authenticates through the same Access as the Distribution API and is allowed exactly what that
+// principal may do there: listings show only what it may pull, deletions need `delete` on every
+// repository they touch, and GC, storage of other namespaces and upstream health are for admins.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config/config.js';
+import { openAccess, type Access, type Principal } from '../registry/auth/access.js';
+import { parseDigest } from '../registry/digest.js';
+import { RegistryError } from '../registry/errors.js';
+import { GcError } from '../registry/gc/collector.js';
+import { GcBusyError, type GcScheduler } from '../registry/gc/scheduler.js';
+import { isRepositoryName, isTag, namespaceOf } from '../registry/names.js';
+import type { Store } from '../registry/storage/store.js';
+import { Inventory } from './inventory.js';
+
+export interface UpstreamHealth {
+  prefix: string;
+  url: string;
+  up: boolean;
+  /** Mirror reads served without asking upstream, as a fraction of all mirror reads (undefined before any). */
+  hitRate?: number;
+  hits: number;
+  misses: number;
+}
+
+export interface ApiPluginOptions {
+  config: Config;
+  store: Store;
+  gc: GcScheduler;
+  access?: Access;
+  /** Upstream health and cache figures, when the pull-through cache provides them. */
+  upstreams?: () => Promise<UpstreamHealth[]>;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+function queryOf(req: FastifyRequest): Record<string, string> {
+  return (req.query ?? {}) as Record<string, string>;
+}
+
+function repositoryParam(req: FastifyRequest, key = 'repository'): string {
+  const name = queryOf(req)[key];
+  if (typeof name !== 'string' || !isRepositoryName(name)) throw new ApiError(400, 'NAME_INVALID', `query parameter "${key}" must be a repository name`);
+  return name;
+}
+
+/** The namespaces a principal works in: its own and its teams' (a Kubernetes namespace: its grants). */
+function homeNamespaces(config: Config, p: Principal): string[] {
+  if (p.kind === 'user') return [p.name, ...p.teams];
+  if (p.kind === 'namespace') return [p.name, ...(config.auth.namespaceGrants[p.name] ?? [])];
+  return [];
+}
+
+export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): Promise<void> {
+  const { config, store, gc } = opts;
+  const access = opts.access ?? openAccess;
+  const authOff = access === openAccess;
+  const mirrorNamespaces = new Set(config.upstreams.flatMap((u) => [u.prefix, ...u.aliases]));
+  const inventory = () => new Inventory(store, mirrorNamespaces);
+
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    if (err instanceof ApiError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    if (err instanceof RegistryError) {
+      // No WWW-Authenticate here: a browser would answer a challenge with its own login dialog.
+      return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    }
+    if (err instanceof GcBusyError) return reply.code(409).send({ error: { code: 'GC_RUNNING', message: err.message } });
+    if (err instanceof GcError) return reply.code(500).send({ error: { code: 'GC_FAILED', message: err.message } });
+    if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: { code: 'BAD_REQUEST', message: err.message } });
+    req.log.error({ err, url: req.url.split('?')[0] }, 'api error');
+    return reply.code(500).send({ error: { code: 'UNKNOWN', message: 'internal error' } });
+  });
+
+  const who = (req: FastifyRequest) => access.check(req, undefined, []);
+  const isAdmin = (p: Principal) => authOff || p.admin;
+  const requireAdmin = async (req: FastifyRequest): Promise<Principal> => {
+    const p = await who(req);
+    if (!isAdmin(p)) throw new ApiError(403, 'DENIED', 'only an admin may do this');
+    return p;
+  };
+  /** Deleting mirrored content is for admins only, as on the Distribution API. */
+  const checkMirrorDelete = (p: Principal, repository: string) => {
+    if (mirrorNamespaces.has(namespaceOf(repository)) && !isAdmin(p)) throw new ApiError(403, 'DENIED', 'only an admin may delete cached mirror content');
+  };
+  const visible = async (p: Principal) => (await store.listRepositories()).filter((r) => access.allows(p, r, 'pull'));
+
+  app.get('/me', async (req) => {
+    const p = await who(req);
+    return { name: p.name, kind: p.kind, admin: isAdmin(p), teams: p.teams, namespaces: homeNamespaces(config, p), authEnabled: !authOff };
+  });
+
+  app.get('/repositories', async (req) => {
+    const p = await who(req);
+    const inv = inventory();
+    const ns = queryOf(req).namespace;
+    const names = (await visible(p)).filter((r) => ns === undefined || namespaceOf(r) === ns);
+    const repositories = [];
+    for (const name of names) {
+      const info = await inv.repository(name);
+      if (info) repositories.push(info);
+    }
+    return { repositories };
+  });
+
+  app.get('/repository', async (req) => {
+    const name = repositoryParam(req, 'name');
+    await access.check(req, name, ['pull']);
+    const inv = inventory();
+    const [info, tags] = [await inv.repository(name), await inv.tags(name)];
+    if (!info || !tags) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+    return { ...info, tagList: tags };
+  });
+
+  app.delete('/repository', async (req) => {
+    const name = repositoryParam(req, 'name');
+    const p = await access.check(req, name, ['delete']);
+    checkMirrorDelete(p, name);
+    if (!(await store.deleteRepository(name))) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+    req.log.info({ repository: name, by: p.name }, 'repository deleted');
+    return { deleted: { repository: name } };
+  });
+
+  app.delete('/tag', async (req) => {
+    const name = repositoryParam(req);
+    const tag = queryOf(req).tag;
+    if (typeof tag !== 'string' || !isTag(tag)) throw new ApiError(400, 'TAG_INVALID', 'query parameter "tag" must be a tag');
+    const p = await access.check(req, name, ['delete']);
+    checkMirrorDelete(p, name);
+    if (!(await store.repositoryExists(name))) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+    if (!(await store.deleteTag(name, tag))) throw new ApiError(404, 'TAG_UNKNOWN', `no tag "${tag}" in ${name}`);
+    req.log.info({ repository: name, tag, by: p.name }, 'tag deleted');
+    return { deleted: { repository: name, tag } };
+  });
+
+  app.delete('/manifest', async (req) => {
+    const name = repositoryParam(req);
+    const digest = parseDigest(String(queryOf(req).digest ?? ''))?.digest;
+    if (!digest) throw new ApiError(400, 'DIGEST_INVALID', 'query parameter "digest" must be a digest');
+    const p = await access.check(req, name, ['delete']);
+    checkMirrorDelete(p, name);
+    if (!(await store.repositoryExists(name))) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+    if (!(await store.deleteManifest(name, digest))) throw new ApiError(404, 'MANIFEST_UNKNOWN', `no manifest ${digest} in ${name}`);
+    req.log.info({ repository: name, digest, by: p.name }, 'manifest deleted');
+    return { deleted: { repository: name, digest } };
+  });
+
+  app.delete('/namespace', async (req) => {
+    const ns = queryOf(req).name;
+    if (typeof ns !== 'string' || !isRepositoryName(ns) || ns.includes('/')) throw new ApiError(400, 'NAME_INVALID', 'query parameter "name" must be a namespace');
+    const p = await who(req);
+    const repositories = (await store.listRepositories()).filter((r) => namespaceOf(r) === ns);
+    if (!repositories.length) {
+      // Say "no such namespace" only to someone who could have deleted it: others learn nothing.
+      if (!access.allows(p, `${ns}/x`, 'delete')) throw new ApiError(403, 'DENIED', `you may not delete namespace "${ns}"`);
+      throw new ApiError(404, 'NAME_UNKNOWN', `no namespace "${ns}"`);
+    }
+    const refused = repositories.filter((r) => !access.allows(p, r, 'delete'));
+    if (refused.length) {
+      req.log.info({ principal: p.name, namespace: ns, refused: refused.length }, 'access denied');
+      throw new ApiError(403, 'DENIED', `you may not delete namespace "${ns}"`);
+    }
+    checkMirrorDelete(p, ns);
+    const deleted = await store.deleteNamespace(ns);
+    req.log.info({ namespace: ns, repositories: deleted.length, by: p.name }, 'namespace deleted');
+    return { deleted: { namespace: ns, repositories: deleted } };
+  });
+
+  app.get('/storage', async (req) => {
+    const p = await who(req);
+    const names = isAdmin(p) ? await store.listRepositories() : await visible(p);
+    const usage = await inventory().storage(names);
+    // The whole volume's figure is an admin's business; others see what they can see.
+    if (!isAdmin(p)) return { ...usage, storedBytes: undefined, blobs: undefined };
+    return usage;
+  });
+
+  app.get('/gc', async (req) => {
+    await requireAdmin(req);
+    return gc.status();
+  });
+
+  app.post('/gc', async (req) => {
+    const p = await requireAdmin(req);
+    const dry = queryOf(req).dryRun;
+    const dryRun = dry !== undefined && dry !== 'false' && dry !== '0';
+    req.log.info({ by: p.name, dryRun }, 'garbage collection requested');
+    return gc.run({ dryRun });
+  });
+
+  app.get('/upstreams', async (req) => {
+    await requireAdmin(req);
+    const health = opts.upstreams ? await opts.upstreams() : [];
+    return { available: opts.upstreams !== undefined, upstreams: health };
+  });
+
+  app.setNotFoundHandler((_req: FastifyRequest, reply: FastifyReply) => reply.code(404).send({ error: { code: 'NOT_FOUND', message: 'unknown API endpoint' } }));
+}
