@@ -57,5 +57,5 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const code = await main(process.argv.slice(2));
-// serve keeps the event loop alive on its own; other commands end here.
-if (code !== 0 || process.argv[2] !== 'serve') process.exitCode = code;
+// serve keeps running on its own; a serve that failed part-way may hold listeners open, so exit.
+if (code !== 0) process.exit(code);

@@ -1,29 +1,90 @@
-// `layover serve`: the registry (and, when configured, webhook and controller) in one process.
+// `layover serve`: the registry, the webhook and the controller, each when its configuration
+// enables it, in one process.
 import { parseArgs } from 'node:util';
 import { buildApp } from '../app.js';
+import type { Config } from '../config/config.js';
+import { ConfigError } from '../config/resolve.js';
 import { loadConfig } from '../config/load.js';
-import { createLogger } from '../log.js';
+import { startController } from '../controller/index.js';
+import { createKube, type Kube } from '../k8s/kube.js';
+import { createLogger, type Logger } from '../log.js';
+import { startWebhook } from '../webhook/server.js';
 
 export const SERVE_HELP = `layover serve [--config FILE]
 
-Runs the registry on the configuration in FILE (or $LAYOVER_CONFIG), or on the embedded
-defaults: plain HTTP on 127.0.0.1:5000, storage in ./data.`;
+Runs the roles the configuration in FILE (or $LAYOVER_CONFIG) enables, or the embedded defaults:
+  registry    (registry.enabled, default true)  HTTP on registry.listen, default 127.0.0.1:5000,
+              storage in storage.root, default ./data
+  webhook     (webhook.enabled)     the admission webhook over HTTPS on webhook.listen
+  controller  (controller.enabled)  keeps the pull secret in every opted-in namespace; needs the
+              registry role with auth in the same process (it signs with the registry's keys)`;
+
+interface Role {
+  name: string;
+  close(): Promise<void>;
+}
+
+/** The cluster's API when this process can reach one (in a Pod, or with $KUBECONFIG set). */
+function clusterClient(logger: Logger): Kube | undefined {
+  if (!process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) return undefined;
+  try {
+    return createKube();
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'no Kubernetes client: running without cluster access');
+    return undefined;
+  }
+}
+
+function checkRoles(config: Config): void {
+  const problems: string[] = [];
+  if (!config.registry.enabled && !config.webhook.enabled && !config.controller.enabled) problems.push('registry.enabled: no role is enabled');
+  if (config.controller.enabled && !(config.registry.enabled && config.auth.enabled)) {
+    problems.push('controller.enabled: the controller mints tokens with the registry\'s keys: enable registry and auth in the same process');
+  }
+  if (problems.length) throw new ConfigError(problems, config.source);
+}
 
 export async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const bootLog = createLogger('info');
   const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg));
+  checkRoles(config);
   const logger = createLogger(config.log.level);
-  const app = await buildApp(config, { logger });
-  const address = await app.listen({ host: config.registry.host, port: config.registry.port });
-  logger.info({ address, storage: config.storage.root, config: config.source ?? '(embedded defaults)' }, 'layover registry listening');
+  const roles: Role[] = [];
+  const kube = config.webhook.enabled || config.controller.enabled ? clusterClient(logger) : undefined;
+  if (config.controller.enabled && !kube) {
+    throw new ConfigError(['controller.enabled: needs access to a Kubernetes API (run in a Pod, or set KUBECONFIG)'], config.source);
+  }
+
+  if (config.registry.enabled) {
+    const app = await buildApp(config, { logger });
+    const address = await app.listen({ host: config.registry.host, port: config.registry.port });
+    logger.info({ address, storage: config.storage.root, config: config.source ?? '(embedded defaults)' }, 'layover registry listening');
+    roles.push({ name: 'registry', close: () => app.close() });
+    if (config.controller.enabled) {
+      const auth = app.auth;
+      if (!kube || !auth) throw new Error('controller: no cluster client or auth module');
+      const controller = await startController(config, {
+        logger,
+        kube,
+        mintNamespaceToken: (namespace) => auth.mintNamespaceToken(namespace),
+        currentKeyId: () => auth.currentKeyId(),
+      });
+      roles.push({ name: 'controller', close: () => controller.close() });
+    }
+  }
+  if (config.webhook.enabled) {
+    const webhook = await startWebhook(config, { logger, kube });
+    logger.info({ url: webhook.url }, 'layover webhook listening');
+    roles.push({ name: 'webhook', close: () => webhook.close() });
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    await app.close();
+    for (const role of roles.reverse()) await role.close().catch((err: unknown) => logger.warn({ err, role: role.name }, 'close failed'));
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -23,6 +23,7 @@ export interface UpstreamConfig {
 
 export interface Config {
   registry: {
+    enabled: boolean;
     host: string;
     port: number;
     tls?: TlsFiles;

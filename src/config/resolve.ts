@@ -106,6 +106,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
 
   const config: Config = {
     registry: {
+      enabled: reg.enabled ?? true,
       host: regListen.host,
       port: regListen.port,
       tls: reg.tls && { cert: abs(reg.tls.cert), key: abs(reg.tls.key) },

@@ -42,6 +42,8 @@ export const RuleSchema = Type.Object({
 
 export const ConfigSchema = Type.Object({
   registry: Type.Optional(Type.Object({
+    /** false: this process runs only the webhook and/or controller roles. */
+    enabled: Type.Optional(Type.Boolean()),
     listen: Type.Optional(Type.String()),
     tls: Type.Optional(Tls),
     publicHost: Type.Optional(Type.String()),

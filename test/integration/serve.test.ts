@@ -1,0 +1,68 @@
+// `layover serve` as a user runs it: the roles its configuration enables, and clear refusals.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const BIN = path.resolve('bin/layover.js');
+let tmp: TempDir | undefined;
+let child: ReturnType<typeof spawn> | undefined;
+
+afterEach(() => {
+  child?.kill('SIGKILL');
+  child = undefined;
+  tmp?.cleanup();
+  tmp = undefined;
+});
+
+function run(configYaml: string): { output: () => string; exited: Promise<number | null> } {
+  tmp = makeTempDir('layover-serve-');
+  const file = path.join(tmp.path, 'config.yaml');
+  writeFileSync(file, configYaml);
+  let out = '';
+  const env = { ...process.env };
+  delete env.KUBERNETES_SERVICE_HOST;
+  delete env.KUBECONFIG;
+  child = spawn(process.execPath, [BIN, 'serve', '--config', file], { cwd: tmp.path, env });
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child?.on('exit', (code) => resolve(code)));
+  return { output: () => out, exited };
+}
+
+describe('layover serve', () => {
+  it('runs only the webhook when the registry role is off', async () => {
+    const port = await freePort();
+    const { output } = run(`registry: { enabled: false, publicHost: "localhost:30500" }\nwebhook: { enabled: true, listen: "127.0.0.1:${port}", selfSigned: true }\n`);
+    await waitFor(() => output().includes('layover webhook listening'), 20_000);
+    const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+    const res = await request(`https://127.0.0.1:${port}/healthz`, { dispatcher });
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    expect(output()).not.toContain('layover registry listening');
+    await dispatcher.close();
+  });
+
+  it('refuses a controller without the registry and auth in the same process', async () => {
+    const { output, exited } = run('registry: { enabled: false }\ncontroller: { enabled: true }\n');
+    expect(await exited).toBe(2);
+    expect(output()).toMatch(/controller\.enabled: the controller mints tokens with the registry's keys/);
+  });
+
+  it('refuses a controller with no cluster to talk to', async () => {
+    const port = await freePort();
+    const { output, exited } = run(`registry: { listen: "127.0.0.1:${port}" }\nstorage: { root: ./data }\ncontroller: { enabled: true }\n`);
+    expect(await exited).toBe(2);
+    expect(output()).toMatch(/controller\.enabled: needs access to a Kubernetes API/);
+  });
+
+  it('names a bad key and exits 2 without starting anything', async () => {
+    const { output, exited } = run('registry: { lisen: "127.0.0.1:0" }\n');
+    expect(await exited).toBe(2);
+    expect(output()).toContain('registry.lisen: unknown key');
+  });
+});
