@@ -3,7 +3,7 @@
 // at any moment leaves either the old state or the new one, never a torn file.
 import { randomUUID, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -13,7 +13,7 @@ import type { Descriptor } from '../manifest.js';
 import { isRepositoryName } from '../names.js';
 import { ReferenceGuard } from '../gc/guard.js';
 import { isUploadId, Layout } from './layout.js';
-import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './store.js';
+import type { BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
 
 /** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
 const IO_CHUNK = 512 * 1024;
@@ -74,6 +74,75 @@ async function removeFile(file: string): Promise<boolean> {
 }
 
 interface UploadHashState { hash: Hash; size: number }
+
+class FileBlobWriter implements BlobWriter {
+  written = 0;
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly hash: Hash,
+    private readonly expected: { digest: Digest; size?: number },
+    private readonly commitFile: (file: string) => Promise<void>,
+  ) {}
+
+  async write(chunks: Buffer[]): Promise<void> {
+    if (this.closed) throw new Error('blob writer is closed');
+    for (const chunk of chunks) this.hash.update(chunk);
+    let total = 0;
+    for (const chunk of chunks) total += chunk.length;
+    let done = 0;
+    while (done < total) {
+      // writev may write less than asked; continue from where it stopped.
+      const rest = done === 0 ? chunks : sliceChunks(chunks, done);
+      const { bytesWritten } = await this.handle.writev(rest, this.written);
+      done += bytesWritten;
+      this.written += bytesWritten;
+    }
+  }
+
+  async commit(): Promise<BlobStat> {
+    await this.close();
+    try {
+      if (this.expected.size !== undefined && this.written !== this.expected.size) {
+        throw new RegistryError('SIZE_INVALID', `expected ${this.expected.size} bytes, received ${this.written}`);
+      }
+      const algorithm = this.expected.digest.slice(0, this.expected.digest.indexOf(':'));
+      const actual = `${algorithm}:${this.hash.digest('hex')}`;
+      if (actual !== this.expected.digest) throw new RegistryError('DIGEST_INVALID', 'content did not match its digest', { expected: this.expected.digest, actual });
+      await this.commitFile(this.path);
+      return { digest: this.expected.digest, size: this.written };
+    } catch (err) {
+      await rm(this.path, { force: true });
+      throw err;
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    await rm(this.path, { force: true });
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+function sliceChunks(chunks: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const chunk of chunks) {
+    if (skip >= chunk.length) {
+      skip -= chunk.length;
+      continue;
+    }
+    out.push(skip ? chunk.subarray(skip) : chunk);
+    skip = 0;
+  }
+  return out;
+}
 
 export class FilesystemStore implements Store {
   private readonly layout: Layout;
@@ -168,6 +237,17 @@ export class FilesystemStore implements Store {
 
   async deleteBlob(digest: Digest): Promise<void> {
     await removeFile(this.layout.blob(digest));
+  }
+
+  async openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter> {
+    const parsed = parseDigest(expected.digest);
+    if (!parsed) throw new RegistryError('DIGEST_INVALID');
+    const file = this.tmpFile();
+    const handle = await open(file, 'w+');
+    return new FileBlobWriter(file, handle, hashOf(parsed.algorithm), expected, async (f) => {
+      await this.guard.use(expected.digest);
+      await this.commitBlob(f, expected.digest);
+    });
   }
 
   async *listBlobs(): AsyncIterable<BlobStat & { modified: Date }> {
@@ -273,6 +353,37 @@ export class FilesystemStore implements Store {
       }
     }
     return out;
+  }
+
+  /** Pull times live beside the revisions (a `_manifests/pulled/<alg>/<hex>` file's mtime), so deleting the repository drops them. */
+  private pullMarker(repository: string, digest: Digest): string {
+    const parsed = parseDigest(digest);
+    if (!parsed) throw new Error('storage: refusing invalid digest');
+    return path.join(this.layout.repository(repository), '_manifests', 'pulled', parsed.algorithm, parsed.hex);
+  }
+
+  async recordPull(repository: string, digest: Digest, at = new Date()): Promise<void> {
+    const marker = this.pullMarker(repository, digest);
+    try {
+      await utimes(marker, at, at);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.writeAtomic(marker, '');
+      await utimes(marker, at, at);
+    }
+  }
+
+  async lastPulled(repository: string, digest: Digest): Promise<Date | undefined> {
+    try {
+      return (await stat(this.pullMarker(repository, digest))).mtime;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async forgetPull(repository: string, digest: Digest): Promise<void> {
+    await removeFile(this.pullMarker(repository, digest));
   }
 
   // ---- tags ----

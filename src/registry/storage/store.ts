@@ -28,6 +28,23 @@ export interface UploadState {
 
 export interface ByteRange { start: number; end: number }
 
+/**
+ * A blob being written while others may already read it (the pull-through cache streams an
+ * upstream download to clients from the file as it grows). Nothing is visible in the blob store
+ * until `commit()` has verified the digest (and size).
+ */
+export interface BlobWriter {
+  /** The temporary file the bytes land in; readers may open it and follow `written`. */
+  readonly path: string;
+  /** Bytes handed to the file system so far (readable from `path`). */
+  readonly written: number;
+  write(chunks: Buffer[]): Promise<void>;
+  /** Verifies and moves the file into the blob store; throws DIGEST_INVALID/SIZE_INVALID and stores nothing otherwise. */
+  commit(): Promise<BlobStat>;
+  /** Drops the temporary file (idempotent). */
+  abort(): Promise<void>;
+}
+
 export interface Store {
   readonly root: string;
   /**
@@ -47,6 +64,8 @@ export interface Store {
    */
   ingestBlob(source: Readable, expected: { digest: Digest; size?: number }, signal?: AbortSignal): Promise<BlobStat>;
   deleteBlob(digest: Digest): Promise<void>;
+  /** Opens a blob writer for `expected` (see BlobWriter). */
+  openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter>;
   listBlobs(): AsyncIterable<BlobStat & { modified: Date }>;
 
   // Repository membership of blobs.
@@ -62,6 +81,11 @@ export interface Store {
   /** Removes the revision, every tag that points at it, and its referrer entry. */
   deleteManifest(repository: string, digest: Digest): Promise<boolean>;
   listManifests(repository: string): Promise<StoredManifest[]>;
+  /** Records that a manifest was pulled (the cache budget evicts the least recently pulled first). */
+  recordPull(repository: string, digest: Digest, at?: Date): Promise<void>;
+  /** When the manifest was last recorded as pulled; undefined when never. */
+  lastPulled(repository: string, digest: Digest): Promise<Date | undefined>;
+  forgetPull(repository: string, digest: Digest): Promise<void>;
 
   // Tags.
   resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
