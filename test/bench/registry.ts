@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { spawnLayover } from '../helpers/layover.js';
 import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
-import { peakRssBytes, resetPeakRss, sampleRss } from '../helpers/process-stats.js';
+import { peakRssBytes, resetPeakRss, rssBytes, sampleRss } from '../helpers/process-stats.js';
 import { seededChunks } from '../helpers/random-bytes.js';
 import { uploadBlob } from '../helpers/registry-client.js';
 import { requireTool } from '../helpers/run-tool.js';
@@ -83,6 +83,7 @@ interface Figures {
   getSeconds?: number;
   pushSeconds?: number;
   peakRssMiB?: number;
+  restRssMiB?: number;
   concurrentSeconds?: number;
   error?: string;
 }
@@ -94,6 +95,8 @@ async function measureGetAndRss(target: Target, blobFile: string, digest: string
   for (let i = 0; i < RUNS; i++) getTimes.push(await curlGet(url));
   figures.getSeconds = median(getTimes);
 
+  // RSS at rest before the load, so a high peak can be told apart from memory kept since the upload.
+  figures.restRssMiB = rssBytes(target.pid) / MiB;
   const resetWorked = resetPeakRss(target.pid);
   const sampler = sampleRss(target.pid, 10);
   const started = performance.now();
@@ -149,7 +152,7 @@ async function main(): Promise<void> {
         await measureGetAndRss(target, blobFile, digest, results[name], []);
         console.error(`${name}: GET median ${fmt(results[name].getSeconds, 3)} s, ${CLIENTS} clients ${fmt(results[name].concurrentSeconds)} s, peak RSS ${fmt(results[name].peakRssMiB, 1)} MiB`);
       } catch (err) {
-        results[name].error = (err as Error).message.split('\n')[0];
+        results[name].error = (err as Error).message.split('\n').slice(0, 3).join(' | ');
         console.error(`${name}: ${results[name].error}`);
       } finally {
         await target?.close();
@@ -165,7 +168,7 @@ async function main(): Promise<void> {
         try {
           pushes[name].push(await measurePush(start, image));
         } catch (err) {
-          results[name].error = (err as Error).message.split('\n')[0];
+          results[name].error = (err as Error).message.split('\n').slice(0, 3).join(' | ');
           console.error(`${name}: push failed: ${results[name].error}`);
         }
       }
@@ -178,6 +181,7 @@ async function main(): Promise<void> {
       ['GET 256 MiB blob, median s', l.getSeconds, d.getSeconds, 3],
       ['skopeo push 3x100 MiB, median s', l.pushSeconds, d.pushSeconds, 2],
       [`peak RSS, ${CLIENTS} clients, MiB`, l.peakRssMiB, d.peakRssMiB, 1],
+      ['RSS at rest before the load, MiB', l.restRssMiB, d.restRssMiB, 1],
       [`${CLIENTS} concurrent GETs, s`, l.concurrentSeconds, d.concurrentSeconds, 2],
     ];
     console.log(`\n${'metric'.padEnd(34)}${'layover'.padStart(10)}${'docker-reg'.padStart(12)}${'ratio'.padStart(8)}`);

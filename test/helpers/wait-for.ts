@@ -1,5 +1,10 @@
 // Polls until a condition holds, for peers that take a moment to come up.
 
+/** Thrown from a waitFor condition to give up at once (e.g. the process being waited on died). */
+export class StopWaiting extends Error {
+  override name = 'StopWaiting';
+}
+
 /**
  * Calls `fn` until it returns a value other than undefined/false (or stops throwing) and
  * returns that value; after `timeoutMs` rejects with the last error seen.
@@ -13,6 +18,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, i
       if (value !== undefined && value !== false) return value as Exclude<T, false | undefined>;
       lastError = undefined;
     } catch (err) {
+      if (err instanceof StopWaiting) throw err;
       lastError = err;
     }
     if (Date.now() >= deadline) {
@@ -26,7 +32,7 @@ export async function waitFor<T>(fn: () => T | Promise<T>, timeoutMs = 10_000, i
 /** Resolves once an HTTP GET of `url` gets any answer (any status), for readiness checks. */
 export async function waitForHttp(url: string, timeoutMs = 15_000, isAlive?: () => boolean): Promise<number> {
   return waitFor(async () => {
-    if (isAlive && !isAlive()) throw new Error(`process serving ${url} exited`);
+    if (isAlive && !isAlive()) throw new StopWaiting(`the process that should serve ${url} exited`);
     const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
     await res.arrayBuffer();
     return res.status;
