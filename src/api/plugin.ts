@@ -95,7 +95,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
 
   app.get('/me', async (req) => {
     const p = await who(req);
-    return { name: p.name, kind: p.kind, admin: isAdmin(p), teams: p.teams, namespaces: homeNamespaces(config, p), authEnabled: !authOff };
+    return { name: p.name, kind: p.kind, admin: isAdmin(p), teams: p.teams, namespaces: homeNamespaces(config, p), authEnabled: !authOff, registryHost: config.registry.publicHost };
   });
 
   app.get('/repositories', async (req) => {
