@@ -109,10 +109,8 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    if (err instanceof RegistryError) {
-      if (err.code === 'DENIED') req.log.warn({ method: req.method, url: req.url.split('?')[0] }, 'access denied');
-      return sendError(reply, err);
-    }
+    // Denials by the access check are logged there, with the principal.
+    if (err instanceof RegistryError) return sendError(reply, err);
     if (err.name === 'AbortError' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') {
       // The client went away mid-transfer: nothing to answer, nothing was committed.
       return sendError(reply, new RegistryError('BLOB_UPLOAD_INVALID', 'request aborted'));
@@ -159,9 +157,11 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     const action = actionOf(req.method);
     const principal = await access.check(req, endpoint.name, [action]);
     if (action === 'push' && ctx.isMirror(endpoint.name) && !mirrors?.pushable(endpoint.name)) {
+      req.log.warn({ principal: principal.name, kind: principal.kind, repository: endpoint.name, action }, 'access denied: mirror is pull-only');
       throw new RegistryError('DENIED', 'this is a mirror of an upstream registry: it cannot be pushed to', { name: endpoint.name });
     }
     if (action === 'delete' && ctx.isMirror(endpoint.name) && !principal.admin && access !== openAccess) {
+      req.log.warn({ principal: principal.name, kind: principal.kind, repository: endpoint.name, action }, 'access denied: only admins delete mirror content');
       throw new RegistryError('DENIED', 'only an admin may delete cached mirror content', { name: endpoint.name });
     }
     await handler(ctx, { req, reply, principal, query }, endpoint);
