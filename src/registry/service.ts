@@ -36,7 +36,8 @@ export function parseReference(reference: string): Reference {
     if (!parsed) throw new RegistryError('DIGEST_INVALID', 'invalid or unsupported digest', { digest: reference.slice(0, 200) });
     return { digest: parsed.digest };
   }
-  if (!isTag(reference)) throw new RegistryError('MANIFEST_INVALID', 'invalid tag', { tag: reference.slice(0, 200) });
+  // TAG_INVALID, as for ?tag=: the same mistake gets the same code wherever the tag is written.
+  if (!isTag(reference)) throw new RegistryError('TAG_INVALID', 'invalid tag', { tag: reference.slice(0, 200) });
   return { tag: reference };
 }
 
