@@ -6,6 +6,10 @@ import { LOGIN_HELP, login } from './login.js';
 import { TEAM_HELP, team } from './team.js';
 import { TOKEN_HELP, token } from './token.js';
 import { USER_HELP, user } from './user.js';
+import { DU_HELP, du } from './du.js';
+import { GC_HELP, gc } from './gc.js';
+import { LS_HELP, ls } from './ls.js';
+import { RM_HELP, rm } from './rm.js';
 
 type Command = { summary: string; help: string; run: (argv: string[]) => Promise<void> };
 
@@ -15,6 +19,10 @@ const COMMANDS: Record<string, Command> = {
   team: { summary: 'add or remove teams and their members', help: TEAM_HELP, run: team },
   token: { summary: 'mint namespace tokens; rotate signing keys', help: TOKEN_HELP, run: token },
   login: { summary: 'store registry credentials in ~/.docker/config.json', help: LOGIN_HELP, run: login },
+  ls: { summary: 'list repositories with sizes, or a repository\'s tags', help: LS_HELP, run: ls },
+  rm: { summary: 'delete a tag, manifest, repository or namespace', help: RM_HELP, run: rm },
+  gc: { summary: 'run garbage collection now (--dry-run: only report)', help: GC_HELP, run: gc },
+  du: { summary: 'storage by namespace, mirrored vs pushed', help: DU_HELP, run: du },
 };
 
 function usage(): string {

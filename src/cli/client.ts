@@ -1,0 +1,140 @@
+// What `layover ls | rm | gc | du` share: where the running layover is, whose credentials to
+// use, one JSON call to its /api/v1, and turning every failure into one clear line.
+import { readFile } from 'node:fs/promises';
+import { dockerConfigFile } from './login.js';
+import { UsageError } from './args.js';
+
+export const CLIENT_OPTIONS = {
+  url: { type: 'string' },
+  user: { type: 'string', short: 'u' },
+  json: { type: 'boolean' },
+} as const;
+
+export const CLIENT_HELP = `Connection:
+      --url URL         the running layover (else $LAYOVER_URL, else http://127.0.0.1:5000)
+  -u, --user NAME:PASSWORD
+                        credentials (else $LAYOVER_USER and $LAYOVER_PASSWORD, else what
+                        'layover login' stored for the URL's host)
+      --json            print the API's JSON answer instead of a table`;
+
+export const DEFAULT_URL = 'http://127.0.0.1:5000';
+
+export class ClientError extends Error {
+  constructor(message: string, readonly status?: number) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+export interface ClientValues { url?: string; user?: string; json?: boolean }
+
+/** The stored `auths` entry for a host, also under its loopback twin (localhost ↔ 127.0.0.1). */
+async function storedCredentials(host: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  let doc: { auths?: Record<string, { auth?: string }> };
+  try {
+    doc = JSON.parse(await readFile(dockerConfigFile(env), 'utf8')) as typeof doc;
+  } catch {
+    return undefined;
+  }
+  const twins = [host, host.replace(/^localhost(?=:|$)/, '127.0.0.1'), host.replace(/^127\.0\.0\.1(?=:|$)/, 'localhost')];
+  for (const key of twins.flatMap((h) => [h, `http://${h}`, `https://${h}`])) {
+    const auth = doc.auths?.[key]?.auth;
+    if (auth) return auth;
+  }
+  return undefined;
+}
+
+export class LayoverClient {
+  private constructor(
+    readonly base: URL,
+    private readonly authorization: string | undefined,
+  ) {}
+
+  static async from(values: ClientValues, env: NodeJS.ProcessEnv = process.env): Promise<LayoverClient> {
+    const raw = values.url ?? env.LAYOVER_URL ?? DEFAULT_URL;
+    let base: URL;
+    try {
+      base = new URL(raw);
+    } catch {
+      throw new UsageError(`--url: "${raw}" is not a URL`);
+    }
+    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new UsageError(`--url: "${raw}" must be http:// or https://`);
+    let basic: string | undefined;
+    if (values.user !== undefined) {
+      if (!values.user.includes(':')) throw new UsageError('--user must be NAME:PASSWORD');
+      basic = Buffer.from(values.user).toString('base64');
+    } else if (env.LAYOVER_USER) {
+      basic = Buffer.from(`${env.LAYOVER_USER}:${env.LAYOVER_PASSWORD ?? ''}`).toString('base64');
+    } else {
+      basic = await storedCredentials(base.host, env);
+    }
+    return new LayoverClient(base, basic && `Basic ${basic}`);
+  }
+
+  async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, params: Record<string, string> = {}): Promise<T> {
+    const url = new URL(`/api/v1/${path}`, this.base);
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    let res: Response;
+    try {
+      res = await fetch(url, { method, headers: this.authorization ? { authorization: this.authorization } : {} });
+    } catch (err) {
+      const cause = (err as Error).cause;
+      throw new ClientError(`cannot reach layover at ${this.base.origin}: ${cause instanceof Error ? cause.message : (err as Error).message}`);
+    }
+    const text = await res.text();
+    let body: unknown;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (res.ok) {
+      if (body === undefined) throw new ClientError(`${this.base.origin} did not answer with JSON: is it a layover?`);
+      return body as T;
+    }
+    const message = (body as { error?: { message?: string } } | undefined)?.error?.message ?? `HTTP ${res.status}`;
+    if (res.status === 401) {
+      throw new ClientError(this.authorization ? 'authentication failed: bad user name or password' : 'authentication required: pass --user NAME:PASSWORD, set LAYOVER_USER/LAYOVER_PASSWORD, or run layover login', 401);
+    }
+    if (res.status === 403) throw new ClientError(`permission denied: ${message}`, 403);
+    if (res.status === 404 && (body as { error?: unknown } | undefined)?.error === undefined) {
+      throw new ClientError(`${this.base.origin} has no /api/v1: is it a layover?`, 404);
+    }
+    throw new ClientError(message, res.status);
+  }
+}
+
+export function humanBytes(n: number | undefined): string {
+  if (n === undefined) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let i = 0;
+  while (value >= 1024 && i < units.length - 1) {
+    value /= 1024;
+    i++;
+  }
+  return i === 0 ? `${value} B` : `${value.toFixed(1)} ${units[i]}`;
+}
+
+export function shortTime(iso: string | undefined): string {
+  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+}
+
+/** Left-aligned columns (right-aligned where `right` says), two spaces apart. */
+export function table(header: string[], rows: string[][], right: number[] = []): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (right.includes(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function print(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,44 @@
+// `layover ls [REPO]`: the repositories one may pull, with sizes; or one repository's tags.
+import { parseArgs } from 'node:util';
+import type { RepositoryInfo, TagInfo } from '../api/inventory.js';
+import { UsageError } from './args.js';
+import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, shortTime, table } from './client.js';
+
+export const LS_HELP = `layover ls [REPO] [options]
+
+Without REPO: every repository you may pull, with its tag count, size and last push.
+With REPO: its tags with digest, size, platforms, and when each was pushed and last pulled.
+
+Options:
+      --namespace NS    only repositories in namespace NS
+${CLIENT_HELP}`;
+
+export async function ls(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...CLIENT_OPTIONS, namespace: { type: 'string' } } });
+  if (positionals.length > 1) throw new UsageError('usage: layover ls [REPO]');
+  const client = await LayoverClient.from(values);
+  const repo = positionals[0];
+  if (repo === undefined) {
+    const answer = await client.call<{ repositories: RepositoryInfo[] }>('GET', 'repositories', values.namespace ? { namespace: values.namespace } : {});
+    if (values.json) return printJson(answer);
+    if (!answer.repositories.length) return print('no repositories');
+    print(
+      table(
+        ['REPOSITORY', 'TAGS', 'SIZE', 'PUSHED'],
+        answer.repositories.map((r) => [r.mirror ? `${r.name} (mirror)` : r.name, String(r.tags), humanBytes(r.size), shortTime(r.pushedAt)]),
+        [1, 2],
+      ),
+    );
+    return;
+  }
+  const answer = await client.call<RepositoryInfo & { tagList: TagInfo[] }>('GET', 'repository', { name: repo });
+  if (values.json) return printJson(answer);
+  if (!answer.tagList.length) return print(`${repo}: no tags`);
+  print(
+    table(
+      ['TAG', 'DIGEST', 'SIZE', 'PLATFORMS', 'PUSHED', 'PULLED'],
+      answer.tagList.map((t) => [t.tag, t.digest, humanBytes(t.size), t.platforms.join(',') || '-', shortTime(t.pushedAt), shortTime(t.pulledAt)]),
+      [2],
+    ),
+  );
+}
