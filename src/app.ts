@@ -6,6 +6,7 @@ import { apiPlugin, type UpstreamHealth } from './api/plugin.js';
 import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
+import { RegistryError } from './registry/errors.js';
 import { GcScheduler } from './registry/gc/scheduler.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
@@ -37,6 +38,14 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     routerOptions: { maxParamLength: 4096, ignoreDuplicateSlashes: false },
     requestTimeout: 0,
     keepAliveTimeout: 75_000,
+    // A URL the router cannot take (a malformed %-escape, an over-long path) is answered in the
+    // Distribution error format too, not fastify's own JSON (which also echoed the path).
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      const body = JSON.stringify(new RegistryError('UNSUPPORTED', 'malformed request URL', undefined, { status }).body());
+      reply.raw.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Docker-Distribution-API-Version': 'registry/2.0' });
+      reply.raw.end(body);
+    },
   }) as unknown as FastifyInstance;
   const store = options.store ?? (await openFilesystemStore(config.storage.root));
   let access = options.access;
