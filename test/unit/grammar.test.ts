@@ -241,6 +241,14 @@ describe('/v2/ path splitting', () => {
     expect(parseEndpoint('a/manifests/%2e%2e')).toEqual({ kind: 'manifest', name: 'a', reference: '..' });
   });
 
+  it('an encoded slash stays inside its part instead of reshaping the path', () => {
+    expect(parseEndpoint('a/manifests/x%2Fy')).toEqual({ kind: 'manifest', name: 'a', reference: 'x/y' });
+    expect(parseEndpoint('a/blobs/sha256:%2e%2e%2fx')).toEqual({ kind: 'blob', name: 'a', digest: 'sha256:../x' });
+    expect(parseEndpoint('a/blobs/uploads/%2e%2e%2f%2e%2e')).toEqual({ kind: 'upload', name: 'a', id: '../..' });
+    // In a name an encoded slash is just a slash, as Docker Distribution reads it.
+    expect(parseEndpoint('a%2Fb/tags/list')).toEqual({ kind: 'tags', name: 'a/b' });
+  });
+
   it('malformed escapes and unknown endpoints are undefined', () => {
     expect(parseEndpoint('a/manifests/%zz')).toBeUndefined();
     expect(parseEndpoint('a/unknown/x')).toBeUndefined();
