@@ -7,7 +7,10 @@ import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
 import { RegistryError } from './registry/errors.js';
+import { scheduleEviction } from './registry/gc/eviction.js';
 import { GcScheduler } from './registry/gc/scheduler.js';
+import { registerMetrics } from './registry/metrics.js';
+import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
@@ -56,12 +59,24 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     await auth.routes(app);
     access = auth.access;
   }
-  await app.register(registryPlugin, { config, store, access, mirrors: options.mirrors });
+  // The pull-through cache: one mirror per configured upstream, its cache budget, and /metrics.
+  registerMetrics(app);
+  const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, logger.child({ module: 'proxy' }));
+  const mirrors = options.mirrors ?? built;
+  if (built) {
+    const stopEviction = scheduleEviction(store, (repo) => built.evictable(repo), { maxBytes: config.cache.maxBytes, expireAfterMs: config.cache.expireAfterMs }, 60_000, logger.child({ module: 'eviction' }));
+    app.addHook('onClose', async () => {
+      stopEviction();
+      await built.close();
+    });
+  }
+  const upstreams = options.upstreams ?? (built && (async () => built.status()));
+  await app.register(registryPlugin, { config, store, access, mirrors });
   const gc = new GcScheduler(store, config, logger.child({ module: 'gc' }));
   app.decorate('gc', gc);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
-  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams: options.upstreams });
+  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams });
   await app.register(uiPlugin);
   return app;
 }

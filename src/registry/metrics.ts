@@ -1,0 +1,104 @@
+// The registry's Prometheus metrics and the GET /metrics route. The counters are module-level so
+// that any module (routes, the pull-through cache, GC) increments them without wiring; every
+// series of the pull-through cache carries the upstream prefix, so two caches in one process
+// (tests) stay apart.
+import type { FastifyInstance } from 'fastify';
+import { Counter, Registry } from 'prom-client';
+
+export const metricsRegistry = new Registry();
+
+export const requestsTotal = new Counter({
+  name: 'layover_registry_requests_total',
+  help: 'HTTP requests answered, by route (base, manifest, blob, upload, tags, catalog, referrers, token, other), method and status',
+  labelNames: ['route', 'method', 'status'],
+  registers: [metricsRegistry],
+});
+
+export const cacheHits = new Counter({
+  name: 'layover_cache_hits_total',
+  help: 'Mirror reads served from local storage without an upstream fetch, by upstream and kind (manifest, blob)',
+  labelNames: ['upstream', 'kind'],
+  registers: [metricsRegistry],
+});
+
+export const cacheMisses = new Counter({
+  name: 'layover_cache_misses_total',
+  help: 'Mirror reads that needed the upstream (fetches and tag revalidations), by upstream and kind',
+  labelNames: ['upstream', 'kind'],
+  registers: [metricsRegistry],
+});
+
+export const coalescedRequests = new Counter({
+  name: 'layover_cache_coalesced_total',
+  help: 'Mirror reads that joined a fetch already in flight instead of starting one, by upstream and kind',
+  labelNames: ['upstream', 'kind'],
+  registers: [metricsRegistry],
+});
+
+export const upstreamBytes = new Counter({
+  name: 'layover_upstream_bytes_total',
+  help: 'Body bytes received from upstream registries',
+  labelNames: ['upstream'],
+  registers: [metricsRegistry],
+});
+
+export const clientBytes = new Counter({
+  name: 'layover_client_bytes_total',
+  help: 'Body bytes sent to clients by blob and manifest reads',
+  labelNames: ['route'],
+  registers: [metricsRegistry],
+});
+
+export const upstreamErrors = new Counter({
+  name: 'layover_upstream_errors_total',
+  help: 'Failed upstream requests, by upstream and reason (network, status_5xx, status_429, digest, down)',
+  labelNames: ['upstream', 'reason'],
+  registers: [metricsRegistry],
+});
+
+export const cacheEvictions = new Counter({
+  name: 'layover_cache_evicted_bytes_total',
+  help: 'Bytes of mirrored content removed by the cache budget or expiry',
+  registers: [metricsRegistry],
+});
+
+const ROUTES: [RegExp, string][] = [
+  [/\/blobs\/uploads(?:\/|$)/, 'upload'],
+  [/\/blobs\//, 'blob'],
+  [/\/manifests\//, 'manifest'],
+  [/\/tags\/list$/, 'tags'],
+  [/\/referrers\//, 'referrers'],
+];
+
+/** The route label of a request path: a handful of fixed values, never the path itself. */
+export function routeOf(path: string): string {
+  if (path === '/v2/' || path === '/v2') return 'base';
+  if (path === '/v2/_catalog') return 'catalog';
+  if (path === '/token') return 'token';
+  if (path === '/metrics') return 'metrics';
+  if (!path.startsWith('/v2/')) return 'other';
+  for (const [re, name] of ROUTES) if (re.test(path)) return name;
+  return 'other';
+}
+
+/**
+ * Counts every answered request and registers GET /metrics. Called on the root instance (not
+ * `register`ed), so the hook sees the routes of every plugin.
+ */
+export function registerMetrics(app: FastifyInstance): void {
+  app.addHook('onResponse', async (req, reply) => {
+    const url = req.url;
+    const q = url.indexOf('?');
+    const route = routeOf(q === -1 ? url : url.slice(0, q));
+    const status = reply.statusCode;
+    requestsTotal.inc({ route, method: req.method, status: String(status) });
+    if (req.method === 'GET' && (route === 'blob' || route === 'manifest') && (status === 200 || status === 206) && reply.raw.writableFinished) {
+      const length = Number(reply.getHeader('content-length'));
+      if (Number.isFinite(length)) clientBytes.inc({ route }, length);
+    }
+  });
+  app.get('/metrics', async (_req, reply) => {
+    reply.type(metricsRegistry.contentType);
+    return metricsRegistry.metrics();
+  });
+}

@@ -1,0 +1,224 @@
+// The HTTP client for one upstream registry: its own connection pool and TLS settings (system
+// CAs, a custom CA file, or no verification), the Docker token flow with tokens reused until they
+// expire, Basic where the upstream asks for it, and redirects followed without handing the
+// upstream's Authorization to another host.
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { LRUCache } from 'lru-cache';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { UpstreamConfig } from '../../config/config.js';
+import { parseChallenges, type Challenge } from './challenge.js';
+import { basicHeader, credentialSource, type CredentialSource } from './credentials.js';
+
+export type Headers = Record<string, string | string[] | undefined>;
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Headers;
+  /** Must be consumed or destroyed by the caller. */
+  body: Readable;
+}
+
+/** The upstream could not be reached, or broke off; `reason` is for logs and metrics. */
+export class UpstreamUnreachable extends Error {
+  constructor(readonly upstream: string, readonly reason: string) {
+    super(`upstream ${upstream} is unreachable: ${reason}`);
+    this.name = 'UpstreamUnreachable';
+  }
+}
+
+/** The upstream refused our credentials (or has none for us). */
+export class UpstreamAuthError extends Error {
+  constructor(readonly upstream: string, message: string) {
+    super(`upstream ${upstream}: ${message}`);
+    this.name = 'UpstreamAuthError';
+  }
+}
+
+type AuthScheme = { kind: 'none' } | { kind: 'basic' } | { kind: 'bearer'; realm: string; service?: string };
+
+const MAX_REDIRECTS = 5;
+const DEFAULT_TOKEN_SECONDS = 60;
+/** Renew a token this long before it expires, so a request never carries one that lapses in flight. */
+const TOKEN_MARGIN_MS = 10_000;
+
+export interface UpstreamClientOptions {
+  credentials?: CredentialSource;
+  now?: () => number;
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function errorReason(err: unknown): string {
+  const e = err as { code?: string; name?: string; message?: string; cause?: { code?: string } };
+  return e.cause?.code ?? e.code ?? e.name ?? 'error';
+}
+
+export class UpstreamClient {
+  readonly base: URL;
+  private readonly agent: Agent;
+  /** For redirect targets on other hosts (a CDN): system CAs, never the upstream's credentials. */
+  private readonly foreignAgent: Agent;
+  private readonly credentials: CredentialSource;
+  private readonly now: () => number;
+  private scheme: AuthScheme | undefined;
+  private discovering: Promise<AuthScheme> | undefined;
+  private readonly tokens = new LRUCache<string, { token: string; until: number }>({ max: 1000 });
+  private readonly tokenRequests = new Map<string, Promise<string>>();
+
+  constructor(readonly upstream: UpstreamConfig, opts: UpstreamClientOptions = {}) {
+    this.base = new URL(upstream.url);
+    const connect = {
+      timeout: 10_000,
+      rejectUnauthorized: !upstream.insecure,
+      ...(upstream.ca ? { ca: readFileSync(upstream.ca) } : {}),
+    };
+    const timeouts = { headersTimeout: 30_000, bodyTimeout: 60_000, keepAliveTimeout: 30_000 };
+    this.agent = new Agent({ connect, ...timeouts });
+    this.foreignAgent = new Agent({ connect: { timeout: 10_000, rejectUnauthorized: !upstream.insecure }, ...timeouts });
+    this.credentials = opts.credentials ?? credentialSource(upstream);
+    this.now = opts.now ?? Date.now;
+  }
+
+  get name(): string {
+    return this.upstream.prefix;
+  }
+
+  /**
+   * A request for `path` (under the upstream URL) on behalf of `repository` (the upstream's
+   * repository name, for the token scope). Statuses are the caller's to interpret, except that a
+   * 401 is answered once with fresh credentials.
+   */
+  async request(method: 'GET' | 'HEAD', path: string, repository: string, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<UpstreamResponse> {
+    const scheme = await this.authScheme(signal);
+    const scope = `repository:${repository}:pull`;
+    let authorization = await this.authorization(scheme, scope, signal);
+    let res = await this.send(method, path, { ...headers, ...(authorization ? { authorization } : {}) }, signal);
+    if (res.status !== 401) return res;
+
+    // Expired token, rotated credentials, or an upstream that changed its mind: learn again, once.
+    const challenge = this.pick(parseChallenges(res.headers['www-authenticate']));
+    res.body.destroy();
+    if (!challenge) throw new UpstreamAuthError(this.name, 'answered 401 without a usable challenge');
+    this.scheme = this.schemeOf(challenge);
+    this.tokens.delete(scope);
+    this.credentials.invalidate();
+    authorization = await this.authorization(this.scheme, challenge.params.scope && this.scheme.kind === 'bearer' ? challenge.params.scope : scope, signal, true);
+    res = await this.send(method, path, { ...headers, ...(authorization ? { authorization } : {}) }, signal);
+    return res;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.agent.close(), this.foreignAgent.close()]);
+  }
+
+  private pick(challenges: Challenge[]): Challenge | undefined {
+    return challenges.find((c) => c.scheme === 'bearer' && c.params.realm) ?? challenges.find((c) => c.scheme === 'basic');
+  }
+
+  private schemeOf(challenge: Challenge | undefined): AuthScheme {
+    if (!challenge) return { kind: 'none' };
+    if (challenge.scheme === 'bearer') {
+      const realm = challenge.params.realm as string;
+      if (!/^https?:\/\//i.test(realm)) throw new UpstreamAuthError(this.name, 'token realm is not an http(s) URL');
+      return { kind: 'bearer', realm, service: challenge.params.service };
+    }
+    return { kind: 'basic' };
+  }
+
+  /** What `/v2/` asks for, learnt once (and again after a 401). */
+  private async authScheme(signal?: AbortSignal): Promise<AuthScheme> {
+    if (this.scheme) return this.scheme;
+    this.discovering ??= (async () => {
+      const res = await this.send('GET', '/v2/', {}, signal);
+      res.body.resume();
+      if (res.status === 401) {
+        const challenge = this.pick(parseChallenges(res.headers['www-authenticate']));
+        if (!challenge) throw new UpstreamAuthError(this.name, '/v2/ answered 401 without a usable challenge');
+        return this.schemeOf(challenge);
+      }
+      if (res.status >= 500 || res.status === 429) throw new UpstreamUnreachable(this.name, `/v2/ answered ${res.status}`);
+      return { kind: 'none' } as AuthScheme;
+    })().finally(() => (this.discovering = undefined));
+    this.scheme = await this.discovering;
+    return this.scheme;
+  }
+
+  private async authorization(scheme: AuthScheme, scope: string, signal?: AbortSignal, fresh = false): Promise<string | undefined> {
+    if (scheme.kind === 'none') return undefined;
+    if (scheme.kind === 'basic') {
+      const creds = await this.credentials.get();
+      if (!creds) throw new UpstreamAuthError(this.name, 'asks for Basic credentials and none are configured');
+      return basicHeader(creds);
+    }
+    const cached = this.tokens.get(scope);
+    if (cached && !fresh && cached.until > this.now()) return `Bearer ${cached.token}`;
+    let pending = this.tokenRequests.get(scope);
+    if (!pending) {
+      pending = this.fetchToken(scheme, scope, signal).finally(() => this.tokenRequests.delete(scope));
+      this.tokenRequests.set(scope, pending);
+    }
+    return `Bearer ${await pending}`;
+  }
+
+  private async fetchToken(scheme: Extract<AuthScheme, { kind: 'bearer' }>, scope: string, signal?: AbortSignal): Promise<string> {
+    const url = new URL(scheme.realm);
+    if (scheme.service) url.searchParams.set('service', scheme.service);
+    url.searchParams.set('scope', scope);
+    const creds = await this.credentials.get();
+    const headers: Record<string, string> = { 'user-agent': 'layover', ...(creds ? { authorization: basicHeader(creds) } : {}) };
+    const agent = url.origin === this.base.origin ? this.agent : this.foreignAgent;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, { method: 'GET', headers, dispatcher: agent, signal });
+    } catch (err) {
+      throw new UpstreamUnreachable(this.name, `token endpoint: ${errorReason(err)}`);
+    }
+    if (res.statusCode !== 200) {
+      res.body.resume();
+      if (res.statusCode >= 500 || res.statusCode === 429) throw new UpstreamUnreachable(this.name, `token endpoint answered ${res.statusCode}`);
+      throw new UpstreamAuthError(this.name, `token endpoint refused the credentials (${res.statusCode})`);
+    }
+    const body = (await res.body.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    const token = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
+    if (!token) throw new UpstreamAuthError(this.name, 'token endpoint answered without a token');
+    const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+    const issued = typeof body.issued_at === 'string' ? Date.parse(body.issued_at) : NaN;
+    const start = Number.isFinite(issued) ? Math.min(issued, this.now()) : this.now();
+    this.tokens.set(scope, { token, until: start + seconds * 1000 - TOKEN_MARGIN_MS });
+    return token;
+  }
+
+  /** One exchange, following redirects; Authorization only ever goes to the upstream's own origin. */
+  private async send(method: 'GET' | 'HEAD', path: string, headers: Record<string, string>, signal?: AbortSignal): Promise<UpstreamResponse> {
+    let url = new URL(this.base.pathname.replace(/\/$/, '') + path, this.base);
+    let sendHeaders: Record<string, string> = { 'user-agent': 'layover', ...headers };
+    for (let hop = 0; ; hop++) {
+      const sameOrigin = url.origin === this.base.origin;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, { method, headers: sendHeaders, dispatcher: sameOrigin ? this.agent : this.foreignAgent, signal });
+      } catch (err) {
+        if (signal?.aborted) throw err;
+        throw new UpstreamUnreachable(this.name, errorReason(err));
+      }
+      const location = first(res.headers.location);
+      if ([301, 302, 303, 307, 308].includes(res.statusCode) && location) {
+        res.body.resume();
+        if (hop >= MAX_REDIRECTS) throw new UpstreamUnreachable(this.name, 'too many redirects');
+        const next = new URL(location, url);
+        if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new UpstreamUnreachable(this.name, 'redirect to a non-HTTP URL');
+        if (next.origin !== this.base.origin) {
+          const { authorization: _dropped, ...rest } = sendHeaders;
+          void _dropped;
+          sendHeaders = rest;
+        }
+        url = next;
+        continue;
+      }
+      return { status: res.statusCode, headers: res.headers as Headers, body: res.body };
+    }
+  }
+}
