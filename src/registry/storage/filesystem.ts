@@ -570,7 +570,14 @@ export class FilesystemStore implements Store {
       if (!parsed) throw new RegistryError('DIGEST_INVALID');
       const dir = this.layout.upload(upload.id);
       const file = path.join(dir, 'data');
-      const size = (await stat(file)).size;
+      let size: number;
+      try {
+        size = (await stat(file)).size;
+      } catch (err) {
+        // Cancelled or swept while the client was finishing: the session is gone, not a server fault.
+        if (isNotFound(err)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
+        throw err;
+      }
       const state = this.uploadHashes.get(upload.id);
       let actual: string;
       if (parsed.algorithm === 'sha256' && state && state.size === size) actual = `sha256:${state.hash.digest('hex')}`;
