@@ -631,7 +631,10 @@ export class FilesystemStore implements Store {
       const raw = isUploadId(id) ? await readIfExists(path.join(dir, 'info.json')) : undefined;
       if (raw) started = new Date((JSON.parse(raw.toString('utf8')) as { startedAt: string }).startedAt);
       else started = (await stat(dir).catch(() => undefined))?.mtime ?? new Date(0);
-      if (started < olderThan) {
+      // Abandoned means idle: a slow upload that is still receiving chunks is not swept.
+      const written = (await stat(path.join(dir, 'data')).catch(() => undefined))?.mtime;
+      const lastActive = written && written > started ? written : started;
+      if (lastActive < olderThan) {
         this.uploadHashes.delete(id);
         await rm(dir, { recursive: true, force: true });
         removed += 1;
