@@ -1,0 +1,370 @@
+// FilesystemStore on a real temporary directory: atomic, verified blob writes; uploads that survive
+// a new store instance; the sweep of abandoned uploads; refusal of paths outside the layout.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { digestOf, type Digest } from '../../src/registry/digest.js';
+import { RegistryError } from '../../src/registry/errors.js';
+import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+import { seededBytes } from '../helpers/random-bytes.js';
+
+let tmp: TempDir;
+let root: string;
+let store: FilesystemStore;
+
+beforeEach(async () => {
+  tmp = makeTempDir('layover-store-');
+  root = path.join(tmp.path, 'data');
+  store = await openFilesystemStore(root);
+});
+afterEach(() => {
+  tmp.cleanup();
+});
+
+function files(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(path.relative(dir, p));
+    }
+  };
+  if (existsSync(dir)) walk(dir);
+  return out.sort();
+}
+
+/** Every file under blobs/ hashes to the name it is stored under. */
+function expectBlobsMatchNames(): number {
+  const names = files(path.join(root, 'blobs'));
+  for (const rel of names) {
+    const [algorithm, prefix, hex] = rel.split(path.sep) as [string, string, string];
+    expect(hex.slice(0, 2)).toBe(prefix);
+    const actual = createHash(algorithm).update(readFileSync(path.join(root, 'blobs', rel))).digest('hex');
+    expect(actual, rel).toBe(hex);
+  }
+  return names.length;
+}
+
+function chunked(bytes: Buffer, size: number): Readable {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size));
+  return Readable.from(parts);
+}
+
+/** A stream that yields `good` bytes and then fails, as a client that disconnects. */
+function failingAfter(good: Buffer): Readable {
+  return new Readable({
+    read() {
+      if (good.length) {
+        this.push(good);
+        good = Buffer.alloc(0);
+      } else {
+        this.destroy(new Error('client went away'));
+      }
+    },
+  });
+}
+
+async function readAll(stream: Readable | undefined): Promise<Buffer> {
+  if (!stream) throw new Error('no stream');
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+describe('blob writes are verified and atomic', () => {
+  it('ingests a blob under its digest and reads it back whole and by range', async () => {
+    const bytes = seededBytes('ingest', 1_300_000);
+    const digest = digestOf(bytes);
+    expect(await store.ingestBlob(chunked(bytes, 100_000), { digest, size: bytes.length })).toEqual({ digest, size: bytes.length });
+    expect(await store.statBlob(digest)).toEqual({ digest, size: bytes.length });
+    expect((await readAll(await store.openBlob(digest))).equals(bytes)).toBe(true);
+    expect((await readAll(await store.openBlob(digest, { start: 1000, end: 1999 }))).equals(bytes.subarray(1000, 2000))).toBe(true);
+    expect(expectBlobsMatchNames()).toBe(1);
+  });
+
+  it('a sha512 digest is verified with sha512', async () => {
+    const bytes = seededBytes('ingest512', 10_000);
+    const digest = digestOf(bytes, 'sha512');
+    await store.ingestBlob(Readable.from([bytes]), { digest });
+    expect(files(path.join(root, 'blobs'))).toEqual([path.join('sha512', digest.slice(7, 9), digest.slice(7))]);
+    expectBlobsMatchNames();
+  });
+
+  it('a wrong digest stores nothing and leaves no temporary file', async () => {
+    const bytes = seededBytes('wrong', 50_000);
+    const wrong = digestOf('other');
+    await expect(store.ingestBlob(Readable.from([bytes]), { digest: wrong })).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
+    expect(files(path.join(root, 'blobs'))).toEqual([]);
+    expect(files(path.join(root, '_tmp'))).toEqual([]);
+    expect(await store.statBlob(wrong)).toBeUndefined();
+  });
+
+  it('a wrong size stores nothing', async () => {
+    const bytes = seededBytes('size', 5_000);
+    await expect(store.ingestBlob(Readable.from([bytes]), { digest: digestOf(bytes), size: 4_999 })).rejects.toMatchObject({ code: 'SIZE_INVALID' });
+    expect(files(path.join(root, 'blobs'))).toEqual([]);
+    expect(files(path.join(root, '_tmp'))).toEqual([]);
+  });
+
+  it('a source that fails midway stores nothing and leaves no temporary file', async () => {
+    const bytes = seededBytes('broken', 200_000);
+    await expect(store.ingestBlob(failingAfter(bytes.subarray(0, 100_000)), { digest: digestOf(bytes) })).rejects.toThrow(/went away/);
+    expect(files(path.join(root, 'blobs'))).toEqual([]);
+    expect(files(path.join(root, '_tmp'))).toEqual([]);
+  });
+
+  it('an abort signal stops the write and stores nothing', async () => {
+    const bytes = seededBytes('abort', 100_000);
+    const controller = new AbortController();
+    const slow = new Readable({
+      read() {
+        this.push(bytes.subarray(0, 1000));
+        controller.abort();
+      },
+    });
+    await expect(store.ingestBlob(slow, { digest: digestOf(bytes) }, controller.signal)).rejects.toThrow();
+    expect(files(path.join(root, 'blobs'))).toEqual([]);
+    expect(files(path.join(root, '_tmp'))).toEqual([]);
+  });
+
+  it('concurrent writes of the same blob leave one correct file', async () => {
+    const bytes = seededBytes('same', 700_000);
+    const digest = digestOf(bytes);
+    await Promise.all(Array.from({ length: 6 }, () => store.ingestBlob(chunked(bytes, 65_536), { digest })));
+    expect(expectBlobsMatchNames()).toBe(1);
+    expect(files(path.join(root, '_tmp'))).toEqual([]);
+  });
+
+  it('a reader that opened a blob keeps its bytes while the blob is deleted', async () => {
+    const bytes = seededBytes('keep', 3 * 1024 * 1024);
+    const digest = digestOf(bytes);
+    await store.ingestBlob(Readable.from([bytes]), { digest });
+    const stream = await store.openBlob(digest);
+    await store.deleteBlob(digest);
+    expect(await store.statBlob(digest)).toBeUndefined();
+    expect((await readAll(stream)).equals(bytes)).toBe(true);
+    expect(await store.openBlob(digest)).toBeUndefined();
+  });
+
+  it('a new store clears temporary files a crash left behind', async () => {
+    writeFileSync(path.join(root, '_tmp', 'leftover'), 'half a blob');
+    await openFilesystemStore(root);
+    expect(files(path.join(root, '_tmp'))).toEqual([]);
+  });
+});
+
+describe('manifests, links and tags', () => {
+  it('keeps the manifest bytes exactly and its metadata', async () => {
+    const bytes = Buffer.from('{ "schemaVersion": 2,   "odd":  "spacing" }\n');
+    const digest = digestOf(bytes);
+    await store.putManifest('a/b', bytes, { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+    const got = await store.getManifest('a/b', digest);
+    expect(got?.bytes.equals(bytes)).toBe(true);
+    expect(got?.meta).toMatchObject({ digest, size: bytes.length, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+    await store.setTag('a/b', 'v1', digest);
+    expect(await store.resolveTag('a/b', 'v1')).toBe(digest);
+    expect(await store.listTags('a/b')).toEqual(['v1']);
+    expect(await store.listTags('a/none')).toBeUndefined();
+    expect(await store.deleteManifest('a/b', digest)).toBe(true);
+    expect(await store.resolveTag('a/b', 'v1')).toBeUndefined();
+    expect(await store.getManifest('a/b', digest)).toBeUndefined();
+  });
+
+  it('links are per repository', async () => {
+    const bytes = seededBytes('link', 100);
+    const digest = digestOf(bytes);
+    await store.ingestBlob(Readable.from([bytes]), { digest });
+    await store.linkBlob('one', digest);
+    expect(await store.blobLinked('one', digest)).toBe(true);
+    expect(await store.blobLinked('two', digest)).toBe(false);
+    expect(await store.listRepositories()).toEqual(['one']);
+    expect(await store.unlinkBlob('one', digest)).toBe(true);
+    expect(await store.unlinkBlob('one', digest)).toBe(false);
+  });
+});
+
+describe('uploads', () => {
+  it('appends chunks in order and completes to a verified blob', async () => {
+    const bytes = seededBytes('upload', 300_000);
+    let upload = await store.createUpload('up/repo');
+    upload = await store.appendUpload(upload, Readable.from([bytes.subarray(0, 100_000)]), 0);
+    upload = await store.appendUpload(upload, chunked(bytes.subarray(100_000), 30_000), 100_000);
+    expect(upload.size).toBe(bytes.length);
+    expect(await store.completeUpload(upload, digestOf(bytes))).toEqual({ digest: digestOf(bytes), size: bytes.length });
+    expect(expectBlobsMatchNames()).toBe(1);
+    expect(await store.getUpload('up/repo', upload.id)).toBeUndefined();
+    expect(files(path.join(root, 'uploads'))).toEqual([]);
+  });
+
+  it('a chunk at the wrong offset is RANGE_INVALID and changes nothing', async () => {
+    const upload = await store.createUpload('up/repo');
+    await store.appendUpload(upload, Readable.from([Buffer.alloc(10, 1)]), 0);
+    await expect(store.appendUpload(upload, Readable.from([Buffer.alloc(10, 2)]), 0)).rejects.toMatchObject({ code: 'RANGE_INVALID', status: 416 });
+    await expect(store.appendUpload(upload, Readable.from([Buffer.alloc(10, 2)]), 11)).rejects.toMatchObject({ code: 'RANGE_INVALID' });
+    expect((await store.getUpload('up/repo', upload.id))?.size).toBe(10);
+  });
+
+  it('a chunk that fails midway is undone, and the upload still completes correctly', async () => {
+    const bytes = seededBytes('retry', 200_000);
+    const upload = await store.createUpload('up/repo');
+    await store.appendUpload(upload, Readable.from([bytes.subarray(0, 50_000)]), 0);
+    await expect(store.appendUpload(upload, failingAfter(bytes.subarray(50_000, 120_000)), 50_000)).rejects.toThrow(/went away/);
+    const after = await store.getUpload('up/repo', upload.id);
+    expect(after?.size).toBe(50_000);
+    const done = await store.appendUpload(after!, Readable.from([bytes.subarray(50_000)]), 50_000);
+    expect((await store.completeUpload(done, digestOf(bytes))).size).toBe(bytes.length);
+    expectBlobsMatchNames();
+  });
+
+  it('a wrong digest on completion stores nothing and removes the session', async () => {
+    const upload = await store.createUpload('up/repo');
+    const done = await store.appendUpload(upload, Readable.from([Buffer.from('hello')]));
+    await expect(store.completeUpload(done, digestOf('goodbye'))).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
+    expect(files(path.join(root, 'blobs'))).toEqual([]);
+    expect(await store.getUpload('up/repo', upload.id)).toBeUndefined();
+  });
+
+  it('completes with sha512, which the cached sha256 state cannot answer', async () => {
+    const bytes = seededBytes('algos', 90_000);
+    const a = await store.appendUpload(await store.createUpload('up/repo'), Readable.from([bytes]));
+    expect((await store.completeUpload(a, digestOf(bytes, 'sha512'))).digest).toBe(digestOf(bytes, 'sha512'));
+    expectBlobsMatchNames();
+  });
+
+  it('resumes across a new store instance on the same root', async () => {
+    const bytes = seededBytes('resume', 400_000);
+    const upload = await store.createUpload('up/resume');
+    await store.appendUpload(upload, Readable.from([bytes.subarray(0, 150_000)]), 0);
+
+    const second = await openFilesystemStore(root);
+    const found = await second.getUpload('up/resume', upload.id);
+    expect(found).toMatchObject({ id: upload.id, repository: 'up/resume', size: 150_000 });
+    expect(found?.startedAt.getTime()).toBe(upload.startedAt.getTime());
+    expect((await second.listUploads()).map((u) => u.id)).toEqual([upload.id]);
+    await expect(second.appendUpload(found!, Readable.from([bytes.subarray(100_000)]), 100_000)).rejects.toMatchObject({ code: 'RANGE_INVALID' });
+    const more = await second.appendUpload(found!, Readable.from([bytes.subarray(150_000)]), 150_000);
+    expect(more.size).toBe(bytes.length);
+    expect(await second.completeUpload(more, digestOf(bytes))).toEqual({ digest: digestOf(bytes), size: bytes.length });
+    expectBlobsMatchNames();
+  });
+
+  it('a resumed upload with the wrong bytes is still refused (the new instance rehashes)', async () => {
+    const bytes = seededBytes('resume-wrong', 10_000);
+    const upload = await store.createUpload('up/resume');
+    await store.appendUpload(upload, Readable.from([bytes.subarray(0, 5_000)]), 0);
+    const second = await openFilesystemStore(root);
+    const found = await second.appendUpload((await second.getUpload('up/resume', upload.id))!, Readable.from([Buffer.alloc(5_000)]), 5_000);
+    await expect(second.completeUpload(found, digestOf(bytes))).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
+    expect(files(path.join(root, 'blobs'))).toEqual([]);
+  });
+
+  it('an upload belongs to its repository; an invalid id is simply unknown', async () => {
+    const upload = await store.createUpload('up/owner');
+    expect(await store.getUpload('up/other', upload.id)).toBeUndefined();
+    expect(await store.cancelUpload('up/other', upload.id)).toBe(false);
+    for (const id of ['..', '../blobs', '', upload.id.toUpperCase(), `${upload.id}/../x`]) expect(await store.getUpload('up/owner', id)).toBeUndefined();
+    expect(await store.cancelUpload('up/owner', upload.id)).toBe(true);
+    expect(await store.getUpload('up/owner', upload.id)).toBeUndefined();
+  });
+
+  it('completing a session that was cancelled meanwhile is BLOB_UPLOAD_UNKNOWN, not a crash', async () => {
+    const upload = await store.createUpload('up/race');
+    const done = await store.appendUpload(upload, Readable.from([Buffer.from('abc')]));
+    await store.cancelUpload('up/race', upload.id);
+    await expect(store.completeUpload(done, digestOf('abc'))).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN', status: 404 });
+    await expect(store.appendUpload(done, Readable.from([Buffer.from('d')]))).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
+  });
+});
+
+describe('purge of abandoned uploads', () => {
+  const HOUR = 3_600_000;
+
+  function age(id: string, startedAgoMs: number, writtenAgoMs: number): void {
+    const dir = path.join(root, 'uploads', id);
+    const info = JSON.parse(readFileSync(path.join(dir, 'info.json'), 'utf8')) as { repository: string; startedAt: string };
+    writeFileSync(path.join(dir, 'info.json'), JSON.stringify({ ...info, startedAt: new Date(Date.now() - startedAgoMs).toISOString() }));
+    const written = new Date(Date.now() - writtenAgoMs);
+    utimesSync(path.join(dir, 'data'), written, written);
+  }
+
+  it('removes idle uploads older than the cut-off and keeps fresh ones', async () => {
+    const old = await store.createUpload('up/p');
+    const fresh = await store.createUpload('up/p');
+    await store.appendUpload(old, Readable.from([Buffer.from('old data')]));
+    age(old.id, 48 * HOUR, 48 * HOUR);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(1);
+    expect(await store.getUpload('up/p', old.id)).toBeUndefined();
+    expect(existsSync(path.join(root, 'uploads', old.id))).toBe(false);
+    expect(await store.getUpload('up/p', fresh.id)).toBeDefined();
+  });
+
+  it('keeps an upload that started long ago but is still receiving data', async () => {
+    const slow = await store.createUpload('up/p');
+    await store.appendUpload(slow, Readable.from([Buffer.from('chunk')]));
+    age(slow.id, 48 * HOUR, 1000);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(0);
+    expect((await store.getUpload('up/p', slow.id))?.size).toBe(5);
+    age(slow.id, 48 * HOUR, 30 * HOUR);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(1);
+  });
+
+  it('removes debris a crash left in uploads/ (no info.json, or not an upload id) once it is old', async () => {
+    const debris = path.join(root, 'uploads', 'not-an-id');
+    writeFileSync(debris, 'x');
+    const old = new Date(Date.now() - 48 * HOUR);
+    utimesSync(debris, old, old);
+    const half = await store.createUpload('up/p');
+    const halfDir = path.join(root, 'uploads', half.id);
+    rmSync(path.join(halfDir, 'info.json'));
+    utimesSync(halfDir, old, old);
+    utimesSync(path.join(halfDir, 'data'), old, old);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(2);
+    expect(readdirSync(path.join(root, 'uploads'))).toEqual([]);
+  });
+});
+
+describe('path refusal', () => {
+  const BAD_NAMES = ['..', '../escape', '/abs', 'Upper', 'a/../../b', 'a\u0000b', '%2e%2e', 'a//b'];
+  const digest = digestOf('x');
+
+  it.each(BAD_NAMES)('repository %j is refused by every method that takes a name', async (name) => {
+    const calls: (() => Promise<unknown>)[] = [
+      () => store.linkBlob(name, digest),
+      () => store.blobLinked(name, digest),
+      () => store.unlinkBlob(name, digest),
+      () => store.putManifest(name, Buffer.from('{}'), { digest: digestOf('{}'), mediaType: 'x' }),
+      () => store.statManifest(name, digest),
+      () => store.setTag(name, 'v1', digest),
+      () => store.resolveTag(name, 'v1'),
+      () => store.listTags(name),
+      () => store.listReferrers(name, digest),
+      () => store.repositoryExists(name),
+      () => store.deleteRepository(name),
+    ];
+    for (const call of calls) await expect(call()).rejects.toThrow(/refusing/);
+    await expect(store.deleteNamespace(name)).rejects.toThrow(/refusing/);
+    expect(readdirSync(tmp.path)).toEqual(['data']);
+    expect(files(path.join(root, 'repositories'))).toEqual([]);
+  });
+
+  it.each(['..', '../../etc/passwd', '.hidden', 'a/b', ''])('tag %j is refused', async (tag) => {
+    await expect(store.setTag('ok', tag, digest)).rejects.toThrow(/refusing/);
+    await expect(store.resolveTag('ok', tag)).rejects.toThrow(/refusing/);
+    expect(files(path.join(root, 'repositories'))).toEqual([]);
+  });
+
+  it.each([`sha256:../../${'a'.repeat(58)}`, 'sha256:abc', `SHA256:${'a'.repeat(64)}`, `md5:${'a'.repeat(32)}`])('digest %j is refused', async (bad) => {
+    const d = bad as Digest;
+    await expect(store.statBlob(d)).rejects.toThrow(/refusing/);
+    await expect(store.openBlob(d)).rejects.toThrow(/refusing/);
+    await expect(store.deleteBlob(d)).rejects.toThrow(/refusing/);
+    await expect(store.linkBlob('ok', d)).rejects.toThrow(/refusing/);
+    await expect(store.ingestBlob(Readable.from([Buffer.from('x')]), { digest: d })).rejects.toBeInstanceOf(RegistryError);
+    expect(files(path.join(root, 'blobs'))).toEqual([]);
+  });
+});
