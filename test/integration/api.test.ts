@@ -1,0 +1,190 @@
+// The /api/v1 admin/developer API on a real layover with auth on: every call obeys the same
+// access rules as the Distribution API (own and team namespaces for users, everything for admins,
+// mirror content deletable by admins only), and listings and details describe what is stored.
+import { Readable } from 'node:stream';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../../src/registry/digest.js';
+import { RegistryService } from '../../src/registry/service.js';
+import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { PASSWORDS } from '../fixtures/auth/config.js';
+import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { buildIndex, buildManifest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
+import { basicAuthHeader, getBytes, pushContent, type Auth } from '../helpers/registry-client.js';
+
+const admin: Auth = { user: 'admin', password: PASSWORDS.admin };
+const alice: Auth = { user: 'alice', password: PASSWORDS.alice };
+const bob: Auth = { user: 'bob', password: PASSWORDS.bob };
+let layover: InProcessLayover;
+
+async function call(method: string, path: string, auth?: Auth): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await request(`${layover.url}/api/v1/${path}`, { method: method as 'GET', headers: auth ? { authorization: basicAuthHeader(auth) } : {} });
+  return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+}
+
+function image(seed: string, platform = { os: 'linux', architecture: 'amd64' }) {
+  const layer = randomBlob(10_000, seed);
+  const config = imageConfig([layer.digest], platform);
+  return { blobs: [config, layer], manifest: buildManifest({ config, layers: [layer] }), size: config.size + layer.size };
+}
+
+async function push(repo: string, tag: string, auth: Auth, seed = `${repo}:${tag}`) {
+  const img = image(seed);
+  await pushContent(layover.url, repo, tag, img.blobs, img.manifest, auth);
+  return img;
+}
+
+async function tags(repo: string): Promise<string[]> {
+  const res = await getBytes(`${layover.url}/v2/${repo}/tags/list`, { auth: admin });
+  return res.status === 200 ? (JSON.parse(res.body.toString()) as { tags: string[] }).tags : [];
+}
+
+beforeAll(async () => {
+  layover = await startLayover({
+    upstreams: [{ prefix: 'docker.io', url: 'http://127.0.0.1:9' }],
+    auth: {
+      enabled: true,
+      users: [
+        { name: 'admin', password: PASSWORDS.admin, admin: true },
+        { name: 'alice', password: PASSWORDS.alice, teams: ['dev'] },
+        { name: 'bob', password: PASSWORDS.bob, teams: ['ops'] },
+      ],
+    },
+    log: { level: 'info' },
+  });
+  await push('alice/app', 'v1', alice);
+  await push('alice/app', 'v2', alice);
+  await push('dev/tool', 'v1', alice);
+  await push('bob/secret', 'v1', bob);
+  // A multi-platform index in alice/multi.
+  const amd = image('multi-amd');
+  const arm = image('multi-arm', { os: 'linux', architecture: 'arm64' });
+  await pushContent(layover.url, 'alice/multi', amd.manifest.digest, amd.blobs, amd.manifest, alice);
+  await pushContent(layover.url, 'alice/multi', arm.manifest.digest, arm.blobs, arm.manifest, alice);
+  const index = buildIndex({ manifests: [{ ...amd.manifest, platform: { os: 'linux', architecture: 'amd64' } }, { ...arm.manifest, platform: { os: 'linux', architecture: 'arm64' } }] });
+  await pushContent(layover.url, 'alice/multi', 'latest', [], index, alice);
+  // Mirrored content, as the pull-through cache would have stored it (same storage root).
+  const cache = new RegistryService(new FilesystemStore(layover.root), layover.config);
+  const mirrored = image('mirrored');
+  for (const b of mirrored.blobs as Content[]) await cache.ingest('docker.io/library/nginx', Readable.from([b.bytes]), b.digest as Digest, b.size);
+  await cache.putManifest('docker.io/library/nginx', 'latest', mirrored.manifest.bytes, mirrored.manifest.mediaType);
+});
+
+afterAll(async () => {
+  await layover?.close();
+});
+
+describe('/api/v1 with auth on', () => {
+  it('answers 401 without credentials or with a wrong password, and says who is logged in otherwise', async () => {
+    expect((await call('GET', 'me')).status).toBe(401);
+    expect((await call('GET', 'repositories')).status).toBe(401);
+    expect((await call('GET', 'me', { user: 'alice', password: 'wrong' })).status).toBe(401);
+    const me = await call('GET', 'me', alice);
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ name: 'alice', admin: false, namespaces: ['alice', 'dev'], authEnabled: true, registryHost: layover.config.registry.publicHost });
+    expect((await call('GET', 'me', admin)).body.admin).toBe(true);
+  });
+
+  it('lists only the repositories the caller may pull, with sizes', async () => {
+    const mine = (await call('GET', 'repositories', alice)).body.repositories as { name: string; size: number; mirror: boolean }[];
+    expect(mine.map((r) => r.name).sort()).toEqual(['alice/app', 'alice/multi', 'dev/tool', 'docker.io/library/nginx']);
+    const app = mine.find((r) => r.name === 'alice/app')!;
+    expect(app.size).toBeGreaterThan(20_000);
+    expect(mine.find((r) => r.name === 'docker.io/library/nginx')!.mirror).toBe(true);
+    const all = (await call('GET', 'repositories', admin)).body.repositories as { name: string }[];
+    expect(all.map((r) => r.name)).toContain('bob/secret');
+    const bobs = (await call('GET', 'repositories?namespace=bob', bob)).body.repositories as { name: string }[];
+    expect(bobs.map((r) => r.name)).toEqual(['bob/secret']);
+  });
+
+  it('describes tags with digest, size, platforms and push time; refuses other namespaces', async () => {
+    const res = await call('GET', 'repository?name=alice/multi', alice);
+    expect(res.status).toBe(200);
+    const [latest] = res.body.tagList as { tag: string; digest: string; size: number; platforms: string[]; pushedAt: string; mediaType: string }[];
+    expect(latest!.tag).toBe('latest');
+    expect(latest!.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(latest!.platforms).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(latest!.size).toBeGreaterThan(20_000); // both children's layers
+    expect(Date.now() - Date.parse(latest!.pushedAt)).toBeLessThan(120_000);
+    const single = (await call('GET', 'repository?name=alice/app', alice)).body.tagList as { platforms: string[] }[];
+    expect(single[0]!.platforms).toEqual(['linux/amd64']);
+
+    expect((await call('GET', 'repository?name=bob/secret', alice)).status).toBe(403);
+    expect((await call('GET', 'repository?name=alice/nothing', alice)).status).toBe(404);
+    expect((await call('GET', 'repository?name=Not..Valid', alice)).status).toBe(400);
+  });
+
+  it('deletes a tag only where the caller may delete', async () => {
+    expect((await call('DELETE', 'tag?repository=bob/secret&tag=v1', alice)).status).toBe(403);
+    expect(await tags('bob/secret')).toEqual(['v1']);
+    const ok = await call('DELETE', 'tag?repository=alice/app&tag=v1', alice);
+    expect(ok.status).toBe(200);
+    expect(await tags('alice/app')).toEqual(['v2']);
+    expect((await call('DELETE', 'tag?repository=alice/app&tag=v1', alice)).status).toBe(404);
+  });
+
+  it('deletes a manifest by digest with every tag on it', async () => {
+    const [v2] = (await call('GET', 'repository?name=alice/app', alice)).body.tagList as { digest: string }[];
+    expect((await call('DELETE', `manifest?repository=alice/app&digest=${v2!.digest}`, bob)).status).toBe(403);
+    expect((await call('DELETE', `manifest?repository=alice/app&digest=${v2!.digest}`, alice)).status).toBe(200);
+    expect(await tags('alice/app')).toEqual([]);
+    expect((await getBytes(`${layover.url}/v2/alice/app/manifests/${v2!.digest}`, { auth: alice })).status).toBe(404);
+  });
+
+  it('lets only admins delete mirrored content', async () => {
+    expect((await call('DELETE', 'tag?repository=docker.io/library/nginx&tag=latest', alice)).status).toBe(403);
+    expect((await call('DELETE', 'namespace?name=docker.io', alice)).status).toBe(403);
+    expect(await tags('docker.io/library/nginx')).toEqual(['latest']);
+  });
+
+  it('reports storage by namespace, mirror vs pushed; the whole volume only to admins', async () => {
+    const adminView = (await call('GET', 'storage', admin)).body as { namespaces: { namespace: string; kind: string; bytes: number }[]; mirrorBytes: number; pushedBytes: number; storedBytes: number };
+    const kinds = Object.fromEntries(adminView.namespaces.map((n) => [n.namespace, n.kind]));
+    expect(kinds).toMatchObject({ alice: 'pushed', bob: 'pushed', dev: 'pushed', 'docker.io': 'mirror' });
+    expect(adminView.mirrorBytes).toBeGreaterThan(10_000);
+    expect(adminView.storedBytes).toBeGreaterThanOrEqual(adminView.pushedBytes);
+    const aliceView = (await call('GET', 'storage', alice)).body as { namespaces: { namespace: string }[]; storedBytes?: number };
+    expect(aliceView.namespaces.map((n) => n.namespace)).not.toContain('bob');
+    expect(aliceView.storedBytes).toBeUndefined();
+  });
+
+  it('keeps GC for admins: status, dry run and run', async () => {
+    expect((await call('GET', 'gc', alice)).status).toBe(403);
+    expect((await call('POST', 'gc', alice)).status).toBe(403);
+    expect((await call('GET', 'upstreams', alice)).status).toBe(403);
+    const dry = await call('POST', 'gc?dryRun=true', admin);
+    expect(dry.status).toBe(200);
+    expect(dry.body.dryRun).toBe(true);
+    const status = await call('GET', 'gc', admin);
+    expect(status.body).toMatchObject({ running: false, keepUntagged: false });
+    expect((status.body.lastDryRun as { finishedAt: string }).finishedAt).toBe(dry.body.finishedAt);
+    expect((await call('GET', 'upstreams', admin)).status).toBe(200);
+  });
+
+  it('deletes a namespace only when the caller may delete all of it', async () => {
+    expect((await call('DELETE', 'namespace?name=bob', alice)).status).toBe(403);
+    expect(await tags('bob/secret')).toEqual(['v1']);
+    expect((await call('DELETE', 'namespace?name=nobody', alice)).status).toBe(403);
+    expect((await call('DELETE', 'namespace?name=nobody', admin)).status).toBe(404);
+    const res = await call('DELETE', 'namespace?name=dev', alice);
+    expect(res.status).toBe(200);
+    expect((res.body.deleted as { repositories: string[] }).repositories).toEqual(['dev/tool']);
+    const catalog = JSON.parse((await getBytes(`${layover.url}/v2/_catalog`, { auth: admin })).body.toString()) as { repositories: string[] };
+    expect(catalog.repositories).not.toContain('dev/tool');
+  });
+
+  it('deletes a repository', async () => {
+    expect((await call('DELETE', 'repository?name=alice/multi', bob)).status).toBe(403);
+    expect((await call('DELETE', 'repository?name=alice/multi', alice)).status).toBe(200);
+    expect((await call('GET', 'repository?name=alice/multi', alice)).status).toBe(404);
+  });
+
+  it('serves the UI page with a strict content security policy', async () => {
+    const page = await getBytes(`${layover.url}/ui/`);
+    expect(page.status).toBe(200);
+    expect(page.body.toString()).toContain('<script type="module" src="/ui/app.js">');
+    expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
+    expect((await getBytes(`${layover.url}/ui/app.js`)).status).toBe(200);
+    expect((await getBytes(`${layover.url}/ui/../package.json`)).status).not.toBe(200);
+  });
+});
