@@ -41,6 +41,7 @@ export class BlobDownload {
     try {
       download.readHandle = await open(writer.path, 'r');
     } catch (err) {
+      source.on('error', () => undefined);
       source.destroy();
       await writer.abort();
       throw err;

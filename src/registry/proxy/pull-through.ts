@@ -3,7 +3,6 @@
 // under the local name and streamed to the client meanwhile. Concurrent misses for the same
 // thing share one upstream fetch.
 import { LRUCache } from 'lru-cache';
-import type { Readable } from 'node:stream';
 import type { UpstreamConfig } from '../../config/config.js';
 import type { Logger } from '../../log.js';
 import { digestOf, parseDigest, type Digest } from '../digest.js';
@@ -14,7 +13,7 @@ import { LocalContent, parseReference, type BlobHit, type ContentSource, type Ma
 import type { Store, StoredManifest } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
 import { UpstreamHealth } from './health.js';
-import { UpstreamAuthError, UpstreamClient, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
+import { discard, type UpstreamBody, UpstreamAuthError, UpstreamClient, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
 import { upstreamPath } from './upstream-names.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
@@ -35,13 +34,13 @@ function header(res: UpstreamResponse, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-async function readLimited(body: Readable, limit: number): Promise<Buffer> {
+async function readLimited(body: UpstreamBody, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > limit) {
-      body.destroy();
+      discard(body);
       throw new RegistryError('MANIFEST_INVALID', `upstream manifest exceeds ${limit} bytes`, undefined, { status: 502 });
     }
     chunks.push(chunk);
@@ -123,19 +122,19 @@ export class PullThroughSource implements ContentSource {
       // The bytes are here (another repository has them), but whether this upstream repository
       // has that digest is the upstream's to say: a HEAD, never a second copy.
       const res = await this.call('HEAD', `/v2/${remote}/blobs/${digest}`, remote);
-      res.body.resume();
+      discard(res.body);
       if (res.status !== 200) this.failure(res.status, 'blob', digest);
       await this.store.linkBlob(repository, digest);
       return undefined;
     }
     const res = await this.call('GET', `/v2/${remote}/blobs/${digest}`, remote);
     if (res.status !== 200) {
-      res.body.resume();
+      discard(res.body);
       this.failure(res.status, 'blob', digest);
     }
     const size = Number(header(res, 'content-length'));
     if (!Number.isSafeInteger(size) || size < 0) {
-      res.body.destroy();
+      discard(res.body);
       throw new RegistryError('BLOB_UNKNOWN', 'upstream sent a blob without a length', { digest }, { status: 502 });
     }
     const writer = await this.store.openBlobWriter({ digest, size });
@@ -218,7 +217,7 @@ export class PullThroughSource implements ContentSource {
       if (err instanceof RegistryError && (err.status >= 500 || err.status === 429 || err.status === 401 || err.status === 403)) return stale(err.status === 503 ? 'is unreachable' : `answered ${err.status}`);
       throw err;
     }
-    res.body.resume();
+    discard(res.body);
     if (res.status === 404) {
       // The upstream no longer has the tag: neither do we.
       await this.store.deleteTag(repository, tag);
@@ -246,7 +245,7 @@ export class PullThroughSource implements ContentSource {
     const remote = this.remote(repository);
     const res = await this.call('GET', `/v2/${remote}/manifests/${reference}`, remote, { accept: ACCEPT });
     if (res.status !== 200) {
-      res.body.resume();
+      discard(res.body);
       this.failure(res.status, 'manifest', reference);
     }
     const bytes = await readLimited(res.body, this.opts.maxManifestBytes);

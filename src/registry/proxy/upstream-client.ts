@@ -3,20 +3,27 @@
 // expire, Basic where the upstream asks for it, and redirects followed without handing the
 // upstream's Authorization to another host.
 import { readFileSync } from 'node:fs';
-import type { Readable } from 'node:stream';
 import { LRUCache } from 'lru-cache';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../../config/config.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { basicHeader, credentialSource, type CredentialSource } from './credentials.js';
 
+/** Drops a response body we do not need; a body cut short must not surface as an unhandled error. */
+export function discard(body: UpstreamBody): void {
+  // dump() reads a small remainder (keeping the connection reusable) and destroys a large one.
+  body.dump().catch(() => undefined);
+}
+
+export type UpstreamBody = Dispatcher.ResponseData['body'];
+
 export type Headers = Record<string, string | string[] | undefined>;
 
 export interface UpstreamResponse {
   status: number;
   headers: Headers;
-  /** Must be consumed or destroyed by the caller. */
-  body: Readable;
+  /** Must be consumed or discarded by the caller. */
+  body: UpstreamBody;
 }
 
 /** The upstream could not be reached, or broke off; `reason` is for logs and metrics. */
@@ -100,7 +107,7 @@ export class UpstreamClient {
 
     // Expired token, rotated credentials, or an upstream that changed its mind: learn again, once.
     const challenge = this.pick(parseChallenges(res.headers['www-authenticate']));
-    res.body.destroy();
+    discard(res.body);
     if (!challenge) throw new UpstreamAuthError(this.name, 'answered 401 without a usable challenge');
     this.scheme = this.schemeOf(challenge);
     this.tokens.delete(scope);
@@ -133,7 +140,7 @@ export class UpstreamClient {
     if (this.scheme) return this.scheme;
     this.discovering ??= (async () => {
       const res = await this.send('GET', '/v2/', {}, signal);
-      res.body.resume();
+      discard(res.body);
       if (res.status === 401) {
         const challenge = this.pick(parseChallenges(res.headers['www-authenticate']));
         if (!challenge) throw new UpstreamAuthError(this.name, '/v2/ answered 401 without a usable challenge');
@@ -177,7 +184,7 @@ export class UpstreamClient {
       throw new UpstreamUnreachable(this.name, `token endpoint: ${errorReason(err)}`);
     }
     if (res.statusCode !== 200) {
-      res.body.resume();
+      discard(res.body);
       if (res.statusCode >= 500 || res.statusCode === 429) throw new UpstreamUnreachable(this.name, `token endpoint answered ${res.statusCode}`);
       throw new UpstreamAuthError(this.name, `token endpoint refused the credentials (${res.statusCode})`);
     }
@@ -206,7 +213,7 @@ export class UpstreamClient {
       }
       const location = first(res.headers.location);
       if ([301, 302, 303, 307, 308].includes(res.statusCode) && location) {
-        res.body.resume();
+        discard(res.body);
         if (hop >= MAX_REDIRECTS) throw new UpstreamUnreachable(this.name, 'too many redirects');
         const next = new URL(location, url);
         if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new UpstreamUnreachable(this.name, 'redirect to a non-HTTP URL');
