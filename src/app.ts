@@ -9,6 +9,7 @@ import { createAuth, type Auth } from './registry/auth/auth.js';
 import { RegistryError } from './registry/errors.js';
 import { scheduleEviction } from './registry/gc/eviction.js';
 import { GcScheduler } from './registry/gc/scheduler.js';
+import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
 import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
@@ -77,6 +78,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   gc.start();
   app.addHook('onClose', async () => gc.stop());
   await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams });
+  await app.register(healthPlugin, { storageRoot: config.storage.root });
   await app.register(uiPlugin);
   return app;
 }
