@@ -5,10 +5,8 @@ import { buildApp } from '../app.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/resolve.js';
 import { loadConfig } from '../config/load.js';
-import { startController } from '../controller/index.js';
-import { createKube, type Kube } from '../k8s/kube.js';
+import type { Kube } from '../k8s/kube.js';
 import { createLogger, type Logger } from '../log.js';
-import { startWebhook } from '../webhook/server.js';
 
 export const SERVE_HELP = `layover serve [--config FILE]
 
@@ -24,10 +22,15 @@ interface Role {
   close(): Promise<void>;
 }
 
-/** The cluster's API when this process can reach one (in a Pod, or with $KUBECONFIG set). */
-function clusterClient(logger: Logger): Kube | undefined {
+/**
+ * The cluster's API when this process can reach one (in a Pod, or with $KUBECONFIG set).
+ * The Kubernetes client, the webhook and the controller are imported only when enabled:
+ * @kubernetes/client-node alone adds ~130 MiB of resident memory to a registry that needs none of it.
+ */
+async function clusterClient(logger: Logger): Promise<Kube | undefined> {
   if (!process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) return undefined;
   try {
+    const { createKube } = await import('../k8s/kube.js');
     return createKube();
   } catch (err) {
     logger.warn({ err: (err as Error).message }, 'no Kubernetes client: running without cluster access');
@@ -51,7 +54,7 @@ export async function serve(argv: string[]): Promise<void> {
   checkRoles(config);
   const logger = createLogger(config.log.level);
   const roles: Role[] = [];
-  const kube = config.webhook.enabled || config.controller.enabled ? clusterClient(logger) : undefined;
+  const kube = config.webhook.enabled || config.controller.enabled ? await clusterClient(logger) : undefined;
   if (config.controller.enabled && !kube) {
     throw new ConfigError(['controller.enabled: needs access to a Kubernetes API (run in a Pod, or set KUBECONFIG)'], config.source);
   }
@@ -64,6 +67,7 @@ export async function serve(argv: string[]): Promise<void> {
     if (config.controller.enabled) {
       const auth = app.auth;
       if (!kube || !auth) throw new Error('controller: no cluster client or auth module');
+      const { startController } = await import('../controller/index.js');
       const controller = await startController(config, {
         logger,
         kube,
@@ -74,6 +78,7 @@ export async function serve(argv: string[]): Promise<void> {
     }
   }
   if (config.webhook.enabled) {
+    const { startWebhook } = await import('../webhook/server.js');
     const webhook = await startWebhook(config, { logger, kube });
     logger.info({ url: webhook.url }, 'layover webhook listening');
     roles.push({ name: 'webhook', close: () => webhook.close() });

@@ -116,7 +116,10 @@ export const ConfigSchema = Type.Object({
     grace: Type.Optional(Duration),
   }, strict)),
   log: Type.Optional(Type.Object({
-    level: Type.Optional(Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)))),
+    level: Type.Optional(Type.Union([
+      Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+      Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+    ])),
   }, strict)),
 }, strict);
 
