@@ -239,8 +239,8 @@ async function runGc(dryRun) {
   $('gc-result').textContent = dryRun ? 'Dry run…' : 'Collecting…';
   try {
     const r = await api('POST', 'gc', dryRun ? { dryRun: 'true' } : {});
-    $('gc-result').textContent = `${dryRun ? 'Would free' : 'Freed'} ${bytes(r.blobs.bytesFreed)}: ${r.blobs.deleted} blobs, ${r.manifests.deleted} manifests, ${r.uploadsRemoved} abandoned uploads (${r.durationMs} ms).`;
     await loadAdmin();
+    $('gc-result').textContent = `${dryRun ? 'Would free' : 'Freed'} ${bytes(r.blobs.bytesFreed)}: ${r.blobs.deleted} blobs, ${r.manifests.deleted} manifests, ${r.uploadsRemoved} abandoned uploads (${r.durationMs} ms).`;
   } catch (err) {
     $('gc-result').textContent = '';
     failed(err);
