@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
 
 const READ_CHUNK = 512 * 1024;
+const MIN_BATCH = 256 * 1024;
 const WRITE_BUFFER = 4 * 1024 * 1024;
 
 type State = { kind: 'running' } | { kind: 'committed'; stat: BlobStat } | { kind: 'failed'; error: Error };
@@ -131,7 +132,9 @@ export class BlobDownload {
         }
         if (download.state.kind === 'failed') throw download.state.error;
         const available = download.available();
-        if (pos < available) {
+        // At the download's heels, wait for a worthwhile batch: many tiny reads cost more than the wait.
+        const batchReady = available - pos >= MIN_BATCH || available >= Math.min(end + 1, download.size - 1) || download.state.kind !== 'running';
+        if (pos < available && batchReady) {
           const length = Math.min(READ_CHUNK, available - pos, end + 1 - pos);
           const buffer = Buffer.allocUnsafe(length);
           const { bytesRead } = await handle.read(buffer, 0, length, pos);
