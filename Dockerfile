@@ -16,8 +16,10 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY bin ./bin
+# The web UI's static files sit next to the compiled UI module (src/ui/plugin.ts looks there).
 COPY src/ui/static ./dist/ui/static
-USER node
+# Numeric, so that the kubelet can verify runAsNonRoot; 1000 is the image's `node` user.
+USER 1000:1000
 EXPOSE 5000 8443
 VOLUME ["/var/lib/layover"]
 ENTRYPOINT ["node", "/app/bin/layover.js"]
