@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { cp, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import dockerignore from '@balena/dockerignore';
+import dockerignoreModule from '@balena/dockerignore';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { REGISTRY_CONFIG, REPO_ROOT, configOf, findObject, render } from '../e2e/manifests.js';
@@ -13,6 +13,9 @@ import { freePort } from '../helpers/free-port.js';
 import { runTool } from '../helpers/run-tool.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
+
+// A CommonJS module whose typings declare an ES default export: the function is the module itself.
+const dockerignore = dockerignoreModule as unknown as typeof dockerignoreModule.default;
 
 interface Instruction { stage: number; keyword: string; args: string }
 
