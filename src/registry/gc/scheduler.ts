@@ -4,6 +4,7 @@ import type { Config } from '../../config/config.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../storage/store.js';
 import { collectGarbage, type GcReport } from './collector.js';
+import { gcFreedBytes, gcLastRun, gcRuns } from './metrics.js';
 
 export interface GcStatus {
   running: boolean;
@@ -85,14 +86,20 @@ export class GcScheduler {
     this.running = run;
     try {
       const report = await run;
+      gcRuns.inc({ outcome: 'ok', dry_run: String(options.dryRun) });
       if (options.dryRun) this.lastDryRun = report;
-      else this.lastRun = report;
+      else {
+        this.lastRun = report;
+        gcFreedBytes.inc(report.blobs.bytesFreed);
+        gcLastRun.set(Date.parse(report.finishedAt) / 1000);
+      }
       this.log.info(
         { dryRun: report.dryRun, durationMs: report.durationMs, blobsDeleted: report.blobs.deleted, bytesFreed: report.blobs.bytesFreed, manifestsDeleted: report.manifests.deleted, uploadsRemoved: report.uploadsRemoved },
         'garbage collection finished',
       );
       return report;
     } catch (err) {
+      gcRuns.inc({ outcome: 'failed', dry_run: String(options.dryRun) });
       this.lastError = { at: new Date().toISOString(), message: (err as Error).message };
       this.log.error({ problem: (err as Error).message }, 'garbage collection failed');
       throw err;
