@@ -37,7 +37,7 @@ const { values: args } = parseArgs({ options: { runs: { type: 'string', default:
 const RUNS = Math.max(1, Number(args.runs));
 
 const startLayoverTarget: Starter = async () => {
-  const l = await spawnLayover({}, { logLevel: 'warn' });
+  const l = await spawnLayover({}, { logLevel: 'warn', compiled: true });
   return { name: 'layover', url: l.url, get pid() { return l.pid; }, close: () => l.close() };
 };
 const startDockerTarget: Starter = async () => {

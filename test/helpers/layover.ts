@@ -11,6 +11,7 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { startChild, type Child } from './child-process.js';
+import { runTool } from './run-tool.js';
 import { freePort } from './free-port.js';
 import { makeTempDir } from './temp-dir.js';
 import { waitForHttp } from './wait-for.js';
@@ -78,6 +79,15 @@ export function mergeRaw(base: Mapping, over: Mapping): Mapping {
 function testRaw(raw: RawConfig, root: string, port: number, logLevel: string): RawConfig {
   const defaults = { registry: { listen: `127.0.0.1:${port}` }, storage: { root }, auth: { enabled: false }, log: { level: logLevel } };
   return mergeRaw(defaults, raw as Mapping) as RawConfig;
+}
+
+let compiledBuild: Promise<string> | undefined;
+
+/** Compiles src/ into dist/ once per process and returns the entry the container image runs. */
+export function compiledEntry(): Promise<string> {
+  compiledBuild ??= runTool(process.execPath, [path.join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: REPO_ROOT, timeoutMs: 300_000 })
+    .then(() => path.join(REPO_ROOT, 'dist', 'cli', 'main.js'));
+  return compiledBuild;
 }
 
 function isAddressInUse(err: unknown): boolean {
@@ -157,9 +167,11 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const scheme = config.registry.tls ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${config.registry.port}`;
 
+  // Compiled mode runs as the container image's ENTRYPOINT does, with the same V8 flag (see Dockerfile).
+  const entry = opts.compiled ? ['--max-semi-space-size=1', await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')];
   let child: Child;
   const launch = async () => {
-    child = startChild(process.execPath, [path.join(REPO_ROOT, 'bin', 'layover.js'), 'serve', '--config', configFile], {
+    child = startChild(process.execPath, [...entry, 'serve', '--config', configFile], {
       stdoutFile: logFile,
       cwd: tmp.path,
       env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined },
