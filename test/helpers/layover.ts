@@ -25,6 +25,8 @@ export interface LayoverOptions {
   root?: string;
   /** Log level for the log file (default `info`); logs never go to the test output. */
   logLevel?: LogLevel;
+  /** spawnLayover only: run the compiled dist/ as the container image does (benchmarks), not src/ through tsx. */
+  compiled?: boolean;
 }
 
 export interface RunningLayover {
