@@ -22,5 +22,8 @@ COPY src/ui/static ./dist/ui/static
 USER 1000:1000
 EXPOSE 5000 8443
 VOLUME ["/var/lib/layover"]
-ENTRYPOINT ["node", "/app/bin/layover.js"]
+# A small young generation makes V8 collect the short-lived Buffers of streamed blobs promptly:
+# measured here, peak RSS with 16 clients pulling a 256 MiB blob fell from 130-160 MiB to ~110 MiB.
+# test/bench runs layover with the same flag.
+ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
