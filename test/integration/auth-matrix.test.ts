@@ -9,6 +9,7 @@ import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
 import { skopeoCopy, skopeoDelete, type Creds } from '../helpers/skopeo.js';
 import { startContainerd, type Containerd } from '../helpers/containerd.js';
+import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { ToolError, requireTool } from '../helpers/run-tool.js';
 import { PASSWORDS } from '../fixtures/auth/config.js';
@@ -29,9 +30,12 @@ const REPO: Record<Who, Record<Column, string>> = {
 };
 const ALL_REPOS = ['admin/app', 'alice/app', 'carol/app', 'dev/app', 'ops/app', 'shop/app', MIRROR];
 
-/** pull, push, delete, mount (into the principal's own namespace) per column: a letter is allowed, '-' denied. */
+/**
+ * pull, push, delete, mount (into the principal's own namespace) per column: a letter is allowed,
+ * '-' denied. A mirror is pull-only for everyone; only an admin deletes cached mirror content.
+ */
 const EXPECTED: Record<Who, Record<Column, string>> = {
-  admin: { own: 'ppdm', otherUser: 'ppdm', team: 'ppdm', otherTeam: 'ppdm', mirror: 'ppdm' },
+  admin: { own: 'ppdm', otherUser: 'ppdm', team: 'ppdm', otherTeam: 'ppdm', mirror: 'p-dm' },
   alice: { own: 'ppdm', otherUser: '----', team: 'ppdm', otherTeam: '----', mirror: 'p--m' },
   carol: { own: 'ppdm', otherUser: '----', team: '----', otherTeam: '----', mirror: 'p--m' },
   'namespace:shop': { own: 'p---', otherUser: '----', team: 'p---', otherTeam: '----', mirror: 'p---' },
@@ -48,6 +52,7 @@ const CATALOG: Record<Who, string[] | 'denied'> = {
 const DENIED = /unauthorized|denied|forbidden|authentication required|status 401|status 403|insufficient_scope/i;
 
 let layover: InProcessLayover;
+let upstream: DockerRegistry;
 let tmp: TempDir;
 let layout: string;
 const images = new Map<string, OciImage>();
@@ -84,8 +89,10 @@ beforeAll(async () => {
   requireTool('skopeo');
   tmp = makeTempDir('layover-auth-matrix-');
   layout = path.join(tmp.path, 'layout');
+  // The mirror column is a real pull-through of a docker-registry upstream.
+  upstream = await startDockerRegistry();
   layover = await startLayover({
-    upstreams: [{ prefix: 'docker.io', url: 'http://127.0.0.1:9' }],
+    upstreams: [{ prefix: 'docker.io', url: upstream.url }],
     auth: {
       enabled: true,
       anonymous: true,
@@ -106,17 +113,27 @@ beforeAll(async () => {
   creds.set('namespace:shop', { user: 'namespace:shop', password: ns.token });
   creds.set('anonymous', undefined);
 
-  // Seed every repository: tag 1 to pull, and one unique image per principal to delete.
+  // Seed every repository: tag 1 to pull, and one unique image per principal to delete. Mirror
+  // content is pushed upstream and pulled through once by the admin, so that it is cached.
   for (const repo of ALL_REPOS) {
-    await skopeoCopy((await image(`seed-${repo}`)).ref, `docker://${layover.host}/${repo}:1`, { destCreds: ADMIN });
-    for (const who of PRINCIPALS) {
-      await skopeoCopy((await image(`del-${who}-${repo}`)).ref, `docker://${layover.host}/${repo}:del-${who.replace(':', '-')}`, { destCreds: ADMIN });
+    const tags = ['1', ...PRINCIPALS.map((who) => `del-${who.replace(':', '-')}`)];
+    const sources = [`seed-${repo}`, ...PRINCIPALS.map((who) => `del-${who}-${repo}`)];
+    for (const [i, tag] of tags.entries()) {
+      const img = await image(sources[i] as string);
+      if (repo !== MIRROR) {
+        await skopeoCopy(img.ref, `docker://${layover.host}/${repo}:${tag}`, { destCreds: ADMIN });
+        continue;
+      }
+      await skopeoCopy(img.ref, `docker://${upstream.host}/library/base:${tag}`);
+      mkdirSync(path.join(tmp.path, 'warm', tag), { recursive: true });
+      await skopeoCopy(`docker://${layover.host}/${repo}:${tag}`, `dir:${path.join(tmp.path, 'warm', tag)}`, { srcCreds: ADMIN });
     }
   }
 }, 600_000);
 
 afterAll(async () => {
   await layover?.close();
+  await upstream?.close();
   tmp?.cleanup();
 });
 

@@ -47,8 +47,10 @@ export async function startUpload(ctx: RouteContext, call: Call, name: string): 
     const { digest } = assertDigest(mount);
     const from = query.get('from');
     // Mounting needs pull on the source too; without it the client just uploads, and learns
-    // nothing about whether the source has the blob.
-    if (from !== null && isRepositoryName(from) && ctx.access.allows(call.principal, from, 'pull') && !ctx.isMirror(from)) {
+    // nothing about whether the source has the blob. A mirror is a fine source (an image built
+    // FROM a mirrored base): only what it has cached mounts, and eviction never deletes a blob
+    // that a pushed repository links.
+    if (from !== null && isRepositoryName(from) && ctx.access.allows(call.principal, from, 'pull')) {
       const mounted = await ctx.service.mount(name, digest, from);
       if (mounted) {
         req.raw.resume();
