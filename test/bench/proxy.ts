@@ -72,7 +72,7 @@ function blobGets(upstream: DockerRegistry, digest: string): number {
 interface Mirror { url: string; pid: number; close(): Promise<void> }
 
 async function startLayoverMirror(upstreamUrl: string): Promise<Mirror> {
-  const l = await spawnLayover({ upstreams: [{ prefix: 'up', url: upstreamUrl }] }, { logLevel: 'warn' });
+  const l = await spawnLayover({ upstreams: [{ prefix: 'up', url: upstreamUrl }] }, { logLevel: 'warn', compiled: true });
   return { url: `${l.url}/v2/up/${REPO}`, pid: l.pid, close: () => l.close() };
 }
 
