@@ -25,7 +25,8 @@ export interface BlobHit {
 /** Where reads of one repository are served from: local storage, or a mirrored upstream. */
 export interface ContentSource {
   getManifest(repository: string, reference: string, withBody: boolean, signal?: AbortSignal): Promise<ManifestHit | undefined>;
-  getBlob(repository: string, digest: Digest, signal?: AbortSignal): Promise<BlobHit | undefined>;
+  /** `withBody` false (HEAD): only `stat` is wanted, so a mirror need not fetch the bytes. */
+  getBlob(repository: string, digest: Digest, withBody: boolean, signal?: AbortSignal): Promise<BlobHit | undefined>;
 }
 
 export type Reference = { tag: string; digest?: undefined } | { digest: Digest; tag?: undefined };

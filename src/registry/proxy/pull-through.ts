@@ -86,7 +86,7 @@ export class PullThroughSource implements ContentSource {
 
   // ---- blobs ----
 
-  async getBlob(repository: string, digest: Digest): Promise<BlobHit | undefined> {
+  async getBlob(repository: string, digest: Digest, withBody: boolean): Promise<BlobHit | undefined> {
     const hit = await this.local.getBlob(repository, digest);
     if (hit) {
       this.hit('blob');
@@ -94,6 +94,8 @@ export class PullThroughSource implements ContentSource {
     }
     const key = `${repository}@${digest}`;
     let pending = this.blobs.get(key);
+    // A HEAD (clients probe before they pull, or only probe) must not cost a whole download.
+    if (!pending && !withBody) return this.statRemoteBlob(repository, digest);
     if (pending) coalescedRequests.inc({ upstream: this.label, kind: 'blob' });
     else {
       this.miss('blob');
@@ -112,6 +114,28 @@ export class PullThroughSource implements ContentSource {
     return {
       stat: { digest, size: download.size },
       open: async (range) => download.open(range),
+    };
+  }
+
+  /** A HEAD for a blob that is not here: answered from the upstream's HEAD; nothing is fetched or stored. */
+  private async statRemoteBlob(repository: string, digest: Digest): Promise<BlobHit> {
+    this.miss('blob');
+    const remote = this.remote(repository);
+    const res = await this.call('HEAD', `/v2/${remote}/blobs/${digest}`, remote);
+    discard(res.body);
+    if (res.status !== 200) this.failure(res.status, 'blob', digest);
+    const claimed = header(res, 'docker-content-digest');
+    if (claimed !== undefined && claimed !== digest) {
+      upstreamErrors.inc({ upstream: this.label, reason: 'digest' });
+      throw new RegistryError('DIGEST_INVALID', `upstream ${this.label} answered for another digest`, { expected: digest, actual: claimed.slice(0, 200) }, { status: 502 });
+    }
+    const size = Number(header(res, 'content-length'));
+    if (!Number.isSafeInteger(size) || size < 0) throw new RegistryError('BLOB_UNKNOWN', 'upstream answered HEAD without a length', { digest }, { status: 502 });
+    return {
+      stat: { digest, size },
+      open: async () => {
+        throw new RegistryError('BLOB_UNKNOWN', 'only the size of this blob was asked for', { digest });
+      },
     };
   }
 

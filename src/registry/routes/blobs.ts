@@ -8,7 +8,7 @@ export async function getBlob(ctx: RouteContext, call: Call, name: string, rawDi
   const { digest } = assertDigest(rawDigest);
   const { req, reply } = call;
   const signal = clientSignal(reply);
-  const hit = await ctx.sourceFor(name).getBlob(name, digest, signal);
+  const hit = await ctx.sourceFor(name).getBlob(name, digest, req.method !== 'HEAD', signal);
   if (!hit) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
   const size = hit.stat.size;
   reply.header('Docker-Content-Digest', digest).header('ETag', `"${digest}"`).header('Accept-Ranges', 'bytes').type('application/octet-stream');
