@@ -102,7 +102,6 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     sourceFor: (repository) => mirrors?.sourceFor(repository) ?? service.local,
     isMirror: (repository) => mirrors?.sourceFor(repository) !== undefined,
   };
-  app.decorate('registry', service);
 
   // Bodies are streamed by the handlers (blobs) or read with a limit (manifests): no parser here.
   app.removeAllContentTypeParsers();
@@ -168,6 +167,8 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     return reply;
   };
 
+  // Docker Distribution answers the slashless API root with a redirect; some clients probe it.
+  app.route({ method: ['GET', 'HEAD'], url: '/v2', handler: (_req, reply) => reply.redirect('/v2/', 301), exposeHeadRoute: false });
   app.route({ method: [...METHODS], url: '/v2/', handler: handle, exposeHeadRoute: false });
   app.route({ method: [...METHODS], url: '/v2/*', handler: handle, exposeHeadRoute: false });
 
@@ -178,10 +179,4 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
   }, sweepEvery);
   timer.unref();
   app.addHook('onClose', async () => clearInterval(timer));
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    registry: RegistryService;
-  }
 }

@@ -41,6 +41,12 @@ describe('GET /v2/', () => {
     }
   });
 
+  it('redirects /v2 to /v2/ as Docker Distribution does', async () => {
+    const res = await call('GET', '/v2');
+    expect(res.status).toBe(301);
+    expect(res.headers.location).toBe('/v2/');
+  });
+
   it('refuses other methods with 405 in the error format', async () => {
     expectError(await call('POST', '/v2/'), 405, 'UNSUPPORTED');
   });
