@@ -8,19 +8,15 @@
 //   16 concurrent cold GETs through a fresh mirror: the upstream's blob GET count (its access
 //   log) and the mirror's peak RSS meanwhile
 // Prints a table and one JSON line (`{"bench":"proxy",…}`).
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { spawnLayover } from '../helpers/layover.js';
 import { peakRssBytes, resetPeakRss, sampleRss } from '../helpers/process-stats.js';
-import { seededChunks } from '../helpers/random-bytes.js';
 import { uploadBlob } from '../helpers/registry-client.js';
 import { requireTool } from '../helpers/run-tool.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
+import { curlGet, median, writeBlobFile } from './measure.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const MiB = 2 ** 20;
@@ -30,40 +26,6 @@ const REPO = 'bench/big';
 
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
 const RUNS = Math.max(1, Number(args.runs));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
-
-/** One curl GET to /dev/null; resolves with seconds, checking status and size. */
-function curlGet(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(requireTool('curl'), ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.once('close', () => {
-      const [code, size, seconds] = out.trim().split(' ');
-      if (code !== '200' || Number(size) !== BLOB_SIZE) reject(new Error(`GET ${url}: HTTP ${code}, ${size} bytes ${err}`));
-      else resolve(Number(seconds));
-    });
-  });
-}
-
-async function writeBlobFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  const out = createWriteStream(file);
-  for (const chunk of seededChunks('bench-proxy-blob', BLOB_SIZE)) {
-    hash.update(chunk);
-    if (!out.write(chunk)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
-  return `sha256:${hash.digest('hex')}`;
-}
 
 function blobGets(upstream: DockerRegistry, digest: string): number {
   return upstream.accessLog().filter((r) => r.method === 'GET' && r.path === `/v2/${REPO}/blobs/${digest}`).length;
@@ -88,8 +50,8 @@ async function coldAndWarm(start: () => Promise<Mirror>, digest: string): Promis
   for (let i = 0; i < RUNS; i++) {
     const mirror = await start();
     try {
-      cold.push(await curlGet(`${mirror.url}/blobs/${digest}`));
-      warm.push(await curlGet(`${mirror.url}/blobs/${digest}`));
+      cold.push(await curlGet(`${mirror.url}/blobs/${digest}`, BLOB_SIZE));
+      warm.push(await curlGet(`${mirror.url}/blobs/${digest}`, BLOB_SIZE));
     } finally {
       await mirror.close();
     }
@@ -104,7 +66,7 @@ async function concurrentCold(start: () => Promise<Mirror>, upstream: DockerRegi
     const resetWorked = resetPeakRss(mirror.pid);
     const sampler = sampleRss(mirror.pid, 10);
     const t0 = performance.now();
-    await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(`${mirror.url}/blobs/${digest}`)));
+    await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(`${mirror.url}/blobs/${digest}`, BLOB_SIZE)));
     const seconds = (performance.now() - t0) / 1000;
     const peak = Math.max(sampler.stop(), resetWorked ? peakRssBytes(mirror.pid) : 0);
     // The upstream logs a request when its response ends; docker-registry's proxy fetches in the background too.
@@ -126,12 +88,12 @@ async function main(): Promise<void> {
   const upstream = await startDockerRegistry({ logLevel: 'error' });
   try {
     const blobFile = path.join(tmp.path, 'blob.bin');
-    const digest = await writeBlobFile(blobFile);
+    const digest = await writeBlobFile(blobFile, 'bench-proxy-blob', BLOB_SIZE);
     await uploadBlob(upstream.url, REPO, digest, { file: blobFile });
     const directUrl = `${upstream.url}/v2/${REPO}/blobs/${digest}`;
-    await curlGet(directUrl); // page cache
+    await curlGet(directUrl, BLOB_SIZE); // page cache
     const directTimes: number[] = [];
-    for (let i = 0; i < RUNS; i++) directTimes.push(await curlGet(directUrl));
+    for (let i = 0; i < RUNS; i++) directTimes.push(await curlGet(directUrl, BLOB_SIZE));
     const direct = median(directTimes);
     console.error(`direct: ${direct.toFixed(3)} s`);
 

@@ -4,21 +4,17 @@
 //   (b) skopeo push (copy from a local OCI layout) of a 3-layer ~300 MiB image, fresh storage each run
 //   (c) peak RSS of each registry process while 16 curl clients pull the 256 MiB blob at once
 // Prints a table and one JSON line (`{"bench":"registry",…}`); ratios are layover ÷ docker-registry.
-import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
 import path from 'node:path';
-import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { createHash } from 'node:crypto';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
 import { spawnLayover } from '../helpers/layover.js';
 import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
 import { peakRssBytes, resetPeakRss, rssBytes, sampleRss } from '../helpers/process-stats.js';
-import { seededChunks } from '../helpers/random-bytes.js';
 import { uploadBlob } from '../helpers/registry-client.js';
 import { requireTool } from '../helpers/run-tool.js';
 import { skopeoCopy } from '../helpers/skopeo.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
+import { curlGet, median, writeBlobFile } from './measure.js';
 
 const MiB = 2 ** 20;
 const BLOB_SIZE = 256 * MiB;
@@ -45,40 +41,6 @@ const startDockerTarget: Starter = async () => {
   return { name: 'docker-registry', url: r.url, pid: r.pid, close: () => r.close() };
 };
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** One `curl` GET to /dev/null; resolves with seconds, checking status and size. */
-function curlGet(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(requireTool('curl'), ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.once('close', () => {
-      const [code, size, seconds] = out.trim().split(' ');
-      if (code !== '200' || Number(size) !== BLOB_SIZE) reject(new Error(`GET ${url}: HTTP ${code}, ${size} bytes ${err}`));
-      else resolve(Number(seconds));
-    });
-  });
-}
-
-async function writeBlobFile(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  const out = createWriteStream(file);
-  for (const chunk of seededChunks('bench-registry-blob', BLOB_SIZE)) {
-    hash.update(chunk);
-    if (!out.write(chunk)) await once(out, 'drain');
-  }
-  out.end();
-  await once(out, 'finish');
-  return `sha256:${hash.digest('hex')}`;
-}
-
 interface Figures {
   getSeconds?: number;
   pushSeconds?: number;
@@ -91,8 +53,8 @@ interface Figures {
 async function measureGetAndRss(target: Target, blobFile: string, digest: string, figures: Figures, getTimes: number[]): Promise<void> {
   await uploadBlob(target.url, 'bench/blob', digest, { file: blobFile });
   const url = `${target.url}/v2/bench/blob/blobs/${digest}`;
-  await curlGet(url); // warm: page cache and any lazy state
-  for (let i = 0; i < RUNS; i++) getTimes.push(await curlGet(url));
+  await curlGet(url, BLOB_SIZE); // warm: page cache and any lazy state
+  for (let i = 0; i < RUNS; i++) getTimes.push(await curlGet(url, BLOB_SIZE));
   figures.getSeconds = median(getTimes);
 
   // RSS at rest before the load, so a high peak can be told apart from memory kept since the upload.
@@ -100,7 +62,7 @@ async function measureGetAndRss(target: Target, blobFile: string, digest: string
   const resetWorked = resetPeakRss(target.pid);
   const sampler = sampleRss(target.pid, 10);
   const started = performance.now();
-  await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(url)));
+  await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(url, BLOB_SIZE)));
   figures.concurrentSeconds = (performance.now() - started) / 1000;
   const sampled = sampler.stop();
   const hwm = resetWorked ? peakRssBytes(target.pid) : 0;
@@ -137,7 +99,7 @@ async function main(): Promise<void> {
     const t0 = performance.now();
     const blobFile = path.join(tmp.path, 'blob.bin');
     const [digest, image] = await Promise.all([
-      writeBlobFile(blobFile),
+      writeBlobFile(blobFile, 'bench-registry-blob', BLOB_SIZE),
       // Stored gzip (level 0): the content is random, so compressing only costs set-up time.
       makeOciImage(path.join(tmp.path, 'image'), { layers: [100 * MiB, 100 * MiB, 100 * MiB], seed: 'bench-registry-image', gzipLevel: 0 }),
     ]);
