@@ -2,7 +2,7 @@
 // counting relay that can corrupt, fail or go down), pulled by skopeo and containerd.
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startContainerd, writeHostsToml, type Containerd } from '../helpers/containerd.js';
+import { startContainerd, writeHostsToml } from '../helpers/containerd.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
