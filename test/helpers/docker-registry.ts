@@ -2,6 +2,7 @@
 // a peer to copy to and from, an upstream to mirror, and the speed baseline.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { parseAccessLog, type LoggedRequest } from './access-log.js';
 import { startChild } from './child-process.js';
@@ -9,7 +10,7 @@ import { freePort } from './free-port.js';
 import { htpasswdLine } from './htpasswd.js';
 import { requireTool } from './run-tool.js';
 import { makeTempDir } from './temp-dir.js';
-import { waitForHttp } from './wait-for.js';
+import { StopWaiting, waitFor, waitForHttp } from './wait-for.js';
 
 export interface DockerRegistryOptions {
   /** Require HTTP Basic auth with this one user (bcrypt htpasswd). */
@@ -18,6 +19,8 @@ export interface DockerRegistryOptions {
   proxy?: { remoteurl: string; username?: string; password?: string };
   /** Log level of the registry's own log (the access log is always written). */
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /** Serve HTTPS with this PEM certificate and key (files); `url` is then https://. */
+  tls?: { certificate: string; key: string };
 }
 
 export interface DockerRegistry {
@@ -48,7 +51,12 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       delete: { enabled: true },
       maintenance: { uploadpurging: { enabled: false } },
     },
-    http: { addr: `127.0.0.1:${port}`, secret: Math.random().toString(36).slice(2), headers: { 'X-Content-Type-Options': ['nosniff'] } },
+    http: {
+      addr: `127.0.0.1:${port}`,
+      secret: Math.random().toString(36).slice(2),
+      headers: { 'X-Content-Type-Options': ['nosniff'] },
+      ...(opts.tls ? { tls: { certificate: opts.tls.certificate, key: opts.tls.key } } : {}),
+    },
   };
   if (opts.htpasswd) {
     const file = path.join(tmp.path, 'htpasswd');
@@ -63,9 +71,11 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
   const accessFile = path.join(tmp.path, 'access.log');
   const logFile = path.join(tmp.path, 'registry.log');
   const child = startChild(bin, ['serve', configFile], { stdoutFile: accessFile, stderrFile: logFile });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   try {
-    await waitForHttp(`${url}/v2/`, 15_000, child.alive);
+    // Readiness only: whether the test's certificate is trusted is for the test to find out.
+    if (opts.tls) await waitForHttps(`${url}/v2/`, 15_000, child.alive);
+    else await waitForHttp(`${url}/v2/`, 15_000, child.alive);
   } catch (err) {
     await child.stop('SIGKILL');
     const log = readFileSync(logFile, 'utf8');
@@ -85,4 +95,19 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       tmp.cleanup();
     },
   };
+}
+
+/** waitForHttp for an HTTPS peer whose certificate the test made up: any answer, unverified. */
+async function waitForHttps(url: string, timeoutMs: number, isAlive: () => boolean): Promise<void> {
+  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    await waitFor(async () => {
+      if (!isAlive()) throw new StopWaiting(`the process that should serve ${url} exited`);
+      const res = await request(url, { dispatcher: agent, signal: AbortSignal.timeout(2_000) });
+      await res.body.dump();
+      return true;
+    }, timeoutMs, 100);
+  } finally {
+    await agent.close();
+  }
 }

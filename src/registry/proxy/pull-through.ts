@@ -331,7 +331,9 @@ export class PullThroughSource implements ContentSource {
         this.health.failed();
         upstreamErrors.inc({ upstream: this.label, reason: 'network' });
         this.log?.warn({ upstream: this.label, reason: err.reason }, 'upstream unreachable');
-        throw new RegistryError('UNAVAILABLE', `upstream ${this.label} is unreachable`, { upstream: this.label });
+        // A certificate we do not trust is the operator's to fix: say so (the code is no secret).
+        const why = err.tls ? `: ${err.reason}; set ca or insecure for it` : '';
+        throw new RegistryError('UNAVAILABLE', `upstream ${this.label} is unreachable${why}`, { upstream: this.label });
       }
       throw err;
     }

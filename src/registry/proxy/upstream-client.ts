@@ -26,9 +26,12 @@ export interface UpstreamResponse {
   body: UpstreamBody;
 }
 
-/** The upstream could not be reached, or broke off; `reason` is for logs and metrics. */
+/**
+ * The upstream could not be reached, or broke off; `reason` is for logs and metrics. `tls` marks
+ * a certificate we do not trust, a configuration matter worth telling the client.
+ */
 export class UpstreamUnreachable extends Error {
-  constructor(readonly upstream: string, readonly reason: string) {
+  constructor(readonly upstream: string, readonly reason: string, readonly tls = false) {
     super(`upstream ${upstream} is unreachable: ${reason}`);
     this.name = 'UpstreamUnreachable';
   }
@@ -46,7 +49,10 @@ type AuthScheme = { kind: 'none' } | { kind: 'basic' } | { kind: 'bearer'; realm
 
 const MAX_REDIRECTS = 5;
 const DEFAULT_TOKEN_SECONDS = 60;
-/** Renew a token this long before it expires, so a request never carries one that lapses in flight. */
+/**
+ * Renew a token this long before it expires, so a request never carries one that lapses in
+ * flight; for short-lived tokens a fifth of their life, or they would never be reused at all.
+ */
 const TOKEN_MARGIN_MS = 10_000;
 
 export interface UpstreamClientOptions {
@@ -61,6 +67,16 @@ function first(value: string | string[] | undefined): string | undefined {
 function errorReason(err: unknown): string {
   const e = err as { code?: string; name?: string; message?: string; cause?: { code?: string } };
   return e.cause?.code ?? e.code ?? e.name ?? 'error';
+}
+
+/** OpenSSL's verification codes and Node's own TLS ones (hostname mismatch, handshake). */
+const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|^ERR_TLS_|^ERR_SSL_/;
+
+function unreachable(upstream: string, err: unknown, context?: string): UpstreamUnreachable {
+  const code = errorReason(err);
+  const where = context ? `${context}: ` : '';
+  if (TLS_CODE.test(code)) return new UpstreamUnreachable(upstream, `${where}TLS certificate not trusted (${code})`, true);
+  return new UpstreamUnreachable(upstream, `${where}${code}`);
 }
 
 export class UpstreamClient {
@@ -181,7 +197,7 @@ export class UpstreamClient {
     try {
       res = await request(url, { method: 'GET', headers, dispatcher: agent, signal });
     } catch (err) {
-      throw new UpstreamUnreachable(this.name, `token endpoint: ${errorReason(err)}`);
+      throw unreachable(this.name, err, 'token endpoint');
     }
     if (res.statusCode !== 200) {
       discard(res.body);
@@ -194,7 +210,8 @@ export class UpstreamClient {
     const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
     const issued = typeof body.issued_at === 'string' ? Date.parse(body.issued_at) : NaN;
     const start = Number.isFinite(issued) ? Math.min(issued, this.now()) : this.now();
-    this.tokens.set(scope, { token, until: start + seconds * 1000 - TOKEN_MARGIN_MS });
+    const lifetime = seconds * 1000;
+    this.tokens.set(scope, { token, until: start + lifetime - Math.min(TOKEN_MARGIN_MS, lifetime / 5) });
     return token;
   }
 
@@ -209,7 +226,7 @@ export class UpstreamClient {
         res = await request(url, { method, headers: sendHeaders, dispatcher: sameOrigin ? this.agent : this.foreignAgent, signal });
       } catch (err) {
         if (signal?.aborted) throw err;
-        throw new UpstreamUnreachable(this.name, errorReason(err));
+        throw unreachable(this.name, err);
       }
       const location = first(res.headers.location);
       if ([301, 302, 303, 307, 308].includes(res.statusCode) && location) {
