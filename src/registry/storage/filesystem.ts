@@ -35,43 +35,20 @@ function isNotFound(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
-async function readIfExists(file: string): Promise<Buffer | undefined> {
+/** The result of a filesystem call, or `missing` when the path (or a parent) does not exist. */
+async function unlessMissing<T, M>(op: Promise<T>, missing: M): Promise<T | M> {
   try {
-    return await readFile(file);
+    return await op;
   } catch (err) {
-    if (isNotFound(err)) return undefined;
+    if (isNotFound(err)) return missing;
     throw err;
   }
 }
 
-async function existsFile(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (err) {
-    if (isNotFound(err)) return [];
-    throw err;
-  }
-}
-
-async function removeFile(file: string): Promise<boolean> {
-  try {
-    await unlink(file);
-    return true;
-  } catch (err) {
-    if (isNotFound(err)) return false;
-    throw err;
-  }
-}
+const readIfExists = (file: string): Promise<Buffer | undefined> => unlessMissing(readFile(file), undefined);
+const existsFile = (file: string): Promise<boolean> => unlessMissing(stat(file).then(() => true), false);
+const listDir = (dir: string): Promise<string[]> => unlessMissing(readdir(dir), []);
+const removeFile = (file: string): Promise<boolean> => unlessMissing(unlink(file).then(() => true), false);
 
 interface UploadHashState { hash: Hash; size: number }
 
@@ -193,23 +170,13 @@ export class FilesystemStore implements Store {
 
   async statBlob(digest: Digest): Promise<BlobStat | undefined> {
     await this.guard.use(digest);
-    try {
-      const info = await stat(this.layout.blob(digest));
-      return { digest, size: info.size };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const info = await unlessMissing(stat(this.layout.blob(digest)), undefined);
+    return info && { digest, size: info.size };
   }
 
   async openBlob(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined> {
-    let handle;
-    try {
-      handle = await open(this.layout.blob(digest), 'r');
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const handle = await unlessMissing(open(this.layout.blob(digest), 'r'), undefined);
+    if (!handle) return undefined;
     // Reading through the open handle keeps serving the bytes even if GC unlinks the file meanwhile.
     const stream = handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: IO_CHUNK, autoClose: true });
     if (signal) signal.addEventListener('abort', () => stream.destroy(), { once: true });
@@ -374,12 +341,7 @@ export class FilesystemStore implements Store {
   }
 
   async lastPulled(repository: string, digest: Digest): Promise<Date | undefined> {
-    try {
-      return (await stat(this.pullMarker(repository, digest))).mtime;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    return (await unlessMissing(stat(this.pullMarker(repository, digest)), undefined))?.mtime;
   }
 
   async forgetPull(repository: string, digest: Digest): Promise<void> {
@@ -521,13 +483,8 @@ export class FilesystemStore implements Store {
     const info = JSON.parse(raw.toString('utf8')) as { repository: string; startedAt: string };
     // An upload belongs to the repository it was started in; another name cannot reach it.
     if (info.repository !== repository) return undefined;
-    try {
-      const data = await stat(path.join(dir, 'data'));
-      return { id, repository, size: data.size, startedAt: new Date(info.startedAt) };
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
+    const data = await unlessMissing(stat(path.join(dir, 'data')), undefined);
+    return data && { id, repository, size: data.size, startedAt: new Date(info.startedAt) };
   }
 
   async appendUpload(upload: UploadState, source: Readable, offset?: number, signal?: AbortSignal): Promise<UploadState> {
