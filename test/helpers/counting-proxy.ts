@@ -12,6 +12,8 @@ export interface RelayedRequest {
   query: string;
   /** Status sent to the client; 0 when the connection was cut before an answer. */
   status: number;
+  /** Date.now() when the whole response body had been handed to the client's socket. */
+  finishedAt?: number;
 }
 
 export type RequestFilter = (req: { method: string; path: string }) => boolean;
@@ -32,6 +34,8 @@ export interface CountingProxy {
   fail(status: number | null, filter?: RequestFilter): void;
   /** Holds each response for `ms` before forwarding it (0 turns it off). */
   delay(ms: number): void;
+  /** Paces matching response bodies (default: every GET) to about `bytesPerSecond`; `null` stops. */
+  throttle(bytesPerSecond: number | null, filter?: RequestFilter): void;
   /**
    * Takes the upstream away: `refuse` closes the listening socket (connections are refused),
    * `reset` accepts and immediately destroys connections. Open connections are cut either way.
@@ -56,6 +60,33 @@ class FlipOneByte extends Transform {
   }
 }
 
+/** Paces a body to `bytesPerSecond`, in slices of a twentieth of a second's worth. */
+class Throttle extends Transform {
+  private readonly slice: number;
+  private sent = 0;
+  private startedAt = 0;
+  constructor(private readonly bytesPerSecond: number) {
+    super();
+    this.slice = Math.max(1, Math.floor(bytesPerSecond / 20));
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (!this.startedAt) this.startedAt = Date.now();
+    let offset = 0;
+    const step = () => {
+      if (this.destroyed) return;
+      const wait = this.startedAt + (this.sent / this.bytesPerSecond) * 1000 - Date.now();
+      if (wait > 0) return void setTimeout(step, wait);
+      const piece = chunk.subarray(offset, offset + this.slice);
+      this.push(piece);
+      this.sent += piece.length;
+      offset += piece.length;
+      if (offset >= chunk.length) cb();
+      else step();
+    };
+    step();
+  }
+}
+
 const allGets: RequestFilter = (r) => r.method === 'GET';
 
 export async function startCountingProxy(targetUrl: string): Promise<CountingProxy> {
@@ -67,6 +98,7 @@ export async function startCountingProxy(targetUrl: string): Promise<CountingPro
   let corruptFilter: RequestFilter | null = null;
   let failure: { status: number; filter: RequestFilter } | null = null;
   let delayMs = 0;
+  let throttling: { bytesPerSecond: number; filter: RequestFilter } | null = null;
   let resetting = false;
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -92,8 +124,9 @@ export async function startCountingProxy(targetUrl: string): Promise<CountingPro
         entry.status = upRes.statusCode ?? 0;
         res.writeHead(upRes.statusCode ?? 502, upRes.rawHeaders);
         const flip = corruptFilter && corruptFilter(entry);
-        const stages = flip ? [upRes, new FlipOneByte(), res] as const : [upRes, res] as const;
-        pipeline(...(stages as [IncomingMessage, ServerResponse])).catch(() => res.destroy());
+        const slow = throttling && throttling.filter(entry) ? new Throttle(throttling.bytesPerSecond) : null;
+        const stages = [upRes, ...(flip ? [new FlipOneByte()] : []), ...(slow ? [slow] : []), res];
+        pipeline(stages).then(() => (entry.finishedAt = Date.now()), () => res.destroy());
       };
       if (delayMs > 0) setTimeout(forward, delayMs);
       else forward();
@@ -154,6 +187,9 @@ export async function startCountingProxy(targetUrl: string): Promise<CountingPro
     },
     delay(ms) {
       delayMs = ms;
+    },
+    throttle(bytesPerSecond, filter = allGets) {
+      throttling = bytesPerSecond === null ? null : { bytesPerSecond, filter };
     },
     async down(mode = 'refuse') {
       if (mode === 'reset') {
