@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Config } from '../config/config.js';
 import { parseDigest, digestOf, type Digest } from './digest.js';
 import { RegistryError } from './errors.js';
-import { MediaType, parseManifest, type Descriptor } from './manifest.js';
+import { MediaType, parseManifest, type Descriptor, type ManifestInfo } from './manifest.js';
 import { isTag } from './names.js';
 import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './storage/store.js';
 
@@ -107,19 +107,7 @@ export class RegistryService {
     ]);
     if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing: missing.slice(0, 20) });
     // A subject that is not here (yet) is accepted, as the spec asks: referrers may arrive first.
-    const referrer: Descriptor | undefined = info.subject && {
-      mediaType: info.mediaType,
-      digest,
-      size: bytes.length,
-      ...(info.artifactType ? { artifactType: info.artifactType } : {}),
-      ...(info.annotations ? { annotations: info.annotations } : {}),
-    };
-    await this.store.putManifest(
-      repository,
-      bytes,
-      { digest, mediaType: info.mediaType, subject: info.subject?.digest, artifactType: info.artifactType, annotations: info.annotations },
-      referrer,
-    );
+    await storeManifest(this.store, repository, bytes, digest, info);
     for (const tag of [...(ref.tag ? [ref.tag] : []), ...extraTags]) await this.store.setTag(repository, tag, digest);
     return { digest, subject: info.subject?.digest };
   }
@@ -180,6 +168,21 @@ export class RegistryService {
   async purgeAbandonedUploads(now = Date.now()): Promise<number> {
     return this.store.purgeUploads(new Date(now - this.config.registry.uploadMaxAgeMs));
   }
+}
+
+/**
+ * Stores a parsed, verified manifest byte for byte with its metadata and, when it has a subject,
+ * its entry in the subject's referrers. Pushes and the mirror's cache fill both come here.
+ */
+export async function storeManifest(store: Store, repository: string, bytes: Buffer, digest: Digest, info: ManifestInfo): Promise<StoredManifest> {
+  const optional = {
+    ...(info.artifactType ? { artifactType: info.artifactType } : {}),
+    ...(info.annotations ? { annotations: info.annotations } : {}),
+  };
+  const meta: StoredManifest = { digest, mediaType: info.mediaType, size: bytes.length, ...(info.subject ? { subject: info.subject.digest } : {}), ...optional };
+  const referrer: Descriptor | undefined = info.subject && { mediaType: info.mediaType, digest, size: bytes.length, ...optional };
+  await store.putManifest(repository, bytes, { digest, mediaType: meta.mediaType, subject: meta.subject, ...optional }, referrer);
+  return meta;
 }
 
 /** Lexical pagination with `n` and `last`, as the spec defines for tags and the catalog. */

@@ -7,10 +7,10 @@ import type { UpstreamConfig } from '../../config/config.js';
 import type { Logger } from '../../log.js';
 import { digestOf, parseDigest, type Digest } from '../digest.js';
 import { RegistryError } from '../errors.js';
-import { MANIFEST_MEDIA_TYPES, parseManifest, type Descriptor } from '../manifest.js';
+import { MANIFEST_MEDIA_TYPES, parseManifest } from '../manifest.js';
 import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors } from '../metrics.js';
-import { LocalContent, parseReference, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
-import type { Store, StoredManifest } from '../storage/store.js';
+import { LocalContent, parseReference, storeManifest, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
+import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
 import { UpstreamHealth } from './health.js';
 import { discard, type UpstreamBody, UpstreamAuthError, UpstreamClient, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
@@ -284,23 +284,8 @@ export class PullThroughSource implements ContentSource {
       throw new RegistryError('DIGEST_INVALID', `upstream ${this.label} sent a manifest that does not match its digest`, { expected: claimed, actual: digest }, { status: 502 });
     }
     const info = parseManifest(bytes, header(res, 'content-type'));
-    const meta: StoredManifest = {
-      digest,
-      mediaType: info.mediaType,
-      size: bytes.length,
-      ...(info.subject ? { subject: info.subject.digest } : {}),
-      ...(info.artifactType ? { artifactType: info.artifactType } : {}),
-      ...(info.annotations ? { annotations: info.annotations } : {}),
-    };
-    const referrer: Descriptor | undefined = info.subject && {
-      mediaType: info.mediaType,
-      digest,
-      size: bytes.length,
-      ...(info.artifactType ? { artifactType: info.artifactType } : {}),
-      ...(info.annotations ? { annotations: info.annotations } : {}),
-    };
     // Stored byte for byte; the store verifies the digest again before the bytes become visible.
-    await this.store.putManifest(repository, bytes, { digest, mediaType: meta.mediaType, subject: meta.subject, artifactType: meta.artifactType, annotations: meta.annotations }, referrer);
+    const meta = await storeManifest(this.store, repository, bytes, digest, info);
     if (ref.tag) {
       await this.store.setTag(repository, ref.tag, digest);
       this.tagCheckedAt.set(`${repository}:${ref.tag}`, this.now());
