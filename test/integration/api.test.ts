@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/registry/digest.js';
 import { RegistryService } from '../../src/registry/service.js';
 import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
-import { PASSWORDS } from '../fixtures/auth/config.js';
+import { PASSWORDS, TEST_USERS } from '../fixtures/auth/config.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildIndex, buildManifest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
 import { basicAuthHeader, getBytes, pushContent, type Auth } from '../helpers/registry-client.js';
@@ -44,11 +44,7 @@ beforeAll(async () => {
     upstreams: [{ prefix: 'docker.io', url: 'http://127.0.0.1:9' }],
     auth: {
       enabled: true,
-      users: [
-        { name: 'admin', password: PASSWORDS.admin, admin: true },
-        { name: 'alice', password: PASSWORDS.alice, teams: ['dev'] },
-        { name: 'bob', password: PASSWORDS.bob, teams: ['ops'] },
-      ],
+      users: TEST_USERS,
     },
     log: { level: 'info' },
   });

@@ -12,7 +12,7 @@ import { startContainerd, type Containerd } from '../helpers/containerd.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { ToolError, requireTool } from '../helpers/run-tool.js';
-import { PASSWORDS } from '../fixtures/auth/config.js';
+import { PASSWORDS, TEST_USERS } from '../fixtures/auth/config.js';
 
 type Who = 'admin' | 'alice' | 'carol' | 'namespace:shop' | 'anonymous';
 type Column = 'own' | 'otherUser' | 'team' | 'otherTeam' | 'mirror';
@@ -96,12 +96,7 @@ beforeAll(async () => {
     auth: {
       enabled: true,
       anonymous: true,
-      users: [
-        { name: 'admin', password: PASSWORDS.admin, admin: true },
-        { name: 'alice', password: PASSWORDS.alice, teams: ['dev'] },
-        { name: 'bob', password: PASSWORDS.bob, teams: ['ops'] },
-        { name: 'carol', password: PASSWORDS.carol },
-      ],
+      users: TEST_USERS,
       namespaceGrants: { shop: ['dev'] },
     },
   });

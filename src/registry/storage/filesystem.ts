@@ -50,6 +50,18 @@ const existsFile = (file: string): Promise<boolean> => unlessMissing(stat(file).
 const listDir = (dir: string): Promise<string[]> => unlessMissing(readdir(dir), []);
 const removeFile = (file: string): Promise<boolean> => unlessMissing(unlink(file).then(() => true), false);
 
+/** The digests named by a `<base>/<algorithm>/<hex>` tree (repository links and revisions); stray names are skipped. */
+async function digestsUnder(base: string): Promise<Digest[]> {
+  const out: Digest[] = [];
+  for (const algorithm of await listDir(base)) {
+    for (const hex of await listDir(path.join(base, algorithm))) {
+      const digest = `${algorithm}:${hex}`;
+      if (parseDigest(digest)) out.push(digest as Digest);
+    }
+  }
+  return out;
+}
+
 interface UploadHashState { hash: Hash; size: number }
 
 class FileBlobWriter implements BlobWriter {
@@ -254,15 +266,7 @@ export class FilesystemStore implements Store {
   }
 
   async listBlobLinks(repository: string): Promise<Digest[]> {
-    const base = this.layout.layerLinks(repository);
-    const out: Digest[] = [];
-    for (const algorithm of await listDir(base)) {
-      for (const hex of await listDir(path.join(base, algorithm))) {
-        const digest = `${algorithm}:${hex}`;
-        if (parseDigest(digest)) out.push(digest as Digest);
-      }
-    }
-    return out;
+    return digestsUnder(this.layout.layerLinks(repository));
   }
 
   // ---- manifests ----
@@ -309,15 +313,10 @@ export class FilesystemStore implements Store {
   }
 
   async listManifests(repository: string): Promise<StoredManifest[]> {
-    const base = this.layout.revisions(repository);
     const out: StoredManifest[] = [];
-    for (const algorithm of await listDir(base)) {
-      for (const hex of await listDir(path.join(base, algorithm))) {
-        const digest = `${algorithm}:${hex}`;
-        if (!parseDigest(digest)) continue;
-        const meta = await this.readRevision(repository, digest as Digest);
-        if (meta) out.push(meta);
-      }
+    for (const digest of await digestsUnder(this.layout.revisions(repository))) {
+      const meta = await this.readRevision(repository, digest);
+      if (meta) out.push(meta);
     }
     return out;
   }
