@@ -62,6 +62,13 @@ async function digestsUnder(base: string): Promise<Digest[]> {
   return out;
 }
 
+/** Bytes an upload session holds; a session cancelled or swept meanwhile is gone, not a server fault. */
+async function uploadedSize(dataFile: string): Promise<number> {
+  const info = await unlessMissing(stat(dataFile), undefined);
+  if (!info) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
+  return info.size;
+}
+
 interface UploadHashState { hash: Hash; size: number }
 
 class FileBlobWriter implements BlobWriter {
@@ -489,13 +496,7 @@ export class FilesystemStore implements Store {
   async appendUpload(upload: UploadState, source: Readable, offset?: number, signal?: AbortSignal): Promise<UploadState> {
     return this.withUploadLock(upload.id, async () => {
       const file = path.join(this.layout.upload(upload.id), 'data');
-      let size: number;
-      try {
-        size = (await stat(file)).size;
-      } catch (err) {
-        if (isNotFound(err)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
-        throw err;
-      }
+      const size = await uploadedSize(file);
       if (offset !== undefined && offset !== size) {
         source.resume();
         throw new RegistryError('RANGE_INVALID', `chunk starts at ${offset}, upload has ${size} bytes`, undefined, {
@@ -526,14 +527,7 @@ export class FilesystemStore implements Store {
       if (!parsed) throw new RegistryError('DIGEST_INVALID');
       const dir = this.layout.upload(upload.id);
       const file = path.join(dir, 'data');
-      let size: number;
-      try {
-        size = (await stat(file)).size;
-      } catch (err) {
-        // Cancelled or swept while the client was finishing: the session is gone, not a server fault.
-        if (isNotFound(err)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
-        throw err;
-      }
+      const size = await uploadedSize(file);
       const state = this.uploadHashes.get(upload.id);
       let actual: string;
       if (parsed.algorithm === 'sha256' && state && state.size === size) actual = `sha256:${state.hash.digest('hex')}`;
