@@ -7,12 +7,16 @@ cd "$(dirname "$0")/.."
 
 declare -A PACKAGE_OF=(
   [skopeo]=skopeo [docker-registry]=docker-registry [containerd]=containerd [ctr]=containerd
-  [kubectl]=kubernetes-client [openssl]=openssl [chromium]=chromium [htpasswd]=apache2-utils
+  [kubectl]=kubernetes-client [openssl]=openssl [chromium]=chromium [htpasswd]=apache2-utils [curl]=curl
 )
 missing=()
 for tool in "${!PACKAGE_OF[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
 done
+# The browser test renders text: headless chromium needs at least one font.
+if ! { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list 2>/dev/null | head -n 1)" ]; }; then
+  missing+=(fonts-dejavu-core fontconfig)
+fi
 if ((${#missing[@]})); then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "test/run.sh: installing ${missing[*]}"
