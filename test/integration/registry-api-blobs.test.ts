@@ -1,19 +1,17 @@
 // Blob reads against a real listening layover: GET/HEAD by digest, Range (206, 416, ignored),
 // sha512 blobs, and the base endpoint.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getGlobalDispatcher } from 'undici';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { computeDigest, content, randomBlob, type Content } from '../helpers/oci-content.js';
 import { uploadBlob } from '../helpers/registry-client.js';
+import { rawRequest, type Answer } from '../helpers/raw-http.js';
 
 let layover: InProcessLayover;
 const blob: Content = randomBlob(100_000, 'blobs-range');
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 
 async function call(method: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
-  const res = await getGlobalDispatcher().request({ origin: layover.url, path, method: method as 'GET', headers });
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+  return rawRequest(layover.url, method, path, headers);
 }
 
 function expectError(res: Answer, status: number, code: string): void {

@@ -3,14 +3,13 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getGlobalDispatcher } from 'undici';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildManifest, computeDigest, emptyConfig } from '../helpers/oci-content.js';
 import { putManifest, uploadBlob } from '../helpers/registry-client.js';
+import { rawRequest, type Answer } from '../helpers/raw-http.js';
 
 let layover: InProcessLayover;
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 interface ErrorBody { errors: { code: string; message: string; detail?: unknown }[] }
 
 const CODES = new Set([
@@ -22,8 +21,7 @@ const CODES = new Set([
 
 /** Sends the path exactly as written (no client-side normalisation of `..` or `%2e`). */
 async function call(method: string, target: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Answer> {
-  const res = await getGlobalDispatcher().request({ origin: layover.url, path: target, method: method as 'GET', headers, body });
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+  return rawRequest(layover.url, method, target, headers, body);
 }
 
 /** The spec's error format: one or more {code, message, detail?}; code from the spec's table. */

@@ -1,18 +1,16 @@
 // Tags list and catalog against a real listening layover: lexical order, n/last pagination
 // followed through Link headers, invalid n, unknown repository.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getGlobalDispatcher } from 'undici';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildManifest, emptyConfig, type Content } from '../helpers/oci-content.js';
 import { putManifest, uploadBlob } from '../helpers/registry-client.js';
+import { rawRequest, type Answer } from '../helpers/raw-http.js';
 
 let layover: InProcessLayover;
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 
 async function call(method: string, path: string): Promise<Answer> {
-  const res = await getGlobalDispatcher().request({ origin: layover.url, path, method: method as 'GET' });
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+  return rawRequest(layover.url, method, path);
 }
 
 function json<T>(res: Answer): T {

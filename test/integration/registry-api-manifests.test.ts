@@ -2,18 +2,17 @@
 // type, references checked (MANIFEST_BLOB_UNKNOWN), subject and OCI-Subject, size limit,
 // media type agreement, PUT by digest, ?tag=, sha512.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getGlobalDispatcher } from 'undici';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildIndex, buildManifest, computeDigest, content, descriptorOf, emptyConfig, imageConfig, MediaType, randomBlob, type Content } from '../helpers/oci-content.js';
 import { uploadBlob } from '../helpers/registry-client.js';
+import { getGlobalDispatcher } from 'undici';
+import { rawRequest, type Answer } from '../helpers/raw-http.js';
 
 let layover: InProcessLayover;
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 
 async function call(method: string, path: string, headers: Record<string, string> = {}, body?: Buffer): Promise<Answer> {
-  const res = await getGlobalDispatcher().request({ origin: layover.url, path, method: method as 'GET', headers, body });
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+  return rawRequest(layover.url, method, path, headers, body);
 }
 
 function expectError(res: Answer, status: number, code: string): { code: string; detail?: unknown } {

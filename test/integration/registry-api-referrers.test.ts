@@ -1,19 +1,17 @@
 // The referrers API against a real listening layover: empty index, descriptors of every manifest
 // whose subject is the digest, artifactType filtering with OCI-Filters-Applied, deletion.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getGlobalDispatcher } from 'undici';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildIndex, buildManifest, computeDigest, emptyConfig, imageConfig, MediaType, randomBlob, type Content } from '../helpers/oci-content.js';
 import { putManifest, uploadBlob } from '../helpers/registry-client.js';
+import { rawRequest, type Answer } from '../helpers/raw-http.js';
 
 let layover: InProcessLayover;
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 interface Index { schemaVersion: number; mediaType: string; manifests: { mediaType: string; digest: string; size: number; artifactType?: string; annotations?: Record<string, string> }[] }
 
 async function call(method: string, path: string): Promise<Answer> {
-  const res = await getGlobalDispatcher().request({ origin: layover.url, path, method: method as 'GET' });
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+  return rawRequest(layover.url, method, path);
 }
 
 async function referrers(repo: string, digest: string, query = ''): Promise<{ res: Answer; index: Index }> {

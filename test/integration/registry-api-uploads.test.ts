@@ -5,20 +5,19 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getGlobalDispatcher, request } from 'undici';
+import { request } from 'undici';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { computeDigest, randomBlob } from '../helpers/oci-content.js';
 import { uploadBlob } from '../helpers/registry-client.js';
+import { rawRequest, type Answer } from '../helpers/raw-http.js';
 
 let layover: InProcessLayover;
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 type Body = Buffer | Readable | undefined;
 
 /** Sends `target` (a path, maybe with a query) exactly as written: no URL normalisation of `..` or `%2e`. */
 async function call(method: string, target: string, headers: Record<string, string> = {}, body?: Body, base = layover.url): Promise<Answer> {
-  const res = await getGlobalDispatcher().request({ origin: base, path: target, method: method as 'GET', headers, body });
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+  return rawRequest(base, method, target, headers, body);
 }
 
 function expectError(res: Answer, status: number, code: string): void {

@@ -8,21 +8,20 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getGlobalDispatcher } from 'undici';
 import { spawnLayover, type SpawnedLayover } from '../helpers/layover.js';
 import { buildManifest, emptyConfig } from '../helpers/oci-content.js';
 import { seededChunks } from '../helpers/random-bytes.js';
 import { putManifest, uploadBlob } from '../helpers/registry-client.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { getGlobalDispatcher } from 'undici';
+import { rawRequest, type Answer } from '../helpers/raw-http.js';
 
 const MiB = 2 ** 20;
 let layover: SpawnedLayover;
 
-interface Answer { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }
 
 async function call(method: string, target: string, headers: Record<string, string> = {}, body?: Buffer | Readable): Promise<Answer> {
-  const res = await getGlobalDispatcher().request({ origin: layover.url, path: target, method: method as 'GET', headers, body });
-  return { status: res.statusCode, headers: res.headers, body: Buffer.from(await res.body.arrayBuffer()) };
+  return rawRequest(layover.url, method, target, headers, body);
 }
 
 /** Content made of seeded pseudo-random bytes: never held whole in memory. */
