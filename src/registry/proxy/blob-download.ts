@@ -1,19 +1,28 @@
-// One upstream blob download shared by every client that asks for it meanwhile: the body is
-// written to a temporary file (the store's BlobWriter) and each client reads that file, following
-// it as it grows, so a client that arrives late streams what has arrived and then keeps pace
-// with the download instead of waiting for the end. The last byte is released only after the
-// digest is verified and the blob committed: a client can never receive a complete response of
-// corrupt bytes; on a mismatch every reader is destroyed, which cuts its connection.
+// One upstream blob download shared by every client that asks for it meanwhile. The body is
+// written to a temporary file (the store's BlobWriter, which hashes it) and, as it arrives, kept
+// in a bounded in-memory window of the most recent upstream chunks. A client that keeps pace with
+// the download is served those very chunks (no copy, no read back from disk); one that falls
+// behind the window, or arrives late, reads the file until it catches up. The upstream is paced
+// by the disk, never by a client, so a slow client cannot hold back the cache fill or the others.
+// The last byte is released only after the digest is verified and the blob committed: a client
+// can never receive a complete response of corrupt bytes; on a mismatch every reader is
+// destroyed, which cuts its connection.
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
 
+/** Read size for clients behind the window. */
 const READ_CHUNK = 512 * 1024;
-const MIN_BATCH = 256 * 1024;
-const WRITE_BUFFER = 4 * 1024 * 1024;
+/** Upstream bytes not yet on disk before the upstream is paused (the sink's buffer). */
+const WRITE_BUFFER = 1 * 1024 * 1024;
+/** Bytes already on disk still kept in memory for clients at the download's heels. */
+const WINDOW = 1 * 1024 * 1024;
 
 type State = { kind: 'running' } | { kind: 'committed'; stat: BlobStat } | { kind: 'failed'; error: Error };
+
+/** A chunk as it came from the upstream, and where it starts in the blob. */
+interface Piece { start: number; bytes: Buffer }
 
 export interface DownloadHooks {
   /** Counts body bytes as they arrive. */
@@ -29,6 +38,11 @@ export class BlobDownload {
   /** One descriptor shared by every reader (positional reads); it outlives the rename on commit. */
   private readHandle: FileHandle | undefined;
   private users = 1; // the download itself
+  /** Bytes received from the upstream so far. */
+  private received = 0;
+  /** The window: contiguous pieces covering [windowStart, received); `first` skips dropped ones. */
+  private pieces: Piece[] = [];
+  private first = 0;
   /** Settles when the download is committed or has failed (it never rejects; see `error`). */
   settled: Promise<void> = Promise.resolve();
 
@@ -61,24 +75,34 @@ export class BlobDownload {
 
   private async run(source: Readable, hooks: DownloadHooks): Promise<void> {
     const writer = this.writer;
+    const written = () => {
+      this.trimWindow();
+      this.notify();
+    };
     const sink = new Writable({
       highWaterMark: WRITE_BUFFER,
       // Chunks that arrive while a write is in progress are written together with the next writev.
       writev: (chunks, done) => {
         writer.write(chunks.map((c) => c.chunk as Buffer)).then(() => {
-          this.notify();
+          written();
           done();
         }, done);
       },
       write: (chunk: Buffer, _enc, done) => {
         writer.write([chunk]).then(() => {
-          this.notify();
+          written();
           done();
         }, done);
       },
     });
     const counter = hooks.onBytes;
-    if (counter) source.on('data', (chunk: Buffer) => counter(chunk.length));
+    // Attached in the same tick as the pipe below, so this sees every chunk the sink sees, on arrival.
+    source.on('data', (chunk: Buffer) => {
+      this.pieces.push({ start: this.received, bytes: chunk });
+      this.received += chunk.length;
+      counter?.(chunk.length);
+      this.notify();
+    });
     try {
       await pipeline(source, sink);
       const stat = await writer.commit();
@@ -87,9 +111,40 @@ export class BlobDownload {
     } catch (err) {
       await writer.abort().catch(() => undefined);
       this.state = { kind: 'failed', error: err instanceof Error ? err : new Error(String(err)) };
+      this.dropWindow();
     }
     this.notify();
     this.release();
+  }
+
+  /** Drops pieces that are on disk while the window holds more than WINDOW bytes of them. */
+  private trimWindow(): void {
+    const onDisk = this.writer.written;
+    const pieces = this.pieces;
+    let i = this.first;
+    while (i < pieces.length) {
+      const piece = pieces[i] as Piece;
+      const end = piece.start + piece.bytes.length;
+      if (end > onDisk || onDisk - end < WINDOW) break;
+      i += 1;
+    }
+    if (i === this.first) return;
+    this.first = i;
+    // Compact now and then rather than shift() per piece.
+    if (this.first > 256) {
+      this.pieces = pieces.slice(this.first);
+      this.first = 0;
+    }
+  }
+
+  private dropWindow(): void {
+    this.pieces = [];
+    this.first = 0;
+  }
+
+  /** Where the window starts: bytes before it are read from the file. */
+  private windowStart(): number {
+    return (this.pieces[this.first] as Piece | undefined)?.start ?? this.received;
   }
 
   private notify(): void {
@@ -100,13 +155,24 @@ export class BlobDownload {
 
   private release(): void {
     this.users -= 1;
-    if (this.users === 0) void this.readHandle?.close().catch(() => undefined);
+    if (this.users > 0) return;
+    this.dropWindow();
+    void this.readHandle?.close().catch(() => undefined);
   }
 
-  /** How many bytes from the start readers may take now. */
+  /** How many bytes from the start readers may take now: all but the last until the commit. */
   private available(): number {
     if (this.state.kind === 'committed') return this.size;
-    return Math.max(0, Math.min(this.writer.written, this.size - 1));
+    return Math.max(0, Math.min(this.received, this.size - 1));
+  }
+
+  /** Index of the window piece that holds byte `pos` (pos within the window). */
+  private pieceAt(pos: number): number {
+    const pieces = this.pieces;
+    // Readers are nearly always at the download's heels: look from the end.
+    let i = pieces.length - 1;
+    while (i > this.first && (pieces[i] as Piece).start > pos) i -= 1;
+    return i;
   }
 
   /** A stream of the blob (or an inclusive range of it) that follows the download. */
@@ -124,6 +190,21 @@ export class BlobDownload {
       this.release();
     };
     const download = this;
+
+    /** Pushes window slices from `pos` up to `limit` (exclusive) while the stream wants more. */
+    const pushFromWindow = (stream: Readable, limit: number): void => {
+      let i = download.pieceAt(pos);
+      let more = true;
+      while (more && pos < limit) {
+        const piece = download.pieces[i] as Piece;
+        const from = pos - piece.start;
+        const to = Math.min(piece.bytes.length, limit - piece.start);
+        pos += to - from;
+        more = stream.push(from === 0 && to === piece.bytes.length ? piece.bytes : piece.bytes.subarray(from, to));
+        i += 1;
+      }
+    };
+
     const pump = async (stream: Readable): Promise<void> => {
       for (;;) {
         if (pos > end) {
@@ -131,11 +212,15 @@ export class BlobDownload {
           return;
         }
         if (download.state.kind === 'failed') throw download.state.error;
-        const available = download.available();
-        // At the download's heels, wait for a worthwhile batch: many tiny reads cost more than the wait.
-        const batchReady = available - pos >= MIN_BATCH || available >= Math.min(end + 1, download.size - 1) || download.state.kind !== 'running';
-        if (pos < available && batchReady) {
-          const length = Math.min(READ_CHUNK, available - pos, end + 1 - pos);
+        const limit = Math.min(download.available(), end + 1);
+        if (pos < limit) {
+          const windowStart = download.windowStart();
+          if (pos >= windowStart) {
+            pushFromWindow(stream, limit);
+            return;
+          }
+          // Behind the window: everything before it is on disk.
+          const length = Math.min(READ_CHUNK, windowStart - pos, limit - pos);
           const buffer = Buffer.allocUnsafe(length);
           const { bytesRead } = await handle.read(buffer, 0, length, pos);
           if (bytesRead === 0) throw new Error('cached download ended early');
