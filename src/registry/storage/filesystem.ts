@@ -12,8 +12,9 @@ import { RegistryError } from '../errors.js';
 import type { Descriptor } from '../manifest.js';
 import { isRepositoryName } from '../names.js';
 import { ReferenceGuard } from '../gc/guard.js';
+import { FileHasher } from './file-hasher.js';
 import { isUploadId, Layout } from './layout.js';
-import type { BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
+import type { BlobReader, BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
 
 /** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
 const IO_CHUNK = 512 * 1024;
@@ -78,14 +79,13 @@ class FileBlobWriter implements BlobWriter {
   constructor(
     readonly path: string,
     private readonly handle: FileHandle,
-    private readonly hash: Hash,
+    private readonly hasher: FileHasher,
     private readonly expected: { digest: Digest; size?: number },
     private readonly commitFile: (file: string) => Promise<void>,
   ) {}
 
   async write(chunks: Buffer[]): Promise<void> {
     if (this.closed) throw new Error('blob writer is closed');
-    for (const chunk of chunks) this.hash.update(chunk);
     let total = 0;
     for (const chunk of chunks) total += chunk.length;
     let done = 0;
@@ -96,6 +96,7 @@ class FileBlobWriter implements BlobWriter {
       done += bytesWritten;
       this.written += bytesWritten;
     }
+    this.hasher.advance(this.written);
   }
 
   async commit(): Promise<BlobStat> {
@@ -105,17 +106,19 @@ class FileBlobWriter implements BlobWriter {
         throw new RegistryError('SIZE_INVALID', `expected ${this.expected.size} bytes, received ${this.written}`);
       }
       const algorithm = this.expected.digest.slice(0, this.expected.digest.indexOf(':'));
-      const actual = `${algorithm}:${this.hash.digest('hex')}`;
+      const actual = `${algorithm}:${await this.hasher.digest(this.written)}`;
       if (actual !== this.expected.digest) throw new RegistryError('DIGEST_INVALID', 'content did not match its digest', { expected: this.expected.digest, actual });
       await this.commitFile(this.path);
       return { digest: this.expected.digest, size: this.written };
     } catch (err) {
+      this.hasher.abort();
       await rm(this.path, { force: true });
       throw err;
     }
   }
 
   async abort(): Promise<void> {
+    this.hasher.abort();
     await this.close();
     await rm(this.path, { force: true });
   }
@@ -202,6 +205,15 @@ export class FilesystemStore implements Store {
     return stream;
   }
 
+  async openBlobReader(digest: Digest): Promise<BlobReader | undefined> {
+    const handle = await unlessMissing(open(this.layout.blob(digest), 'r'), undefined);
+    if (!handle) return undefined;
+    return {
+      read: async (target, length, position) => (await handle.read(target, 0, length, position)).bytesRead,
+      close: () => handle.close(),
+    };
+  }
+
   async ingestBlob(source: Readable, expected: { digest: Digest; size?: number }, signal?: AbortSignal): Promise<BlobStat> {
     const parsed = parseDigest(expected.digest);
     if (!parsed) throw new RegistryError('DIGEST_INVALID');
@@ -230,7 +242,7 @@ export class FilesystemStore implements Store {
     if (!parsed) throw new RegistryError('DIGEST_INVALID');
     const file = this.tmpFile();
     const handle = await open(file, 'w+');
-    return new FileBlobWriter(file, handle, hashOf(parsed.algorithm), expected, async (f) => {
+    return new FileBlobWriter(file, handle, new FileHasher(file, parsed.algorithm), expected, async (f) => {
       await this.guard.use(expected.digest);
       await this.commitBlob(f, expected.digest);
     });
