@@ -7,7 +7,7 @@ import { parseDigest, digestOf, type Digest } from './digest.js';
 import { RegistryError } from './errors.js';
 import { MediaType, parseManifest, type Descriptor, type ManifestInfo } from './manifest.js';
 import { isTag } from './names.js';
-import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './storage/store.js';
+import type { BlobReader, BlobStat, ByteRange, Store, StoredManifest, UploadState } from './storage/store.js';
 
 export interface ManifestHit {
   meta: StoredManifest;
@@ -20,6 +20,8 @@ export interface ManifestHit {
 export interface BlobHit {
   stat: BlobStat;
   open(range?: ByteRange, signal?: AbortSignal): Promise<Readable>;
+  /** Stored content only: positional reads, which the blob route copies through reused buffers (send-blob.ts). */
+  reader?(): Promise<BlobReader>;
 }
 
 /** Where reads of one repository are served from: local storage, or a mirrored upstream. */
@@ -67,6 +69,11 @@ export class LocalContent implements ContentSource {
         const stream = await this.store.openBlob(digest, range, signal);
         if (!stream) throw new RegistryError('BLOB_UNKNOWN');
         return stream;
+      },
+      reader: async () => {
+        const reader = await this.store.openBlobReader(digest);
+        if (!reader) throw new RegistryError('BLOB_UNKNOWN');
+        return reader;
       },
     };
   }

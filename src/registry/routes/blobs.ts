@@ -2,6 +2,7 @@
 import { assertDigest } from '../digest.js';
 import { RegistryError } from '../errors.js';
 import { parseRange } from '../range.js';
+import { sendBlob } from '../send-blob.js';
 import { clientSignal, type Call, type RouteContext } from './context.js';
 
 export async function getBlob(ctx: RouteContext, call: Call, name: string, rawDigest: string): Promise<void> {
@@ -20,13 +21,18 @@ export async function getBlob(ctx: RouteContext, call: Call, name: string, rawDi
   if (range.kind === 'unsatisfiable') {
     throw new RegistryError('RANGE_INVALID', undefined, { size }, { headers: { 'Content-Range': `bytes */${size}` } });
   }
-  if (range.kind === 'partial') {
-    const stream = await hit.open({ start: range.start, end: range.end }, signal);
-    reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`).header('Content-Length', range.end - range.start + 1).send(stream);
+  const partial = range.kind === 'partial';
+  const start = partial ? range.start : 0;
+  const end = partial ? range.end : size - 1;
+  if (partial) reply.code(206).header('Content-Range', `bytes ${start}-${end}/${size}`).header('Content-Length', end - start + 1);
+  else reply.code(200).header('Content-Length', size);
+  if (hit.reader) {
+    // Opened before anything is sent, so a blob deleted meanwhile is still a clean 404.
+    const reader = await hit.reader();
+    await sendBlob(reply, reader, start, end);
     return;
   }
-  const stream = await hit.open(undefined, signal);
-  reply.code(200).header('Content-Length', size).send(stream);
+  reply.send(await hit.open(partial ? { start, end } : undefined, signal));
 }
 
 export async function deleteBlob(ctx: RouteContext, call: Call, name: string, rawDigest: string): Promise<void> {

@@ -29,6 +29,16 @@ export interface UploadState {
 export interface ByteRange { start: number; end: number }
 
 /**
+ * Positional reads of one stored blob, for a response that copies the bytes through buffers of
+ * its own (registry/send-blob.ts). It keeps serving the bytes even if the blob is deleted meanwhile.
+ */
+export interface BlobReader {
+  /** Reads up to `length` bytes at `position` into the start of `target`; 0 at the end. */
+  read(target: Buffer, length: number, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
  * A blob being written while others may already read it (the pull-through cache streams an
  * upstream download to clients from the file as it grows). Nothing is visible in the blob store
  * until `commit()` has verified the digest (and size).
@@ -58,6 +68,8 @@ export interface Store {
   statBlob(digest: Digest): Promise<BlobStat | undefined>;
   /** A stream of the blob (or an inclusive byte range of it); undefined when absent. */
   openBlob(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined>;
+  /** Positional reads of the blob; undefined when absent. */
+  openBlobReader(digest: Digest): Promise<BlobReader | undefined>;
   /**
    * Streams `source` into the store; the blob becomes visible only once its digest is verified
    * (and its size, when given). A mismatch stores nothing and throws DIGEST_INVALID/SIZE_INVALID.
