@@ -58,9 +58,11 @@ export class PullThroughSource implements ContentSource {
   private readonly now: () => number;
   private readonly blobs = new Map<string, Promise<BlobDownload | undefined>>();
   private readonly manifests = new Map<string, Promise<ManifestHit | undefined>>();
+  // lru-cache allocates room for `max` entries up front, and every full collection scans it: an
+  // entry evicted early costs only a HEAD upstream (or an extra pull record), so keep them modest.
   /** When each `repo:tag` was last confirmed against the upstream. */
-  private readonly tagCheckedAt = new LRUCache<string, number>({ max: 100_000 });
-  private readonly pullRecordedAt = new LRUCache<string, number>({ max: 100_000 });
+  private readonly tagCheckedAt = new LRUCache<string, number>({ max: 10_000 });
+  private readonly pullRecordedAt = new LRUCache<string, number>({ max: 10_000 });
   /** Reads served locally and reads that needed the upstream, for the admin API. */
   readonly counts = { hits: 0, misses: 0 };
 
