@@ -1,5 +1,6 @@
 // Blob reads against a real listening layover: GET/HEAD by digest, Range (206, 416, ignored),
 // sha512 blobs, and the base endpoint.
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { computeDigest, content, randomBlob, type Content } from '../helpers/oci-content.js';
@@ -154,5 +155,94 @@ describe('sha512 blobs', () => {
     const ranged = await call('GET', `/v2/blobs/one/blobs/${digest}`, { range: 'bytes=0-0' });
     expect(ranged.status).toBe(206);
     expect(ranged.body.equals(bytes.subarray(0, 1))).toBe(true);
+  });
+});
+
+describe('large blobs, copied through buffers reused across responses', () => {
+  // Larger than the two 512 KiB buffers of a response, and not a multiple of them.
+  const big: Content[] = [randomBlob(1_300_011, 'reuse-a'), randomBlob(2_200_000, 'reuse-b')];
+
+  beforeAll(async () => {
+    for (const b of big) await uploadBlob(layover.url, 'blobs/big', b.digest, b.bytes);
+  });
+
+  /** Sends a GET on a bare socket and hangs up once `after` body bytes (and headers) have arrived. */
+  function hangUpDuring(digest: string, after: number): Promise<void> {
+    const { hostname, port } = new URL(layover.url);
+    return new Promise((resolve, reject) => {
+      let seen = 0;
+      const socket = connect(Number(port), hostname, () => socket.write(`GET /v2/blobs/big/blobs/${digest} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      socket.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen >= after) socket.destroy();
+      });
+      socket.on('close', () => (seen >= after ? resolve() : reject(new Error(`closed after ${seen} bytes`))));
+      socket.on('error', () => undefined);
+    });
+  }
+
+  async function blobBytesServed(): Promise<number> {
+    const text = (await call('GET', '/metrics')).body.toString('utf8');
+    const m = /^layover_client_bytes_total\{route="blob"\} (\d+)/m.exec(text);
+    return m ? Number(m[1]) : 0;
+  }
+
+  it('concurrent whole and ranged GETs of different blobs each get exactly their bytes', async () => {
+    const [a, b] = big as [Content, Content];
+    const whole = Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b));
+    const ranges: [Content, number, number][] = [[a, 524_287, 1_048_577], [b, 1, 2_199_998], [a, 1_048_576, 1_300_010], [b, 600_000, 600_000]];
+    const answers = await Promise.all([
+      ...whole.map((c) => call('GET', `/v2/blobs/big/blobs/${c.digest}`)),
+      ...ranges.map(([c, s, e]) => call('GET', `/v2/blobs/big/blobs/${c.digest}`, { range: `bytes=${s}-${e}` })),
+    ]);
+    whole.forEach((c, i) => {
+      expect(answers[i]?.status).toBe(200);
+      expect(answers[i]?.body.equals(c.bytes)).toBe(true);
+    });
+    ranges.forEach(([c, s, e], i) => {
+      const res = answers[whole.length + i];
+      expect(res?.status).toBe(206);
+      expect(res?.headers['content-range']).toBe(`bytes ${s}-${e}/${c.size}`);
+      expect(res?.body.equals(c.bytes.subarray(s, e + 1))).toBe(true);
+    });
+  });
+
+  /** A GET on a bare socket whose reader stalls for `stallMs` first, so the server's writes queue up. */
+  function slowGet(digest: string, stallMs: number): Promise<Buffer> {
+    const { hostname, port } = new URL(layover.url);
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const socket = connect(Number(port), hostname, () => {
+        socket.write(`GET /v2/blobs/big/blobs/${digest} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+        socket.pause();
+        setTimeout(() => socket.resume(), stallMs);
+      });
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('end', () => {
+        const all = Buffer.concat(chunks);
+        resolve(all.subarray(all.indexOf('\r\n\r\n') + 4));
+      });
+      socket.on('error', reject);
+    });
+  }
+
+  it('clients that read slowly, so that writes wait on the socket, get exactly their bytes', async () => {
+    const large = randomBlob(9 * 1024 * 1024 + 1, 'reuse-slow');
+    await uploadBlob(layover.url, 'blobs/big', large.digest, large.bytes);
+    const [a] = big as [Content];
+    const [slow1, slow2, fast] = await Promise.all([slowGet(large.digest, 300), slowGet(large.digest, 150), call('GET', `/v2/blobs/big/blobs/${a.digest}`)]);
+    expect(slow1.equals(large.bytes)).toBe(true);
+    expect(slow2.equals(large.bytes)).toBe(true);
+    expect(fast.body.equals(a.bytes)).toBe(true);
+  });
+
+  it('clients that hang up mid-body leave no damage: later responses are exact, and only finished ones are counted', async () => {
+    const [a, b] = big as [Content, Content];
+    await Promise.all([hangUpDuring(a.digest, 100_000), hangUpDuring(b.digest, 700_000), hangUpDuring(a.digest, 1_200_000), hangUpDuring(b.digest, 1)]);
+    const before = await blobBytesServed();
+    const answers = await Promise.all([a, b, a, b, b, a].map((c) => call('GET', `/v2/blobs/big/blobs/${c.digest}`)));
+    [a, b, a, b, b, a].forEach((c, i) => expect(answers[i]?.body.equals(c.bytes)).toBe(true));
+    // The replies are hijacked for the copy, yet the onResponse hook still counts each one.
+    expect((await blobBytesServed()) - before).toBe(3 * a.size + 3 * b.size);
   });
 });

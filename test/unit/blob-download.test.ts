@@ -1,0 +1,179 @@
+// The pull-through download on a real store in a temporary directory, fed by a stream the test
+// controls: the worker-thread hasher, the in-memory window for clients at the download's heels,
+// the file for clients behind it, the last byte held until the verified commit, and the cut on
+// a mismatch. (Against real upstreams: test/integration/proxy*.test.ts.)
+import { createHash } from 'node:crypto';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { digestOf, type Digest } from '../../src/registry/digest.js';
+import { BlobDownload } from '../../src/registry/proxy/blob-download.js';
+import { FileHasher } from '../../src/registry/storage/file-hasher.js';
+import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { seededBytes } from '../helpers/random-bytes.js';
+import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+
+let tmp: TempDir;
+let store: FilesystemStore;
+
+beforeEach(async () => {
+  tmp = makeTempDir('layover-download-');
+  store = await openFilesystemStore(path.join(tmp.path, 'data'));
+});
+afterEach(() => {
+  tmp.cleanup();
+});
+
+const MiB = 1024 * 1024;
+
+function hex(bytes: Buffer, algorithm: 'sha256' | 'sha512' = 'sha256'): string {
+  return createHash(algorithm).update(bytes).digest('hex');
+}
+
+describe('FileHasher (worker thread)', () => {
+  it('hashes a file as it grows, for sha256 and sha512, with downloads interleaved', async () => {
+    const a = seededBytes('hasher-a', 3 * MiB + 17);
+    const b = seededBytes('hasher-b', 2 * MiB + 5);
+    const fa = path.join(tmp.path, 'a');
+    const fb = path.join(tmp.path, 'b');
+    writeFileSync(fa, '');
+    writeFileSync(fb, '');
+    const ha = new FileHasher(fa, 'sha256');
+    const hb = new FileHasher(fb, 'sha512');
+    for (let off = 0, step = 0; off < Math.max(a.length, b.length); off += 700_001, step++) {
+      if (off < a.length) {
+        appendFileSync(fa, a.subarray(off, off + 700_001));
+        ha.advance(Math.min(a.length, off + 700_001));
+      }
+      if (off < b.length) {
+        appendFileSync(fb, b.subarray(off, off + 700_001));
+        hb.advance(Math.min(b.length, off + 700_001));
+      }
+    }
+    const [da, db] = await Promise.all([ha.digest(a.length), hb.digest(b.length)]);
+    expect(da).toBe(hex(a));
+    expect(db).toBe(hex(b, 'sha512'));
+  });
+
+  it('rejects when the file is shorter than the size it is asked to hash; the worker keeps serving', async () => {
+    const file = path.join(tmp.path, 'short');
+    writeFileSync(file, Buffer.alloc(1000, 7));
+    await expect(new FileHasher(file, 'sha256').digest(2000)).rejects.toThrow(/shorter/);
+    const ok = new FileHasher(file, 'sha256');
+    expect(await ok.digest(1000)).toBe(hex(Buffer.alloc(1000, 7)));
+  });
+
+  it('an aborted hash is dropped and others go on', async () => {
+    const file = path.join(tmp.path, 'f');
+    writeFileSync(file, Buffer.alloc(4096, 1));
+    const dropped = new FileHasher(file, 'sha256');
+    dropped.advance(2048);
+    dropped.abort();
+    expect(await new FileHasher(file, 'sha256').digest(4096)).toBe(hex(Buffer.alloc(4096, 1)));
+  });
+});
+
+/** Collects a stream, noting how many bytes had arrived when `mark()` is called. */
+function collect(stream: Readable): { done: Promise<Buffer>; received(): number } {
+  const chunks: Buffer[] = [];
+  let received = 0;
+  const done = new Promise<Buffer>((resolve, reject) => {
+    stream.on('data', (c: Buffer) => {
+      chunks.push(c);
+      received += c.length;
+    });
+    stream.on('end', () => resolve(Buffer.concat(chunks)));
+    stream.on('error', reject);
+  });
+  return { done, received: () => received };
+}
+
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Feeds `bytes` to `source` in upstream-sized chunks, yielding between them. */
+async function feed(source: PassThrough, bytes: Buffer, from: number, to: number): Promise<void> {
+  for (let off = from; off < to; off += 64 * 1024) {
+    const chunk = bytes.subarray(off, Math.min(to, off + 64 * 1024));
+    if (!source.write(chunk)) await new Promise((r) => source.once('drain', r));
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+async function startDownload(bytes: Buffer, digest: Digest = digestOf(bytes)): Promise<{ source: PassThrough; download: BlobDownload }> {
+  const source = new PassThrough();
+  const writer = await store.openBlobWriter({ digest, size: bytes.length });
+  const download = await BlobDownload.start(source, bytes.length, writer);
+  return { source, download };
+}
+
+describe('BlobDownload', () => {
+  it('serves a reader at its heels before the end, holds the last byte until the commit, and stores the blob', async () => {
+    const bytes = seededBytes('download-heels', 6 * MiB + 123);
+    const { source, download } = await startDownload(bytes);
+    const reader = collect(download.open());
+    await feed(source, bytes, 0, 3 * MiB);
+    await until(() => reader.received() >= 2 * MiB);
+    expect(download.committed).toBe(false);
+    await feed(source, bytes, 3 * MiB, bytes.length);
+    source.end();
+    const got = await reader.done;
+    expect(got.equals(bytes)).toBe(true);
+    await download.settled;
+    expect(download.committed).toBe(true);
+    expect(await store.statBlob(digestOf(bytes))).toEqual({ digest: digestOf(bytes), size: bytes.length });
+  });
+
+  it('a reader that arrives late, or pauses far behind the window, reads the file and then catches up exactly', async () => {
+    const bytes = seededBytes('download-late', 12 * MiB + 7);
+    const { source, download } = await startDownload(bytes);
+    const slow = download.open();
+    slow.pause();
+    await feed(source, bytes, 0, 8 * MiB);
+    // 8 MiB in: far beyond the 1 MiB window behind the disk.
+    const late = collect(download.open());
+    const ranged = collect(download.open({ start: 5 * MiB + 3, end: 10 * MiB }));
+    const slowAll = collect(slow);
+    slow.resume();
+    await feed(source, bytes, 8 * MiB, bytes.length);
+    source.end();
+    expect((await late.done).equals(bytes)).toBe(true);
+    expect((await slowAll.done).equals(bytes)).toBe(true);
+    expect((await ranged.done).equals(bytes.subarray(5 * MiB + 3, 10 * MiB + 1))).toBe(true);
+    await download.settled;
+    expect(download.committed).toBe(true);
+  });
+
+  it('bytes that do not match the digest: readers are cut short of the end and nothing is stored', async () => {
+    const bytes = seededBytes('download-corrupt', 2 * MiB);
+    const claimed = digestOf(Buffer.from('something else'));
+    const { source, download } = await startDownload(bytes, claimed);
+    const reader = collect(download.open());
+    await feed(source, bytes, 0, bytes.length);
+    source.end();
+    await expect(reader.done).rejects.toThrow(/did not match/);
+    expect(reader.received()).toBeLessThan(bytes.length);
+    await download.settled;
+    expect(download.error?.message).toMatch(/did not match/);
+    expect(await store.statBlob(claimed)).toBeUndefined();
+    expect(() => download.open()).toThrow(/did not match/);
+  });
+
+  it('an upstream that breaks off fails every reader and stores nothing', async () => {
+    const bytes = seededBytes('download-broken', 3 * MiB);
+    const { source, download } = await startDownload(bytes);
+    const reader = collect(download.open());
+    await feed(source, bytes, 0, MiB);
+    source.destroy(new Error('connection reset'));
+    await expect(reader.done).rejects.toThrow(/connection reset/);
+    await download.settled;
+    expect(download.committed).toBe(false);
+    expect(await store.statBlob(digestOf(bytes))).toBeUndefined();
+  });
+});
