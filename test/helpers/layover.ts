@@ -170,7 +170,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const url = `${scheme}://127.0.0.1:${config.registry.port}`;
 
   // Compiled mode runs as the container image's ENTRYPOINT does, with the same V8 flag (see Dockerfile).
-  const entry = opts.compiled ? ['--max-semi-space-size=1', await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')];
+  const entry = opts.compiled ? ['--max-semi-space-size=8', await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')];
   let child: Child;
   const launch = async () => {
     child = startChild(process.execPath, [...entry, 'serve', '--config', configFile], {

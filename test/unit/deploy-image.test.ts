@@ -77,7 +77,7 @@ describe('Dockerfile and .dockerignore', () => {
     expect(uid).toBeGreaterThan(0);
     const workdir = last('WORKDIR');
     // The V8 flag is the one the benchmarks run with (test/helpers/layover.ts, compiled mode).
-    expect(jsonArgs('ENTRYPOINT')).toEqual(['node', '--max-semi-space-size=1', `${workdir}/bin/layover.js`]);
+    expect(jsonArgs('ENTRYPOINT')).toEqual(['node', '--max-semi-space-size=8', `${workdir}/bin/layover.js`]);
     expect(jsonArgs('CMD')).toEqual(pod.spec.template.spec.containers[0]?.args);
     const storageRoot = configOf(objs, REGISTRY_CONFIG).storage?.root;
     expect(jsonArgs('VOLUME')).toEqual([storageRoot]);
