@@ -1,81 +1,110 @@
 // Issue 3 benchmark: the pull-through cache against docker-registry, in one run.
-// Run with `npx tsx test/bench/proxy.ts [--runs N]` (about two minutes).
-// One docker-registry holds a 256 MiB blob (the upstream). Figures, median of N runs, curl to /dev/null:
-//   direct        GET from the upstream itself
-//   layover cold  GET through a fresh layover mirror (a miss: fetched, verified, stored, streamed)
-//   layover warm  the same GET again (a local hit)
-//   proxy cold/warm  the same through docker-registry in its own proxy mode
-//   16 concurrent cold GETs through a fresh mirror: the upstream's blob GET count (its access
-//   log) and the mirror's peak RSS meanwhile
+// Run with `npx tsx test/bench/proxy.ts [--runs N]` (two to three minutes).
+//
+// One docker-registry (the upstream) holds N+2 distinct 256 MiB blobs. Each mirror, layover and
+// docker-registry in its own proxy mode, is started once and kept running, as a node mirror is:
+//   first pull    the first cold GET after the mirror started (blob 0); for layover this
+//                 includes V8 compiling the hot path, which a mirror pays once in its life
+//   cold          a GET of a blob the mirror has never seen (blobs 1..N): fetched, verified,
+//                 stored and streamed; median of N
+//   warm          the same GET again (a local hit); median of N
+//   16 concurrent cold GETs of blob N+1: the upstream's blob GET count (its access log), the
+//                 mirror's peak RSS meanwhile, and its RSS at rest before them
+// Every GET is curl to /dev/null; "direct" is the same GET from the upstream itself. The two
+// mirrors take turns, run by run, so that both see the same state of the machine.
+//
+// Page cache: on this kind of VM (Firecracker) the first write to a page the guest has never
+// touched costs a trip to the host, ~0.8 s per 256 MiB against ~0.06 s for a page already
+// used; which mirror happened to inherit used pages decided the cold figures by a factor of
+// two. So before every cold GET a 1.5 GiB file is written and deleted (dd), giving both the same warm
+// page cache. `--no-prime` skips that.
 // Prints a table and one JSON line (`{"bench":"proxy",…}`).
+import { spawnSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { spawnLayover } from '../helpers/layover.js';
-import { peakRssBytes, resetPeakRss, sampleRss } from '../helpers/process-stats.js';
+import { peakRssBytes, resetPeakRss, rssBytes, sampleRss } from '../helpers/process-stats.js';
 import { uploadBlob } from '../helpers/registry-client.js';
 import { requireTool } from '../helpers/run-tool.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
-import { curlGet, median, writeBlobFile } from './measure.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { curlGet, median, writeBlobFile } from './measure.js';
 
 const MiB = 2 ** 20;
 const BLOB_SIZE = 256 * MiB;
 const CLIENTS = 16;
 const REPO = 'bench/big';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'no-prime': { type: 'boolean', default: false } } });
 const RUNS = Math.max(1, Number(args.runs));
+const PRIME = !args['no-prime'];
+
+interface Mirror {
+  name: string;
+  blobUrl(digest: string): string;
+  pid: number;
+  /** Upstream GETs one cold pull costs: docker-registry's proxy fetches again in the background to store. */
+  getsPerMiss: number;
+  close(): Promise<void>;
+}
+
+async function startLayoverMirror(upstreamUrl: string): Promise<Mirror> {
+  const l = await spawnLayover({ upstreams: [{ prefix: 'up', url: upstreamUrl }] }, { logLevel: 'warn', compiled: true });
+  return { name: 'layover', blobUrl: (d) => `${l.url}/v2/up/${REPO}/blobs/${d}`, pid: l.pid, getsPerMiss: 1, close: () => l.close() };
+}
+
+async function startProxyMirror(upstreamUrl: string): Promise<Mirror> {
+  const r = await startDockerRegistry({ proxy: { remoteurl: upstreamUrl }, logLevel: 'error' });
+  return { name: 'docker-registry proxy', blobUrl: (d) => `${r.url}/v2/${REPO}/blobs/${d}`, pid: r.pid, getsPerMiss: 2, close: () => r.close() };
+}
+
+/** Writes and deletes 1.5 GiB in `dir` (dd, 1 MiB blocks), so the next writes land on pages the guest has used. */
+function primePageCache(dir: string): void {
+  if (!PRIME) return;
+  const file = path.join(dir, 'prime.bin');
+  const dd = spawnSync('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', 'count=1536', 'status=none']);
+  rmSync(file, { force: true });
+  if (dd.status !== 0) throw new Error(`dd: ${dd.stderr.toString()}`);
+}
+
+/** User + system CPU seconds of a process (all its threads) so far. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 function blobGets(upstream: DockerRegistry, digest: string): number {
   return upstream.accessLog().filter((r) => r.method === 'GET' && r.path === `/v2/${REPO}/blobs/${digest}`).length;
 }
 
-interface Mirror { url: string; pid: number; close(): Promise<void> }
-
-async function startLayoverMirror(upstreamUrl: string): Promise<Mirror> {
-  const l = await spawnLayover({ upstreams: [{ prefix: 'up', url: upstreamUrl }] }, { logLevel: 'warn', compiled: true });
-  return { url: `${l.url}/v2/up/${REPO}`, pid: l.pid, close: () => l.close() };
+/**
+ * Waits until the upstream has served `expected` GETs of `digest` (its log line comes when a
+ * response ends), then a little longer: a mirror still downloading in the background must not
+ * share the CPU with the next measurement.
+ */
+async function settle(upstream: DockerRegistry, digest: string, expected: number): Promise<void> {
+  await waitFor(() => blobGets(upstream, digest) >= expected, 20_000);
+  await new Promise((r) => setTimeout(r, 500));
 }
 
-async function startProxyMirror(upstreamUrl: string): Promise<Mirror> {
-  const r = await startDockerRegistry({ proxy: { remoteurl: upstreamUrl }, logLevel: 'error' });
-  return { url: `${r.url}/v2/${REPO}`, pid: r.pid, close: () => r.close() };
-}
+interface Figures { first: number; cold: number[]; warm: number[]; coldCpu: number[] }
 
-/** Cold GET on a fresh mirror, then warm GETs on the same one; median of RUNS each. */
-async function coldAndWarm(start: () => Promise<Mirror>, digest: string): Promise<{ cold: number; warm: number }> {
-  const cold: number[] = [];
-  const warm: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    const mirror = await start();
-    try {
-      cold.push(await curlGet(`${mirror.url}/blobs/${digest}`, BLOB_SIZE));
-      warm.push(await curlGet(`${mirror.url}/blobs/${digest}`, BLOB_SIZE));
-    } finally {
-      await mirror.close();
-    }
-  }
-  return { cold: median(cold), warm: median(warm) };
-}
-
-async function concurrentCold(start: () => Promise<Mirror>, upstream: DockerRegistry, digest: string): Promise<{ fetches: number; peakRssMiB: number; seconds: number }> {
-  const mirror = await start();
-  try {
-    const before = blobGets(upstream, digest);
-    const resetWorked = resetPeakRss(mirror.pid);
-    const sampler = sampleRss(mirror.pid, 10);
-    const t0 = performance.now();
-    await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(`${mirror.url}/blobs/${digest}`, BLOB_SIZE)));
-    const seconds = (performance.now() - t0) / 1000;
-    const peak = Math.max(sampler.stop(), resetWorked ? peakRssBytes(mirror.pid) : 0);
-    // The upstream logs a request when its response ends; docker-registry's proxy fetches in the background too.
-    await new Promise((r) => setTimeout(r, 1500));
-    await waitFor(() => blobGets(upstream, digest) > before, 10_000);
-    return { fetches: blobGets(upstream, digest) - before, peakRssMiB: peak / MiB, seconds };
-  } finally {
-    await mirror.close();
-  }
+async function concurrentCold(mirror: Mirror, upstream: DockerRegistry, digest: string, scratch: string): Promise<{ fetches: number; peakRssMiB: number; restRssMiB: number; seconds: number }> {
+  primePageCache(scratch);
+  const before = blobGets(upstream, digest);
+  const restRssMiB = rssBytes(mirror.pid) / MiB;
+  const resetWorked = resetPeakRss(mirror.pid);
+  const sampler = sampleRss(mirror.pid, 10);
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(mirror.blobUrl(digest), BLOB_SIZE)));
+  const seconds = (performance.now() - t0) / 1000;
+  const peak = Math.max(sampler.stop(), resetWorked ? peakRssBytes(mirror.pid) : 0);
+  // The upstream logs a request when its response ends; docker-registry's proxy fetches in the background too.
+  await new Promise((r) => setTimeout(r, 1500));
+  await waitFor(() => blobGets(upstream, digest) > before, 10_000);
+  return { fetches: blobGets(upstream, digest) - before, peakRssMiB: peak / MiB, restRssMiB, seconds };
 }
 
 function fmt(n: number | undefined, digits = 2): string {
@@ -86,45 +115,88 @@ async function main(): Promise<void> {
   requireTool('curl');
   const tmp = makeTempDir('layover-bench-proxy-');
   const upstream = await startDockerRegistry({ logLevel: 'error' });
+  const mirrors: Mirror[] = [];
   try {
+    // Blob 0: first pulls; 1..RUNS: cold and warm; RUNS+1: the concurrent pull.
+    const digests: string[] = [];
     const blobFile = path.join(tmp.path, 'blob.bin');
-    const digest = await writeBlobFile(blobFile, 'bench-proxy-blob', BLOB_SIZE);
-    await uploadBlob(upstream.url, REPO, digest, { file: blobFile });
-    const directUrl = `${upstream.url}/v2/${REPO}/blobs/${digest}`;
-    await curlGet(directUrl, BLOB_SIZE); // page cache
+    for (let i = 0; i < RUNS + 2; i++) {
+      const digest = await writeBlobFile(blobFile, `bench-proxy-blob-${i}`, BLOB_SIZE);
+      await uploadBlob(upstream.url, REPO, digest, { file: blobFile });
+      digests.push(digest);
+    }
+    rmSync(blobFile);
+    // Flush the uploads now, not as writeback competing for the CPU with the runs below.
+    spawnSync('sync');
+    const directUrl = (d: string) => `${upstream.url}/v2/${REPO}/blobs/${d}`;
     const directTimes: number[] = [];
-    for (let i = 0; i < RUNS; i++) directTimes.push(await curlGet(directUrl, BLOB_SIZE));
+    for (const d of digests) directTimes.push(await curlGet(directUrl(d), BLOB_SIZE));
     const direct = median(directTimes);
     console.error(`direct: ${direct.toFixed(3)} s`);
 
-    const layover = await coldAndWarm(() => startLayoverMirror(upstream.url), digest);
-    console.error(`layover: cold ${layover.cold.toFixed(3)} s, warm ${layover.warm.toFixed(3)} s`);
-    const proxy = await coldAndWarm(() => startProxyMirror(upstream.url), digest);
-    console.error(`docker-registry proxy: cold ${proxy.cold.toFixed(3)} s, warm ${proxy.warm.toFixed(3)} s`);
-    const layoverConc = await concurrentCold(() => startLayoverMirror(upstream.url), upstream, digest);
-    const proxyConc = await concurrentCold(() => startProxyMirror(upstream.url), upstream, digest);
+    mirrors.push(await startLayoverMirror(upstream.url), await startProxyMirror(upstream.url));
+    const figures = new Map<Mirror, Figures>(mirrors.map((m) => [m, { first: 0, cold: [], warm: [], coldCpu: [] }]));
+    const expected = new Map<string, number>();
+    const cold = async (m: Mirror, digest: string): Promise<number> => {
+      primePageCache(tmp.path);
+      const cpu0 = cpuSeconds(m.pid);
+      const seconds = await curlGet(m.blobUrl(digest), BLOB_SIZE);
+      (figures.get(m) as Figures).coldCpu.push(cpuSeconds(m.pid) - cpu0);
+      expected.set(digest, (expected.get(digest) ?? 1) + m.getsPerMiss); // 1: the direct GET
+      await settle(upstream, digest, expected.get(digest) as number);
+      return seconds;
+    };
+    for (const m of mirrors) (figures.get(m) as Figures).first = await cold(m, digests[0] as string);
+    for (let run = 1; run <= RUNS; run++) {
+      const digest = digests[run] as string;
+      // Alternate who goes first.
+      const order = run % 2 ? mirrors : [...mirrors].reverse();
+      for (const m of order) {
+        const f = figures.get(m) as Figures;
+        f.cold.push(await cold(m, digest));
+        f.warm.push(await curlGet(m.blobUrl(digest), BLOB_SIZE));
+        console.error(`${m.name}: cold ${fmt(f.cold.at(-1), 3)} s (${fmt(f.coldCpu.at(-1))} CPU-s), warm ${fmt(f.warm.at(-1), 3)} s`);
+      }
+    }
+    const concurrentDigest = digests[RUNS + 1] as string;
+    const conc = new Map<Mirror, Awaited<ReturnType<typeof concurrentCold>>>();
+    for (const m of mirrors) conc.set(m, await concurrentCold(m, upstream, concurrentDigest, tmp.path));
 
+    const [lo, dr] = mirrors as [Mirror, Mirror];
+    const L = figures.get(lo) as Figures;
+    const D = figures.get(dr) as Figures;
+    const lc = conc.get(lo) as Awaited<ReturnType<typeof concurrentCold>>;
+    const dc = conc.get(dr) as Awaited<ReturnType<typeof concurrentCold>>;
+    // The first pull is not counted: it includes start-up work.
+    const layover = { first: L.first, cold: median(L.cold), warm: median(L.warm), coldCpu: median(L.coldCpu.slice(1)) };
+    const proxy = { first: D.first, cold: median(D.cold), warm: median(D.warm), coldCpu: median(D.coldCpu.slice(1)) };
     const rows: [string, string, string, string][] = [
+      ['first pull after start 256 MiB, s', fmt(layover.first, 3), fmt(proxy.first, 3), fmt(direct, 3)],
       ['cold pull 256 MiB, s', fmt(layover.cold, 3), fmt(proxy.cold, 3), fmt(direct, 3)],
+      ['CPU-s of the mirror per cold pull', fmt(layover.coldCpu), fmt(proxy.coldCpu), '-'],
       ['cold ÷ direct (target ≤ 1.15)', fmt(layover.cold / direct), fmt(proxy.cold / direct), '1.00'],
       ['warm pull 256 MiB, s', fmt(layover.warm, 3), fmt(proxy.warm, 3), fmt(direct, 3)],
       ['warm ÷ direct (target ≤ 1.0)', fmt(layover.warm / direct), fmt(proxy.warm / direct), '1.00'],
-      [`upstream GETs, ${CLIENTS} concurrent cold (target 1)`, String(layoverConc.fetches), String(proxyConc.fetches), '-'],
-      [`${CLIENTS} concurrent cold pulls, s`, fmt(layoverConc.seconds), fmt(proxyConc.seconds), '-'],
-      ['peak RSS meanwhile, MiB (target ≤ 128)', fmt(layoverConc.peakRssMiB, 1), fmt(proxyConc.peakRssMiB, 1), '-'],
+      [`upstream GETs, ${CLIENTS} concurrent cold (target 1)`, String(lc.fetches), String(dc.fetches), '-'],
+      [`${CLIENTS} concurrent cold pulls, s`, fmt(lc.seconds), fmt(dc.seconds), '-'],
+      ['RSS at rest before them, MiB', fmt(lc.restRssMiB, 1), fmt(dc.restRssMiB, 1), '-'],
+      ['peak RSS meanwhile, MiB (target ≤ 128)', fmt(lc.peakRssMiB, 1), fmt(dc.peakRssMiB, 1), '-'],
     ];
-    console.log(`\n${'metric'.padEnd(44)}${'layover'.padStart(10)}${'dr-proxy'.padStart(10)}${'direct'.padStart(10)}`);
+    console.log(`\nprimed page cache: ${PRIME ? 'yes' : 'no'}; runs: ${RUNS}`);
+    console.log(`${'metric'.padEnd(44)}${'layover'.padStart(10)}${'dr-proxy'.padStart(10)}${'direct'.padStart(10)}`);
     for (const [label, a, b, c] of rows) console.log(`${label.padEnd(44)}${a.padStart(10)}${b.padStart(10)}${c.padStart(10)}`);
     console.log(JSON.stringify({
       bench: 'proxy',
       runs: RUNS,
+      primed: PRIME,
       blobMiB: BLOB_SIZE / MiB,
       clients: CLIENTS,
       directSeconds: direct,
-      layover: { ...layover, coldRatio: layover.cold / direct, warmRatio: layover.warm / direct, ...layoverConc },
-      dockerRegistryProxy: { ...proxy, coldRatio: proxy.cold / direct, warmRatio: proxy.warm / direct, ...proxyConc },
+      layover: { ...layover, coldRuns: L.cold, warmRuns: L.warm, coldRatio: layover.cold / direct, warmRatio: layover.warm / direct, ...lc },
+      dockerRegistryProxy: { ...proxy, coldRuns: D.cold, warmRuns: D.warm, coldRatio: proxy.cold / direct, warmRatio: proxy.warm / direct, ...dc },
     }));
   } finally {
+    for (const m of mirrors) await m.close().catch(() => undefined);
     await upstream.close();
     tmp.cleanup();
   }
