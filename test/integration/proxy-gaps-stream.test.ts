@@ -3,6 +3,7 @@
 // blob is answered from an upstream HEAD without downloading or storing anything.
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,47 @@ describe('a late client streams from the running download', () => {
       // The last byte waits for the verified commit.
       expect(b.endedAt).toBeGreaterThanOrEqual(upstreamEnd);
       console.log(`late client: started ${upstreamEnd - b.startedAt} ms and got its first byte ${upstreamEnd - b.firstByteAt} ms before the upstream body ended`);
+    } finally {
+      relay.throttle(null);
+    }
+  }, 30_000);
+});
+
+describe('clients of a running download that hang up or ask for a range', () => {
+  it('a client that hangs up mid-body does not disturb the download: a ranged and a whole GET get exact bytes, the blob is cached', async () => {
+    const blob = randomBlob(3 * 2 ** 20 + 11, 'gaps-hangup');
+    await uploadBlob(upstream.url, 'team/hangup', blob.digest, blob.bytes);
+    const path = blobPath('team/hangup', blob.digest);
+    relay.reset();
+    relay.throttle(2 * 2 ** 20, (r) => r.method === 'GET' && r.path === path);
+    try {
+      const url = `${mirror.url}/v2/up/team/hangup/blobs/${blob.digest}`;
+      const { hostname, port } = new URL(mirror.url);
+      // Reads 300 KB of the answer, then closes the connection.
+      const quitter = new Promise<number>((resolve) => {
+        let seen = 0;
+        const socket = connect(Number(port), hostname, () => socket.write(`GET /v2/up/team/hangup/blobs/${blob.digest} HTTP/1.1\r\nHost: x\r\n\r\n`));
+        socket.on('data', (chunk: Buffer) => {
+          seen += chunk.length;
+          if (seen >= 300_000) socket.destroy();
+        });
+        socket.on('close', () => resolve(seen));
+        socket.on('error', () => undefined);
+      });
+      await waitFor(() => relay.count('GET', path) === 1, 5_000, 10);
+      const whole = timedGet(url);
+      const ranged = request(url, { headers: { range: 'bytes=1048570-2097160' } }).then(async (res) => ({ status: res.statusCode, bytes: Buffer.from(await res.body.arrayBuffer()) }));
+      expect(await quitter).toBeGreaterThanOrEqual(300_000);
+      const [w, r] = await Promise.all([whole, ranged]);
+      expect({ status: w.status, digest: w.digest, size: w.size }).toEqual({ status: 200, digest: blob.digest, size: blob.size });
+      expect(r.status).toBe(206);
+      expect(r.bytes.equals(blob.bytes.subarray(1048570, 2097161))).toBe(true);
+      expect(relay.count('GET', path)).toBe(1);
+      // Cached: served again with no upstream request.
+      relay.reset();
+      const again = await timedGet(url);
+      expect(again.digest).toBe(blob.digest);
+      expect(relay.requests()).toHaveLength(0);
     } finally {
       relay.throttle(null);
     }

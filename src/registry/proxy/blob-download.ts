@@ -10,6 +10,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { BlobResponse } from '../blob-response.js';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
 
 /** Read size for clients behind the window. */
@@ -18,6 +19,10 @@ const READ_CHUNK = 512 * 1024;
 const WRITE_BUFFER = 1 * 1024 * 1024;
 /** Bytes already on disk still kept in memory for clients at the download's heels. */
 const WINDOW = 1 * 1024 * 1024;
+/** At the download's heels, a client waits for this much before the next write (fewer, larger writes)... */
+const MIN_BATCH = 256 * 1024;
+/** ...and takes at most this much in one. */
+const MAX_BATCH = 1024 * 1024;
 
 type State = { kind: 'running' } | { kind: 'committed'; stat: BlobStat } | { kind: 'failed'; error: Error };
 
@@ -175,6 +180,66 @@ export class BlobDownload {
     return i;
   }
 
+  /** The window's bytes from..to (exclusive) as slices of the upstream chunks; `from` must be in the window. */
+  private slices(from: number, to: number): Buffer[] {
+    const out: Buffer[] = [];
+    let i = this.pieceAt(from);
+    let pos = from;
+    while (pos < to) {
+      const piece = this.pieces[i] as Piece;
+      const start = pos - piece.start;
+      const stop = Math.min(piece.bytes.length, to - piece.start);
+      out.push(start === 0 && stop === piece.bytes.length ? piece.bytes : piece.bytes.subarray(start, stop));
+      pos += stop - start;
+      i += 1;
+    }
+    return out;
+  }
+
+  /**
+   * Sends bytes start..end (inclusive) to `response` as they arrive: from the window in batches
+   * (one writev each), from the file when behind it. Throws before response.begin() if the
+   * download has already failed; later failures cut the connection.
+   */
+  async send(response: BlobResponse, start: number, end: number): Promise<void> {
+    if (this.error) throw this.error;
+    this.users += 1;
+    // Behind the window: one buffer, refilled only after the socket has taken its bytes.
+    let buffer: Buffer | undefined;
+    try {
+      response.begin();
+      let pos = start;
+      while (pos <= end) {
+        const failed = this.error;
+        if (failed) throw failed;
+        const limit = Math.min(this.available(), end + 1);
+        const worthIt = limit - pos >= MIN_BATCH || limit === end + 1 || this.committed;
+        if (pos < limit && worthIt) {
+          const windowStart = this.windowStart();
+          if (pos >= windowStart) {
+            const chunks = this.slices(pos, Math.min(limit, pos + MAX_BATCH));
+            for (const chunk of chunks) pos += chunk.length;
+            await response.write(chunks);
+          } else {
+            buffer ??= Buffer.allocUnsafe(READ_CHUNK);
+            const length = Math.min(READ_CHUNK, windowStart - pos, limit - pos);
+            const { bytesRead } = await (this.readHandle as FileHandle).read(buffer, 0, length, pos);
+            if (bytesRead === 0) throw new Error('cached download ended early');
+            pos += bytesRead;
+            await response.write([buffer.subarray(0, bytesRead)]);
+          }
+          continue;
+        }
+        await response.until(this.tick);
+      }
+      response.end();
+    } catch {
+      response.abort();
+    } finally {
+      this.release();
+    }
+  }
+
   /** A stream of the blob (or an inclusive range of it) that follows the download. */
   open(range?: ByteRange): Readable {
     if (this.state.kind === 'failed') throw this.state.error;
@@ -193,15 +258,9 @@ export class BlobDownload {
 
     /** Pushes window slices from `pos` up to `limit` (exclusive) while the stream wants more. */
     const pushFromWindow = (stream: Readable, limit: number): void => {
-      let i = download.pieceAt(pos);
-      let more = true;
-      while (more && pos < limit) {
-        const piece = download.pieces[i] as Piece;
-        const from = pos - piece.start;
-        const to = Math.min(piece.bytes.length, limit - piece.start);
-        pos += to - from;
-        more = stream.push(from === 0 && to === piece.bytes.length ? piece.bytes : piece.bytes.subarray(from, to));
-        i += 1;
+      for (const slice of download.slices(pos, limit)) {
+        pos += slice.length;
+        if (!stream.push(slice)) return;
       }
     };
 

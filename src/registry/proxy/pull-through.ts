@@ -116,6 +116,7 @@ export class PullThroughSource implements ContentSource {
     return {
       stat: { digest, size: download.size },
       open: async (range) => download.open(range),
+      send: (response, start, end) => download.send(response, start, end),
     };
   }
 

@@ -1,8 +1,8 @@
 // GET/HEAD/DELETE /v2/<name>/blobs/<digest>
+import { BlobResponse } from '../blob-response.js';
 import { assertDigest } from '../digest.js';
 import { RegistryError } from '../errors.js';
 import { parseRange } from '../range.js';
-import { sendBlob } from '../send-blob.js';
 import { clientSignal, type Call, type RouteContext } from './context.js';
 
 export async function getBlob(ctx: RouteContext, call: Call, name: string, rawDigest: string): Promise<void> {
@@ -26,10 +26,8 @@ export async function getBlob(ctx: RouteContext, call: Call, name: string, rawDi
   const end = partial ? range.end : size - 1;
   if (partial) reply.code(206).header('Content-Range', `bytes ${start}-${end}/${size}`).header('Content-Length', end - start + 1);
   else reply.code(200).header('Content-Length', size);
-  if (hit.reader) {
-    // Opened before anything is sent, so a blob deleted meanwhile is still a clean 404.
-    const reader = await hit.reader();
-    await sendBlob(reply, reader, start, end);
+  if (hit.send) {
+    await hit.send(new BlobResponse(reply), start, end);
     return;
   }
   reply.send(await hit.open(partial ? { start, end } : undefined, signal));
