@@ -72,6 +72,7 @@ export class BlobResponse {
   /** Writes `chunks` in one system call; resolves when the socket has taken all of them. */
   write(chunks: Buffer[]): Promise<void> {
     const res = this.raw;
+    if (this.gone || res.destroyed) return Promise.reject(new Error('client went away'));
     const written = new Promise<void>((resolve, reject) => {
       res.cork();
       const last = chunks.length - 1;
@@ -81,6 +82,8 @@ export class BlobResponse {
       });
       res.uncork();
     });
+    // until() reports the outcome; a write failing after the client went away is expected.
+    written.catch(() => undefined);
     return this.until(written);
   }
 
