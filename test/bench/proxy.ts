@@ -1,5 +1,5 @@
 // Issue 3 benchmark: the pull-through cache against docker-registry, in one run.
-// Run with `npx tsx test/bench/proxy.ts [--runs N]` (two to three minutes).
+// Run with `npx tsx test/bench/proxy.ts [--runs N] [--settle SECONDS] [--no-prime]` (about four minutes).
 //
 // One docker-registry (the upstream) holds N+2 distinct 256 MiB blobs. Each mirror, layover and
 // docker-registry in its own proxy mode, is started once and kept running, as a node mirror is:
@@ -10,8 +10,10 @@
 //   warm          the same GET again (a local hit); median of N
 //   16 concurrent cold GETs of blob N+1: the upstream's blob GET count (its access log), the
 //                 mirror's peak RSS meanwhile, and its RSS at rest before them
-// Every GET is curl to /dev/null; "direct" is the same GET from the upstream itself. The two
-// mirrors take turns, run by run, so that both see the same state of the machine.
+// Every GET is curl to /dev/null; "direct" is the same GET from the upstream itself, taken right
+// before each cold pull, and each mirror's ratios use the direct GETs of its own runs. One mirror
+// runs after the other, each alone: taking turns run by run made layover pay for docker-registry's
+// background download and memory churn (~+40 % CPU per miss), and never the other way round.
 //
 // Page cache: on this kind of VM (Firecracker) the first write to a page the guest has never
 // touched costs a trip to the host, ~0.8 s per 256 MiB against ~0.06 s for a page already
@@ -37,8 +39,9 @@ const BLOB_SIZE = 256 * MiB;
 const CLIENTS = 16;
 const REPO = 'bench/big';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'no-prime': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, settle: { type: 'string', default: '60' }, 'no-prime': { type: 'boolean', default: false } } });
 const RUNS = Math.max(1, Number(args.runs));
+const SETTLE_MS = Number(args.settle) * 1000;
 const PRIME = !args['no-prime'];
 
 interface Mirror {
@@ -89,9 +92,11 @@ async function settle(upstream: DockerRegistry, digest: string, expected: number
   await new Promise((r) => setTimeout(r, 500));
 }
 
-interface Figures { first: number; cold: number[]; warm: number[]; coldCpu: number[] }
+interface Figures { first: number; cold: number[]; warm: number[]; coldCpu: number[]; direct: number[] }
 
-async function concurrentCold(mirror: Mirror, upstream: DockerRegistry, digest: string, scratch: string): Promise<{ fetches: number; peakRssMiB: number; restRssMiB: number; seconds: number }> {
+interface Concurrent { fetches: number; peakRssMiB: number; restRssMiB: number; seconds: number }
+
+async function concurrentCold(mirror: Mirror, upstream: DockerRegistry, digest: string, scratch: string): Promise<Concurrent> {
   primePageCache(scratch);
   const before = blobGets(upstream, digest);
   const restRssMiB = rssBytes(mirror.pid) / MiB;
@@ -126,57 +131,58 @@ async function main(): Promise<void> {
       digests.push(digest);
     }
     rmSync(blobFile);
-    // Flush the uploads now, not as writeback competing for the CPU with the runs below.
+    // Flush the uploads now, then let the machine settle: right after the setup has written
+    // ~3 GiB, the VM's host is still writing them back, and a cold pull measured then cost
+    // layover 1.3-1.5 CPU-s against 0.5-0.8 a minute later (docker-registry's 0.45 against 0.33).
     spawnSync('sync');
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
     const directUrl = (d: string) => `${upstream.url}/v2/${REPO}/blobs/${d}`;
-    const directTimes: number[] = [];
-    for (const d of digests) directTimes.push(await curlGet(directUrl(d), BLOB_SIZE));
-    const direct = median(directTimes);
-    console.error(`direct: ${direct.toFixed(3)} s`);
+    // Direct GETs are taken right before each cold pull, so each ratio compares the same moment.
 
-    mirrors.push(await startLayoverMirror(upstream.url), await startProxyMirror(upstream.url));
-    const figures = new Map<Mirror, Figures>(mirrors.map((m) => [m, { first: 0, cold: [], warm: [], coldCpu: [] }]));
     const expected = new Map<string, number>();
-    const cold = async (m: Mirror, digest: string): Promise<number> => {
-      primePageCache(tmp.path);
-      const cpu0 = cpuSeconds(m.pid);
-      const seconds = await curlGet(m.blobUrl(digest), BLOB_SIZE);
-      (figures.get(m) as Figures).coldCpu.push(cpuSeconds(m.pid) - cpu0);
-      expected.set(digest, (expected.get(digest) ?? 1) + m.getsPerMiss); // 1: the direct GET
-      await settle(upstream, digest, expected.get(digest) as number);
-      return seconds;
-    };
-    for (const m of mirrors) (figures.get(m) as Figures).first = await cold(m, digests[0] as string);
-    for (let run = 1; run <= RUNS; run++) {
-      const digest = digests[run] as string;
-      // Alternate who goes first.
-      const order = run % 2 ? mirrors : [...mirrors].reverse();
-      for (const m of order) {
-        const f = figures.get(m) as Figures;
-        f.cold.push(await cold(m, digest));
-        f.warm.push(await curlGet(m.blobUrl(digest), BLOB_SIZE));
-        console.error(`${m.name}: cold ${fmt(f.cold.at(-1), 3)} s (${fmt(f.coldCpu.at(-1))} CPU-s), warm ${fmt(f.warm.at(-1), 3)} s`);
+    /** One mirror alone on the machine: first pull, RUNS cold and warm pulls, then the concurrent pull. */
+    const measure = async (start: () => Promise<Mirror>): Promise<{ figures: Figures; conc: Concurrent }> => {
+      const m = await start();
+      mirrors.push(m);
+      const f: Figures = { first: 0, cold: [], warm: [], coldCpu: [], direct: [] };
+      const cold = async (digest: string): Promise<number> => {
+        f.direct.push(await curlGet(directUrl(digest), BLOB_SIZE));
+        expected.set(digest, (expected.get(digest) ?? 0) + 1);
+        primePageCache(tmp.path);
+        const cpu0 = cpuSeconds(m.pid);
+        const seconds = await curlGet(m.blobUrl(digest), BLOB_SIZE);
+        f.coldCpu.push(cpuSeconds(m.pid) - cpu0);
+        expected.set(digest, (expected.get(digest) as number) + m.getsPerMiss);
+        await settle(upstream, digest, expected.get(digest) as number);
+        return seconds;
+      };
+      f.first = await cold(digests[0] as string);
+      for (let run = 1; run <= RUNS; run++) {
+        f.cold.push(await cold(digests[run] as string));
+        f.warm.push(await curlGet(m.blobUrl(digests[run] as string), BLOB_SIZE));
+        console.error(`${m.name}: direct ${fmt(f.direct.at(-1), 3)} s, cold ${fmt(f.cold.at(-1), 3)} s (${fmt(f.coldCpu.at(-1))} CPU-s), warm ${fmt(f.warm.at(-1), 3)} s`);
       }
-    }
-    const concurrentDigest = digests[RUNS + 1] as string;
-    const conc = new Map<Mirror, Awaited<ReturnType<typeof concurrentCold>>>();
-    for (const m of mirrors) conc.set(m, await concurrentCold(m, upstream, concurrentDigest, tmp.path));
+      const conc = await concurrentCold(m, upstream, digests[RUNS + 1] as string, tmp.path);
+      await m.close();
+      mirrors.pop();
+      return { figures: f, conc };
+    };
+    const { figures: L, conc: lc } = await measure(() => startLayoverMirror(upstream.url));
+    const { figures: D, conc: dc } = await measure(() => startProxyMirror(upstream.url));
 
-    const [lo, dr] = mirrors as [Mirror, Mirror];
-    const L = figures.get(lo) as Figures;
-    const D = figures.get(dr) as Figures;
-    const lc = conc.get(lo) as Awaited<ReturnType<typeof concurrentCold>>;
-    const dc = conc.get(dr) as Awaited<ReturnType<typeof concurrentCold>>;
     // The first pull is not counted: it includes start-up work.
-    const layover = { first: L.first, cold: median(L.cold), warm: median(L.warm), coldCpu: median(L.coldCpu.slice(1)) };
-    const proxy = { first: D.first, cold: median(D.cold), warm: median(D.warm), coldCpu: median(D.coldCpu.slice(1)) };
+    const sum = (f: Figures) => ({ first: f.first, cold: median(f.cold), warm: median(f.warm), coldCpu: median(f.coldCpu.slice(1)), direct: median(f.direct.slice(1)) });
+    const layover = sum(L);
+    const proxy = sum(D);
+    const direct = median([...L.direct.slice(1), ...D.direct.slice(1)]);
     const rows: [string, string, string, string][] = [
       ['first pull after start 256 MiB, s', fmt(layover.first, 3), fmt(proxy.first, 3), fmt(direct, 3)],
       ['cold pull 256 MiB, s', fmt(layover.cold, 3), fmt(proxy.cold, 3), fmt(direct, 3)],
       ['CPU-s of the mirror per cold pull', fmt(layover.coldCpu), fmt(proxy.coldCpu), '-'],
-      ['cold ÷ direct (target ≤ 1.15)', fmt(layover.cold / direct), fmt(proxy.cold / direct), '1.00'],
+      ['direct GETs meanwhile, s', fmt(layover.direct, 3), fmt(proxy.direct, 3), fmt(direct, 3)],
+      ['cold ÷ direct (target ≤ 1.15)', fmt(layover.cold / layover.direct), fmt(proxy.cold / proxy.direct), '1.00'],
       ['warm pull 256 MiB, s', fmt(layover.warm, 3), fmt(proxy.warm, 3), fmt(direct, 3)],
-      ['warm ÷ direct (target ≤ 1.0)', fmt(layover.warm / direct), fmt(proxy.warm / direct), '1.00'],
+      ['warm ÷ direct (target ≤ 1.0)', fmt(layover.warm / layover.direct), fmt(proxy.warm / proxy.direct), '1.00'],
       [`upstream GETs, ${CLIENTS} concurrent cold (target 1)`, String(lc.fetches), String(dc.fetches), '-'],
       [`${CLIENTS} concurrent cold pulls, s`, fmt(lc.seconds), fmt(dc.seconds), '-'],
       ['RSS at rest before them, MiB', fmt(lc.restRssMiB, 1), fmt(dc.restRssMiB, 1), '-'],
@@ -192,8 +198,8 @@ async function main(): Promise<void> {
       blobMiB: BLOB_SIZE / MiB,
       clients: CLIENTS,
       directSeconds: direct,
-      layover: { ...layover, coldRuns: L.cold, warmRuns: L.warm, coldRatio: layover.cold / direct, warmRatio: layover.warm / direct, ...lc },
-      dockerRegistryProxy: { ...proxy, coldRuns: D.cold, warmRuns: D.warm, coldRatio: proxy.cold / direct, warmRatio: proxy.warm / direct, ...dc },
+      layover: { ...layover, coldRuns: L.cold, warmRuns: L.warm, directRuns: L.direct, coldRatio: layover.cold / layover.direct, warmRatio: layover.warm / layover.direct, ...lc },
+      dockerRegistryProxy: { ...proxy, coldRuns: D.cold, warmRuns: D.warm, directRuns: D.direct, coldRatio: proxy.cold / proxy.direct, warmRatio: proxy.warm / proxy.direct, ...dc },
     }));
   } finally {
     for (const m of mirrors) await m.close().catch(() => undefined);

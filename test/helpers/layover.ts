@@ -18,6 +18,10 @@ import { waitForHttp } from './wait-for.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
+/** How the container image runs node (Dockerfile ENTRYPOINT and ENV; test/unit/deploy-image.test.ts holds them equal). */
+export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=8'];
+export const IMAGE_ENV: Record<string, string> = { MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '262144' };
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface LayoverOptions {
@@ -169,14 +173,14 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const scheme = config.registry.tls ? 'https' : 'http';
   const url = `${scheme}://127.0.0.1:${config.registry.port}`;
 
-  // Compiled mode runs as the container image's ENTRYPOINT does, with the same V8 flag (see Dockerfile).
-  const entry = opts.compiled ? ['--max-semi-space-size=8', await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')];
+  // Compiled mode runs as the container image does: its V8 flag and malloc settings (see Dockerfile).
+  const entry = opts.compiled ? [...IMAGE_NODE_FLAGS, await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')];
   let child: Child;
   const launch = async () => {
     child = startChild(process.execPath, [...entry, 'serve', '--config', configFile], {
       stdoutFile: logFile,
       cwd: tmp.path,
-      env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined },
+      env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, ...(opts.compiled ? IMAGE_ENV : {}) },
     });
     try {
       await waitForHttp(`${url}/v2/`, 30_000, () => child.alive());

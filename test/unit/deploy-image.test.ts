@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { REGISTRY_CONFIG, REPO_ROOT, configOf, findObject, render } from '../e2e/manifests.js';
 import { freePort } from '../helpers/free-port.js';
+import { IMAGE_ENV, IMAGE_NODE_FLAGS } from '../helpers/layover.js';
 import { runTool } from '../helpers/run-tool.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -76,8 +77,10 @@ describe('Dockerfile and .dockerignore', () => {
     expect(gid).toBe(pod.spec.template.spec.securityContext.runAsGroup);
     expect(uid).toBeGreaterThan(0);
     const workdir = last('WORKDIR');
-    // The V8 flag is the one the benchmarks run with (test/helpers/layover.ts, compiled mode).
-    expect(jsonArgs('ENTRYPOINT')).toEqual(['node', '--max-semi-space-size=8', `${workdir}/bin/layover.js`]);
+    // The V8 flag and malloc settings are the ones the benchmarks run with (test/helpers/layover.ts, compiled mode).
+    expect(jsonArgs('ENTRYPOINT')).toEqual(['node', ...IMAGE_NODE_FLAGS, `${workdir}/bin/layover.js`]);
+    const env = Object.fromEntries(runtime.filter((i) => i.keyword === 'ENV').flatMap((i) => i.args.split(/\s+/).map((kv) => kv.split('=') as [string, string])));
+    for (const [name, value] of Object.entries(IMAGE_ENV)) expect(env[name], name).toBe(value);
     expect(jsonArgs('CMD')).toEqual(pod.spec.template.spec.containers[0]?.args);
     const storageRoot = configOf(objs, REGISTRY_CONFIG).storage?.root;
     expect(jsonArgs('VOLUME')).toEqual([storageRoot]);
