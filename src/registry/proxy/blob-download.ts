@@ -101,19 +101,30 @@ export class BlobDownload {
       },
     });
     const counter = hooks.onBytes;
+    // Readers at the heels wait for MIN_BATCH anyway: waking them (and counting) per upstream
+    // chunk, which can be a few KiB, only cost CPU.
+    let unannounced = 0;
+    const announce = () => {
+      if (unannounced === 0) return;
+      counter?.(unannounced);
+      unannounced = 0;
+      this.notify();
+    };
     // Attached in the same tick as the pipe below, so this sees every chunk the sink sees, on arrival.
     source.on('data', (chunk: Buffer) => {
       this.pieces.push({ start: this.received, bytes: chunk });
       this.received += chunk.length;
-      counter?.(chunk.length);
-      this.notify();
+      unannounced += chunk.length;
+      if (unannounced >= MIN_BATCH) announce();
     });
+    source.once('end', announce);
     try {
       await pipeline(source, sink);
       const stat = await writer.commit();
       await hooks.onCommitted?.(stat);
       this.state = { kind: 'committed', stat };
     } catch (err) {
+      announce();
       await writer.abort().catch(() => undefined);
       this.state = { kind: 'failed', error: err instanceof Error ? err : new Error(String(err)) };
       this.dropWindow();
