@@ -22,13 +22,15 @@ COPY src/ui/static ./dist/ui/static
 USER 1000:1000
 EXPOSE 5000 8443
 VOLUME ["/var/lib/layover"]
-# An 8 MiB young generation: the objects around each streamed chunk die there, in cheap
-# scavenges. With 1 MiB they were promoted and every 256 MiB cache miss cost ~0.6 CPU-s of full
-# collections on the GC threads (measured: 1.3-1.8 CPU-s per miss, 0.6-0.7 with 8); peak RSS
-# did not move, as it is set by the socket buffers awaiting collection. test/bench runs the same flag.
+# V8: an 8 MiB young generation, where the objects around each streamed chunk die in cheap
+# scavenges (with 1 MiB they were promoted, and every 256 MiB cache miss cost ~0.6 CPU-s of
+# full collections); and the collector on the main thread only: its four helper threads
+# competed with the event loop, the hash worker and the clients for the cores, and took
+# 0.3-0.6 CPU-s per miss. Measured in test/bench/proxy.ts on 2 cores: 1.2-1.45 CPU-s per miss
+# with helpers, 0.67-0.86 without, the same warm pulls, peak RSS ~10 MiB higher.
 # glibc's malloc with fixed thresholds: by default it raises them after freeing large buffers
 # and then keeps freed socket buffers; fixed, RSS at rest after cache misses fell from ~160 to
 # ~125 MiB and its peak under 16 concurrent misses from ~180 to ~155 MiB, at the same speed.
 ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144
-ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/bin/layover.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=8", "--single-threaded-gc", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
