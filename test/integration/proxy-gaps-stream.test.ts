@@ -3,13 +3,13 @@
 // blob is answered from an upstream HEAD without downloading or storing anything.
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/registry/digest.js';
 import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
+import { getAndHangUp } from '../helpers/raw-http.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { randomBlob, type Content } from '../helpers/oci-content.js';
@@ -108,18 +108,8 @@ describe('clients of a running download that hang up or ask for a range', () => 
     relay.throttle(2 * 2 ** 20, (r) => r.method === 'GET' && r.path === path);
     try {
       const url = `${mirror.url}/v2/up/team/hangup/blobs/${blob.digest}`;
-      const { hostname, port } = new URL(mirror.url);
       // Reads 300 KB of the answer, then closes the connection.
-      const quitter = new Promise<number>((resolve) => {
-        let seen = 0;
-        const socket = connect(Number(port), hostname, () => socket.write(`GET /v2/up/team/hangup/blobs/${blob.digest} HTTP/1.1\r\nHost: x\r\n\r\n`));
-        socket.on('data', (chunk: Buffer) => {
-          seen += chunk.length;
-          if (seen >= 300_000) socket.destroy();
-        });
-        socket.on('close', () => resolve(seen));
-        socket.on('error', () => undefined);
-      });
+      const quitter = getAndHangUp(mirror.url, `/v2/up/team/hangup/blobs/${blob.digest}`, 300_000);
       await waitFor(() => relay.count('GET', path) === 1, 5_000, 10);
       const whole = timedGet(url);
       const ranged = request(url, { headers: { range: 'bytes=1048570-2097160' } }).then(async (res) => ({ status: res.statusCode, bytes: Buffer.from(await res.body.arrayBuffer()) }));
