@@ -3,7 +3,7 @@
 // which V8 answered with a full collection every few dozen milliseconds (GC cost more CPU than
 // the copy). And an upstream download arrives in 64 KiB chunks: written one by one to the
 // client, each chunk is a system call and a wakeup of the reader; corked, a batch of them is
-// one writev (in --cpu-prof profiles of cold pulls, time in socket writes fell by about 30 %).
+// one writev (in --cpu-prof profiles of cold pulls, time in socket writes fell by about a quarter).
 //
 // A stored blob goes out through two buffers that are reused for the whole response and then
 // for the next ones; a buffer is filled again only after the socket has taken all of its

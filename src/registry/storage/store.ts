@@ -30,7 +30,7 @@ export interface ByteRange { start: number; end: number }
 
 /**
  * Positional reads of one stored blob, for a response that copies the bytes through buffers of
- * its own (registry/send-blob.ts). It keeps serving the bytes even if the blob is deleted meanwhile.
+ * its own (registry/blob-response.ts). It keeps serving the bytes even if the blob is deleted meanwhile.
  */
 export interface BlobReader {
   /** Reads up to `length` bytes at `position` into the start of `target`; 0 at the end. */
