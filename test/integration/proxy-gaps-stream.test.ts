@@ -6,14 +6,19 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveConfig } from '../../src/config/resolve.js';
 import type { Digest } from '../../src/registry/digest.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { UpstreamHealth } from '../../src/registry/proxy/health.js';
+import { PullThroughSource } from '../../src/registry/proxy/pull-through.js';
+import { UpstreamClient } from '../../src/registry/proxy/upstream-client.js';
+import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
-import { getAndHangUp } from '../helpers/raw-http.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { randomBlob, type Content } from '../helpers/oci-content.js';
+import { getAndHangUp } from '../helpers/raw-http.js';
 import { uploadBlob } from '../helpers/registry-client.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let upstream: DockerRegistry;
@@ -128,6 +133,31 @@ describe('clients of a running download that hang up or ask for a range', () => 
       relay.throttle(null);
     }
   }, 30_000);
+});
+
+describe('a client that gets hold of a download just as it ends', () => {
+  it('reads the stored blob instead of the released download', async () => {
+    const tmp = makeTempDir('layover-released-');
+    const store = await openFilesystemStore(path.join(tmp.path, 'data'));
+    const config = resolveConfig({ upstreams: [{ prefix: 'up', url: upstream.url }] });
+    const client = new UpstreamClient(config.upstreams[0] as (typeof config.upstreams)[number]);
+    const source = new PullThroughSource({ store, client, health: new UpstreamHealth({ downAfterFailures: 3, downForMs: 1000 }), maxManifestBytes: 4 * 2 ** 20 });
+    try {
+      const blob = randomBlob(700_000, 'gaps-released');
+      await uploadBlob(upstream.url, 'team/released', blob.digest, blob.bytes);
+      // The hit is taken while the download runs, and read only after it has ended.
+      const digest = blob.digest as Digest;
+      const hit = await source.getBlob('up/team/released', digest, true);
+      await waitFor(async () => (await store.statBlob(digest)) !== undefined);
+      await new Promise((r) => setTimeout(r, 100));
+      const chunks: Buffer[] = [];
+      for await (const chunk of (await hit?.open()) as AsyncIterable<Buffer>) chunks.push(chunk);
+      expect(createHash('sha256').update(Buffer.concat(chunks)).digest('hex')).toBe(blob.digest.slice('sha256:'.length));
+    } finally {
+      await client.close();
+      tmp.cleanup();
+    }
+  });
 });
 
 describe('HEAD on a mirrored blob', () => {

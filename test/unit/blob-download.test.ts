@@ -128,6 +128,9 @@ describe('BlobDownload', () => {
     await download.settled;
     expect(download.committed).toBe(true);
     expect(await store.statBlob(digestOf(bytes))).toEqual({ digest: digestOf(bytes), size: bytes.length });
+    // Over and unread: its handle is closed, so it refuses new readers (they read the store).
+    await until(() => download.released);
+    expect(() => download.open()).toThrow(/released/);
   });
 
   it('a reader that arrives late, or pauses far behind the window, reads the file and then catches up exactly', async () => {

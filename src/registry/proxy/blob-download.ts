@@ -78,6 +78,14 @@ export class BlobDownload {
     return this.state.kind === 'committed';
   }
 
+  /**
+   * True once the download is over and nobody reads it: its file handle and window are gone, so
+   * a client that got hold of it just then must read the stored blob instead.
+   */
+  get released(): boolean {
+    return this.users === 0;
+  }
+
   private async run(source: Readable, hooks: DownloadHooks): Promise<void> {
     const writer = this.writer;
     const written = () => {
@@ -214,6 +222,7 @@ export class BlobDownload {
    */
   async send(response: BlobResponse, start: number, end: number): Promise<void> {
     if (this.error) throw this.error;
+    if (this.released) throw new Error('BlobDownload: released; read the stored blob');
     this.users += 1;
     // Behind the window: one buffer, refilled only after the socket has taken its bytes.
     let buffer: Buffer | undefined;
@@ -254,6 +263,7 @@ export class BlobDownload {
   /** A stream of the blob (or an inclusive range of it) that follows the download. */
   open(range?: ByteRange): Readable {
     if (this.state.kind === 'failed') throw this.state.error;
+    if (this.released) throw new Error('BlobDownload: released; read the stored blob');
     const handle = this.readHandle as FileHandle;
     this.users += 1;
     const start = range?.start ?? 0;

@@ -113,10 +113,23 @@ export class PullThroughSource implements ContentSource {
       // Already in the store for another repository, and the upstream confirmed this one has it.
       return this.local.getBlob(repository, digest);
     }
+    // Between the download's end and its removal from `blobs`, a client can still get hold of
+    // it: once released it has no file handle any more, and the committed blob is read instead.
+    const stored = async (): Promise<BlobHit> => {
+      if (download.error) throw download.error;
+      const hit = await this.local.getBlob(repository, digest);
+      if (!hit) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
+      return hit;
+    };
     return {
       stat: { digest, size: download.size },
-      open: async (range) => download.open(range),
-      send: (response, start, end) => download.send(response, start, end),
+      open: async (range) => (download.released ? (await stored()).open(range) : download.open(range)),
+      send: async (response, start, end) => {
+        if (!download.released) return download.send(response, start, end);
+        const hit = await stored();
+        if (!hit.send) throw new Error('a stored blob without send()');
+        return hit.send(response, start, end);
+      },
     };
   }
 
