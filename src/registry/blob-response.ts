@@ -9,49 +9,44 @@
 // for the next ones; a buffer is filled again only after the socket has taken all of its
 // previous bytes (the write callback), so a byte on the wire is never overwritten.
 import type { ServerResponse } from 'node:http';
+import { PassThrough, type Writable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { BlobReader } from './storage/store.js';
 
-/** One blob response: the route sets status and headers on the reply; the content source sends the bytes. */
-export class BlobResponse {
-  private res: ServerResponse | undefined;
-  private gone = false;
-  /** Rejections of the waits in progress, run when the client goes away. */
+/** Where blob bytes go: a client's response (BlobResponse) or a stream (StreamSink). */
+export interface BlobSink {
+  /**
+   * True when a settled write() means the consumer holds nothing of its chunks any more (a
+   * socket has copied them), so a source may refill the same buffer; a stream keeps references.
+   */
+  readonly releasesChunks: boolean;
+  /** Called by a source once the bytes are sure to be there. */
+  begin(): void;
+  /** Resolves when the consumer has taken all of `chunks`. */
+  write(chunks: Buffer[]): Promise<void>;
+  /** Settles as `promise` does, or rejects as soon as the consumer goes away. */
+  until<T>(promise: Promise<T>): Promise<T>;
+  end(): void;
+  /** Cuts the consumer off: it sees a short body or `err`, never a complete wrong one. */
+  abort(err?: Error): void;
+}
+
+/**
+ * The waits of a sink, all ended when its consumer goes away. (Not Promise.race with one
+ * long-lived "closed" promise: every race would leave a reaction on it until the end, thousands
+ * per large blob.)
+ */
+class Waits {
+  gone = false;
   private readonly waiters = new Set<(err: Error) => void>();
 
-  constructor(private readonly reply: FastifyReply) {}
-
-  /**
-   * Takes the response from fastify (its onResponse hooks still run when it finishes) and sends
-   * the status line and headers. Sources call it once everything they need is open, so that a
-   * blob gone meanwhile is still a clean error answer.
-   */
-  begin(): void {
-    const reply = this.reply;
-    reply.hijack();
-    const res = reply.raw;
-    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
-    res.writeHead(reply.statusCode);
-    // A write to a connection that closes may never call back: every wait ends when it closes.
-    res.once('close', () => {
-      this.gone = true;
-      const err = new Error('client went away');
-      for (const reject of this.waiters) reject(err);
-      this.waiters.clear();
-    });
-    this.res = res;
+  consumerGone(): void {
+    this.gone = true;
+    const err = new Error('client went away');
+    for (const reject of this.waiters) reject(err);
+    this.waiters.clear();
   }
 
-  private get raw(): ServerResponse {
-    if (!this.res) throw new Error('BlobResponse: begin() first');
-    return this.res;
-  }
-
-  /**
-   * Settles as `promise` does, or rejects as soon as the client goes away. (Not Promise.race with
-   * one long-lived "closed" promise: every race would leave a reaction on it until the response
-   * ends, thousands per large blob.)
-   */
   until<T>(promise: Promise<T>): Promise<T> {
     if (this.gone) return Promise.reject(new Error('client went away'));
     return new Promise<T>((resolve, reject) => {
@@ -68,32 +63,101 @@ export class BlobResponse {
       );
     });
   }
+}
 
-  /** Writes `chunks` in one system call; resolves when the socket has taken all of them. */
+/** Writes `chunks` to `out` as one batch; resolves on the last one's callback (until() reports failures). */
+function writeBatch(out: Writable, chunks: Buffer[]): Promise<void> {
+  const written = new Promise<void>((resolve, reject) => {
+    out.cork();
+    const last = chunks.length - 1;
+    chunks.forEach((chunk, i) => {
+      if (i < last) out.write(chunk);
+      else out.write(chunk, (err) => (err ? reject(err) : resolve()));
+    });
+    out.uncork();
+  });
+  // A write failing after the consumer went away is expected; until() reports the outcome.
+  written.catch(() => undefined);
+  return written;
+}
+
+/** One blob response: the route sets status and headers on the reply; the content source sends the bytes. */
+export class BlobResponse implements BlobSink {
+  readonly releasesChunks = true;
+  private res: ServerResponse | undefined;
+  private readonly waits = new Waits();
+
+  constructor(private readonly reply: FastifyReply) {}
+
+  /**
+   * Takes the response from fastify (its onResponse hooks still run when it finishes) and sends
+   * the status line and headers. Sources call it once everything they need is open, so that a
+   * blob gone meanwhile is still a clean error answer.
+   */
+  begin(): void {
+    const reply = this.reply;
+    reply.hijack();
+    const res = reply.raw;
+    for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+    res.writeHead(reply.statusCode);
+    // A write to a connection that closes may never call back: every wait ends when it closes.
+    res.once('close', () => this.waits.consumerGone());
+    this.res = res;
+  }
+
+  private get raw(): ServerResponse {
+    if (!this.res) throw new Error('BlobResponse: begin() first');
+    return this.res;
+  }
+
+  until<T>(promise: Promise<T>): Promise<T> {
+    return this.waits.until(promise);
+  }
+
+  /** Writes `chunks` in one system call (corked); resolves when the socket has taken all of them. */
   write(chunks: Buffer[]): Promise<void> {
     const res = this.raw;
-    if (this.gone || res.destroyed) return Promise.reject(new Error('client went away'));
-    const written = new Promise<void>((resolve, reject) => {
-      res.cork();
-      const last = chunks.length - 1;
-      chunks.forEach((chunk, i) => {
-        if (i < last) res.write(chunk);
-        else res.write(chunk, (err) => (err ? reject(err) : resolve()));
-      });
-      res.uncork();
-    });
-    // until() reports the outcome; a write failing after the client went away is expected.
-    written.catch(() => undefined);
-    return this.until(written);
+    if (this.waits.gone || res.destroyed) return Promise.reject(new Error('client went away'));
+    return this.until(writeBatch(res, chunks));
   }
 
   end(): void {
     this.raw.end();
   }
 
-  /** Cuts the connection: the client sees a short body, never a complete wrong one. */
   abort(): void {
     this.res?.destroy();
+  }
+}
+
+/** A sink that feeds a Readable, for consumers that want a stream rather than a response. */
+export class StreamSink implements BlobSink {
+  readonly releasesChunks = false;
+  readonly stream = new PassThrough({ highWaterMark: 512 * 1024 });
+  private readonly waits = new Waits();
+
+  constructor() {
+    this.stream.once('close', () => this.waits.consumerGone());
+  }
+
+  begin(): void {}
+
+  until<T>(promise: Promise<T>): Promise<T> {
+    return this.waits.until(promise);
+  }
+
+  /** Resolves once the stream has buffered `chunks` (a slow reader holds it back). */
+  write(chunks: Buffer[]): Promise<void> {
+    if (this.waits.gone || this.stream.destroyed) return Promise.reject(new Error('reader went away'));
+    return this.until(writeBatch(this.stream, chunks));
+  }
+
+  end(): void {
+    this.stream.end();
+  }
+
+  abort(err?: Error): void {
+    this.stream.destroy(err);
   }
 }
 

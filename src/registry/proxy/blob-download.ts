@@ -8,9 +8,9 @@
 // can never receive a complete response of corrupt bytes; on a mismatch every reader is
 // destroyed, which cuts its connection.
 import { open, type FileHandle } from 'node:fs/promises';
-import { Readable, Writable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { BlobResponse } from '../blob-response.js';
+import { StreamSink, type BlobSink } from '../blob-response.js';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
 
 /** Read size for clients behind the window. */
@@ -220,11 +220,12 @@ export class BlobDownload {
    * (one writev each), from the file when behind it. Throws before response.begin() if the
    * download has already failed; later failures cut the connection.
    */
-  async send(response: BlobResponse, start: number, end: number): Promise<void> {
+  async send(response: BlobSink, start: number, end: number): Promise<void> {
     if (this.error) throw this.error;
     if (this.released) throw new Error('BlobDownload: released; read the stored blob');
     this.users += 1;
-    // Behind the window: one buffer, refilled only after the socket has taken its bytes.
+    // Behind the window: one buffer, refilled only after the socket has taken its bytes (a
+    // stream keeps the chunks it is given, so it gets a fresh one each time).
     let buffer: Buffer | undefined;
     try {
       response.begin();
@@ -241,7 +242,7 @@ export class BlobDownload {
             for (const chunk of chunks) pos += chunk.length;
             await response.write(chunks);
           } else {
-            buffer ??= Buffer.allocUnsafe(READ_CHUNK);
+            if (!buffer || !response.releasesChunks) buffer = Buffer.allocUnsafe(READ_CHUNK);
             const length = Math.min(READ_CHUNK, windowStart - pos, limit - pos);
             const { bytesRead } = await (this.readHandle as FileHandle).read(buffer, 0, length, pos);
             if (bytesRead === 0) throw new Error('cached download ended early');
@@ -253,77 +254,19 @@ export class BlobDownload {
         await response.until(this.tick);
       }
       response.end();
-    } catch {
-      response.abort();
+    } catch (err) {
+      response.abort(err instanceof Error ? err : new Error(String(err)));
     } finally {
       this.release();
     }
   }
 
-  /** A stream of the blob (or an inclusive range of it) that follows the download. */
+  /** A stream of the blob (or an inclusive range of it) that follows the download, as send() does. */
   open(range?: ByteRange): Readable {
-    if (this.state.kind === 'failed') throw this.state.error;
+    if (this.error) throw this.error;
     if (this.released) throw new Error('BlobDownload: released; read the stored blob');
-    const handle = this.readHandle as FileHandle;
-    this.users += 1;
-    const start = range?.start ?? 0;
-    const end = range?.end ?? this.size - 1;
-    let pos = start;
-    let released = false;
-    const release = () => {
-      if (released) return;
-      released = true;
-      this.release();
-    };
-    const download = this;
-
-    /** Pushes window slices from `pos` up to `limit` (exclusive) while the stream wants more. */
-    const pushFromWindow = (stream: Readable, limit: number): void => {
-      for (const slice of download.slices(pos, limit)) {
-        pos += slice.length;
-        if (!stream.push(slice)) return;
-      }
-    };
-
-    const pump = async (stream: Readable): Promise<void> => {
-      for (;;) {
-        if (pos > end) {
-          stream.push(null);
-          return;
-        }
-        if (download.state.kind === 'failed') throw download.state.error;
-        const limit = Math.min(download.available(), end + 1);
-        if (pos < limit) {
-          const windowStart = download.windowStart();
-          if (pos >= windowStart) {
-            pushFromWindow(stream, limit);
-            return;
-          }
-          // Behind the window: everything before it is on disk.
-          const length = Math.min(READ_CHUNK, windowStart - pos, limit - pos);
-          const buffer = Buffer.allocUnsafe(length);
-          const { bytesRead } = await handle.read(buffer, 0, length, pos);
-          if (bytesRead === 0) throw new Error('cached download ended early');
-          pos += bytesRead;
-          stream.push(bytesRead === length ? buffer : buffer.subarray(0, bytesRead));
-          return;
-        }
-        await download.tick;
-        if (stream.destroyed) return;
-      }
-    };
-    return new Readable({
-      highWaterMark: READ_CHUNK,
-      read() {
-        pump(this).catch((err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))));
-      },
-      destroy(err, callback) {
-        release();
-        callback(err);
-      },
-      // 'end' without destroy (autoDestroy covers it, but be explicit about the reference).
-      emitClose: true,
-      autoDestroy: true,
-    });
+    const sink = new StreamSink();
+    this.send(sink, range?.start ?? 0, range?.end ?? this.size - 1).catch((err: unknown) => sink.abort(err instanceof Error ? err : new Error(String(err))));
+    return sink.stream;
   }
 }
