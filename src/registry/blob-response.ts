@@ -8,6 +8,8 @@
 // A stored blob goes out through two buffers that are reused for the whole response and then
 // for the next ones; a buffer is filled again only after the socket has taken all of its
 // previous bytes (the write callback), so a byte on the wire is never overwritten.
+// Sources write to a BlobSink: the client's response, or a StreamSink for a consumer that
+// wants a Readable instead.
 import type { ServerResponse } from 'node:http';
 import { PassThrough, type Writable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
