@@ -9,7 +9,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { BlobDownload } from '../../src/registry/proxy/blob-download.js';
-import { FileHasher } from '../../src/registry/storage/file-hasher.js';
+import { FileHasher, hashWorkerRunning, setHashWorkerIdleTime } from '../../src/registry/storage/file-hasher.js';
 import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
 import { seededBytes } from '../helpers/random-bytes.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
@@ -62,6 +62,20 @@ describe('FileHasher (worker thread)', () => {
     await expect(new FileHasher(file, 'sha256').digest(2000)).rejects.toThrow(/shorter/);
     const ok = new FileHasher(file, 'sha256');
     expect(await ok.digest(1000)).toBe(hex(Buffer.alloc(1000, 7)));
+  });
+
+  it('an idle worker is ended, and the next hash starts a new one', async () => {
+    const file = path.join(tmp.path, 'idle');
+    writeFileSync(file, Buffer.alloc(3000, 9));
+    setHashWorkerIdleTime(50);
+    try {
+      expect(await new FileHasher(file, 'sha256').digest(3000)).toBe(hex(Buffer.alloc(3000, 9)));
+      await until(() => !hashWorkerRunning(), 3000);
+      expect(await new FileHasher(file, 'sha256').digest(3000)).toBe(hex(Buffer.alloc(3000, 9)));
+      expect(hashWorkerRunning()).toBe(true);
+    } finally {
+      setHashWorkerIdleTime(30_000);
+    }
   });
 
   it('an aborted hash is dropped and others go on', async () => {

@@ -64,10 +64,24 @@ parentPort.on('message', (m) => {
 
 interface Pending { resolve(hex: string): void; reject(err: Error): void }
 
+/**
+ * An idle worker is ended after this long: it costs ~10 MiB of RSS, and a node mirror is
+ * mostly idle between image pulls. Starting one again takes some tens of milliseconds.
+ */
+let idleMs = 30_000;
+
+/** How long an idle hash worker lives (for tests; the default suits a mirror). */
+export function setHashWorkerIdleTime(ms: number): void {
+  idleMs = ms;
+}
+
 class HashWorker {
   private readonly worker: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
+  /** Hashes opened and not yet finished or aborted. */
+  private active = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
   dead = false;
 
   constructor() {
@@ -92,8 +106,22 @@ class HashWorker {
 
   open(path: string, algorithm: Algorithm): number {
     const id = this.nextId++;
+    this.active += 1;
+    clearTimeout(this.idleTimer);
     this.send({ type: 'open', id, path, algorithm });
     return id;
+  }
+
+  /** A hash is over (its digest settled, or it was aborted). */
+  done(): void {
+    this.active -= 1;
+    if (this.active > 0 || this.dead) return;
+    this.idleTimer = setTimeout(() => {
+      if (this.active > 0) return;
+      this.dead = true;
+      void this.worker.terminate();
+    }, idleMs);
+    this.idleTimer.unref();
   }
 
   send(command: Command): void {
@@ -114,6 +142,11 @@ let shared: HashWorker | undefined;
 function worker(): HashWorker {
   if (!shared || shared.dead) shared = new HashWorker();
   return shared;
+}
+
+/** Whether a hash worker is running now (for tests). */
+export function hashWorkerRunning(): boolean {
+  return shared !== undefined && !shared.dead;
 }
 
 /**
@@ -144,12 +177,16 @@ export class FileHasher {
   /** Hex digest of the first `size` bytes (the whole file). */
   digest(size: number): Promise<string> {
     this.closed = true;
-    return this.worker.finish(this.id, size);
+    const result = this.worker.finish(this.id, size);
+    const done = () => this.worker.done();
+    result.then(done, done);
+    return result;
   }
 
   abort(): void {
     if (this.closed) return;
     this.closed = true;
     this.worker.send({ type: 'abort', id: this.id });
+    this.worker.done();
   }
 }
