@@ -7,11 +7,18 @@
 // The last byte is released only after the digest is verified and the blob committed: a client
 // can never receive a complete response of corrupt bytes; on a mismatch every reader is
 // destroyed, which cuts its connection.
+//
+// Upstream chunks are views of the socket's slabs (slab-connector.ts). A piece is given back
+// (releaseChunk) once it is on disk, out of the window and in no client write that has not
+// called back, so its slab can be read into again. Whenever that is not certain (a write that
+// failed, a stream that keeps what it is given, a failed download) nothing more is given back,
+// and the garbage collector takes the slabs.
 import { open, type FileHandle } from 'node:fs/promises';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StreamSink, type BlobSink } from '../blob-response.js';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
+import { releaseChunk } from './slab-connector.js';
 
 /** Read size for clients behind the window. */
 const READ_CHUNK = 512 * 1024;
@@ -48,6 +55,12 @@ export class BlobDownload {
   /** The window: contiguous pieces covering [windowStart, received); `first` skips dropped ones. */
   private pieces: Piece[] = [];
   private first = 0;
+  /** Whether pieces may still be given back to their slabs (see the top of this file). */
+  private giving = true;
+  /** Pieces out of the window that a client write may still hold, oldest first. */
+  private held: Piece[] = [];
+  /** Where each client write from the window that has not called back yet starts. */
+  private readonly inFlight = new Set<{ start: number }>();
   /** Settles when the download is committed or has failed (it never rejects; see `error`). */
   settled: Promise<void> = Promise.resolve();
 
@@ -132,6 +145,8 @@ export class BlobDownload {
       await hooks.onCommitted?.(stat);
       this.state = { kind: 'committed', stat };
     } catch (err) {
+      // A write to the file may still be in flight and reading its chunks.
+      this.giving = false;
       announce();
       await writer.abort().catch(() => undefined);
       this.state = { kind: 'failed', error: err instanceof Error ? err : new Error(String(err)) };
@@ -153,7 +168,9 @@ export class BlobDownload {
       i += 1;
     }
     if (i === this.first) return;
+    if (this.giving) for (let k = this.first; k < i; k++) this.held.push(pieces[k] as Piece);
     this.first = i;
+    this.giveBack();
     // Compact now and then rather than shift() per piece.
     if (this.first > 256) {
       this.pieces = pieces.slice(this.first);
@@ -164,6 +181,26 @@ export class BlobDownload {
   private dropWindow(): void {
     this.pieces = [];
     this.first = 0;
+    this.held = [];
+  }
+
+  /** Gives back the pieces out of the window that no client write in flight can hold. */
+  private giveBack(): void {
+    if (!this.giving) {
+      this.held = [];
+      return;
+    }
+    let from = Infinity;
+    for (const write of this.inFlight) from = Math.min(from, write.start);
+    let i = 0;
+    const held = this.held;
+    while (i < held.length) {
+      const piece = held[i] as Piece;
+      if (piece.start + piece.bytes.length > from) break;
+      releaseChunk(piece.bytes);
+      i += 1;
+    }
+    if (i > 0) this.held = held.slice(i);
   }
 
   /** Where the window starts: bytes before it are read from the file. */
@@ -180,6 +217,11 @@ export class BlobDownload {
   private release(): void {
     this.users -= 1;
     if (this.users > 0) return;
+    // Nobody reads any more and every write has called back; committed, every byte is on disk.
+    if (this.committed && this.giving) {
+      for (let k = this.first; k < this.pieces.length; k++) this.held.push(this.pieces[k] as Piece);
+      this.giveBack();
+    }
     this.dropWindow();
     void this.readHandle?.close().catch(() => undefined);
   }
@@ -239,8 +281,20 @@ export class BlobDownload {
           const windowStart = this.windowStart();
           if (pos >= windowStart) {
             const chunks = this.slices(pos, Math.min(limit, pos + MAX_BATCH));
+            if (!response.releasesChunks) this.giving = false;
+            const write = { start: pos };
             for (const chunk of chunks) pos += chunk.length;
-            await response.write(chunks);
+            this.inFlight.add(write);
+            try {
+              await response.write(chunks);
+            } catch (err) {
+              // The socket may hold the chunks until it closes.
+              this.giving = false;
+              throw err;
+            } finally {
+              this.inFlight.delete(write);
+              this.giveBack();
+            }
           } else {
             if (!buffer || !response.releasesChunks) buffer = Buffer.allocUnsafe(READ_CHUNK);
             const length = Math.min(READ_CHUNK, windowStart - pos, limit - pos);

@@ -8,6 +8,7 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../../config/config.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { basicHeader, credentialSource, type CredentialSource } from './credentials.js';
+import { slabConnector } from './slab-connector.js';
 
 /** Drops a response body we do not need; a body cut short must not surface as an unhandled error. */
 export function discard(body: UpstreamBody): void {
@@ -99,8 +100,8 @@ export class UpstreamClient {
       ...(upstream.ca ? { ca: readFileSync(upstream.ca) } : {}),
     };
     const timeouts = { headersTimeout: 30_000, bodyTimeout: 60_000, keepAliveTimeout: 30_000 };
-    this.agent = new Agent({ connect, ...timeouts });
-    this.foreignAgent = new Agent({ connect: { timeout: 10_000, rejectUnauthorized: !upstream.insecure }, ...timeouts });
+    this.agent = new Agent({ connect: slabConnector(connect), ...timeouts });
+    this.foreignAgent = new Agent({ connect: slabConnector({ timeout: 10_000, rejectUnauthorized: !upstream.insecure }), ...timeouts });
     this.credentials = opts.credentials ?? credentialSource(upstream);
     this.now = opts.now ?? Date.now;
   }
