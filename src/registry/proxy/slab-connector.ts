@@ -84,6 +84,11 @@ export function pooledSlabs(): number {
   return pool.length;
 }
 
+/** Empties the pool (for tests). */
+export function emptySlabPool(): void {
+  pool.length = 0;
+}
+
 interface OnRead {
   buffer: () => Buffer;
   callback: (this: Socket, bytes: number, buffer: Buffer) => boolean;
