@@ -22,15 +22,16 @@ COPY src/ui/static ./dist/ui/static
 USER 1000:1000
 EXPOSE 5000 8443
 VOLUME ["/var/lib/layover"]
-# V8: an 8 MiB young generation, where the objects around each streamed chunk die in cheap
-# scavenges (with 1 MiB they were promoted, and every 256 MiB cache miss cost ~0.6 CPU-s of
-# full collections); and the collector on the main thread only: its four helper threads
-# competed with the event loop, the hash worker and the clients for the cores, and took
-# 0.3-0.6 CPU-s per miss. Measured in test/bench/proxy.ts on 2 cores: 1.2-1.45 CPU-s per miss
-# with helpers, 0.67-0.86 without, the same warm pulls, peak RSS ~10 MiB higher.
-# glibc's malloc with fixed thresholds: by default it raises them after freeing large buffers
-# and then keeps freed socket buffers; fixed, RSS at rest after cache misses fell from ~160 to
-# ~125 MiB and its peak under 16 concurrent misses from ~180 to ~155 MiB, at the same speed.
+# V8: a 4 MiB young generation (semi-space), where the objects around each streamed chunk still
+# die in cheap scavenges (with 1 MiB they were promoted, and every 256 MiB cache miss cost
+# ~0.6 CPU-s of full collections; 2, 4 and 8 MiB cost the same CPU per miss within the noise,
+# and 4 instead of 8 lowered the peak RSS under 16 concurrent misses by ~10 MiB); and the
+# collector on the main thread only: its four helper threads competed with the event loop, the
+# hash worker and the clients for the cores, and took 0.3-0.6 CPU-s per miss. Measured in
+# test/bench/proxy.ts on 2 cores: 1.2-1.45 CPU-s per miss with helpers, 0.67-0.86 without.
+# glibc's malloc with fixed thresholds: by default it raises the mmap threshold after freeing
+# a large buffer, and 1 MiB read slabs (src/registry/proxy/slab-connector.ts) would then come
+# from the main heap and fragment it; fixed, every slab is its own mapping and goes back whole.
 ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144
-ENTRYPOINT ["node", "--max-semi-space-size=8", "--single-threaded-gc", "/app/bin/layover.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
