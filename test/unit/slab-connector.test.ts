@@ -103,10 +103,11 @@ describe('BlobDownload on slab reads', () => {
    * Pieces given back while that write is in flight would be read into again meanwhile, and it
    * would receive other bytes.
    */
-  function lateCopySink(lateAfter: number): BlobSink & { done: Promise<Buffer>; wasLate(): boolean } {
+  function lateCopySink(lateAfter: number, lateMs = 60): BlobSink & { done: Promise<Buffer>; wasLate(): boolean; unstick(): void } {
     const copies: Buffer[] = [];
     let taken = 0;
     let late = false;
+    let unstick = () => undefined as void;
     let finish: (b: Buffer) => void = () => undefined;
     let fail: (e: Error) => void = () => undefined;
     const done = new Promise<Buffer>((resolve, reject) => {
@@ -117,17 +118,21 @@ describe('BlobDownload on slab reads', () => {
       releasesChunks: true,
       done,
       wasLate: () => late,
+      unstick: () => unstick(),
       begin() {},
       write: (chunks) => {
-        const delay = !late && taken >= lateAfter ? 60 : 0;
+        const delay = !late && taken >= lateAfter ? lateMs : 0;
         if (delay) late = true;
         for (const c of chunks) taken += c.length;
-        return new Promise((resolve) =>
-          setTimeout(() => {
+        return new Promise((resolve) => {
+          const take = () => {
             copies.push(Buffer.concat(chunks));
             resolve();
-          }, delay),
-        );
+          };
+          // Infinity: a client that stops reading, until unstick().
+          if (delay === Infinity) unstick = take;
+          else setTimeout(take, delay);
+        });
       },
       until: (p) => p,
       end: () => finish(Buffer.concat(copies)),
@@ -155,6 +160,21 @@ describe('BlobDownload on slab reads', () => {
     expect(b.equals(bytes)).toBe(true);
     expect(slow.wasLate()).toBe(true);
     expect(pooledSlabs()).toBeGreaterThan(0);
+  });
+
+  it('a client that stops reading pins only its own batch: the rest is given back meanwhile', async () => {
+    const bytes = seededBytes('slab-download-stuck', 24 * MiB + 1);
+    const d = await download(bytes);
+    const stuck = lateCopySink(4 * MiB, Infinity);
+    const sending = d.send(stuck, 0, bytes.length - 1);
+    await d.settled;
+    expect(d.committed).toBe(true);
+    // The download ended with one write still in flight; everything outside it went back.
+    expect(stuck.wasLate()).toBe(true);
+    expect(pooledSlabs()).toBeGreaterThan(0);
+    stuck.unstick();
+    await sending;
+    expect((await stuck.done).equals(bytes)).toBe(true);
   });
 
   it('a reader that keeps its chunks (a stream) stops all giving back: nothing is reused under it', async () => {

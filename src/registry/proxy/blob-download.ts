@@ -57,10 +57,10 @@ export class BlobDownload {
   private first = 0;
   /** Whether pieces may still be given back to their slabs (see the top of this file). */
   private giving = true;
-  /** Pieces out of the window that a client write may still hold, oldest first. */
+  /** Pieces out of the window that a client write still holds, oldest first. */
   private held: Piece[] = [];
-  /** Where each client write from the window that has not called back yet starts. */
-  private readonly inFlight = new Set<{ start: number }>();
+  /** The bytes [start, end) of each client write from the window that has not called back yet. */
+  private readonly inFlight = new Set<{ start: number; end: number }>();
   /** Settles when the download is committed or has failed (it never rejects; see `error`). */
   settled: Promise<void> = Promise.resolve();
 
@@ -184,23 +184,26 @@ export class BlobDownload {
     this.held = [];
   }
 
-  /** Gives back the pieces out of the window that no client write in flight can hold. */
+  /**
+   * Gives back the pieces out of the window that no client write in flight holds. Only pieces
+   * inside such a write are kept: a client that stops reading pins one batch, not the download.
+   */
   private giveBack(): void {
+    if (this.held.length === 0) return;
     if (!this.giving) {
       this.held = [];
       return;
     }
-    let from = Infinity;
-    for (const write of this.inFlight) from = Math.min(from, write.start);
-    let i = 0;
-    const held = this.held;
-    while (i < held.length) {
-      const piece = held[i] as Piece;
-      if (piece.start + piece.bytes.length > from) break;
-      releaseChunk(piece.bytes);
-      i += 1;
+    const kept: Piece[] = [];
+    for (const piece of this.held) {
+      const start = piece.start;
+      const end = start + piece.bytes.length;
+      let inUse = false;
+      for (const write of this.inFlight) if (start < write.end && write.start < end) inUse = true;
+      if (inUse) kept.push(piece);
+      else releaseChunk(piece.bytes);
     }
-    if (i > 0) this.held = held.slice(i);
+    this.held = kept;
   }
 
   /** Where the window starts: bytes before it are read from the file. */
@@ -282,8 +285,9 @@ export class BlobDownload {
           if (pos >= windowStart) {
             const chunks = this.slices(pos, Math.min(limit, pos + MAX_BATCH));
             if (!response.releasesChunks) this.giving = false;
-            const write = { start: pos };
+            const write = { start: pos, end: pos };
             for (const chunk of chunks) pos += chunk.length;
+            write.end = pos;
             this.inFlight.add(write);
             try {
               await response.write(chunks);
