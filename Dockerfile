@@ -32,6 +32,10 @@ VOLUME ["/var/lib/layover"]
 # glibc's malloc with fixed thresholds: by default it raises the mmap threshold after freeing
 # a large buffer, and 1 MiB read slabs (src/registry/proxy/slab-connector.ts) would then come
 # from the main heap and fragment it; fixed, every slab is its own mapping and goes back whole.
+# WebAssembly stays on V8's baseline compiler: the only wasm is undici's HTTP parser, and the
+# optimizing recompile of it during the first large upstream response took ~25 MiB for a moment
+# (a mirror's peak RSS over its first cache miss: 137-143 MiB with it, 112-115 without; CPU per
+# miss the same within the noise: a blob body is one span to the parser).
 ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "/app/bin/layover.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]

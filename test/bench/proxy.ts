@@ -9,7 +9,8 @@
 //                 stored and streamed; median of N
 //   warm          the same GET again (a local hit); median of N
 //   16 concurrent cold GETs of blob N+1: the upstream's blob GET count (its access log), the
-//                 mirror's peak RSS meanwhile, and its RSS at rest before them
+//                 mirror's peak RSS meanwhile, its RSS at rest before them, and its peak RSS
+//                 over everything before them (start-up and the first pull included)
 // Every GET is curl to /dev/null; "direct" is the same GET from the upstream itself, taken right
 // before each cold pull, and each mirror's ratios use the direct GETs of its own runs. One mirror
 // runs after the other, each alone: taking turns run by run made layover pay for docker-registry's
@@ -94,12 +95,14 @@ async function settle(upstream: DockerRegistry, digest: string, expected: number
 
 interface Figures { first: number; cold: number[]; warm: number[]; coldCpu: number[]; direct: number[] }
 
-interface Concurrent { fetches: number; peakRssMiB: number; restRssMiB: number; seconds: number }
+interface Concurrent { fetches: number; peakRssMiB: number; restRssMiB: number; lifePeakRssMiB: number; seconds: number }
 
 async function concurrentCold(mirror: Mirror, upstream: DockerRegistry, digest: string, scratch: string): Promise<Concurrent> {
   primePageCache(scratch);
   const before = blobGets(upstream, digest);
   const restRssMiB = rssBytes(mirror.pid) / MiB;
+  // Everything before: start-up, the first pull, the cold and warm pulls.
+  const lifePeakRssMiB = peakRssBytes(mirror.pid) / MiB;
   const resetWorked = resetPeakRss(mirror.pid);
   const sampler = sampleRss(mirror.pid, 10);
   const t0 = performance.now();
@@ -109,7 +112,7 @@ async function concurrentCold(mirror: Mirror, upstream: DockerRegistry, digest: 
   // The upstream logs a request when its response ends; docker-registry's proxy fetches in the background too.
   await new Promise((r) => setTimeout(r, 1500));
   await waitFor(() => blobGets(upstream, digest) > before, 10_000);
-  return { fetches: blobGets(upstream, digest) - before, peakRssMiB: peak / MiB, restRssMiB, seconds };
+  return { fetches: blobGets(upstream, digest) - before, peakRssMiB: peak / MiB, restRssMiB, lifePeakRssMiB, seconds };
 }
 
 function fmt(n: number | undefined, digits = 2): string {
@@ -187,6 +190,7 @@ async function main(): Promise<void> {
       [`${CLIENTS} concurrent cold pulls, s`, fmt(lc.seconds), fmt(dc.seconds), '-'],
       ['RSS at rest before them, MiB', fmt(lc.restRssMiB, 1), fmt(dc.restRssMiB, 1), '-'],
       ['peak RSS meanwhile, MiB (target ≤ 128)', fmt(lc.peakRssMiB, 1), fmt(dc.peakRssMiB, 1), '-'],
+      ['peak RSS before them, from start, MiB', fmt(lc.lifePeakRssMiB, 1), fmt(dc.lifePeakRssMiB, 1), '-'],
     ];
     console.log(`\nprimed page cache: ${PRIME ? 'yes' : 'no'}; runs: ${RUNS}`);
     console.log(`${'metric'.padEnd(44)}${'layover'.padStart(10)}${'dr-proxy'.padStart(10)}${'direct'.padStart(10)}`);
