@@ -37,6 +37,8 @@ const POOL_MAX = 8;
 /** An idle process gives its pool back to the system. */
 const POOL_IDLE_MS = 30_000;
 let poolTimer: NodeJS.Timeout | undefined;
+/** Slabs given back whole since the process started. */
+let recycled = 0;
 
 interface SlabState {
   slab: Buffer;
@@ -59,6 +61,7 @@ function takeSlab(size: number): Buffer {
 function recycle(state: SlabState): void {
   if (!state.retired || state.released !== state.filled) return;
   states.delete(state.slab.buffer);
+  recycled += 1;
   if (pool.length >= POOL_MAX) return;
   pool.push(state.slab);
   poolTimer ??= setTimeout(() => {
@@ -83,6 +86,11 @@ export function releaseChunk(chunk: Buffer): void {
 /** Slabs waiting in the pool (for tests). */
 export function pooledSlabs(): number {
   return pool.length;
+}
+
+/** Slabs given back whole since the process started, pooled or not (for tests). */
+export function recycledSlabs(): number {
+  return recycled;
 }
 
 /** Empties the pool (for tests). */
