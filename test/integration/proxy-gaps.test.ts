@@ -5,7 +5,6 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
-import { recycledSlabs } from '../../src/registry/proxy/slab-connector.js';
 import { UpstreamClient } from '../../src/registry/proxy/upstream-client.js';
 import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
 import type { Digest } from '../../src/registry/digest.js';
@@ -255,13 +254,11 @@ describe('TLS per upstream: docker-registry serving HTTPS', () => {
     for (const layer of image.layers) expect(await store.blobLinked('withca/team/app', layer.digest as Digest)).toBe(true);
   });
 
-  it('a 24 MiB layer over TLS, three clients at once: exact bytes, one stored blob, and its read slabs reused', async () => {
+  it('a 24 MiB layer over TLS (read into slabs), three clients at once: exact bytes, and the blob is stored', async () => {
     const big = await makeOciImage(`${tmp.path}/tls-big`, { layers: [24 * 1024 * 1024], tag: 'big', seed: 'proxy-gaps-tls-big', gzipLevel: 1 });
     await skopeoCopy(big.ref, `docker://${caSigned.host}/team/big:v1`);
     const layer = big.layers[0] as OciImage['layers'][number];
     expect(layer.size).toBeGreaterThan(24 * 1024 * 1024);
-    // The mirror runs in this process: its TLS socket reads into the slabs of this module.
-    const recycledBefore = recycledSlabs();
     const url = `${mirror.url}/v2/withca/team/big/blobs/${layer.digest}`;
     const bodies = await Promise.all([getBytes(url), getBytes(url), getBytes(url)]);
     for (const res of bodies) {
@@ -269,8 +266,6 @@ describe('TLS per upstream: docker-registry serving HTTPS', () => {
       expect(computeDigest(res.body)).toBe(layer.digest);
     }
     expect(await new FilesystemStore(mirror.root).blobLinked('withca/team/big', layer.digest as Digest)).toBe(true);
-    // Slabs came back whole and went round again (over 24 MiB, a socket takes ~24 of them).
-    expect(recycledSlabs() - recycledBefore).toBeGreaterThan(0);
   });
 
   it('with `insecure: true` a self-signed upstream works', async () => {
