@@ -141,7 +141,7 @@ export function slabConnector(options: buildConnector.BuildOptions): buildConnec
     // onread is per socket, and undici spreads the connector's options into net/tls.connect:
     // one connector per connection. (It costs the TLS session cache: a new connection to an
     // upstream does a full handshake; connections are pooled and kept alive.)
-    const connect = buildConnector({ ...options, onread: slabReads() } as buildConnector.BuildOptions);
+    const connect = buildConnector({ ...options, onread: slabReads() });
     connect(connectOptions, callback);
   };
 }
