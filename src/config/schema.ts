@@ -75,7 +75,7 @@ export const ConfigSchema = Type.Object({
     tokenTTL: Type.Optional(Duration),
     /** How long a refresh token (POST /token with access_type=offline) stays valid. */
     refreshTokenTTL: Type.Optional(Duration),
-    /** Failed logins before a user name or a client address is locked for one window. */
+    /** Failed password checks before a client address, or a user name at one client address, is locked for one window. */
     rateLimit: Type.Optional(Type.Object({
       perUser: Type.Optional(Type.Integer({ minimum: 1 })),
       perClient: Type.Optional(Type.Integer({ minimum: 1 })),

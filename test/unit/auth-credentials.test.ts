@@ -54,25 +54,36 @@ describe('names and scopes', () => {
 });
 
 describe('login limiter', () => {
-  it('locks a user after too many failures, refuses during the lock, then lets the right password through', () => {
+  it('locks a user at one address after too many failures, refuses there during the lock, then lets the right password through', () => {
     let now = 0;
     const limiter = new LoginLimiter({ perUser: 3, perClient: 10, windowMs: 1000 }, () => now);
     limiter.fail('1.1.1.1', 'alice');
-    limiter.fail('2.2.2.2', 'alice');
-    expect(limiter.retryAfter('3.3.3.3', 'alice')).toBe(0);
-    limiter.fail('3.3.3.3', 'alice');
-    expect(limiter.retryAfter('4.4.4.4', 'alice')).toBe(1000);
-    expect(limiter.retryAfter('4.4.4.4', 'bob')).toBe(0);
+    limiter.fail('1.1.1.1', 'alice');
+    expect(limiter.retryAfter('1.1.1.1', 'alice')).toBe(0);
+    limiter.fail('1.1.1.1', 'alice');
+    expect(limiter.retryAfter('1.1.1.1', 'alice')).toBe(1000);
+    expect(limiter.retryAfter('1.1.1.1', 'bob')).toBe(0);
     now = 999;
-    expect(limiter.retryAfter('4.4.4.4', 'alice')).toBe(1);
+    expect(limiter.retryAfter('1.1.1.1', 'alice')).toBe(1);
     now = 1000;
-    expect(limiter.retryAfter('4.4.4.4', 'alice')).toBe(0);
+    expect(limiter.retryAfter('1.1.1.1', 'alice')).toBe(0);
+  });
+  it('never locks a user out of other addresses: failures spread over addresses do not add up', () => {
+    const limiter = new LoginLimiter({ perUser: 3, perClient: 10, windowMs: 1000 }, () => 0);
+    for (let i = 0; i < 3; i++) limiter.fail('1.1.1.1', 'admin');
+    limiter.fail('2.2.2.2', 'admin');
+    limiter.fail('3.3.3.3', 'admin');
+    expect(limiter.retryAfter('1.1.1.1', 'admin')).toBe(1000);
+    expect(limiter.retryAfter('2.2.2.2', 'admin')).toBe(0);
+    expect(limiter.retryAfter('4.4.4.4', 'admin')).toBe(0);
+    limiter.succeed('2.2.2.2', 'admin');
+    expect(limiter.retryAfter('1.1.1.1', 'admin')).toBe(1000);
   });
   it('locks a client address across user names, and a success does not unlock it', () => {
     let now = 0;
     const limiter = new LoginLimiter({ perUser: 100, perClient: 3, windowMs: 1000 }, () => now);
     for (const u of ['a', 'b', 'c']) limiter.fail('9.9.9.9', u);
-    limiter.succeed('a');
+    limiter.succeed('9.9.9.9', 'a');
     expect(limiter.retryAfter('9.9.9.9', 'zed')).toBe(1000);
     expect(limiter.retryAfter('8.8.8.8', 'zed')).toBe(0);
   });

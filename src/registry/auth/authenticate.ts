@@ -1,5 +1,7 @@
 // Turns credentials into a principal: user passwords (scrypt, constant-time, rate-limited),
-// namespace tokens presented as Basic credentials, and bearer access tokens.
+// namespace tokens presented as Basic credentials, and bearer access tokens. Only password
+// checks are rate-limited: signed tokens cannot be guessed, so their checks are neither counted
+// nor refused (a pull secret must work from an address where someone guesses passwords).
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { ANONYMOUS, type Principal } from './access.js';
@@ -60,7 +62,7 @@ export class Authenticator {
    */
   async password(client: string, username: string, password: string): Promise<Principal> {
     const joined = `${username}:${password}`;
-    if (joined.startsWith(NAMESPACE_PREFIX)) return this.namespaceToken(client, joined.slice(NAMESPACE_PREFIX.length));
+    if (joined.startsWith(NAMESPACE_PREFIX)) return this.namespaceToken(joined.slice(NAMESPACE_PREFIX.length));
     const retry = this.limiter.retryAfter(client, username);
     if (retry > 0) throw new AuthFailure('limited', 'too many failed logins', retry);
     const user = this.users.get(username);
@@ -69,13 +71,11 @@ export class Authenticator {
       this.limiter.fail(client, username);
       throw new AuthFailure('invalid', 'bad username or password');
     }
-    this.limiter.succeed(username);
+    this.limiter.succeed(client, username);
     return userPrincipal(user);
   }
 
-  private async namespaceToken(client: string, rest: string): Promise<Principal> {
-    const retry = this.limiter.retryAfter(client, undefined);
-    if (retry > 0) throw new AuthFailure('limited', 'too many failed logins', retry);
+  private async namespaceToken(rest: string): Promise<Principal> {
     const colon = rest.indexOf(':');
     const namespace = colon === -1 ? '' : rest.slice(0, colon);
     const token = rest.slice(colon + 1);
@@ -84,7 +84,6 @@ export class Authenticator {
       const verified = await this.tokens.verify(token, 'namespace');
       if (verified.subject !== `${NAMESPACE_PREFIX}${namespace}`) throw new TokenError('token is for another namespace');
     } catch (err) {
-      this.limiter.fail(client, undefined);
       throw new AuthFailure('invalid', err instanceof TokenError ? err.message : 'invalid namespace token');
     }
     return namespacePrincipal(namespace);

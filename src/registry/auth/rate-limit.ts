@@ -1,6 +1,10 @@
-// Failed-login limiting, per client address and per user name. Once a key has too many
-// failures inside the window it is locked for one window: during the lock even the right
-// password is refused, so guessing gains nothing; afterwards it works again.
+// Failed password checks are limited per client address, and per user name at one client
+// address. Once a key has too many failures inside the window it is locked for one window:
+// during the lock even the right password is refused, so guessing gains nothing; afterwards it
+// works again. The user key includes the address so that guessing at a user's password (the
+// admin's, say) from one machine never locks that user out of every other machine.
+// Signed tokens are never counted or refused here: they cannot be guessed, and a node's pull
+// secret must keep working when someone behind the same SNAT address guesses passwords.
 import { LRUCache } from 'lru-cache';
 
 export interface LoginLimits { perUser: number; perClient: number; windowMs: number }
@@ -15,21 +19,20 @@ export class LoginLimiter {
     this.counters = new LRUCache({ max: 50_000 });
   }
 
-  /** Milliseconds until `client` / `user` may try again; 0 when not locked. */
-  retryAfter(client: string, user: string | undefined): number {
+  /** Milliseconds until `user` may try a password from `client` again; 0 when not locked. */
+  retryAfter(client: string, user: string): number {
     const now = this.now();
-    const keys = [`c:${client}`, ...(user === undefined ? [] : [`u:${user}`])];
-    return Math.max(0, ...keys.map((k) => (this.counters.get(k)?.lockedUntil ?? 0) - now));
+    return Math.max(0, ...[clientKey(client), userKey(client, user)].map((k) => (this.counters.get(k)?.lockedUntil ?? 0) - now));
   }
 
-  fail(client: string, user: string | undefined): void {
-    this.bump(`c:${client}`, this.limits.perClient);
-    if (user !== undefined) this.bump(`u:${user}`, this.limits.perUser);
+  fail(client: string, user: string): void {
+    this.bump(clientKey(client), this.limits.perClient);
+    this.bump(userKey(client, user), this.limits.perUser);
   }
 
   /** A success clears the user's count, never the client's (one good account must not unlock guessing at others). */
-  succeed(user: string): void {
-    this.counters.delete(`u:${user}`);
+  succeed(client: string, user: string): void {
+    this.counters.delete(userKey(client, user));
   }
 
   private bump(key: string, limit: number): void {
@@ -45,3 +48,7 @@ export class LoginLimiter {
     this.counters.set(key, counter);
   }
 }
+
+const clientKey = (client: string): string => `c:${client}`;
+// JSON keeps (address, name) pairs distinct whatever characters a sent user name holds.
+const userKey = (client: string, user: string): string => `u:${JSON.stringify([client, user])}`;
