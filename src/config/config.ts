@@ -48,6 +48,7 @@ export interface Config {
     tokenTTLMs: number;
     refreshTokenTTLMs: number;
     rateLimit: { perUser: number; perClient: number; windowMs: number };
+    passwordChecks: { concurrency: number; queue: number };
     rules: RawRule[];
     namespaceGrants: Record<string, string[]>;
   };

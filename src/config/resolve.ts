@@ -139,6 +139,10 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
         perClient: auth.rateLimit?.perClient ?? 30,
         windowMs: unit('auth.rateLimit.window', auth.rateLimit?.window, 60_000, parseDuration),
       },
+      passwordChecks: {
+        concurrency: auth.passwordChecks?.concurrency ?? 1,
+        queue: auth.passwordChecks?.queue ?? 16,
+      },
       rules: auth.rules ?? [],
       namespaceGrants: auth.namespaceGrants ?? {},
     },

@@ -81,6 +81,14 @@ export const ConfigSchema = Type.Object({
       perClient: Type.Optional(Type.Integer({ minimum: 1 })),
       window: Type.Optional(Duration),
     }, strict)),
+    /**
+     * scrypt password checks running at once, and waiting beyond those; more get 429. They share
+     * libuv's threadpool with file I/O, so unbounded hashing would starve blob reads.
+     */
+    passwordChecks: Type.Optional(Type.Object({
+      concurrency: Type.Optional(Type.Integer({ minimum: 1 })),
+      queue: Type.Optional(Type.Integer({ minimum: 0 })),
+    }, strict)),
     rules: Type.Optional(Type.Array(RuleSchema)),
     /** Kubernetes namespace → extra registry namespaces it may pull. */
     namespaceGrants: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),

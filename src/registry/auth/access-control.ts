@@ -71,8 +71,8 @@ export class AccessControl implements Access {
       }
     } catch (err) {
       if (!(err instanceof AuthFailure)) throw err;
-      if (err.reason === 'limited') {
-        req.log.warn({ repository, client: req.ip }, 'login refused: too many failures');
+      if (err.reason === 'limited' || err.reason === 'busy') {
+        req.log.warn({ repository, client: req.ip }, err.reason === 'busy' ? 'login refused: too many password checks waiting' : 'login refused: too many failures');
         throw new RegistryError('TOOMANYREQUESTS', undefined, undefined, { headers: { 'Retry-After': String(Math.ceil(err.retryAfterMs / 1000)) } });
       }
       throw unauthorized(scheme === 'bearer' ? 'invalid_token' : undefined, err.detail);

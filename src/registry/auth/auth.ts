@@ -5,6 +5,7 @@ import type { Config } from '../../config/config.js';
 import type { Logger } from '../../log.js';
 import type { Access } from './access.js';
 import { AccessControl } from './access-control.js';
+import { BoundedQueue } from './bounded-queue.js';
 import { Authenticator } from './authenticate.js';
 import { createFirstAdmin } from './first-admin.js';
 import { KeyRing } from './keys.js';
@@ -79,7 +80,8 @@ export async function createAuth(config: Config, options: AuthOptions): Promise<
   const tokens = tokenService(config, keys);
   const policy = new Policy(config);
   const limiter = new LoginLimiter(config.auth.rateLimit);
-  const authn = new Authenticator(users, tokens, limiter);
+  const hashing = new BoundedQueue({ concurrency: config.auth.passwordChecks.concurrency, maxWaiting: config.auth.passwordChecks.queue });
+  const authn = new Authenticator(users, tokens, limiter, hashing);
   const access = new AccessControl(config, policy, authn);
 
   return {

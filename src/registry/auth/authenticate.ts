@@ -2,16 +2,23 @@
 // namespace tokens presented as Basic credentials, and bearer access tokens. Only password
 // checks are rate-limited: signed tokens cannot be guessed, so their checks are neither counted
 // nor refused (a pull secret must work from an address where someone guesses passwords).
+// scrypt checks wait their turn in a bounded queue, so that a login flood cannot take libuv's
+// threadpool from storage; cached successes skip it, keeping Basic on every request cheap.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { ANONYMOUS, type Principal } from './access.js';
+import { QueueFull, type BoundedQueue } from './bounded-queue.js';
 import { isKubernetesNamespace } from './names.js';
 import { dummyHash, plainPasswordMatches, verifyPassword } from './password.js';
 import type { LoginLimiter } from './rate-limit.js';
 import { TokenError, type AccessEntry, type TokenService } from './tokens.js';
 import type { UserRecord, UserStore } from './users.js';
 
-export type FailureReason = 'invalid' | 'limited';
+/** invalid: wrong credentials; limited: locked out after failures; busy: too many password checks waiting. */
+export type FailureReason = 'invalid' | 'limited' | 'busy';
+
+/** A slot frees with every scrypt (0.1–0.2 s): a second lets several go by without inviting an instant retry storm. */
+const BUSY_RETRY_MS = 1000;
 
 export class AuthFailure extends Error {
   constructor(readonly reason: FailureReason, readonly detail: string, readonly retryAfterMs = 0) {
@@ -48,7 +55,12 @@ export class Authenticator {
   private readonly verified = new LRUCache<string, true>({ max: 1000, ttl: 5 * 60_000 });
   private readonly cacheKey = randomBytes(32);
 
-  constructor(private readonly users: UserStore, readonly tokens: TokenService, private readonly limiter: LoginLimiter) {}
+  constructor(
+    private readonly users: UserStore,
+    readonly tokens: TokenService,
+    private readonly limiter: LoginLimiter,
+    private readonly hashing: BoundedQueue,
+  ) {}
 
   /** Changes when the user's password does, so refresh tokens die with the old password. */
   passwordVersion(user: UserRecord): string {
@@ -63,10 +75,9 @@ export class Authenticator {
   async password(client: string, username: string, password: string): Promise<Principal> {
     const joined = `${username}:${password}`;
     if (joined.startsWith(NAMESPACE_PREFIX)) return this.namespaceToken(joined.slice(NAMESPACE_PREFIX.length));
-    const retry = this.limiter.retryAfter(client, username);
-    if (retry > 0) throw new AuthFailure('limited', 'too many failed logins', retry);
+    this.refuseIfLocked(client, username);
     const user = this.users.get(username);
-    const ok = user ? await this.checkPassword(user, password) : await verifyPassword(password, await dummyHash());
+    const ok = await this.checkPassword(client, username, user, password);
     if (!ok || !user) {
       this.limiter.fail(client, username);
       throw new AuthFailure('invalid', 'bad username or password');
@@ -89,13 +100,34 @@ export class Authenticator {
     return namespacePrincipal(namespace);
   }
 
-  private async checkPassword(user: UserRecord, password: string): Promise<boolean> {
-    if (user.passwordHash === undefined) return user.password !== undefined && plainPasswordMatches(password, user.password);
-    const key = createHmac('sha256', this.cacheKey).update(user.name).update('\0').update(password).update('\0').update(user.passwordHash).digest('base64');
-    if (this.verified.has(key)) return true;
-    const ok = await verifyPassword(password, user.passwordHash);
-    if (ok) this.verified.set(key, true);
+  private refuseIfLocked(client: string, username: string): void {
+    const retry = this.limiter.retryAfter(client, username);
+    if (retry > 0) throw new AuthFailure('limited', 'too many failed logins', retry);
+  }
+
+  /** An unknown user is checked against a dummy hash, through the same queue, so its timing equals a real check's. */
+  private async checkPassword(client: string, username: string, user: UserRecord | undefined, password: string): Promise<boolean> {
+    if (user && user.passwordHash === undefined) return user.password !== undefined && plainPasswordMatches(password, user.password);
+    const stored = user?.passwordHash;
+    const key = stored === undefined ? undefined
+      : createHmac('sha256', this.cacheKey).update(username).update('\0').update(password).update('\0').update(stored).digest('base64');
+    if (key !== undefined && this.verified.has(key)) return true;
+    const ok = await this.scrypt(client, username, async () => verifyPassword(password, stored ?? await dummyHash()));
+    if (ok && key !== undefined) this.verified.set(key, true);
     return ok;
+  }
+
+  private async scrypt(client: string, username: string, check: () => Promise<boolean>): Promise<boolean> {
+    try {
+      return await this.hashing.run(async () => {
+        // Failures ahead in the queue may have locked this address meanwhile: refuse without hashing.
+        this.refuseIfLocked(client, username);
+        return check();
+      });
+    } catch (err) {
+      if (err instanceof QueueFull) throw new AuthFailure('busy', 'too many password checks waiting', BUSY_RETRY_MS);
+      throw err;
+    }
   }
 
   /** The principal a token subject names now: undefined when that user no longer exists. */

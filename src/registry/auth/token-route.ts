@@ -61,6 +61,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
       if (!(err instanceof AuthFailure)) throw err;
       req.log.info({ client: req.ip, reason: err.detail }, 'token request refused');
       if (err.reason === 'limited') throw new TokenRequestError(429, 'TOOMANYREQUESTS', 'too many failed logins, try later', err.retryAfterMs);
+      if (err.reason === 'busy') throw new TokenRequestError(429, 'TOOMANYREQUESTS', 'too many logins at once, try later', err.retryAfterMs);
       throw new TokenRequestError(401, 'UNAUTHORIZED', 'bad credentials');
     }
   }
