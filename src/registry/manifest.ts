@@ -147,7 +147,9 @@ export function parseManifest(bytes: Buffer, contentType: string | undefined): M
   } else {
     const config = descriptor(doc.config, 'config');
     if (doc.layers === undefined && mediaType === MediaType.dockerManifest) invalid('layers: missing');
-    const layers = descriptorList(doc.layers, 'layers').filter((d) => !FOREIGN_LAYERS.has(d.mediaType) && !(Array.isArray(d.urls) && d.urls.some((u) => typeof u === 'string')));
+    // Only a foreign (non-distributable) layer may be absent: its media type says clients fetch it
+    // from its urls. `urls` on an ordinary layer is a hint, not a licence to skip the blob.
+    const layers = descriptorList(doc.layers, 'layers').filter((d) => !FOREIGN_LAYERS.has(d.mediaType));
     info.blobs = [config.digest, ...digestsOf(layers)];
   }
   if (doc.subject !== undefined) info.subject = descriptor(doc.subject, 'subject');

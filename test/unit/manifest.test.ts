@@ -43,12 +43,17 @@ describe('image manifests', () => {
     expect(parseManifest(json(docker), MediaType.dockerManifest).blobs).toEqual([d('c'), d('x')]);
   });
 
-  it('foreign and URL-bearing layers are not required to be present', () => {
+  it('foreign (non-distributable) layers are not required to be present', () => {
     const withForeign = {
       ...doc,
-      layers: [desc('here'), desc('win', 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'), desc('nd', 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip'), desc('remote', undefined, { urls: ['https://example.invalid/x'] })],
+      layers: [desc('here'), desc('win', 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', { urls: ['https://example.invalid/w'] }), desc('nd', 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', { urls: ['https://example.invalid/n'] })],
     };
     expect(parseManifest(json(withForeign), undefined).blobs).toEqual([d('config'), d('here')]);
+  });
+
+  it('an ordinary layer with urls is still required: only the media type makes a layer foreign', () => {
+    const withUrls = { ...doc, layers: [desc('here'), desc('remote', undefined, { urls: ['https://example.invalid/x'] })] };
+    expect(parseManifest(json(withUrls), undefined).blobs).toEqual([d('config'), d('here'), d('remote')]);
   });
 
   it('artifactType, subject and annotations are read', () => {
