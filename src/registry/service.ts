@@ -8,6 +8,7 @@ import { parseDigest, digestOf, type Digest } from './digest.js';
 import { RegistryError } from './errors.js';
 import { MediaType, parseManifest, type Descriptor, type ManifestInfo } from './manifest.js';
 import { isTag } from './names.js';
+import { missingReferences } from './references.js';
 import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './storage/store.js';
 
 export interface ManifestHit {
@@ -108,16 +109,8 @@ export class RegistryService {
     if (ref.digest && ref.digest !== digest) {
       throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: ref.digest, actual: digest });
     }
-    const missing: Digest[] = [];
-    await Promise.all([
-      ...info.blobs.map(async (blob) => {
-        if (!(await this.store.blobLinked(repository, blob)) || !(await this.store.statBlob(blob))) missing.push(blob);
-      }),
-      ...info.manifests.map(async (child) => {
-        if (!(await this.store.statManifest(repository, child))) missing.push(child);
-      }),
-    ]);
-    if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing: missing.slice(0, 20) });
+    const missing = await missingReferences(this.store, repository, info);
+    if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing });
     // A subject that is not here (yet) is accepted, as the spec asks: referrers may arrive first.
     await storeManifest(this.store, repository, bytes, digest, info);
     for (const tag of [...(ref.tag ? [ref.tag] : []), ...extraTags]) await this.store.setTag(repository, tag, digest);
