@@ -287,6 +287,41 @@ describe('status and cancel', () => {
   });
 });
 
+describe('cancel racing finish', () => {
+  it('30 trials of DELETE and PUT at once: one wins cleanly, the other is 404, never a 5xx or a torn result', async () => {
+    const outcomes = { finished: 0, cancelled: 0 };
+    for (let trial = 0; trial < 30; trial++) {
+      const blob = randomBlob(256 * 1024, `race ${trial} ${Math.random()}`);
+      const repo = 'up/race';
+      const location = await start(repo);
+      expect((await patch(location, blob.bytes, `0-${blob.size - 1}`)).status).toBe(202);
+      const finish = (): Promise<Answer> => call('PUT', withDigest(location, blob.digest), { 'content-length': '0' });
+      // The DELETE leaves 0-4 ms after the PUT, so that each side wins some trials.
+      const cancel = async (): Promise<Answer> => {
+        await sleep(trial % 5);
+        return call('DELETE', location);
+      };
+      const [put, del] = await Promise.all([finish(), cancel()]);
+      expect(put.status, `trial ${trial}: PUT ${put.body.toString('utf8')}`).toBeLessThan(500);
+      expect(del.status, `trial ${trial}: DELETE ${del.body.toString('utf8')}`).toBeLessThan(500);
+      if (put.status === 201) {
+        outcomes.finished += 1;
+        expectError(del, 404, 'BLOB_UPLOAD_UNKNOWN');
+        await expectBlob(repo, blob.digest, blob.bytes);
+      } else {
+        outcomes.cancelled += 1;
+        expect(del.status).toBe(204);
+        expectError(put, 404, 'BLOB_UPLOAD_UNKNOWN');
+        expect((await call('HEAD', `/v2/${repo}/blobs/${blob.digest}`)).status).toBe(404);
+      }
+      // Either way the session is gone, wholly.
+      expectError(await call('GET', location), 404, 'BLOB_UPLOAD_UNKNOWN');
+      expect(readdirSync(path.join(layover.root, 'uploads'))).not.toContain(location.split('/').pop());
+    }
+    expect(outcomes.finished + outcomes.cancelled).toBe(30);
+  });
+});
+
 describe('cross-repository mount', () => {
   it('mounts a blob the source repository has: 201, and the blob is readable in the target', async () => {
     const blob = randomBlob(5_000);

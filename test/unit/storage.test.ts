@@ -313,6 +313,35 @@ describe('purge of abandoned uploads', () => {
     expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(1);
   });
 
+  it('skips a session whose append is under way, however old its timestamps, and sweeps it once idle', async () => {
+    const slow = await store.createUpload('up/p');
+    const source = new Readable({ read() {} });
+    source.push(Buffer.from('first'));
+    const appending = store.appendUpload(slow, source);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    age(slow.id, 48 * HOUR, 48 * HOUR);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(0);
+    source.push(Buffer.from(' second'));
+    source.push(null);
+    expect((await appending).size).toBe(12);
+    age(slow.id, 48 * HOUR, 48 * HOUR);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(1);
+    expect(readdirSync(path.join(root, 'uploads'))).toEqual([]);
+  });
+
+  it('a cancel waits for an append in flight, then removes the whole session', async () => {
+    const upload = await store.createUpload('up/p');
+    const source = new Readable({ read() {} });
+    const appending = store.appendUpload(upload, source);
+    const cancelling = store.cancelUpload('up/p', upload.id);
+    source.push(Buffer.from('chunk'));
+    source.push(null);
+    expect((await appending).size).toBe(5);
+    expect(await cancelling).toBe(true);
+    expect(readdirSync(path.join(root, 'uploads'))).toEqual([]);
+    await expect(store.completeUpload(upload, digestOf('chunk'))).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
+  });
+
   it('removes debris a crash left in uploads/ (no info.json, or not an upload id) once it is old', async () => {
     const debris = path.join(root, 'uploads', 'not-an-id');
     writeFileSync(debris, 'x');

@@ -149,7 +149,7 @@ export class FilesystemStore implements Store {
   readonly guard = new ReferenceGuard();
   /** sha256 state of uploads in progress, so completing a chunked upload needs no re-read. */
   private readonly uploadHashes = new Map<string, UploadHashState>();
-  /** Serialises appends to one upload session. */
+  /** One queue per upload session in use (see withUploadLock). */
   private readonly uploadLocks = new Map<string, Promise<unknown>>();
 
   constructor(readonly root: string) {
@@ -471,6 +471,11 @@ export class FilesystemStore implements Store {
 
   // ---- uploads ----
 
+  /**
+   * Serialises everything that changes one upload session: append, completion, cancel and the
+   * sweep. Without it a cancel could remove the directory while a completion was renaming its
+   * data (a 500 and a lost blob), or the sweep could take a session mid-chunk.
+   */
   private async withUploadLock<T>(id: string, work: () => Promise<T>): Promise<T> {
     const previous = this.uploadLocks.get(id) ?? Promise.resolve();
     const next = previous.then(work, work);
@@ -480,6 +485,16 @@ export class FilesystemStore implements Store {
       if (this.uploadLocks.get(id) === settled) this.uploadLocks.delete(id);
     });
     return next;
+  }
+
+  /**
+   * Removes a session directory in one step: it is renamed into _tmp/ (which start-up empties)
+   * before being deleted, so nobody, not even after a crash, sees a session with its data gone
+   * but its info.json still there.
+   */
+  private async discardUpload(dir: string): Promise<void> {
+    const doomed = this.tmpFile();
+    if (await unlessMissing(rename(dir, doomed).then(() => true), false)) await rm(doomed, { recursive: true, force: true });
   }
 
   async createUpload(repository: string): Promise<UploadState> {
@@ -546,11 +561,11 @@ export class FilesystemStore implements Store {
       else actual = await this.hashFile(file, parsed.algorithm);
       this.uploadHashes.delete(upload.id);
       if (actual !== digest) {
-        await rm(dir, { recursive: true, force: true });
+        await this.discardUpload(dir);
         throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, actual });
       }
       await this.commitBlob(file, digest);
-      await rm(dir, { recursive: true, force: true });
+      await this.discardUpload(dir);
       return { digest, size };
     });
   }
@@ -565,11 +580,15 @@ export class FilesystemStore implements Store {
   }
 
   async cancelUpload(repository: string, id: string): Promise<boolean> {
-    const upload = await this.getUpload(repository, id);
-    if (!upload) return false;
-    this.uploadHashes.delete(id);
-    await rm(this.layout.upload(id), { recursive: true, force: true });
-    return true;
+    if (!isUploadId(id)) return false;
+    // Under the lock: a completion in flight either finishes first (and the session is gone) or
+    // runs after the cancel and finds nothing; whichever loses answers BLOB_UPLOAD_UNKNOWN.
+    return this.withUploadLock(id, async () => {
+      if (!(await this.getUpload(repository, id))) return false;
+      this.uploadHashes.delete(id);
+      await this.discardUpload(this.layout.upload(id));
+      return true;
+    });
   }
 
   async listUploads(): Promise<UploadState[]> {
@@ -588,21 +607,40 @@ export class FilesystemStore implements Store {
   async purgeUploads(olderThan: Date): Promise<number> {
     let removed = 0;
     for (const id of await listDir(this.layout.uploads)) {
-      const dir = path.join(this.layout.uploads, id);
-      let started: Date;
-      const raw = isUploadId(id) ? await readIfExists(path.join(dir, 'info.json')) : undefined;
-      if (raw) started = new Date((JSON.parse(raw.toString('utf8')) as { startedAt: string }).startedAt);
-      else started = (await stat(dir).catch(() => undefined))?.mtime ?? new Date(0);
-      // Abandoned means idle: a slow upload that is still receiving chunks is not swept.
-      const written = (await stat(path.join(dir, 'data')).catch(() => undefined))?.mtime;
-      const lastActive = written && written > started ? written : started;
-      if (lastActive < olderThan) {
-        this.uploadHashes.delete(id);
-        await rm(dir, { recursive: true, force: true });
-        removed += 1;
+      if (!isUploadId(id)) {
+        // Debris a crash or a stranger left: nothing can be appending to it.
+        const debris = path.join(this.layout.uploads, id);
+        if (await this.uploadIdleSince(debris, olderThan)) {
+          await rm(debris, { recursive: true, force: true });
+          removed += 1;
+        }
+        continue;
       }
+      // A session with an append or completion under way is in use, whatever its timestamps
+      // say (a slow client streaming one long PATCH): skip it rather than wait behind it.
+      if (this.uploadLocks.has(id)) continue;
+      const swept = await this.withUploadLock(id, async () => {
+        const dir = this.layout.upload(id);
+        if (!(await this.uploadIdleSince(dir, olderThan))) return false;
+        this.uploadHashes.delete(id);
+        await this.discardUpload(dir);
+        return true;
+      });
+      if (swept) removed += 1;
     }
     return removed;
+  }
+
+  /** Whether a session directory has seen nothing (start, chunk) since `olderThan`. */
+  private async uploadIdleSince(dir: string, olderThan: Date): Promise<boolean> {
+    const entry = await unlessMissing(stat(dir), undefined);
+    if (!entry) return false; // gone meanwhile: nothing to sweep
+    const raw = await readIfExists(path.join(dir, 'info.json'));
+    const started = raw ? new Date((JSON.parse(raw.toString('utf8')) as { startedAt: string }).startedAt) : entry.mtime;
+    // Abandoned means idle: a slow upload that is still receiving chunks is not swept.
+    const written = (await stat(path.join(dir, 'data')).catch(() => undefined))?.mtime;
+    const lastActive = written && written > started ? written : started;
+    return lastActive < olderThan;
   }
 }
 
