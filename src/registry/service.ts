@@ -170,8 +170,10 @@ export class RegistryService {
     return stat;
   }
 
+  /** Removes upload sessions idle for longer than uploadIdleTimeout (or uploadMaxAge, if someone set it shorter). */
   async purgeAbandonedUploads(now = Date.now()): Promise<number> {
-    return this.store.purgeUploads(new Date(now - this.config.registry.uploadMaxAgeMs));
+    const { uploadIdleTimeoutMs, uploadMaxAgeMs } = this.config.registry;
+    return this.store.purgeUploads(new Date(now - Math.min(uploadIdleTimeoutMs, uploadMaxAgeMs)));
   }
 }
 
