@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { RegistryError } from '../../src/registry/errors.js';
+import type { Syncs } from '../../src/registry/storage/durable.js';
 import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { seededBytes } from '../helpers/random-bytes.js';
@@ -395,5 +396,83 @@ describe('path refusal', () => {
     await expect(store.linkBlob('ok', d)).rejects.toThrow(/refusing/);
     await expect(store.ingestBlob(Readable.from([Buffer.from('x')]), { digest: d })).rejects.toBeInstanceOf(RegistryError);
     expect(files(path.join(root, 'blobs'))).toEqual([]);
+  });
+});
+
+describe('durability: data synced before the rename, the directory after', () => {
+  /**
+   * A Syncs that records, at each call, what the disk looks like: a file must be synced while it
+   * still sits under its temporary name with all its bytes; a directory after the new name is in it.
+   */
+  function recorder(): { syncs: Syncs; events: string[] } {
+    const events: string[] = [];
+    const rel = (p: string): string => path.relative(root, p);
+    return {
+      events,
+      syncs: {
+        file: async (file) => {
+          events.push(`file ${rel(file).split(path.sep)[0]} ${readFileSync(file).toString('utf8')}`);
+        },
+        dir: async (dir) => {
+          events.push(`dir ${rel(dir)} [${readdirSync(dir).filter((n) => !/^[0-9a-f-]{36}$/.test(n)).join(',')}]`);
+        },
+      },
+    };
+  }
+
+  function blobDir(digest: Digest): string {
+    const hex = digest.slice('sha256:'.length);
+    return `blobs/sha256/${hex.slice(0, 2)}`;
+  }
+
+  it('a pushed blob (monolithic and chunked) and a cache-fill writer: synced under its temporary name, its new directories and its directory after the rename', async () => {
+    const { syncs, events } = recorder();
+    const durable = await openFilesystemStore(root, syncs);
+    const digest = digestOf('monolithic');
+    await durable.ingestBlob(Readable.from([Buffer.from('monolithic')]), { digest });
+    const hex = digest.slice('sha256:'.length);
+    expect(events).toEqual([`file _tmp monolithic`, 'dir blobs [sha256]', `dir blobs/sha256 [${hex.slice(0, 2)}]`, `dir ${blobDir(digest)} [${hex}]`]);
+
+    events.length = 0;
+    const upload = await durable.createUpload('dur/a');
+    expect(events).toEqual([]); // session state is not synced
+    const chunkedDigest = digestOf('chunked');
+    await durable.completeUpload(await durable.appendUpload(upload, Readable.from([Buffer.from('chunked')])), chunkedDigest);
+    expect(events[0]).toBe('file uploads chunked');
+    expect(events.at(-1)).toMatch(new RegExp(`^dir ${blobDir(chunkedDigest)} \\[.*${chunkedDigest.slice(7)}`));
+
+    events.length = 0;
+    const filledDigest = digestOf('filled');
+    const writer = await durable.openBlobWriter({ digest: filledDigest, size: 6 });
+    await writer.write([Buffer.from('filled')]);
+    await writer.commit();
+    expect(events[0]).toBe('file _tmp filled');
+    expect(events.at(-1)).toMatch(new RegExp(`^dir ${blobDir(filledDigest)} \\[.*${filledDigest.slice(7)}`));
+  });
+
+  it('tags, links and revisions: synced before the rename, their directory after; pull markers are not synced', async () => {
+    const { syncs, events } = recorder();
+    const durable = await openFilesystemStore(root, syncs);
+    const digest = digestOf('{}');
+    await durable.linkBlob('dur/b', digest);
+    expect(events).toEqual([
+      `file _tmp ${digest}`,
+      'dir repositories [dur]',
+      'dir repositories/dur [b]',
+      'dir repositories/dur/b [_layers]',
+      'dir repositories/dur/b/_layers [sha256]',
+      `dir repositories/dur/b/_layers/sha256 [${digest.slice(7)}]`,
+    ]);
+    events.length = 0;
+    await durable.setTag('dur/b', 'v1', digest);
+    expect(events[0]).toBe(`file _tmp ${digest}`);
+    expect(events.at(-1)).toBe('dir repositories/dur/b/_manifests/tags [v1]');
+    events.length = 0;
+    await durable.putManifest('dur/b', Buffer.from('{}'), { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+    expect(events.filter((e) => e.startsWith('file'))).toEqual(['file _tmp {}', expect.stringMatching(/^file _tmp \{"digest"/)]);
+    expect(events.at(-1)).toBe(`dir repositories/dur/b/_manifests/revisions/sha256 [${digest.slice(7)}]`);
+    events.length = 0;
+    await durable.recordPull('dur/b', digest);
+    expect(events).toEqual([]);
   });
 });

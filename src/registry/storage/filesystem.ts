@@ -12,6 +12,7 @@ import { RegistryError } from '../errors.js';
 import type { Descriptor } from '../manifest.js';
 import { isRepositoryName } from '../names.js';
 import { ReferenceGuard } from '../gc/guard.js';
+import { fsyncs, makeDirs, noSyncs, type Syncs } from './durable.js';
 import { FileHasher } from './file-hasher.js';
 import { isUploadId, Layout } from './layout.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
@@ -152,7 +153,10 @@ export class FilesystemStore implements Store {
   /** One queue per upload session in use (see withUploadLock). */
   private readonly uploadLocks = new Map<string, Promise<unknown>>();
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    private readonly syncs: Syncs = fsyncs,
+  ) {
     this.layout = new Layout(root);
   }
 
@@ -167,25 +171,35 @@ export class FilesystemStore implements Store {
     return path.join(this.layout.tmp, randomUUID());
   }
 
-  /** Writes a small file atomically: temporary file, then rename. */
-  private async writeAtomic(file: string, data: string | Buffer): Promise<void> {
+  /**
+   * Writes a small file atomically (temporary file, then rename) and durably: synced before the
+   * rename, its directory after (durable.ts says why and what it costs). `syncs` = noSyncs for
+   * what may be lost with the power.
+   */
+  private async writeAtomic(file: string, data: string | Buffer, syncs = this.syncs): Promise<void> {
     const tmp = this.tmpFile();
     await writeFile(tmp, data);
+    await syncs.file(tmp);
     try {
       await rename(tmp, file);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await mkdir(path.dirname(file), { recursive: true });
+      await makeDirs(path.dirname(file), syncs);
       await rename(tmp, file);
     }
+    await syncs.dir(path.dirname(file));
   }
 
-  /** Moves a verified file into the blob store; a blob already there is the same bytes. */
+  /** Moves a verified file into the blob store, durably; a blob already there is the same bytes. */
   private async commitBlob(file: string, digest: Digest): Promise<void> {
+    // The data sync (seconds for a large blob on a slow disk) comes before the guard's use, which
+    // must stay a few filesystem calls from the rename it protects (gc/guard.ts).
+    await this.syncs.file(file);
     await this.guard.use(digest);
     const target = this.layout.blob(digest);
-    await mkdir(path.dirname(target), { recursive: true });
+    await makeDirs(path.dirname(target), this.syncs);
     await rename(file, target);
+    await this.syncs.dir(path.dirname(target));
   }
 
   // ---- blobs ----
@@ -353,7 +367,7 @@ export class FilesystemStore implements Store {
       await utimes(marker, at, at);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.writeAtomic(marker, '');
+      await this.writeAtomic(marker, '', noSyncs); // a hint for eviction: not worth a sync
       await utimes(marker, at, at);
     }
   }
@@ -503,7 +517,8 @@ export class FilesystemStore implements Store {
     const startedAt = new Date();
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'data'), '');
-    await this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: startedAt.toISOString() }));
+    // Session state is not synced, nor are its chunks until completion: a client restarts a session lost with the power.
+    await this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: startedAt.toISOString() }), noSyncs);
     this.uploadHashes.set(id, { hash: hashOf('sha256'), size: 0 });
     return { id, repository, size: 0, startedAt };
   }
@@ -644,6 +659,6 @@ export class FilesystemStore implements Store {
   }
 }
 
-export async function openFilesystemStore(root: string): Promise<FilesystemStore> {
-  return new FilesystemStore(root).init();
+export async function openFilesystemStore(root: string, syncs?: Syncs): Promise<FilesystemStore> {
+  return new FilesystemStore(root, syncs).init();
 }
