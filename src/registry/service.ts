@@ -6,7 +6,7 @@ import type { Config } from '../config/config.js';
 import { sendStoredBlob, type BlobResponse } from './blob-response.js';
 import { parseDigest, digestOf, type Digest } from './digest.js';
 import { RegistryError } from './errors.js';
-import { MediaType, parseManifest, type Descriptor, type ManifestInfo } from './manifest.js';
+import { MediaType, parseManifestYielding, type Descriptor, type ManifestInfo } from './manifest.js';
 import { isTag } from './names.js';
 import { missingReferences } from './references.js';
 import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './storage/store.js';
@@ -104,7 +104,7 @@ export class RegistryService {
   async putManifest(repository: string, reference: string, bytes: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
     const ref = parseReference(reference);
     for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', 'invalid tag', { tag: tag.slice(0, 200) });
-    const info = parseManifest(bytes, contentType);
+    const info = await parseManifestYielding(bytes, contentType);
     const digest = digestOf(bytes, ref.digest ? (parseDigest(ref.digest)?.algorithm ?? 'sha256') : 'sha256');
     if (ref.digest && ref.digest !== digest) {
       throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: ref.digest, actual: digest });
