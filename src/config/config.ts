@@ -32,6 +32,8 @@ export interface Config {
     maxManifestBytes: number;
     chunkMinLength: number;
     uploadMaxAgeMs: number;
+    /** Idle upload sessions are swept after this long (registry.uploadIdleTimeout). */
+    uploadIdleTimeoutMs: number;
   };
   storage: { driver: 'filesystem'; root: string };
   upstreams: UpstreamConfig[];

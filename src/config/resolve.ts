@@ -115,6 +115,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       maxManifestBytes: unit('registry.maxManifestSize', reg.maxManifestSize, 4 * 2 ** 20, parseSize),
       chunkMinLength: unit('registry.chunkMinLength', reg.chunkMinLength, 0, parseSize),
       uploadMaxAgeMs: unit('registry.uploadMaxAge', reg.uploadMaxAge, 24 * 3_600_000, parseDuration),
+      uploadIdleTimeoutMs: unit('registry.uploadIdleTimeout', reg.uploadIdleTimeout, 3_600_000, parseDuration),
     },
     storage: { driver: 'filesystem', root: storageRoot },
     upstreams,
@@ -177,6 +178,8 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
     log: { level: raw.log?.level ?? 'info' },
     source: options.source,
   };
+  // A shorter timeout would sweep sessions between a client's chunks.
+  if (config.registry.uploadIdleTimeoutMs < 1000) checked.push('registry.uploadIdleTimeout: must be at least 1s');
   if (checked.length) throw new ConfigError(checked, options.source);
   for (const key of NOT_YET_BUILT) {
     if ((raw as Record<string, unknown>)[key] !== undefined) options.warn?.(`configuration section "${key}" is accepted but its role is not built yet`);

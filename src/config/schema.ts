@@ -52,6 +52,8 @@ export const ConfigSchema = Type.Object({
     maxManifestSize: Type.Optional(Size),
     chunkMinLength: Type.Optional(Size),
     uploadMaxAge: Type.Optional(Duration),
+    /** An upload session that received nothing for this long is abandoned and removed (default 1h, at least 1s). */
+    uploadIdleTimeout: Type.Optional(Duration),
   }, strict)),
   storage: Type.Optional(Type.Object({
     driver: Type.Optional(Type.Literal('filesystem')),

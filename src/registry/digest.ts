@@ -21,8 +21,11 @@ export function parseDigest(input: string): ParsedDigest | undefined {
   return { algorithm, hex, digest: input as Digest };
 }
 
+/** Exactly what parseDigest accepts, in one regular expression: manifests check thousands of digests at a time. */
+const SUPPORTED = /^(?:sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})$/;
+
 export function isDigest(input: string): input is Digest {
-  return parseDigest(input) !== undefined;
+  return SUPPORTED.test(input);
 }
 
 export function assertDigest(input: string): ParsedDigest {

@@ -172,10 +172,21 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
   app.route({ method: [...METHODS], url: '/v2/', handler: handle, exposeHeadRoute: false });
   app.route({ method: [...METHODS], url: '/v2/*', handler: handle, exposeHeadRoute: false });
 
-  // Abandoned uploads are swept in the background, at a quarter of their allowed age.
-  const sweepEvery = Math.max(60_000, Math.min(config.registry.uploadMaxAgeMs / 4, 3_600_000));
+  // Abandoned uploads (a killed client's session keeps its bytes) are swept in the background,
+  // every quarter of the idle timeout (every 5 minutes at most, every second at least), so a
+  // session goes within 1.25 timeouts of its last chunk. A session receiving chunks is never idle.
+  const idleMs = Math.min(config.registry.uploadIdleTimeoutMs, config.registry.uploadMaxAgeMs);
+  const sweepEvery = Math.max(1000, Math.min(idleMs / 4, 300_000));
+  let sweeping = false;
   const timer = setInterval(() => {
-    service.purgeAbandonedUploads().catch((err: unknown) => app.log.warn({ err }, 'upload sweep failed'));
+    if (sweeping) return; // a slow sweep of many sessions: never two at once
+    sweeping = true;
+    service
+      .purgeAbandonedUploads()
+      .catch((err: unknown) => app.log.warn({ err }, 'upload sweep failed'))
+      .finally(() => {
+        sweeping = false;
+      });
   }, sweepEvery);
   timer.unref();
   app.addHook('onClose', async () => clearInterval(timer));

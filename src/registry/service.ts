@@ -6,8 +6,9 @@ import type { Config } from '../config/config.js';
 import { sendStoredBlob, type BlobResponse } from './blob-response.js';
 import { parseDigest, digestOf, type Digest } from './digest.js';
 import { RegistryError } from './errors.js';
-import { MediaType, parseManifest, type Descriptor, type ManifestInfo } from './manifest.js';
+import { MediaType, parseManifestYielding, type Descriptor, type ManifestInfo } from './manifest.js';
 import { isTag } from './names.js';
+import { missingReferences } from './references.js';
 import type { BlobStat, ByteRange, Store, StoredManifest, UploadState } from './storage/store.js';
 
 export interface ManifestHit {
@@ -103,21 +104,13 @@ export class RegistryService {
   async putManifest(repository: string, reference: string, bytes: Buffer, contentType: string | undefined, extraTags: string[] = []): Promise<PutManifestResult> {
     const ref = parseReference(reference);
     for (const tag of extraTags) if (!isTag(tag)) throw new RegistryError('TAG_INVALID', 'invalid tag', { tag: tag.slice(0, 200) });
-    const info = parseManifest(bytes, contentType);
+    const info = await parseManifestYielding(bytes, contentType);
     const digest = digestOf(bytes, ref.digest ? (parseDigest(ref.digest)?.algorithm ?? 'sha256') : 'sha256');
     if (ref.digest && ref.digest !== digest) {
       throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: ref.digest, actual: digest });
     }
-    const missing: Digest[] = [];
-    await Promise.all([
-      ...info.blobs.map(async (blob) => {
-        if (!(await this.store.blobLinked(repository, blob)) || !(await this.store.statBlob(blob))) missing.push(blob);
-      }),
-      ...info.manifests.map(async (child) => {
-        if (!(await this.store.statManifest(repository, child))) missing.push(child);
-      }),
-    ]);
-    if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing: missing.slice(0, 20) });
+    const missing = await missingReferences(this.store, repository, info);
+    if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing });
     // A subject that is not here (yet) is accepted, as the spec asks: referrers may arrive first.
     await storeManifest(this.store, repository, bytes, digest, info);
     for (const tag of [...(ref.tag ? [ref.tag] : []), ...extraTags]) await this.store.setTag(repository, tag, digest);
@@ -177,8 +170,10 @@ export class RegistryService {
     return stat;
   }
 
+  /** Removes upload sessions idle for longer than uploadIdleTimeout (or uploadMaxAge, if someone set it shorter). */
   async purgeAbandonedUploads(now = Date.now()): Promise<number> {
-    return this.store.purgeUploads(new Date(now - this.config.registry.uploadMaxAgeMs));
+    const { uploadIdleTimeoutMs, uploadMaxAgeMs } = this.config.registry;
+    return this.store.purgeUploads(new Date(now - Math.min(uploadIdleTimeoutMs, uploadMaxAgeMs)));
   }
 }
 

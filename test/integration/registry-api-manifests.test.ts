@@ -171,6 +171,21 @@ describe('references must exist', () => {
     const manifest = buildManifest({ config: { ...descriptorOf(config), mediaType: MediaType.dockerConfig }, layers: [foreign], mediaType: MediaType.dockerManifest });
     expect((await put('man/foreign', 'v1', manifest)).status).toBe(201);
   });
+
+  it('urls make no ordinary layer optional: its blob must be here; a non-distributable one with urls need not be', async () => {
+    const config = imageConfig([]);
+    await pushBlobs('man/urls', [config]);
+    const urls = ['https://example.invalid/layer'];
+    const ordinary = { ...descriptorOf(randomBlob(300)), urls };
+    const withUrls = buildManifest({ config, layers: [ordinary] });
+    const err = expectError(await put('man/urls', 'v1', withUrls), 400, 'MANIFEST_BLOB_UNKNOWN');
+    expect(JSON.stringify(err.detail)).toContain(ordinary.digest);
+    expect((await call('HEAD', `/v2/man/urls/manifests/${withUrls.digest}`)).status).toBe(404);
+    const nondistributable = { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: computeDigest('licensed base'), size: 13, urls };
+    const foreign = buildManifest({ config, layers: [nondistributable] });
+    expect((await put('man/urls', 'v2', foreign)).status).toBe(201);
+    await expectRoundTrip('man/urls', 'v2', foreign);
+  });
 });
 
 describe('size limit', () => {

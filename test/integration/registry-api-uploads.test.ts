@@ -10,6 +10,7 @@ import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { computeDigest, randomBlob } from '../helpers/oci-content.js';
 import { uploadBlob } from '../helpers/registry-client.js';
 import { rawRequest, type Answer } from '../helpers/raw-http.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 let layover: InProcessLayover;
 
@@ -285,6 +286,90 @@ describe('status and cancel', () => {
     expectError(await call('PUT', `/v2/up/thief/blobs/uploads/${id}?digest=${blob.digest}`, { 'content-length': String(blob.size) }, blob.bytes), 404, 'BLOB_UPLOAD_UNKNOWN');
     expect((await call('GET', location)).status).toBe(204);
   });
+});
+
+describe('cancel racing finish', () => {
+  it('30 trials of DELETE and PUT at once: one wins cleanly, the other is 404, never a 5xx or a torn result', async () => {
+    const outcomes = { finished: 0, cancelled: 0 };
+    for (let trial = 0; trial < 30; trial++) {
+      const blob = randomBlob(256 * 1024, `race ${trial} ${Math.random()}`);
+      const repo = 'up/race';
+      const location = await start(repo);
+      expect((await patch(location, blob.bytes, `0-${blob.size - 1}`)).status).toBe(202);
+      const finish = (): Promise<Answer> => call('PUT', withDigest(location, blob.digest), { 'content-length': '0' });
+      // The DELETE leaves 0-4 ms after the PUT, so that each side wins some trials.
+      const cancel = async (): Promise<Answer> => {
+        await sleep(trial % 5);
+        return call('DELETE', location);
+      };
+      const [put, del] = await Promise.all([finish(), cancel()]);
+      expect(put.status, `trial ${trial}: PUT ${put.body.toString('utf8')}`).toBeLessThan(500);
+      expect(del.status, `trial ${trial}: DELETE ${del.body.toString('utf8')}`).toBeLessThan(500);
+      if (put.status === 201) {
+        outcomes.finished += 1;
+        expectError(del, 404, 'BLOB_UPLOAD_UNKNOWN');
+        await expectBlob(repo, blob.digest, blob.bytes);
+      } else {
+        outcomes.cancelled += 1;
+        expect(del.status).toBe(204);
+        expectError(put, 404, 'BLOB_UPLOAD_UNKNOWN');
+        expect((await call('HEAD', `/v2/${repo}/blobs/${blob.digest}`)).status).toBe(404);
+      }
+      // Either way the session is gone, wholly.
+      expectError(await call('GET', location), 404, 'BLOB_UPLOAD_UNKNOWN');
+      expect(readdirSync(path.join(layover.root, 'uploads'))).not.toContain(location.split('/').pop());
+    }
+    expect(outcomes.finished + outcomes.cancelled).toBe(30);
+  });
+});
+
+describe('idle upload sessions (registry.uploadIdleTimeout)', () => {
+  it('an abandoned session is swept after the idle timeout; sessions still receiving chunks, in requests or in one slow stream, are kept', async () => {
+    const idle = await startLayover({ registry: { uploadIdleTimeout: '2s' } });
+    const on = (method: string, target: string, headers: Record<string, string> = {}, body?: Body): Promise<Answer> => call(method, target, headers, body, idle.url);
+    const sessions = (): string[] => readdirSync(path.join(idle.root, 'uploads'));
+    try {
+      const abandoned = await start('up/idle', idle.url);
+      expect((await on('PATCH', abandoned, { 'content-length': '65536' }, randomBlob(65_536).bytes)).status).toBe(202);
+
+      // A client sending chunks every 400 ms, for longer than the timeout.
+      const chunked = randomBlob(16 * 4096);
+      const chunkedAt = await start('up/idle', idle.url);
+      const chunking = (async () => {
+        for (let i = 0; i < 16; i++) {
+          const piece = chunked.bytes.subarray(i * 4096, (i + 1) * 4096);
+          const res = await on('PATCH', chunkedAt, { 'content-length': '4096', 'content-range': `${i * 4096}-${i * 4096 + 4095}` }, piece);
+          expect(res.status, `chunk ${i}`).toBe(202);
+          if (i < 15) await sleep(400);
+        }
+      })();
+
+      // One PATCH whose client pauses longer than the timeout mid-stream: the request is alive.
+      const streamed = randomBlob(8192);
+      const streamedAt = await start('up/idle', idle.url);
+      const body = new Readable({ read() {} });
+      const streaming = on('PATCH', streamedAt, { 'content-type': 'application/octet-stream' }, body);
+      body.push(streamed.bytes.subarray(0, 4096));
+      await sleep(4_000);
+      body.push(streamed.bytes.subarray(4096));
+      body.push(null);
+      expect((await streaming).status).toBe(202);
+      // Each is finished as soon as its last chunk is in: idle from then on, it would be swept too.
+      const finish = async (at: string, blob: { digest: string; bytes: Buffer }): Promise<void> => {
+        expect((await on('PUT', withDigest(at, blob.digest), { 'content-length': '0' })).status).toBe(201);
+        expect((await on('GET', `/v2/up/idle/blobs/${blob.digest}`)).body.equals(blob.bytes)).toBe(true);
+      };
+      await finish(streamedAt, streamed);
+
+      await waitFor(() => !sessions().includes(abandoned.split('/').pop() as string), 10_000, 100);
+      expectError(await on('GET', abandoned), 404, 'BLOB_UPLOAD_UNKNOWN');
+      await chunking;
+      await finish(chunkedAt, chunked);
+      expect(sessions()).toEqual([]);
+    } finally {
+      await idle.close();
+    }
+  }, 30_000);
 });
 
 describe('cross-repository mount', () => {

@@ -55,6 +55,12 @@ describe('configuration', () => {
     ).toThrow(/"docker.io" is used twice/);
     expect(() => resolveConfig({ upstreams: [{ prefix: 'Bad', url: 'https://a' }] })).toThrow(/upstreams\.0\.prefix/);
   });
+  it('registry.uploadIdleTimeout: one hour by default, a duration of at least a second', () => {
+    expect(resolveConfig({}).registry.uploadIdleTimeoutMs).toBe(3_600_000);
+    expect(resolveConfig({ registry: { uploadIdleTimeout: '90s' } }).registry.uploadIdleTimeoutMs).toBe(90_000);
+    expect(() => resolveConfig({ registry: { uploadIdleTimeout: 'soon' } })).toThrow(/registry\.uploadIdleTimeout: not a duration/);
+    expect(() => resolveConfig({ registry: { uploadIdleTimeout: '0s' } })).toThrow(/registry\.uploadIdleTimeout: must be at least 1s/);
+  });
   it('loads YAML relative to the file', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'layover-config-'));
     const file = path.join(dir, 'c.yaml');

@@ -141,6 +141,7 @@ describe('digests', () => {
     ['very long', `sha256:${'a'.repeat(100_000)}`],
   ])('refuses %s', (_what, input) => {
     expect(parseDigest(input)).toBeUndefined();
+    expect(isDigest(input)).toBe(false);
     expect(() => assertDigest(input)).toThrow(expect.objectContaining({ code: 'DIGEST_INVALID', status: 400 }));
   });
 

@@ -2,7 +2,7 @@
 // re-serialising it, and the malformed documents it refuses.
 import { describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/registry/digest.js';
-import { MediaType, parseManifest } from '../../src/registry/manifest.js';
+import { MediaType, parseManifest, parseManifestYielding } from '../../src/registry/manifest.js';
 
 const d = (s: string): string => digestOf(s);
 const desc = (s: string, mediaType = 'application/vnd.oci.image.layer.v1.tar+gzip', extra: Record<string, unknown> = {}) => ({ mediaType, digest: d(s), size: s.length, ...extra });
@@ -43,12 +43,17 @@ describe('image manifests', () => {
     expect(parseManifest(json(docker), MediaType.dockerManifest).blobs).toEqual([d('c'), d('x')]);
   });
 
-  it('foreign and URL-bearing layers are not required to be present', () => {
+  it('foreign (non-distributable) layers are not required to be present', () => {
     const withForeign = {
       ...doc,
-      layers: [desc('here'), desc('win', 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'), desc('nd', 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip'), desc('remote', undefined, { urls: ['https://example.invalid/x'] })],
+      layers: [desc('here'), desc('win', 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', { urls: ['https://example.invalid/w'] }), desc('nd', 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', { urls: ['https://example.invalid/n'] })],
     };
     expect(parseManifest(json(withForeign), undefined).blobs).toEqual([d('config'), d('here')]);
+  });
+
+  it('an ordinary layer with urls is still required: only the media type makes a layer foreign', () => {
+    const withUrls = { ...doc, layers: [desc('here'), desc('remote', undefined, { urls: ['https://example.invalid/x'] })] };
+    expect(parseManifest(json(withUrls), undefined).blobs).toEqual([d('config'), d('here'), d('remote')]);
   });
 
   it('artifactType, subject and annotations are read', () => {
@@ -124,5 +129,26 @@ describe('malformed manifests', () => {
   it('a deeply nested document is refused or parsed, never a crash', () => {
     const deep = Buffer.from(`${'['.repeat(5000)}${']'.repeat(5000)}`);
     invalid(deep);
+  });
+});
+
+describe('parseManifestYielding (request handlers)', () => {
+  const big = { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: Array.from({ length: 5000 }, (_, i) => desc(`child ${i}`, MediaType.ociManifest)) };
+
+  it('gives what parseManifest gives, letting other work run in between for a large manifest', async () => {
+    let ranMeanwhile = false;
+    setImmediate(() => {
+      ranMeanwhile = true;
+    });
+    const info = await parseManifestYielding(json(big), MediaType.ociIndex);
+    expect(ranMeanwhile).toBe(true);
+    expect(info).toEqual(parseManifest(json(big), MediaType.ociIndex));
+    expect(info.manifests).toHaveLength(5000);
+  });
+
+  it('refuses what parseManifest refuses, with the same error', async () => {
+    const bad = { ...big, manifests: [...big.manifests, { mediaType: MediaType.ociManifest, digest: 'sha256:nope', size: 1 }] };
+    await expect(parseManifestYielding(json(bad), undefined)).rejects.toMatchObject({ code: 'MANIFEST_INVALID', message: 'manifests[5000].digest: invalid' });
+    await expect(parseManifestYielding(Buffer.concat([json(big), Buffer.from('x')]), undefined)).rejects.toMatchObject({ code: 'MANIFEST_INVALID' });
   });
 });

@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { RegistryError } from '../../src/registry/errors.js';
+import type { Syncs } from '../../src/registry/storage/durable.js';
 import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { seededBytes } from '../helpers/random-bytes.js';
@@ -313,6 +314,35 @@ describe('purge of abandoned uploads', () => {
     expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(1);
   });
 
+  it('skips a session whose append is under way, however old its timestamps, and sweeps it once idle', async () => {
+    const slow = await store.createUpload('up/p');
+    const source = new Readable({ read() {} });
+    source.push(Buffer.from('first'));
+    const appending = store.appendUpload(slow, source);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    age(slow.id, 48 * HOUR, 48 * HOUR);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(0);
+    source.push(Buffer.from(' second'));
+    source.push(null);
+    expect((await appending).size).toBe(12);
+    age(slow.id, 48 * HOUR, 48 * HOUR);
+    expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(1);
+    expect(readdirSync(path.join(root, 'uploads'))).toEqual([]);
+  });
+
+  it('a cancel waits for an append in flight, then removes the whole session', async () => {
+    const upload = await store.createUpload('up/p');
+    const source = new Readable({ read() {} });
+    const appending = store.appendUpload(upload, source);
+    const cancelling = store.cancelUpload('up/p', upload.id);
+    source.push(Buffer.from('chunk'));
+    source.push(null);
+    expect((await appending).size).toBe(5);
+    expect(await cancelling).toBe(true);
+    expect(readdirSync(path.join(root, 'uploads'))).toEqual([]);
+    await expect(store.completeUpload(upload, digestOf('chunk'))).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
+  });
+
   it('removes debris a crash left in uploads/ (no info.json, or not an upload id) once it is old', async () => {
     const debris = path.join(root, 'uploads', 'not-an-id');
     writeFileSync(debris, 'x');
@@ -366,5 +396,83 @@ describe('path refusal', () => {
     await expect(store.linkBlob('ok', d)).rejects.toThrow(/refusing/);
     await expect(store.ingestBlob(Readable.from([Buffer.from('x')]), { digest: d })).rejects.toBeInstanceOf(RegistryError);
     expect(files(path.join(root, 'blobs'))).toEqual([]);
+  });
+});
+
+describe('durability: data synced before the rename, the directory after', () => {
+  /**
+   * A Syncs that records, at each call, what the disk looks like: a file must be synced while it
+   * still sits under its temporary name with all its bytes; a directory after the new name is in it.
+   */
+  function recorder(): { syncs: Syncs; events: string[] } {
+    const events: string[] = [];
+    const rel = (p: string): string => path.relative(root, p);
+    return {
+      events,
+      syncs: {
+        file: async (file) => {
+          events.push(`file ${rel(file).split(path.sep)[0]} ${readFileSync(file).toString('utf8')}`);
+        },
+        dir: async (dir) => {
+          events.push(`dir ${rel(dir)} [${readdirSync(dir).filter((n) => !/^[0-9a-f-]{36}$/.test(n)).join(',')}]`);
+        },
+      },
+    };
+  }
+
+  function blobDir(digest: Digest): string {
+    const hex = digest.slice('sha256:'.length);
+    return `blobs/sha256/${hex.slice(0, 2)}`;
+  }
+
+  it('a pushed blob (monolithic and chunked) and a cache-fill writer: synced under its temporary name, its new directories and its directory after the rename', async () => {
+    const { syncs, events } = recorder();
+    const durable = await openFilesystemStore(root, syncs);
+    const digest = digestOf('monolithic');
+    await durable.ingestBlob(Readable.from([Buffer.from('monolithic')]), { digest });
+    const hex = digest.slice('sha256:'.length);
+    expect(events).toEqual([`file _tmp monolithic`, 'dir blobs [sha256]', `dir blobs/sha256 [${hex.slice(0, 2)}]`, `dir ${blobDir(digest)} [${hex}]`]);
+
+    events.length = 0;
+    const upload = await durable.createUpload('dur/a');
+    expect(events).toEqual([]); // session state is not synced
+    const chunkedDigest = digestOf('chunked');
+    await durable.completeUpload(await durable.appendUpload(upload, Readable.from([Buffer.from('chunked')])), chunkedDigest);
+    expect(events[0]).toBe('file uploads chunked');
+    expect(events.at(-1)).toMatch(new RegExp(`^dir ${blobDir(chunkedDigest)} \\[.*${chunkedDigest.slice(7)}`));
+
+    events.length = 0;
+    const filledDigest = digestOf('filled');
+    const writer = await durable.openBlobWriter({ digest: filledDigest, size: 6 });
+    await writer.write([Buffer.from('filled')]);
+    await writer.commit();
+    expect(events[0]).toBe('file _tmp filled');
+    expect(events.at(-1)).toMatch(new RegExp(`^dir ${blobDir(filledDigest)} \\[.*${filledDigest.slice(7)}`));
+  });
+
+  it('tags, links and revisions: synced before the rename, their directory after; pull markers are not synced', async () => {
+    const { syncs, events } = recorder();
+    const durable = await openFilesystemStore(root, syncs);
+    const digest = digestOf('{}');
+    await durable.linkBlob('dur/b', digest);
+    expect(events).toEqual([
+      `file _tmp ${digest}`,
+      'dir repositories [dur]',
+      'dir repositories/dur [b]',
+      'dir repositories/dur/b [_layers]',
+      'dir repositories/dur/b/_layers [sha256]',
+      `dir repositories/dur/b/_layers/sha256 [${digest.slice(7)}]`,
+    ]);
+    events.length = 0;
+    await durable.setTag('dur/b', 'v1', digest);
+    expect(events[0]).toBe(`file _tmp ${digest}`);
+    expect(events.at(-1)).toBe('dir repositories/dur/b/_manifests/tags [v1]');
+    events.length = 0;
+    await durable.putManifest('dur/b', Buffer.from('{}'), { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
+    expect(events.filter((e) => e.startsWith('file'))).toEqual(['file _tmp {}', expect.stringMatching(/^file _tmp \{"digest"/)]);
+    expect(events.at(-1)).toBe(`dir repositories/dur/b/_manifests/revisions/sha256 [${digest.slice(7)}]`);
+    events.length = 0;
+    await durable.recordPull('dur/b', digest);
+    expect(events).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@ import { RegistryError } from '../errors.js';
 import type { Descriptor } from '../manifest.js';
 import { isRepositoryName } from '../names.js';
 import { ReferenceGuard } from '../gc/guard.js';
+import { fsyncs, makeDirs, noSyncs, type Syncs } from './durable.js';
 import { FileHasher } from './file-hasher.js';
 import { isUploadId, Layout } from './layout.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
@@ -149,10 +150,13 @@ export class FilesystemStore implements Store {
   readonly guard = new ReferenceGuard();
   /** sha256 state of uploads in progress, so completing a chunked upload needs no re-read. */
   private readonly uploadHashes = new Map<string, UploadHashState>();
-  /** Serialises appends to one upload session. */
+  /** One queue per upload session in use (see withUploadLock). */
   private readonly uploadLocks = new Map<string, Promise<unknown>>();
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    private readonly syncs: Syncs = fsyncs,
+  ) {
     this.layout = new Layout(root);
   }
 
@@ -167,25 +171,35 @@ export class FilesystemStore implements Store {
     return path.join(this.layout.tmp, randomUUID());
   }
 
-  /** Writes a small file atomically: temporary file, then rename. */
-  private async writeAtomic(file: string, data: string | Buffer): Promise<void> {
+  /**
+   * Writes a small file atomically (temporary file, then rename) and durably: synced before the
+   * rename, its directory after (durable.ts says why and what it costs). `syncs` = noSyncs for
+   * what may be lost with the power.
+   */
+  private async writeAtomic(file: string, data: string | Buffer, syncs = this.syncs): Promise<void> {
     const tmp = this.tmpFile();
     await writeFile(tmp, data);
+    await syncs.file(tmp);
     try {
       await rename(tmp, file);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await mkdir(path.dirname(file), { recursive: true });
+      await makeDirs(path.dirname(file), syncs);
       await rename(tmp, file);
     }
+    await syncs.dir(path.dirname(file));
   }
 
-  /** Moves a verified file into the blob store; a blob already there is the same bytes. */
+  /** Moves a verified file into the blob store, durably; a blob already there is the same bytes. */
   private async commitBlob(file: string, digest: Digest): Promise<void> {
+    // The data sync (seconds for a large blob on a slow disk) comes before the guard's use, which
+    // must stay a few filesystem calls from the rename it protects (gc/guard.ts).
+    await this.syncs.file(file);
     await this.guard.use(digest);
     const target = this.layout.blob(digest);
-    await mkdir(path.dirname(target), { recursive: true });
+    await makeDirs(path.dirname(target), this.syncs);
     await rename(file, target);
+    await this.syncs.dir(path.dirname(target));
   }
 
   // ---- blobs ----
@@ -353,7 +367,7 @@ export class FilesystemStore implements Store {
       await utimes(marker, at, at);
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.writeAtomic(marker, '');
+      await this.writeAtomic(marker, '', noSyncs); // a hint for eviction: not worth a sync
       await utimes(marker, at, at);
     }
   }
@@ -471,6 +485,11 @@ export class FilesystemStore implements Store {
 
   // ---- uploads ----
 
+  /**
+   * Serialises everything that changes one upload session: append, completion, cancel and the
+   * sweep. Without it a cancel could remove the directory while a completion was renaming its
+   * data (a 500 and a lost blob), or the sweep could take a session mid-chunk.
+   */
   private async withUploadLock<T>(id: string, work: () => Promise<T>): Promise<T> {
     const previous = this.uploadLocks.get(id) ?? Promise.resolve();
     const next = previous.then(work, work);
@@ -482,13 +501,24 @@ export class FilesystemStore implements Store {
     return next;
   }
 
+  /**
+   * Removes a session directory in one step: it is renamed into _tmp/ (which start-up empties)
+   * before being deleted, so nobody, not even after a crash, sees a session with its data gone
+   * but its info.json still there.
+   */
+  private async discardUpload(dir: string): Promise<void> {
+    const doomed = this.tmpFile();
+    if (await unlessMissing(rename(dir, doomed).then(() => true), false)) await rm(doomed, { recursive: true, force: true });
+  }
+
   async createUpload(repository: string): Promise<UploadState> {
     const id = randomUUID();
     const dir = this.layout.upload(id);
     const startedAt = new Date();
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, 'data'), '');
-    await this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: startedAt.toISOString() }));
+    // Session state is not synced, nor are its chunks until completion: a client restarts a session lost with the power.
+    await this.writeAtomic(path.join(dir, 'info.json'), JSON.stringify({ repository, startedAt: startedAt.toISOString() }), noSyncs);
     this.uploadHashes.set(id, { hash: hashOf('sha256'), size: 0 });
     return { id, repository, size: 0, startedAt };
   }
@@ -546,11 +576,11 @@ export class FilesystemStore implements Store {
       else actual = await this.hashFile(file, parsed.algorithm);
       this.uploadHashes.delete(upload.id);
       if (actual !== digest) {
-        await rm(dir, { recursive: true, force: true });
+        await this.discardUpload(dir);
         throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, actual });
       }
       await this.commitBlob(file, digest);
-      await rm(dir, { recursive: true, force: true });
+      await this.discardUpload(dir);
       return { digest, size };
     });
   }
@@ -565,11 +595,15 @@ export class FilesystemStore implements Store {
   }
 
   async cancelUpload(repository: string, id: string): Promise<boolean> {
-    const upload = await this.getUpload(repository, id);
-    if (!upload) return false;
-    this.uploadHashes.delete(id);
-    await rm(this.layout.upload(id), { recursive: true, force: true });
-    return true;
+    if (!isUploadId(id)) return false;
+    // Under the lock: a completion in flight either finishes first (and the session is gone) or
+    // runs after the cancel and finds nothing; whichever loses answers BLOB_UPLOAD_UNKNOWN.
+    return this.withUploadLock(id, async () => {
+      if (!(await this.getUpload(repository, id))) return false;
+      this.uploadHashes.delete(id);
+      await this.discardUpload(this.layout.upload(id));
+      return true;
+    });
   }
 
   async listUploads(): Promise<UploadState[]> {
@@ -588,24 +622,43 @@ export class FilesystemStore implements Store {
   async purgeUploads(olderThan: Date): Promise<number> {
     let removed = 0;
     for (const id of await listDir(this.layout.uploads)) {
-      const dir = path.join(this.layout.uploads, id);
-      let started: Date;
-      const raw = isUploadId(id) ? await readIfExists(path.join(dir, 'info.json')) : undefined;
-      if (raw) started = new Date((JSON.parse(raw.toString('utf8')) as { startedAt: string }).startedAt);
-      else started = (await stat(dir).catch(() => undefined))?.mtime ?? new Date(0);
-      // Abandoned means idle: a slow upload that is still receiving chunks is not swept.
-      const written = (await stat(path.join(dir, 'data')).catch(() => undefined))?.mtime;
-      const lastActive = written && written > started ? written : started;
-      if (lastActive < olderThan) {
-        this.uploadHashes.delete(id);
-        await rm(dir, { recursive: true, force: true });
-        removed += 1;
+      if (!isUploadId(id)) {
+        // Debris a crash or a stranger left: nothing can be appending to it.
+        const debris = path.join(this.layout.uploads, id);
+        if (await this.uploadIdleSince(debris, olderThan)) {
+          await rm(debris, { recursive: true, force: true });
+          removed += 1;
+        }
+        continue;
       }
+      // A session with an append or completion under way is in use, whatever its timestamps
+      // say (a slow client streaming one long PATCH): skip it rather than wait behind it.
+      if (this.uploadLocks.has(id)) continue;
+      const swept = await this.withUploadLock(id, async () => {
+        const dir = this.layout.upload(id);
+        if (!(await this.uploadIdleSince(dir, olderThan))) return false;
+        this.uploadHashes.delete(id);
+        await this.discardUpload(dir);
+        return true;
+      });
+      if (swept) removed += 1;
     }
     return removed;
   }
+
+  /** Whether a session directory has seen nothing (start, chunk) since `olderThan`. */
+  private async uploadIdleSince(dir: string, olderThan: Date): Promise<boolean> {
+    const entry = await unlessMissing(stat(dir), undefined);
+    if (!entry) return false; // gone meanwhile: nothing to sweep
+    const raw = await readIfExists(path.join(dir, 'info.json'));
+    const started = raw ? new Date((JSON.parse(raw.toString('utf8')) as { startedAt: string }).startedAt) : entry.mtime;
+    // Abandoned means idle: a slow upload that is still receiving chunks is not swept.
+    const written = (await stat(path.join(dir, 'data')).catch(() => undefined))?.mtime;
+    const lastActive = written && written > started ? written : started;
+    return lastActive < olderThan;
+  }
 }
 
-export async function openFilesystemStore(root: string): Promise<FilesystemStore> {
-  return new FilesystemStore(root).init();
+export async function openFilesystemStore(root: string, syncs?: Syncs): Promise<FilesystemStore> {
+  return new FilesystemStore(root, syncs).init();
 }
