@@ -4,7 +4,7 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, resolveConfig } from '../../src/config/resolve.js';
-import { BodyTooLarge, readBounded } from '../../src/registry/proxy/bounded-body.js';
+import { BodyTooLarge, readBounded } from '../../src/registry/body.js';
 import { watchRate } from '../../src/registry/proxy/deadline.js';
 import { DEFAULT_HOLD_MS, parseRetryAfter, RateLimitGate } from '../../src/registry/proxy/retry-after.js';
 import { TokenCache } from '../../src/registry/proxy/token-cache.js';

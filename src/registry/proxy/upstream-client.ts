@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../../config/config.js';
-import { BodyTooLarge, readBounded } from './bounded-body.js';
+import { BodyTooLarge, readBounded } from '../body.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { basicHeader, credentialSource, type CredentialSource } from './credentials.js';
 import { abortable, Deadline, UpstreamTimeout } from './deadline.js';
