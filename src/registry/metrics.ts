@@ -51,7 +51,7 @@ export const clientBytes = new Counter({
 
 export const upstreamErrors = new Counter({
   name: 'layover_upstream_errors_total',
-  help: 'Failed upstream requests, by upstream and reason (network, status_5xx, status_429, digest, down)',
+  help: 'Failed upstream requests, by upstream and reason (network, timeout, bad_answer, status_5xx, status_429, digest, down)',
   labelNames: ['upstream', 'reason'],
   registers: [metricsRegistry],
 });
