@@ -9,12 +9,13 @@ import { BodyTooLarge, readBounded } from '../body.js';
 import { digestOf, parseDigest, type Digest } from '../digest.js';
 import { RegistryError } from '../errors.js';
 import { MANIFEST_MEDIA_TYPES, parseManifest } from '../manifest.js';
-import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors } from '../metrics.js';
+import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors, upstreamRefused } from '../metrics.js';
 import { LocalContent, parseReference, storeManifest, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
 import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
 import { Deadline, UpstreamTimeout, watchRate } from './deadline.js';
 import { UpstreamHealth } from './health.js';
+import { RateLimitGate, type Hold } from './retry-after.js';
 import { discard, upstreamFailure, UpstreamAuthError, UpstreamBadAnswer, UpstreamClient, UpstreamRateLimited, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
 import { upstreamPath } from './upstream-names.js';
 
@@ -54,6 +55,8 @@ export class PullThroughSource implements ContentSource {
   private readonly store: Store;
   private readonly client: UpstreamClient;
   readonly health: UpstreamHealth;
+  /** Set by the upstream's 429s (and 503s with Retry-After): until when it is left alone. */
+  private readonly gate: RateLimitGate;
   private readonly local: LocalContent;
   private readonly log: Logger | undefined;
   private readonly now: () => number;
@@ -75,6 +78,7 @@ export class PullThroughSource implements ContentSource {
     this.local = new LocalContent(opts.store);
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
+    this.gate = new RateLimitGate({ maxMs: this.upstream.maxRetryAfterMs, now: this.now });
   }
 
   private get label(): string {
@@ -377,6 +381,11 @@ export class PullThroughSource implements ContentSource {
    * counts against the upstream; a 429 (or 503 with Retry-After) holds it off for a while.
    */
   private async call(method: 'GET' | 'HEAD', path: string, remote: string, headers: Record<string, string> = {}, deadline?: Deadline): Promise<UpstreamResponse> {
+    const hold = this.gate.current();
+    if (hold) {
+      upstreamRefused.inc({ upstream: this.label, reason: 'rate_limited' });
+      throw this.heldOff(hold);
+    }
     if (!this.health.allow()) {
       upstreamErrors.inc({ upstream: this.label, reason: 'down' });
       const seconds = Math.ceil(this.health.retryInMs() / 1000);
@@ -392,6 +401,8 @@ export class PullThroughSource implements ContentSource {
       // Our own deadline covers the headers only; the caller's runs on through the body.
       if (limit !== deadline) limit.clear();
     }
+    if (res.status === 429) upstreamErrors.inc({ upstream: this.label, reason: 'rate_limited' });
+    this.gate.note(res.status, header(res, 'retry-after'));
     if (res.status >= 500) this.health.failed();
     else this.health.succeeded();
     return res;
@@ -405,8 +416,11 @@ export class PullThroughSource implements ContentSource {
       return new RegistryError('DENIED', `upstream ${this.label} refused our credentials`, { upstream: this.label });
     }
     if (err instanceof UpstreamRateLimited) {
-      this.countStatus(err.status);
-      return new RegistryError(err.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', err.message, { upstream: this.label });
+      // From the token endpoint or /v2/: held off just the same.
+      if (err.status === 429) upstreamErrors.inc({ upstream: this.label, reason: 'rate_limited' });
+      else this.countStatus(err.status);
+      const hold = this.gate.note(err.status, err.retryAfter);
+      return hold ? this.heldOff(hold) : new RegistryError('UNAVAILABLE', err.message, { upstream: this.label });
     }
     if (err instanceof UpstreamTimeout) return this.timedOut(err);
     if (err instanceof UpstreamBadAnswer) {
@@ -434,6 +448,12 @@ export class PullThroughSource implements ContentSource {
     return gatewayTimeout(err);
   }
 
+  /** A miss refused while the upstream asked to be left alone, with the time still to wait. */
+  private heldOff(hold: Hold): RegistryError {
+    const message = `upstream ${this.label} asked to be left alone (${hold.status}); retry in ${hold.seconds}s`;
+    return new RegistryError(hold.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message, { upstream: this.label }, { status: hold.status, headers: { 'Retry-After': String(hold.seconds) } });
+  }
+
   private hit(kind: 'blob' | 'manifest'): void {
     this.counts.hits += 1;
     cacheHits.inc({ upstream: this.label, kind });
@@ -444,15 +464,19 @@ export class PullThroughSource implements ContentSource {
     cacheMisses.inc({ upstream: this.label, kind });
   }
 
+  /** Counts a 5xx answer (429s are counted as rate_limited by call()). */
   private countStatus(status: number): void {
-    upstreamErrors.inc({ upstream: this.label, reason: status === 429 ? 'status_429' : 'status_5xx' });
+    if (status >= 500) upstreamErrors.inc({ upstream: this.label, reason: 'status_5xx' });
   }
 
   /** Maps an upstream status other than 200 to the client's error. */
   private failure(status: number, kind: 'blob' | 'manifest', what: string): never {
     if (status === 404) throw new RegistryError(kind === 'blob' ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN', undefined, kind === 'blob' ? { digest: what } : { reference: what });
     if (status === 401 || status === 403) throw new RegistryError('DENIED', `upstream ${this.label} denied access`, { upstream: this.label });
-    if (status === 429 || status >= 500) this.countStatus(status);
+    this.countStatus(status);
+    // call() has noted the hold a 429 (or a 503 with Retry-After) asks for: the client is told how long it lasts.
+    const hold = status === 429 || status === 503 ? this.gate.current() : undefined;
+    if (hold) throw this.heldOff(hold);
     if (status === 429) throw new RegistryError('TOOMANYREQUESTS', `upstream ${this.label} is rate limiting`);
     throw new RegistryError('UNAVAILABLE', `upstream ${this.label} answered ${status}`, { upstream: this.label });
   }
