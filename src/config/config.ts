@@ -6,6 +6,15 @@ export type Action = 'pull' | 'push' | 'delete';
 
 export interface TlsFiles { cert: string; key: string }
 
+export interface UpstreamTimeouts {
+  tokenMs: number;
+  manifestMs: number;
+  blobHeadersMs: number;
+  /** 0: no minimum. */
+  blobMinBytesPerSecond: number;
+  blobRateWindowMs: number;
+}
+
 export interface UpstreamConfig {
   prefix: string;
   url: string;
@@ -18,6 +27,8 @@ export interface UpstreamConfig {
   ca?: string;
   insecure: boolean;
   tagTTLMs: number;
+  timeouts: UpstreamTimeouts;
+  maxRetryAfterMs: number;
   pushable: boolean;
 }
 

@@ -59,6 +59,13 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
     }
   }
 
+  /** A duration that must be more than zero (a deadline of 0 would fail every request). */
+  function positive(key: string, value: string | number | undefined, fallback: number): number {
+    const ms = unit(key, value, fallback, parseDuration);
+    if (ms <= 0) checked.push(`${key}: must be more than 0`);
+    return ms;
+  }
+
   const reg = raw.registry ?? {};
   const regListen = listen('registry.listen', reg.listen, '127.0.0.1:5000');
   const prefixes = new Set<string>();
@@ -83,6 +90,14 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       ca: absOpt(u.ca),
       insecure: u.insecure ?? false,
       tagTTLMs: unit(`${key}.tagTTL`, u.tagTTL, 60_000, parseDuration),
+      timeouts: {
+        tokenMs: positive(`${key}.timeouts.token`, u.timeouts?.token, 30_000),
+        manifestMs: positive(`${key}.timeouts.manifest`, u.timeouts?.manifest, 60_000),
+        blobHeadersMs: positive(`${key}.timeouts.blobHeaders`, u.timeouts?.blobHeaders, 60_000),
+        blobMinBytesPerSecond: unit(`${key}.timeouts.blobMinRate`, u.timeouts?.blobMinRate, 10 * 1024, parseSize),
+        blobRateWindowMs: positive(`${key}.timeouts.blobRateWindow`, u.timeouts?.blobRateWindow, 30_000),
+      },
+      maxRetryAfterMs: unit(`${key}.maxRetryAfter`, u.maxRetryAfter, 3_600_000, parseDuration),
       pushable: u.pushable ?? false,
     };
   });

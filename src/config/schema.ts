@@ -8,6 +8,19 @@ const Size = Type.Union([Type.String(), Type.Number()], { description: 'e.g. 512
 const Tls = Type.Object({ cert: Type.String(), key: Type.String() }, { additionalProperties: false });
 const strict = { additionalProperties: false } as const;
 
+/** Limits on one upstream's exchanges in time (see README, "Mirroring upstream registries"). */
+export const UpstreamTimeoutsSchema = Type.Object({
+  /** The whole token exchange. */
+  token: Type.Optional(Duration),
+  /** A whole manifest fetch (or tag revalidation), headers and body. */
+  manifest: Type.Optional(Duration),
+  /** Until a blob's response headers arrive (its body is then held to blobMinRate). */
+  blobHeaders: Type.Optional(Duration),
+  /** Bytes per second a blob body must average over blobRateWindow; 0 turns the check off. */
+  blobMinRate: Type.Optional(Size),
+  blobRateWindow: Type.Optional(Duration),
+}, strict);
+
 export const UpstreamSchema = Type.Object({
   prefix: Type.String({ minLength: 1 }),
   url: Type.String({ pattern: '^https?://' }),
@@ -21,6 +34,9 @@ export const UpstreamSchema = Type.Object({
   ca: Type.Optional(Type.String()),
   insecure: Type.Optional(Type.Boolean()),
   tagTTL: Type.Optional(Duration),
+  timeouts: Type.Optional(UpstreamTimeoutsSchema),
+  /** The longest a Retry-After from this upstream is obeyed (a 429 or 503 holds misses off until then). */
+  maxRetryAfter: Type.Optional(Duration),
   /** Who may push into this mirror namespace; default nobody (pull-only). */
   pushable: Type.Optional(Type.Boolean()),
 }, strict);

@@ -89,7 +89,10 @@ export class BlobResponse implements BlobSink {
   private res: ServerResponse | undefined;
   private readonly waits = new Waits();
 
-  constructor(private readonly reply: FastifyReply) {}
+  constructor(private readonly reply: FastifyReply) {
+    // Watched from the start: a source may wait (for an upstream's first bytes) before begin().
+    reply.raw.once('close', () => this.waits.consumerGone());
+  }
 
   /**
    * Takes the response from fastify (its onResponse hooks still run when it finishes) and sends
@@ -102,8 +105,8 @@ export class BlobResponse implements BlobSink {
     const res = reply.raw;
     for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
     res.writeHead(reply.statusCode);
-    // A write to a connection that closes may never call back: every wait ends when it closes.
-    res.once('close', () => this.waits.consumerGone());
+    // A write to a connection that closes may never call back: every wait ends when it closes
+    // (the listener is the constructor's).
     this.res = res;
   }
 
@@ -128,7 +131,10 @@ export class BlobResponse implements BlobSink {
   }
 
   abort(): void {
-    this.res?.destroy();
+    if (this.res) return void this.res.destroy();
+    // Not begun: fastify must not answer either (the client is gone, or must see a cut).
+    this.reply.hijack();
+    this.reply.raw.destroy();
   }
 }
 

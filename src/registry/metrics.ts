@@ -51,7 +51,14 @@ export const clientBytes = new Counter({
 
 export const upstreamErrors = new Counter({
   name: 'layover_upstream_errors_total',
-  help: 'Failed upstream requests, by upstream and reason (network, status_5xx, status_429, digest, down)',
+  help: 'Failed upstream requests, by upstream and reason (network, timeout, bad_answer, status_5xx, rate_limited, digest, down)',
+  labelNames: ['upstream', 'reason'],
+  registers: [metricsRegistry],
+});
+
+export const upstreamRefused = new Counter({
+  name: 'layover_upstream_refused_total',
+  help: 'Mirror reads refused without asking the upstream, by upstream and reason (rate_limited: it asked to be left alone, Retry-After)',
   labelNames: ['upstream', 'reason'],
   registers: [metricsRegistry],
 });

@@ -30,8 +30,11 @@ export interface CountingProxy {
   reset(): void;
   /** Flips one byte in each matching response body (default: every GET), or stops when `false`. */
   corrupt(filter?: RequestFilter | boolean): void;
-  /** Answers matching requests with `status` (and an empty body) instead of forwarding; `null` stops. */
-  fail(status: number | null, filter?: RequestFilter): void;
+  /**
+   * Answers matching requests with `status` (and an empty body) instead of forwarding; `null`
+   * stops. `headers` go with it, e.g. `{ 'retry-after': '3600' }` for a rate limit.
+   */
+  fail(status: number | null, filter?: RequestFilter, headers?: Record<string, string>): void;
   /** Holds each response for `ms` before forwarding it (0 turns it off). */
   delay(ms: number): void;
   /** Paces matching response bodies (default: every GET) to about `bytesPerSecond`; `null` stops. */
@@ -96,7 +99,7 @@ export async function startCountingProxy(targetUrl: string): Promise<CountingPro
   const log: RelayedRequest[] = [];
   const sockets = new Set<Socket>();
   let corruptFilter: RequestFilter | null = null;
-  let failure: { status: number; filter: RequestFilter } | null = null;
+  let failure: { status: number; filter: RequestFilter; headers: Record<string, string> } | null = null;
   let delayMs = 0;
   let throttling: { bytesPerSecond: number; filter: RequestFilter } | null = null;
   let resetting = false;
@@ -109,7 +112,7 @@ export async function startCountingProxy(targetUrl: string): Promise<CountingPro
     if (failure && failure.filter(entry)) {
       entry.status = failure.status;
       req.resume();
-      res.writeHead(failure.status, { 'content-length': '0' }).end();
+      res.writeHead(failure.status, { ...failure.headers, 'content-length': '0' }).end();
       return;
     }
     const upstream = http.request({
@@ -182,8 +185,8 @@ export async function startCountingProxy(targetUrl: string): Promise<CountingPro
     corrupt(filter = true) {
       corruptFilter = filter === false ? null : filter === true ? allGets : filter;
     },
-    fail(status, filter = () => true) {
-      failure = status === null ? null : { status, filter };
+    fail(status, filter = () => true, headers = {}) {
+      failure = status === null ? null : { status, filter, headers };
     },
     delay(ms) {
       delayMs = ms;

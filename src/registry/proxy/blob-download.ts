@@ -63,6 +63,8 @@ export class BlobDownload {
   private readonly inFlight = new Set<{ start: number; end: number }>();
   /** Settles when the download is committed or has failed (it never rejects; see `error`). */
   settled: Promise<void> = Promise.resolve();
+  /** The upstream body, for abort(). */
+  private source: Readable | undefined;
 
   private constructor(readonly size: number, private readonly writer: BlobWriter) {
     this.tick = new Promise((resolve) => (this.wake = resolve));
@@ -79,8 +81,19 @@ export class BlobDownload {
       await writer.abort();
       throw err;
     }
+    download.source = source;
     download.settled = download.run(source, hooks);
     return download;
+  }
+
+  /** Bytes received from the upstream so far (for a watch on its rate). */
+  get bytesReceived(): number {
+    return this.received;
+  }
+
+  /** Fails the download with `err`, as a broken upstream body would: nothing is committed. */
+  abort(err: Error): void {
+    if (this.state.kind === 'running') this.source?.destroy(err);
   }
 
   get error(): Error | undefined {
@@ -262,8 +275,9 @@ export class BlobDownload {
 
   /**
    * Sends bytes start..end (inclusive) to `response` as they arrive: from the window in batches
-   * (one writev each), from the file when behind it. Throws before response.begin() if the
-   * download has already failed; later failures cut the connection.
+   * (one writev each), from the file when behind it. The status line goes with the first bytes
+   * (or the end), so a download that fails before then throws its error, and the client is told
+   * why; once anything is sent, a failure cuts the connection.
    */
   async send(response: BlobSink, start: number, end: number): Promise<void> {
     if (this.error) throw this.error;
@@ -272,8 +286,13 @@ export class BlobDownload {
     // Behind the window: one buffer, refilled only after the socket has taken its bytes (a
     // stream keeps the chunks it is given, so it gets a fresh one each time).
     let buffer: Buffer | undefined;
-    try {
+    let begun = false;
+    const begin = () => {
+      if (begun) return;
+      begun = true;
       response.begin();
+    };
+    try {
       let pos = start;
       while (pos <= end) {
         const failed = this.error;
@@ -290,6 +309,7 @@ export class BlobDownload {
             write.end = pos;
             this.inFlight.add(write);
             try {
+              begin();
               await response.write(chunks);
             } catch (err) {
               // The socket may hold the chunks until it closes.
@@ -305,14 +325,17 @@ export class BlobDownload {
             const { bytesRead } = await (this.readHandle as FileHandle).read(buffer, 0, length, pos);
             if (bytesRead === 0) throw new Error('cached download ended early');
             pos += bytesRead;
+            begin();
             await response.write([buffer.subarray(0, bytesRead)]);
           }
           continue;
         }
         await response.until(this.tick);
       }
+      begin();
       response.end();
     } catch (err) {
+      if (!begun && err === this.error) throw err;
       response.abort(err instanceof Error ? err : new Error(String(err)));
     } finally {
       this.release();

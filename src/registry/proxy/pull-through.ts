@@ -5,15 +5,18 @@
 import { LRUCache } from 'lru-cache';
 import type { UpstreamConfig } from '../../config/config.js';
 import type { Logger } from '../../log.js';
+import { BodyTooLarge, readBounded } from '../body.js';
 import { digestOf, parseDigest, type Digest } from '../digest.js';
 import { RegistryError } from '../errors.js';
 import { MANIFEST_MEDIA_TYPES, parseManifest } from '../manifest.js';
-import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors } from '../metrics.js';
+import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors, upstreamRefused } from '../metrics.js';
 import { LocalContent, parseReference, storeManifest, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
 import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
+import { Deadline, UpstreamTimeout, watchRate } from './deadline.js';
 import { UpstreamHealth } from './health.js';
-import { discard, type UpstreamBody, UpstreamAuthError, UpstreamClient, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
+import { RateLimitGate, type Hold } from './retry-after.js';
+import { discard, upstreamFailure, UpstreamAuthError, UpstreamBadAnswer, UpstreamClient, UpstreamRateLimited, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
 import { upstreamPath } from './upstream-names.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
@@ -29,23 +32,22 @@ export interface PullThroughOptions {
   now?: () => number;
 }
 
+/** Why a cached tag is served unrevalidated, from the error its revalidation met. */
+function staleReason(status: number): string {
+  if (status === 504) return 'did not answer in time';
+  if (status === 503) return 'is unreachable';
+  if (status === 429) return 'is rate limiting';
+  return `answered ${status}`;
+}
+
+/** Distribution has no code for a gateway timeout: UNAVAILABLE, with the status that says it. */
+function gatewayTimeout(err: UpstreamTimeout): RegistryError {
+  return new RegistryError('UNAVAILABLE', err.message, { upstream: err.upstream }, { status: 504 });
+}
+
 function header(res: UpstreamResponse, name: string): string | undefined {
   const value = res.headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-async function readLimited(body: UpstreamBody, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) {
-      discard(body);
-      throw new RegistryError('MANIFEST_INVALID', `upstream manifest exceeds ${limit} bytes`, undefined, { status: 502 });
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
 }
 
 export class PullThroughSource implements ContentSource {
@@ -53,6 +55,8 @@ export class PullThroughSource implements ContentSource {
   private readonly store: Store;
   private readonly client: UpstreamClient;
   readonly health: UpstreamHealth;
+  /** Set by the upstream's 429s (and 503s with Retry-After): until when it is left alone. */
+  private readonly gate: RateLimitGate;
   private readonly local: LocalContent;
   private readonly log: Logger | undefined;
   private readonly now: () => number;
@@ -74,6 +78,7 @@ export class PullThroughSource implements ContentSource {
     this.local = new LocalContent(opts.store);
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
+    this.gate = new RateLimitGate({ maxMs: this.upstream.maxRetryAfterMs, now: this.now });
   }
 
   private get label(): string {
@@ -102,6 +107,7 @@ export class PullThroughSource implements ContentSource {
     else {
       this.miss('blob');
       pending = this.startBlob(repository, digest);
+      void pending.then((started) => started && this.watchBody(started), () => undefined);
       this.blobs.set(key, pending);
       const forget = () => {
         if (this.blobs.get(key) === pending) this.blobs.delete(key);
@@ -116,7 +122,7 @@ export class PullThroughSource implements ContentSource {
     // Between the download's end and its removal from `blobs`, a client can still get hold of
     // it: once released it has no file handle any more, and the committed blob is read instead.
     const stored = async (): Promise<BlobHit> => {
-      if (download.error) throw download.error;
+      if (download.error) throw this.downloadError(download.error);
       const hit = await this.local.getBlob(repository, digest);
       if (!hit) throw new RegistryError('BLOB_UNKNOWN', undefined, { digest });
       return hit;
@@ -125,7 +131,8 @@ export class PullThroughSource implements ContentSource {
       stat: { digest, size: download.size },
       open: async (range) => (download.released ? (await stored()).open(range) : download.open(range)),
       send: async (response, start, end) => {
-        if (!download.released) return download.send(response, start, end);
+        // send() throws only while nothing was sent: the client can still be told why.
+        if (!download.released) return download.send(response, start, end).catch((err: unknown) => Promise.reject(this.downloadError(err)));
         const hit = await stored();
         if (!hit.send) throw new Error('a stored blob without send()');
         return hit.send(response, start, end);
@@ -197,6 +204,30 @@ export class PullThroughSource implements ContentSource {
     return download;
   }
 
+  /**
+   * Gives up on a blob body that arrives slower than the upstream's minimum rate: the download
+   * fails, its file is dropped, and every client of it is told (504) or cut off at once.
+   */
+  private watchBody(download: BlobDownload): void {
+    const t = this.upstream.timeouts;
+    const rate = { bytesPerSecond: t.blobMinBytesPerSecond, windowMs: t.blobRateWindowMs };
+    const stop = watchRate(() => download.bytesReceived, rate, () => {
+      download.abort(new UpstreamTimeout(this.label, `blob body below ${rate.bytesPerSecond} bytes/s over ${rate.windowMs / 1000}s`));
+    });
+    void download.settled.then(stop);
+  }
+
+  /**
+   * What a client is told of a download that failed before it was sent anything (counted and
+   * logged once, where it failed). The client asked for nothing wrong: a verification failure
+   * is the upstream's (502), as is a body that broke off; a body too slow is a timeout (504).
+   */
+  private downloadError(err: unknown): Error {
+    if (err instanceof RegistryError) return err.status >= 500 ? err : new RegistryError(err.code, err.message, err.detail, { status: 502 });
+    if (err instanceof UpstreamTimeout) return gatewayTimeout(err);
+    return new RegistryError('UNAVAILABLE', `the download from upstream ${this.label} failed`, { upstream: this.label }, { status: 502 });
+  }
+
   // ---- manifests ----
 
   async getManifest(repository: string, reference: string, withBody: boolean): Promise<ManifestHit | undefined> {
@@ -254,7 +285,7 @@ export class PullThroughSource implements ContentSource {
     try {
       res = await this.call('HEAD', `/v2/${remote}/manifests/${tag}`, remote, { accept: ACCEPT });
     } catch (err) {
-      if (err instanceof RegistryError && (err.status >= 500 || err.status === 429 || err.status === 401 || err.status === 403)) return stale(err.status === 503 ? 'is unreachable' : `answered ${err.status}`);
+      if (err instanceof RegistryError && (err.status >= 500 || err.status === 429 || err.status === 401 || err.status === 403)) return stale(staleReason(err.status));
       throw err;
     }
     discard(res.body);
@@ -283,12 +314,20 @@ export class PullThroughSource implements ContentSource {
 
   private async fetchManifest(repository: string, reference: string): Promise<ManifestHit | undefined> {
     const remote = this.remote(repository);
-    const res = await this.call('GET', `/v2/${remote}/manifests/${reference}`, remote, { accept: ACCEPT });
-    if (res.status !== 200) {
-      discard(res.body);
-      this.failure(res.status, 'manifest', reference);
+    // One deadline for headers and body: a manifest trickled a byte at a time is not waited for.
+    const deadline = this.deadline('manifest');
+    let res: UpstreamResponse;
+    let bytes: Buffer;
+    try {
+      res = await this.call('GET', `/v2/${remote}/manifests/${reference}`, remote, { accept: ACCEPT }, deadline);
+      if (res.status !== 200) {
+        discard(res.body);
+        this.failure(res.status, 'manifest', reference);
+      }
+      bytes = await this.readManifest(res, deadline);
+    } finally {
+      deadline.clear();
     }
-    const bytes = await readLimited(res.body, this.opts.maxManifestBytes);
     upstreamBytes.inc({ upstream: this.label }, bytes.length);
     const ref = parseReference(reference);
     const claimed = ref.digest ?? header(res, 'docker-content-digest');
@@ -310,37 +349,109 @@ export class PullThroughSource implements ContentSource {
     return { meta, bytes };
   }
 
+  /** The manifest body, at most maxManifestBytes (a larger declared length is refused unread). */
+  private async readManifest(res: UpstreamResponse, deadline: Deadline): Promise<Buffer> {
+    const limit = this.opts.maxManifestBytes;
+    try {
+      return await readBounded(res.body, res.headers['content-length'], limit);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) throw new RegistryError('MANIFEST_INVALID', `upstream manifest exceeds ${limit} bytes`, undefined, { status: 502 });
+      // Out of time (ours or undici's): 504; cut off (a reset, a close): 502.
+      const failure = deadline.expired ? deadline.error : upstreamFailure(this.label, err, 'manifest body');
+      if (failure instanceof UpstreamTimeout) throw this.timedOut(failure);
+      this.health.failed();
+      upstreamErrors.inc({ upstream: this.label, reason: 'network' });
+      this.log?.warn({ upstream: this.label, reason: failure.reason }, 'upstream broke off while sending a manifest');
+      throw new RegistryError('UNAVAILABLE', `upstream ${this.label} broke off while sending the manifest`, { upstream: this.label }, { status: 502 });
+    }
+  }
+
   // ---- upstream exchange ----
 
-  /** One upstream request behind the circuit breaker; unreachable or 5xx counts against the upstream. */
-  private async call(method: 'GET' | 'HEAD', path: string, remote: string, headers: Record<string, string> = {}): Promise<UpstreamResponse> {
+  /** A deadline for a whole manifest exchange, or for the wait for a blob's response headers. */
+  private deadline(kind: 'manifest' | 'blob'): Deadline {
+    const t = this.upstream.timeouts;
+    const ms = kind === 'manifest' ? t.manifestMs : t.blobHeadersMs;
+    return new Deadline(ms, new UpstreamTimeout(this.label, `${kind === 'manifest' ? 'manifest' : 'blob headers'} within ${ms / 1000}s`));
+  }
+
+  /**
+   * One upstream request behind the rate-limit hold and the circuit breaker, within `deadline`
+   * (by default one for its kind, over once the headers are in). Unreachable, out of time or 5xx
+   * counts against the upstream; a 429 (or 503 with Retry-After) holds it off for a while.
+   */
+  private async call(method: 'GET' | 'HEAD', path: string, remote: string, headers: Record<string, string> = {}, deadline?: Deadline): Promise<UpstreamResponse> {
+    const hold = this.gate.current();
+    if (hold) {
+      upstreamRefused.inc({ upstream: this.label, reason: 'rate_limited' });
+      throw this.heldOff(hold);
+    }
     if (!this.health.allow()) {
       upstreamErrors.inc({ upstream: this.label, reason: 'down' });
       const seconds = Math.ceil(this.health.retryInMs() / 1000);
       throw new RegistryError('UNAVAILABLE', `upstream ${this.label} is down after repeated failures; retrying in ${seconds}s`, { upstream: this.label }, { headers: { 'Retry-After': String(Math.max(1, seconds)) } });
     }
+    const limit = deadline ?? this.deadline(path.includes('/manifests/') ? 'manifest' : 'blob');
     let res: UpstreamResponse;
     try {
-      res = await this.client.request(method, path, remote, headers);
+      res = await this.client.request(method, path, remote, headers, limit.signal);
     } catch (err) {
-      if (err instanceof UpstreamAuthError) {
-        this.health.succeeded();
-        this.log?.warn({ upstream: this.label, reason: err.message }, 'upstream authentication failed');
-        throw new RegistryError('DENIED', `upstream ${this.label} refused our credentials`, { upstream: this.label });
-      }
-      if (err instanceof UpstreamUnreachable) {
-        this.health.failed();
-        upstreamErrors.inc({ upstream: this.label, reason: 'network' });
-        this.log?.warn({ upstream: this.label, reason: err.reason }, 'upstream unreachable');
-        // A certificate we do not trust is the operator's to fix: say so (the code is no secret).
-        const why = err.tls ? `: ${err.reason}; set ca or insecure for it` : '';
-        throw new RegistryError('UNAVAILABLE', `upstream ${this.label} is unreachable${why}`, { upstream: this.label });
-      }
-      throw err;
+      throw this.exchangeError(limit.expired ? limit.error : err);
+    } finally {
+      // Our own deadline covers the headers only; the caller's runs on through the body.
+      if (limit !== deadline) limit.clear();
     }
+    if (res.status === 429) upstreamErrors.inc({ upstream: this.label, reason: 'rate_limited' });
+    this.gate.note(res.status, header(res, 'retry-after'));
     if (res.status >= 500) this.health.failed();
     else this.health.succeeded();
     return res;
+  }
+
+  /** The client's error for an exchange that failed before its answer's headers came. */
+  private exchangeError(err: unknown): unknown {
+    if (err instanceof UpstreamAuthError) {
+      this.health.succeeded();
+      this.log?.warn({ upstream: this.label, reason: err.message }, 'upstream authentication failed');
+      return new RegistryError('DENIED', `upstream ${this.label} refused our credentials`, { upstream: this.label });
+    }
+    if (err instanceof UpstreamRateLimited) {
+      // From the token endpoint or /v2/: held off just the same.
+      if (err.status === 429) upstreamErrors.inc({ upstream: this.label, reason: 'rate_limited' });
+      else this.countStatus(err.status);
+      const hold = this.gate.note(err.status, err.retryAfter);
+      return hold ? this.heldOff(hold) : new RegistryError('UNAVAILABLE', err.message, { upstream: this.label });
+    }
+    if (err instanceof UpstreamTimeout) return this.timedOut(err);
+    if (err instanceof UpstreamBadAnswer) {
+      this.health.failed();
+      upstreamErrors.inc({ upstream: this.label, reason: 'bad_answer' });
+      this.log?.warn({ upstream: this.label, reason: err.reason }, 'upstream sent an unusable answer');
+      return new RegistryError('UNAVAILABLE', err.message, { upstream: this.label }, { status: 502 });
+    }
+    if (err instanceof UpstreamUnreachable) {
+      this.health.failed();
+      upstreamErrors.inc({ upstream: this.label, reason: 'network' });
+      this.log?.warn({ upstream: this.label, reason: err.reason }, 'upstream unreachable');
+      // A certificate we do not trust is the operator's to fix: say so (the code is no secret).
+      const why = err.tls ? `: ${err.reason}; set ca or insecure for it` : '';
+      return new RegistryError('UNAVAILABLE', `upstream ${this.label} is unreachable${why}`, { upstream: this.label });
+    }
+    return err;
+  }
+
+  /** An exchange out of time: a gateway timeout for the client, a failure of the upstream. */
+  private timedOut(err: UpstreamTimeout): RegistryError {
+    this.health.failed();
+    upstreamErrors.inc({ upstream: this.label, reason: 'timeout' });
+    this.log?.warn({ upstream: this.label, what: err.what }, 'upstream did not answer in time');
+    return gatewayTimeout(err);
+  }
+
+  /** A miss refused while the upstream asked to be left alone, with the time still to wait. */
+  private heldOff(hold: Hold): RegistryError {
+    const message = `upstream ${this.label} asked to be left alone (${hold.status}); retry in ${hold.seconds}s`;
+    return new RegistryError(hold.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message, { upstream: this.label }, { status: hold.status, headers: { 'Retry-After': String(hold.seconds) } });
   }
 
   private hit(kind: 'blob' | 'manifest'): void {
@@ -353,19 +464,20 @@ export class PullThroughSource implements ContentSource {
     cacheMisses.inc({ upstream: this.label, kind });
   }
 
+  /** Counts a 5xx answer (429s are counted as rate_limited by call()). */
   private countStatus(status: number): void {
-    upstreamErrors.inc({ upstream: this.label, reason: status === 429 ? 'status_429' : 'status_5xx' });
+    if (status >= 500) upstreamErrors.inc({ upstream: this.label, reason: 'status_5xx' });
   }
 
   /** Maps an upstream status other than 200 to the client's error. */
   private failure(status: number, kind: 'blob' | 'manifest', what: string): never {
     if (status === 404) throw new RegistryError(kind === 'blob' ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN', undefined, kind === 'blob' ? { digest: what } : { reference: what });
-    if (status === 429) {
-      this.countStatus(status);
-      throw new RegistryError('TOOMANYREQUESTS', `upstream ${this.label} is rate limiting`);
-    }
     if (status === 401 || status === 403) throw new RegistryError('DENIED', `upstream ${this.label} denied access`, { upstream: this.label });
-    if (status >= 500) this.countStatus(status);
+    this.countStatus(status);
+    // call() has noted the hold a 429 (or a 503 with Retry-After) asks for: the client is told how long it lasts.
+    const hold = status === 429 || status === 503 ? this.gate.current() : undefined;
+    if (hold) throw this.heldOff(hold);
+    if (status === 429) throw new RegistryError('TOOMANYREQUESTS', `upstream ${this.label} is rate limiting`);
     throw new RegistryError('UNAVAILABLE', `upstream ${this.label} answered ${status}`, { upstream: this.label });
   }
 

@@ -3,17 +3,24 @@
 // expire, Basic where the upstream asks for it, and redirects followed without handing the
 // upstream's Authorization to another host.
 import { readFileSync } from 'node:fs';
-import { LRUCache } from 'lru-cache';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../../config/config.js';
+import { BodyTooLarge, readBounded } from '../body.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { basicHeader, credentialSource, type CredentialSource } from './credentials.js';
+import { abortable, Deadline, UpstreamTimeout } from './deadline.js';
 import { slabConnector } from './slab-connector.js';
+import { TokenCache } from './token-cache.js';
+
+/** An error body, or a redirect's, is read this far at most (to keep the connection)... */
+const DISCARD_MAX_BYTES = 64 * 1024;
+/** ...and for this long at most: a trickled one is not worth a connection for a minute. */
+const DISCARD_MAX_MS = 5_000;
 
 /** Drops a response body we do not need; a body cut short must not surface as an unhandled error. */
 export function discard(body: UpstreamBody): void {
   // dump() reads a small remainder (keeping the connection reusable) and destroys a large one.
-  body.dump().catch(() => undefined);
+  body.dump({ limit: DISCARD_MAX_BYTES, signal: AbortSignal.timeout(DISCARD_MAX_MS) }).catch(() => undefined);
 }
 
 export type UpstreamBody = Dispatcher.ResponseData['body'];
@@ -38,6 +45,22 @@ export class UpstreamUnreachable extends Error {
   }
 }
 
+/** The upstream sent something unusable (a token answer of megabytes, not JSON): a 502 for the client. */
+export class UpstreamBadAnswer extends Error {
+  constructor(readonly upstream: string, readonly reason: string) {
+    super(`upstream ${upstream}: ${reason}`);
+    this.name = 'UpstreamBadAnswer';
+  }
+}
+
+/** The upstream answered 429 (or 503 with Retry-After) outside a request we return, e.g. for a token. */
+export class UpstreamRateLimited extends Error {
+  constructor(readonly upstream: string, readonly status: number, readonly retryAfter: string | undefined, where: string) {
+    super(`upstream ${upstream}: ${where} answered ${status}`);
+    this.name = 'UpstreamRateLimited';
+  }
+}
+
 /** The upstream refused our credentials (or has none for us). */
 export class UpstreamAuthError extends Error {
   constructor(readonly upstream: string, message: string) {
@@ -55,6 +78,10 @@ const DEFAULT_TOKEN_SECONDS = 60;
  * flight; for short-lived tokens a fifth of their life, or they would never be reused at all.
  */
 const TOKEN_MARGIN_MS = 10_000;
+/** A token answer larger than this is refused: real ones are a few KiB (GCR's with many scopes, tens). */
+export const TOKEN_MAX_BYTES = 256 * 1024;
+/** All cached tokens of one upstream together. */
+const TOKEN_CACHE_BYTES = 8 * 2 ** 20;
 
 export interface UpstreamClientOptions {
   credentials?: CredentialSource;
@@ -72,10 +99,14 @@ function errorReason(err: unknown): string {
 
 /** OpenSSL's verification codes and Node's own TLS ones (hostname mismatch, handshake). */
 const TLS_CODE = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|^ERR_TLS_|^ERR_SSL_/;
+/** undici's own per-exchange timeouts: a gateway timeout for the client, like our deadlines. */
+const TIMEOUT_CODE = /^UND_ERR_(?:HEADERS|BODY|CONNECT)_TIMEOUT$/;
 
-function unreachable(upstream: string, err: unknown, context?: string): UpstreamUnreachable {
+/** What a failed exchange (or a body cut off) was: out of time, or unreachable (a certificate, a reset...). */
+export function upstreamFailure(upstream: string, err: unknown, context?: string): UpstreamUnreachable | UpstreamTimeout {
   const code = errorReason(err);
   const where = context ? `${context}: ` : '';
+  if (TIMEOUT_CODE.test(code)) return new UpstreamTimeout(upstream, `${where}${code}`);
   if (TLS_CODE.test(code)) return new UpstreamUnreachable(upstream, `${where}TLS certificate not trusted (${code})`, true);
   return new UpstreamUnreachable(upstream, `${where}${code}`);
 }
@@ -89,7 +120,7 @@ export class UpstreamClient {
   private readonly now: () => number;
   private scheme: AuthScheme | undefined;
   private discovering: Promise<AuthScheme> | undefined;
-  private readonly tokens = new LRUCache<string, { token: string; until: number }>({ max: 1000 });
+  private readonly tokens = new TokenCache(TOKEN_CACHE_BYTES);
   private readonly tokenRequests = new Map<string, Promise<string>>();
 
   constructor(readonly upstream: UpstreamConfig, opts: UpstreamClientOptions = {}) {
@@ -163,7 +194,10 @@ export class UpstreamClient {
         if (!challenge) throw new UpstreamAuthError(this.name, '/v2/ answered 401 without a usable challenge');
         return this.schemeOf(challenge);
       }
-      if (res.status >= 500 || res.status === 429) throw new UpstreamUnreachable(this.name, `/v2/ answered ${res.status}`);
+      if (res.status === 429 || (res.status === 503 && res.headers['retry-after'] !== undefined)) {
+        throw new UpstreamRateLimited(this.name, res.status, first(res.headers['retry-after']), '/v2/');
+      }
+      if (res.status >= 500) throw new UpstreamUnreachable(this.name, `/v2/ answered ${res.status}`);
       return { kind: 'none' } as AuthScheme;
     })().finally(() => (this.discovering = undefined));
     this.scheme = await this.discovering;
@@ -181,13 +215,26 @@ export class UpstreamClient {
     if (cached && !fresh && cached.until > this.now()) return `Bearer ${cached.token}`;
     let pending = this.tokenRequests.get(scope);
     if (!pending) {
-      pending = this.fetchToken(scheme, scope, signal).finally(() => this.tokenRequests.delete(scope));
+      // Shared by every request for the scope meanwhile, so bounded by its own deadline only.
+      pending = this.fetchToken(scheme, scope).finally(() => this.tokenRequests.delete(scope));
       this.tokenRequests.set(scope, pending);
     }
-    return `Bearer ${await pending}`;
+    return `Bearer ${await abortable(pending, signal)}`;
   }
 
-  private async fetchToken(scheme: Extract<AuthScheme, { kind: 'bearer' }>, scope: string, signal?: AbortSignal): Promise<string> {
+  private async fetchToken(scheme: Extract<AuthScheme, { kind: 'bearer' }>, scope: string): Promise<string> {
+    const deadline = new Deadline(this.upstream.timeouts.tokenMs, new UpstreamTimeout(this.name, 'token endpoint'));
+    try {
+      return await this.exchangeToken(scheme, scope, deadline);
+    } catch (err) {
+      if (deadline.expired) throw deadline.error;
+      throw err;
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  private async exchangeToken(scheme: Extract<AuthScheme, { kind: 'bearer' }>, scope: string, deadline: Deadline): Promise<string> {
     const url = new URL(scheme.realm);
     if (scheme.service) url.searchParams.set('service', scheme.service);
     url.searchParams.set('scope', scope);
@@ -196,16 +243,31 @@ export class UpstreamClient {
     const agent = url.origin === this.base.origin ? this.agent : this.foreignAgent;
     let res: Dispatcher.ResponseData;
     try {
-      res = await request(url, { method: 'GET', headers, dispatcher: agent, signal });
+      res = await request(url, { method: 'GET', headers, dispatcher: agent, signal: deadline.signal });
     } catch (err) {
-      throw unreachable(this.name, err, 'token endpoint');
+      throw upstreamFailure(this.name, err, 'token endpoint');
     }
     if (res.statusCode !== 200) {
       discard(res.body);
-      if (res.statusCode >= 500 || res.statusCode === 429) throw new UpstreamUnreachable(this.name, `token endpoint answered ${res.statusCode}`);
+      const retryAfter = first(res.headers['retry-after']);
+      if (res.statusCode === 429 || (res.statusCode === 503 && retryAfter !== undefined)) throw new UpstreamRateLimited(this.name, res.statusCode, retryAfter, 'token endpoint');
+      if (res.statusCode >= 500) throw new UpstreamUnreachable(this.name, `token endpoint answered ${res.statusCode}`);
       throw new UpstreamAuthError(this.name, `token endpoint refused the credentials (${res.statusCode})`);
     }
-    const body = (await res.body.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    let text: Buffer;
+    try {
+      text = await readBounded(res.body, res.headers['content-length'], TOKEN_MAX_BYTES);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) throw new UpstreamBadAnswer(this.name, `token endpoint answered more than ${TOKEN_MAX_BYTES / 1024} KiB`);
+      throw upstreamFailure(this.name, err, 'token endpoint');
+    }
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    try {
+      body = JSON.parse(text.toString('utf8')) as typeof body;
+    } catch {
+      throw new UpstreamBadAnswer(this.name, 'token endpoint answered something other than JSON');
+    }
+    if (typeof body !== 'object' || body === null) throw new UpstreamBadAnswer(this.name, 'token endpoint answered something other than a JSON object');
     const token = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
     if (!token) throw new UpstreamAuthError(this.name, 'token endpoint answered without a token');
     const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
@@ -227,7 +289,7 @@ export class UpstreamClient {
         res = await request(url, { method, headers: sendHeaders, dispatcher: sameOrigin ? this.agent : this.foreignAgent, signal });
       } catch (err) {
         if (signal?.aborted) throw err;
-        throw unreachable(this.name, err);
+        throw upstreamFailure(this.name, err);
       }
       const location = first(res.headers.location);
       if ([301, 302, 303, 307, 308].includes(res.statusCode) && location) {
