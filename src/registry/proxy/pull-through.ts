@@ -14,6 +14,7 @@ import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
 import { UpstreamHealth } from './health.js';
 import { discard, type UpstreamBody, UpstreamAuthError, UpstreamClient, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
+import { sourceId } from './source-id.js';
 import { upstreamPath } from './upstream-names.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
@@ -56,6 +57,8 @@ export class PullThroughSource implements ContentSource {
   private readonly local: LocalContent;
   private readonly log: Logger | undefined;
   private readonly now: () => number;
+  /** This upstream's id in the store's provenance markers. */
+  private readonly source: string;
   private readonly blobs = new Map<string, Promise<BlobDownload | undefined>>();
   private readonly manifests = new Map<string, Promise<ManifestHit | undefined>>();
   // lru-cache allocates room for `max` entries up front, and every full collection scans it: an
@@ -74,6 +77,7 @@ export class PullThroughSource implements ContentSource {
     this.local = new LocalContent(opts.store);
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
+    this.source = sourceId(this.upstream);
   }
 
   private get label(): string {
@@ -110,7 +114,7 @@ export class PullThroughSource implements ContentSource {
     }
     const download = await pending;
     if (!download) {
-      // Already in the store for another repository, and the upstream confirmed this one has it.
+      // Delivered by this upstream before, for another repository, and it confirmed this one has it.
       return this.local.getBlob(repository, digest);
     }
     // Between the download's end and its removal from `blobs`, a client can still get hold of
@@ -158,9 +162,11 @@ export class PullThroughSource implements ContentSource {
   /** Resolves with the running download, or undefined when the blob is now local; 404 throws BLOB_UNKNOWN. */
   private async startBlob(repository: string, digest: Digest): Promise<BlobDownload | undefined> {
     const remote = this.remote(repository);
-    if (await this.store.statBlob(digest)) {
-      // The bytes are here (another repository has them), but whether this upstream repository
-      // has that digest is the upstream's to say: a HEAD, never a second copy.
+    if ((await this.store.statBlob(digest)) && (await this.store.blobFromSource(digest, this.source))) {
+      // This upstream delivered these bytes before (for another of its repositories): whether
+      // this repository has them is the upstream's to say, a HEAD, no second copy. Bytes that
+      // came any other way (a push, another upstream) are never handed out on an upstream's
+      // word: an upstream that says yes to every digest would read anyone's private blobs.
       const res = await this.call('HEAD', `/v2/${remote}/blobs/${digest}`, remote);
       discard(res.body);
       if (res.status !== 200) this.failure(res.status, 'blob', digest);
@@ -180,7 +186,10 @@ export class PullThroughSource implements ContentSource {
     const writer = await this.store.openBlobWriter({ digest, size });
     const download = await BlobDownload.start(res.body, size, writer, {
       onBytes: (n) => upstreamBytes.inc({ upstream: this.label }, n),
-      onCommitted: async () => this.store.linkBlob(repository, digest),
+      onCommitted: async () => {
+        await this.store.recordBlobSource(digest, this.source);
+        await this.store.linkBlob(repository, digest);
+      },
     });
     void download.settled.then(() => {
       const error = download.error;

@@ -13,7 +13,7 @@ import type { Descriptor } from '../manifest.js';
 import { isRepositoryName } from '../names.js';
 import { ReferenceGuard } from '../gc/guard.js';
 import { FileHasher } from './file-hasher.js';
-import { isUploadId, Layout } from './layout.js';
+import { isSourceId, isUploadId, Layout } from './layout.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
 
 /** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
@@ -235,6 +235,16 @@ export class FilesystemStore implements Store {
 
   async deleteBlob(digest: Digest): Promise<void> {
     await removeFile(this.layout.blob(digest));
+    for (const source of await listDir(this.layout.sources)) if (isSourceId(source)) await removeFile(this.layout.blobSource(source, digest));
+  }
+
+  async recordBlobSource(digest: Digest, source: string): Promise<void> {
+    const marker = this.layout.blobSource(source, digest);
+    if (!(await existsFile(marker))) await this.writeAtomic(marker, '');
+  }
+
+  async blobFromSource(digest: Digest, source: string): Promise<boolean> {
+    return existsFile(this.layout.blobSource(source, digest));
   }
 
   async openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter> {
