@@ -217,7 +217,7 @@ export class PullThroughSource implements ContentSource {
         this.recordPull(repository, hit.meta.digest);
         return hit;
       }
-      return this.coalesce(repository, reference, () => this.fetchManifest(repository, reference));
+      return this.coalesce(repository, reference, withBody, () => this.fetchManifest(repository, reference));
     }
     const tagKey = `${repository}:${ref.tag}`;
     const cached = await this.store.resolveTag(repository, ref.tag);
@@ -231,13 +231,17 @@ export class PullThroughSource implements ContentSource {
           return hit;
         }
       }
-      return this.coalesce(repository, reference, () => this.revalidate(repository, ref.tag, cached, withBody));
+      return this.coalesce(repository, reference, withBody, () => this.revalidate(repository, ref.tag, cached, withBody));
     }
-    return this.coalesce(repository, reference, () => this.fetchManifest(repository, reference));
+    return this.coalesce(repository, reference, withBody, () => this.fetchManifest(repository, reference));
   }
 
-  private async coalesce(repository: string, reference: string, work: () => Promise<ManifestHit | undefined>): Promise<ManifestHit | undefined> {
-    const key = `${repository}:${reference}`;
+  /**
+   * Joins a running fetch of the same manifest. HEADs and GETs never share one: a revalidation a
+   * HEAD started answers from local metadata without the bytes, and a GET must not get that.
+   */
+  private async coalesce(repository: string, reference: string, withBody: boolean, work: () => Promise<ManifestHit | undefined>): Promise<ManifestHit | undefined> {
+    const key = `${withBody ? 'GET' : 'HEAD'} ${repository}:${reference}`;
     const pending = this.manifests.get(key);
     if (pending) {
       coalescedRequests.inc({ upstream: this.label, kind: 'manifest' });
