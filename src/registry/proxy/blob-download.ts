@@ -17,6 +17,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StreamSink, type BlobSink } from '../blob-response.js';
+import { asStorageError } from '../storage/errors.js';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
 import { releaseChunk } from './slab-connector.js';
 
@@ -112,13 +113,13 @@ export class BlobDownload {
         writer.write(chunks.map((c) => c.chunk as Buffer)).then(() => {
           written();
           done();
-        }, done);
+        }, (err: unknown) => done(asStorageError(err)));
       },
       write: (chunk: Buffer, _enc, done) => {
         writer.write([chunk]).then(() => {
           written();
           done();
-        }, done);
+        }, (err: unknown) => done(asStorageError(err)));
       },
     });
     const counter = hooks.onBytes;
@@ -141,8 +142,10 @@ export class BlobDownload {
     source.once('end', announce);
     try {
       await pipeline(source, sink);
-      const stat = await writer.commit();
-      await hooks.onCommitted?.(stat);
+      // Failures from here on are the storage's (a full disk), not the upstream's: the caller
+      // must not count them against the upstream. The commit's verdicts on the bytes stay as they are.
+      const stat = await writer.commit().catch((err: unknown) => Promise.reject(asStorageError(err)));
+      await hooks.onCommitted?.(stat).catch((err: unknown) => Promise.reject(asStorageError(err)));
       this.state = { kind: 'committed', stat };
     } catch (err) {
       // A write to the file may still be in flight and reading its chunks.

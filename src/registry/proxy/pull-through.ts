@@ -10,6 +10,7 @@ import { RegistryError } from '../errors.js';
 import { MANIFEST_MEDIA_TYPES, parseManifest } from '../manifest.js';
 import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors } from '../metrics.js';
 import { LocalContent, parseReference, storeManifest, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
+import { isStorageFull, logStorageFull, StorageError, storageFullError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
 import { UpstreamHealth } from './health.js';
@@ -183,6 +184,13 @@ export class PullThroughSource implements ContentSource {
       discard(res.body);
       throw new RegistryError('BLOB_UNKNOWN', 'upstream sent a blob without a length', { digest }, { status: 502 });
     }
+    const free = await this.store.freeBytes();
+    if (free !== undefined && size > free) {
+      discard(res.body);
+      const error = storageFullError(`the blob's ${size} bytes do not fit in the ${free} bytes free`);
+      logStorageFull(this.log, this.store.root, error);
+      throw error;
+    }
     const writer = await this.store.openBlobWriter({ digest, size });
     const download = await BlobDownload.start(res.body, size, writer, {
       onBytes: (n) => upstreamBytes.inc({ upstream: this.label }, n),
@@ -194,6 +202,8 @@ export class PullThroughSource implements ContentSource {
     void download.settled.then(() => {
       const error = download.error;
       if (!error) return;
+      // Our own disk failing (full) says nothing about the upstream: no breaker, no upstream error.
+      if (error instanceof StorageError) return this.storageFailed(error, { repository, digest });
       if (error instanceof RegistryError) {
         upstreamErrors.inc({ upstream: this.label, reason: 'digest' });
         this.log?.warn({ upstream: this.label, repository, digest, code: error.code }, 'upstream blob failed verification: nothing cached');
@@ -388,6 +398,15 @@ export class PullThroughSource implements ContentSource {
     const now = this.now();
     if (!force && last !== undefined && now - last < PULL_RECORD_EVERY_MS) return;
     this.pullRecordedAt.set(key, now);
-    this.store.recordPull(repository, digest, new Date(now)).catch((err: unknown) => this.log?.warn({ err, repository }, 'could not record a pull'));
+    this.store.recordPull(repository, digest, new Date(now)).catch((err: unknown) => {
+      if (isStorageFull(err)) logStorageFull(this.log, this.store.root, err);
+      else this.log?.warn({ err, repository }, 'could not record a pull');
+    });
+  }
+
+  /** A cache fill that our storage could not take. */
+  private storageFailed(error: StorageError, where: { repository: string; digest: Digest }): void {
+    if (isStorageFull(error)) logStorageFull(this.log, this.store.root, error);
+    else this.log?.error({ upstream: this.label, ...where, code: error.code, err: error.cause }, 'storage failed during a cache fill: nothing cached');
   }
 }

@@ -3,7 +3,7 @@
 // at any moment leaves either the old state or the new one, never a torn file.
 import { randomUUID, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, truncate, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -170,7 +170,13 @@ export class FilesystemStore implements Store {
   /** Writes a small file atomically: temporary file, then rename. */
   private async writeAtomic(file: string, data: string | Buffer): Promise<void> {
     const tmp = this.tmpFile();
-    await writeFile(tmp, data);
+    try {
+      await writeFile(tmp, data);
+    } catch (err) {
+      // A full disk creates the file and then refuses its bytes: leave nothing behind.
+      await rm(tmp, { force: true });
+      throw err;
+    }
     try {
       await rename(tmp, file);
     } catch (err) {
@@ -236,6 +242,11 @@ export class FilesystemStore implements Store {
   async deleteBlob(digest: Digest): Promise<void> {
     await removeFile(this.layout.blob(digest));
     for (const source of await listDir(this.layout.sources)) if (isSourceId(source)) await removeFile(this.layout.blobSource(source, digest));
+  }
+
+  async freeBytes(): Promise<number | undefined> {
+    const info = await statfs(this.root);
+    return info.bavail * info.bsize;
   }
 
   async recordBlobSource(digest: Digest, source: string): Promise<void> {

@@ -79,6 +79,8 @@ export interface Store {
   /** Opens a blob writer for `expected` (see BlobWriter). */
   openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter>;
   listBlobs(): AsyncIterable<BlobStat & { modified: Date }>;
+  /** Bytes that can still be written (for a cache fill to refuse what cannot fit); undefined when unknown. */
+  freeBytes(): Promise<number | undefined>;
   /**
    * Where a blob's bytes came from: `source` (an opaque id of one upstream, proxy/source-id.ts)
    * delivered them, verified. Only a mirror's cache fill records it, so a pushed blob never
