@@ -18,6 +18,8 @@ export interface UpstreamConfig {
   ca?: string;
   insecure: boolean;
   tagTTLMs: number;
+  /** Blobs declared larger are refused (502) before a byte is written; undefined: only the free space limits. */
+  maxBlobBytes?: number;
   pushable: boolean;
 }
 

@@ -83,6 +83,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       ca: absOpt(u.ca),
       insecure: u.insecure ?? false,
       tagTTLMs: unit(`${key}.tagTTL`, u.tagTTL, 60_000, parseDuration),
+      maxBlobBytes: unit(`${key}.maxBlobSize`, u.maxBlobSize, undefined, parseSize),
       pushable: u.pushable ?? false,
     };
   });

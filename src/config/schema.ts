@@ -21,6 +21,8 @@ export const UpstreamSchema = Type.Object({
   ca: Type.Optional(Type.String()),
   insecure: Type.Optional(Type.Boolean()),
   tagTTL: Type.Optional(Duration),
+  /** The largest blob taken from this upstream (a declared length above it is refused); default: no limit but the free space. */
+  maxBlobSize: Type.Optional(Size),
   /** Who may push into this mirror namespace; default nobody (pull-only). */
   pushable: Type.Optional(Type.Boolean()),
 }, strict);

@@ -13,9 +13,10 @@ import { LocalContent, parseReference, storeManifest, type BlobHit, type Content
 import { isStorageFull, logStorageFull, StorageError, storageFullError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
+import { ExpectedSizes } from './expected-sizes.js';
 import { UpstreamHealth } from './health.js';
-import { discard, type UpstreamBody, UpstreamAuthError, UpstreamClient, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
 import { sourceId } from './source-id.js';
+import { discard, type UpstreamBody, UpstreamAuthError, UpstreamClient, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
 import { upstreamPath } from './upstream-names.js';
 
 const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
@@ -66,6 +67,8 @@ export class PullThroughSource implements ContentSource {
   // entry evicted early costs only a HEAD upstream (or an extra pull record), so keep them modest.
   /** When each `repo:tag` was last confirmed against the upstream. */
   private readonly tagCheckedAt = new LRUCache<string, number>({ max: 10_000 });
+  /** Blob sizes from the manifests fetched or served for each repository. */
+  private readonly expectedSizes = new ExpectedSizes();
   private readonly pullRecordedAt = new LRUCache<string, number>({ max: 10_000 });
   /** Reads served locally and reads that needed the upstream, for the admin API. */
   readonly counts = { hits: 0, misses: 0 };
@@ -152,6 +155,8 @@ export class PullThroughSource implements ContentSource {
     }
     const size = Number(header(res, 'content-length'));
     if (!Number.isSafeInteger(size) || size < 0) throw new RegistryError('BLOB_UNKNOWN', 'upstream answered HEAD without a length', { digest }, { status: 502 });
+    const refused = this.sizeRefused(repository, digest, size);
+    if (refused) throw refused;
     return {
       stat: { digest, size },
       open: async () => {
@@ -184,12 +189,11 @@ export class PullThroughSource implements ContentSource {
       discard(res.body);
       throw new RegistryError('BLOB_UNKNOWN', 'upstream sent a blob without a length', { digest }, { status: 502 });
     }
-    const free = await this.store.freeBytes();
-    if (free !== undefined && size > free) {
+    // Refused on the declared length, before a byte is written: the body is cut, not read.
+    const refused = this.sizeRefused(repository, digest, size) ?? (await this.spaceRefused(size));
+    if (refused) {
       discard(res.body);
-      const error = storageFullError(`the blob's ${size} bytes do not fit in the ${free} bytes free`);
-      logStorageFull(this.log, this.store.root, error);
-      throw error;
+      throw refused;
     }
     const writer = await this.store.openBlobWriter({ digest, size });
     const download = await BlobDownload.start(res.body, size, writer, {
@@ -216,9 +220,41 @@ export class PullThroughSource implements ContentSource {
     return download;
   }
 
+  /**
+   * Why a declared blob length is refused: not the size this repository's manifest gives the
+   * blob (the upstream lies; the bytes could never verify), or above the upstream's maxBlobSize.
+   */
+  private sizeRefused(repository: string, digest: Digest, declared: number): RegistryError | undefined {
+    const expected = this.expectedSizes.get(repository, digest);
+    const max = this.upstream.maxBlobBytes;
+    let why: string | undefined;
+    if (expected !== undefined && declared !== expected) why = `declared ${declared} bytes for a blob its manifest gives as ${expected}`;
+    else if (max !== undefined && declared > max) why = `declared ${declared} bytes for a blob, above its maxBlobSize of ${max}`;
+    if (!why) return undefined;
+    upstreamErrors.inc({ upstream: this.label, reason: 'size' });
+    this.log?.warn({ upstream: this.label, repository, digest, declared, expected, max }, 'upstream blob refused on its declared size: nothing fetched');
+    return new RegistryError('SIZE_INVALID', `upstream ${this.label} ${why}`, { digest }, { status: 502 });
+  }
+
+  /** 507 when a blob of `declared` bytes cannot fit in the storage's free space. */
+  private async spaceRefused(declared: number): Promise<RegistryError | undefined> {
+    const free = await this.store.freeBytes();
+    if (free === undefined || declared <= free) return undefined;
+    const error = storageFullError(`the blob's ${declared} bytes do not fit in the ${free} bytes free`);
+    logStorageFull(this.log, this.store.root, error);
+    return error;
+  }
+
   // ---- manifests ----
 
   async getManifest(repository: string, reference: string, withBody: boolean): Promise<ManifestHit | undefined> {
+    const hit = await this.findManifest(repository, reference, withBody);
+    // Whatever a client is given, its blobs will be asked for next: their sizes are known now.
+    if (hit?.bytes) this.expectedSizes.learn(repository, hit.meta.digest, hit.bytes);
+    return hit;
+  }
+
+  private async findManifest(repository: string, reference: string, withBody: boolean): Promise<ManifestHit | undefined> {
     const ref = parseReference(reference);
     if (ref.digest) {
       const hit = await this.local.getManifest(repository, reference, withBody);
