@@ -29,6 +29,8 @@ export interface UpstreamConfig {
   tagTTLMs: number;
   timeouts: UpstreamTimeouts;
   maxRetryAfterMs: number;
+  /** Blobs declared larger are refused (502) before a byte is written; undefined: only the free space limits. */
+  maxBlobBytes?: number;
   pushable: boolean;
 }
 

@@ -98,6 +98,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
         blobRateWindowMs: positive(`${key}.timeouts.blobRateWindow`, u.timeouts?.blobRateWindow, 30_000),
       },
       maxRetryAfterMs: unit(`${key}.maxRetryAfter`, u.maxRetryAfter, 3_600_000, parseDuration),
+      maxBlobBytes: unit(`${key}.maxBlobSize`, u.maxBlobSize, undefined, parseSize),
       pushable: u.pushable ?? false,
     };
   });

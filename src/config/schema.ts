@@ -37,6 +37,8 @@ export const UpstreamSchema = Type.Object({
   timeouts: Type.Optional(UpstreamTimeoutsSchema),
   /** The longest a Retry-After from this upstream is obeyed (a 429 or 503 holds misses off until then). */
   maxRetryAfter: Type.Optional(Duration),
+  /** The largest blob taken from this upstream (a declared length above it is refused); default: no limit but the free space. */
+  maxBlobSize: Type.Optional(Size),
   /** Who may push into this mirror namespace; default nobody (pull-only). */
   pushable: Type.Optional(Type.Boolean()),
 }, strict);

@@ -12,6 +12,7 @@ import { deleteManifest, getManifest, putManifest } from './routes/manifests.js'
 import { parseEndpoint, type Endpoint } from './routes/path.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
 import { RegistryService, type ContentSource } from './service.js';
+import { isStorageFull, logStorageFull, storageAnswer } from './storage/errors.js';
 import type { Store } from './storage/store.js';
 
 export interface MirrorRouter {
@@ -110,6 +111,13 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     // Denials by the access check are logged there, with the principal.
     if (err instanceof RegistryError) return sendError(reply, err);
+    const storage = storageAnswer(err);
+    if (storage) {
+      // A full disk answers 507 to every write until space is freed: logged once a minute, not per request.
+      if (isStorageFull(err)) logStorageFull(req.log, store.root, err);
+      else req.log.error({ err, method: req.method, url: req.url.split('?')[0] }, 'storage failed');
+      return sendError(reply, storage);
+    }
     if (err.name === 'AbortError' || err.code === 'ECONNRESET' || err.code === 'ERR_STREAM_PREMATURE_CLOSE') {
       // The client went away mid-transfer: nothing to answer, nothing was committed.
       return sendError(reply, new RegistryError('BLOB_UPLOAD_INVALID', 'request aborted'));

@@ -206,6 +206,29 @@ describe('offline upstream and tag TTL', () => {
     expect(relay2.count('GET', '/v2/team/ttl/manifests/current')).toBe(0);
   });
 
+  it('a stale tag read by a HEAD and a GET at once: the GET gets the whole manifest, although the HEAD started the revalidation', async () => {
+    const img = await pushUpstream('team/headget', { layers: 1, tag: 'v1', seed: 'head-get' });
+    const url = `${mirror.url}/v2/hub/team/headget/manifests/v1`;
+    const accept = { accept: img.manifest.mediaType };
+    expect((await getBytes(url, { headers: accept })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1700)); // past the TTL: the next read revalidates
+    relay2.delay(400);
+    try {
+      const head = fetch(url, { method: 'HEAD', headers: accept });
+      await new Promise((r) => setTimeout(r, 100)); // the HEAD's revalidation is held at the upstream
+      const get = await getBytes(url, { headers: accept });
+      expect(get.status).toBe(200);
+      expect(get.headers['docker-content-digest']).toBe(img.manifest.digest);
+      expect(get.body.equals(img.manifest.bytes)).toBe(true);
+      const headRes = await head;
+      expect(headRes.status).toBe(200);
+      expect(headRes.headers.get('docker-content-digest')).toBe(img.manifest.digest);
+      expect(headRes.headers.get('content-length')).toBe(String(img.manifest.bytes.length));
+    } finally {
+      relay2.delay(0);
+    }
+  });
+
   it('a tag deleted upstream is 404 after its TTL', async () => {
     const img = await pushUpstream('team/gone', { layers: 1, tag: 'v1', seed: 'gone-1' });
     expect((await getBytes(`${mirror.url}/v2/hub/team/gone/manifests/v1`)).status).toBe(200);

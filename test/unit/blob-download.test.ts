@@ -182,6 +182,21 @@ describe('BlobDownload', () => {
     expect(() => download.open()).toThrow(/did not match/);
   });
 
+  it('an upstream that sends more than it declared is cut at once: no byte past the size is written, nothing stored', async () => {
+    const bytes = seededBytes('download-oversend', MiB);
+    const { source, download } = await startDownload(bytes);
+    const reader = collect(download.open());
+    const extra = seededBytes('download-oversend-extra', 4 * MiB);
+    // Not awaited: once the download cuts the source, a write waiting for 'drain' waits forever.
+    source.on('error', () => undefined);
+    void feed(source, Buffer.concat([bytes, extra]), 0, bytes.length + 256 * 1024);
+    // The source never ends (an endless body): the download must not wait for it.
+    await Promise.race([download.settled, new Promise((_, reject) => setTimeout(() => reject(new Error('still downloading')), 3000))]);
+    expect(download.error?.message).toMatch(/more than the \d+ bytes/);
+    await expect(reader.done).rejects.toThrow();
+    expect(await store.statBlob(digestOf(bytes))).toBeUndefined();
+  });
+
   it('an upstream that breaks off fails every reader and stores nothing', async () => {
     const bytes = seededBytes('download-broken', 3 * MiB);
     const { source, download } = await startDownload(bytes);

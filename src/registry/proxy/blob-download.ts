@@ -17,6 +17,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StreamSink, type BlobSink } from '../blob-response.js';
+import { RegistryError } from '../errors.js';
+import { asStorageError } from '../storage/errors.js';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
 import { releaseChunk } from './slab-connector.js';
 
@@ -118,21 +120,25 @@ export class BlobDownload {
       this.trimWindow();
       this.notify();
     };
+    // Bytes handed to the writer so far: never more than the declared size (an upstream that
+    // sends more is cut here, whatever its HTTP framing let through).
+    let accepted = 0;
+    const write = (chunks: Buffer[], done: (err?: Error | null) => void) => {
+      for (const chunk of chunks) accepted += chunk.length;
+      if (accepted > this.size) {
+        done(new RegistryError('SIZE_INVALID', `upstream sent more than the ${this.size} bytes it declared`, undefined, { status: 502 }));
+        return;
+      }
+      writer.write(chunks).then(() => {
+        written();
+        done();
+      }, (err: unknown) => done(asStorageError(err)));
+    };
     const sink = new Writable({
       highWaterMark: WRITE_BUFFER,
       // Chunks that arrive while a write is in progress are written together with the next writev.
-      writev: (chunks, done) => {
-        writer.write(chunks.map((c) => c.chunk as Buffer)).then(() => {
-          written();
-          done();
-        }, done);
-      },
-      write: (chunk: Buffer, _enc, done) => {
-        writer.write([chunk]).then(() => {
-          written();
-          done();
-        }, done);
-      },
+      writev: (chunks, done) => write(chunks.map((c) => c.chunk as Buffer), done),
+      write: (chunk: Buffer, _enc, done) => write([chunk], done),
     });
     const counter = hooks.onBytes;
     // Readers at the heels wait for MIN_BATCH anyway: waking them (and counting) per upstream
@@ -154,8 +160,10 @@ export class BlobDownload {
     source.once('end', announce);
     try {
       await pipeline(source, sink);
-      const stat = await writer.commit();
-      await hooks.onCommitted?.(stat);
+      // Failures from here on are the storage's (a full disk), not the upstream's: the caller
+      // must not count them against the upstream. The commit's verdicts on the bytes stay as they are.
+      const stat = await writer.commit().catch((err: unknown) => Promise.reject(asStorageError(err)));
+      await hooks.onCommitted?.(stat).catch((err: unknown) => Promise.reject(asStorageError(err)));
       this.state = { kind: 'committed', stat };
     } catch (err) {
       // A write to the file may still be in flight and reading its chunks.

@@ -11,11 +11,14 @@ import { RegistryError } from '../errors.js';
 import { MANIFEST_MEDIA_TYPES, parseManifest } from '../manifest.js';
 import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors, upstreamRefused } from '../metrics.js';
 import { LocalContent, parseReference, storeManifest, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
+import { isStorageFull, logStorageFull, StorageError, storageAnswer, storageFullError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
 import { Deadline, UpstreamTimeout, watchRate } from './deadline.js';
+import { ExpectedSizes } from './expected-sizes.js';
 import { UpstreamHealth } from './health.js';
 import { RateLimitGate, type Hold } from './retry-after.js';
+import { sourceId } from './source-id.js';
 import { discard, upstreamFailure, UpstreamAuthError, UpstreamBadAnswer, UpstreamClient, UpstreamRateLimited, UpstreamUnreachable, type UpstreamResponse } from './upstream-client.js';
 import { upstreamPath } from './upstream-names.js';
 
@@ -60,12 +63,16 @@ export class PullThroughSource implements ContentSource {
   private readonly local: LocalContent;
   private readonly log: Logger | undefined;
   private readonly now: () => number;
+  /** This upstream's id in the store's provenance markers. */
+  private readonly source: string;
   private readonly blobs = new Map<string, Promise<BlobDownload | undefined>>();
   private readonly manifests = new Map<string, Promise<ManifestHit | undefined>>();
   // lru-cache allocates room for `max` entries up front, and every full collection scans it: an
   // entry evicted early costs only a HEAD upstream (or an extra pull record), so keep them modest.
   /** When each `repo:tag` was last confirmed against the upstream. */
   private readonly tagCheckedAt = new LRUCache<string, number>({ max: 10_000 });
+  /** Blob sizes from the manifests fetched or served for each repository. */
+  private readonly expectedSizes = new ExpectedSizes();
   private readonly pullRecordedAt = new LRUCache<string, number>({ max: 10_000 });
   /** Reads served locally and reads that needed the upstream, for the admin API. */
   readonly counts = { hits: 0, misses: 0 };
@@ -79,6 +86,7 @@ export class PullThroughSource implements ContentSource {
     this.log = opts.logger;
     this.now = opts.now ?? Date.now;
     this.gate = new RateLimitGate({ maxMs: this.upstream.maxRetryAfterMs, now: this.now });
+    this.source = sourceId(this.upstream);
   }
 
   private get label(): string {
@@ -116,7 +124,7 @@ export class PullThroughSource implements ContentSource {
     }
     const download = await pending;
     if (!download) {
-      // Already in the store for another repository, and the upstream confirmed this one has it.
+      // Delivered by this upstream before, for another repository, and it confirmed this one has it.
       return this.local.getBlob(repository, digest);
     }
     // Between the download's end and its removal from `blobs`, a client can still get hold of
@@ -154,6 +162,8 @@ export class PullThroughSource implements ContentSource {
     }
     const size = Number(header(res, 'content-length'));
     if (!Number.isSafeInteger(size) || size < 0) throw new RegistryError('BLOB_UNKNOWN', 'upstream answered HEAD without a length', { digest }, { status: 502 });
+    const refused = this.sizeRefused(repository, digest, size);
+    if (refused) throw refused;
     return {
       stat: { digest, size },
       open: async () => {
@@ -165,9 +175,11 @@ export class PullThroughSource implements ContentSource {
   /** Resolves with the running download, or undefined when the blob is now local; 404 throws BLOB_UNKNOWN. */
   private async startBlob(repository: string, digest: Digest): Promise<BlobDownload | undefined> {
     const remote = this.remote(repository);
-    if (await this.store.statBlob(digest)) {
-      // The bytes are here (another repository has them), but whether this upstream repository
-      // has that digest is the upstream's to say: a HEAD, never a second copy.
+    if ((await this.store.statBlob(digest)) && (await this.store.blobFromSource(digest, this.source))) {
+      // This upstream delivered these bytes before (for another of its repositories): whether
+      // this repository has them is the upstream's to say, a HEAD, no second copy. Bytes that
+      // came any other way (a push, another upstream) are never handed out on an upstream's
+      // word: an upstream that says yes to every digest would read anyone's private blobs.
       const res = await this.call('HEAD', `/v2/${remote}/blobs/${digest}`, remote);
       discard(res.body);
       if (res.status !== 200) this.failure(res.status, 'blob', digest);
@@ -184,17 +196,31 @@ export class PullThroughSource implements ContentSource {
       discard(res.body);
       throw new RegistryError('BLOB_UNKNOWN', 'upstream sent a blob without a length', { digest }, { status: 502 });
     }
+    // Refused on the declared length, before a byte is written: the body is cut, not read.
+    const refused = this.sizeRefused(repository, digest, size) ?? (await this.spaceRefused(size));
+    if (refused) {
+      discard(res.body);
+      throw refused;
+    }
     const writer = await this.store.openBlobWriter({ digest, size });
     const download = await BlobDownload.start(res.body, size, writer, {
       onBytes: (n) => upstreamBytes.inc({ upstream: this.label }, n),
-      onCommitted: async () => this.store.linkBlob(repository, digest),
+      onCommitted: async () => {
+        await this.store.recordBlobSource(digest, this.source);
+        await this.store.linkBlob(repository, digest);
+      },
     });
     void download.settled.then(() => {
       const error = download.error;
       if (!error) return;
+      // Our own disk failing (full) says nothing about the upstream: no breaker, no upstream error.
+      if (error instanceof StorageError) return this.storageFailed(error, { repository, digest });
       if (error instanceof RegistryError) {
         upstreamErrors.inc({ upstream: this.label, reason: 'digest' });
         this.log?.warn({ upstream: this.label, repository, digest, code: error.code }, 'upstream blob failed verification: nothing cached');
+      } else if (error instanceof UpstreamTimeout) {
+        // Counted and logged as every other upstream timeout (the rate watch aborted it).
+        this.timedOut(error);
       } else {
         upstreamErrors.inc({ upstream: this.label, reason: 'network' });
         this.health.failed();
@@ -223,14 +249,48 @@ export class PullThroughSource implements ContentSource {
    * is the upstream's (502), as is a body that broke off; a body too slow is a timeout (504).
    */
   private downloadError(err: unknown): Error {
+    // Our own storage failing is told as such (507 when full), never blamed on the upstream.
+    if (err instanceof StorageError) return storageAnswer(err) ?? err;
     if (err instanceof RegistryError) return err.status >= 500 ? err : new RegistryError(err.code, err.message, err.detail, { status: 502 });
     if (err instanceof UpstreamTimeout) return gatewayTimeout(err);
     return new RegistryError('UNAVAILABLE', `the download from upstream ${this.label} failed`, { upstream: this.label }, { status: 502 });
   }
 
+  /**
+   * Why a declared blob length is refused: not the size this repository's manifest gives the
+   * blob (the upstream lies; the bytes could never verify), or above the upstream's maxBlobSize.
+   */
+  private sizeRefused(repository: string, digest: Digest, declared: number): RegistryError | undefined {
+    const expected = this.expectedSizes.get(repository, digest);
+    const max = this.upstream.maxBlobBytes;
+    let why: string | undefined;
+    if (expected !== undefined && declared !== expected) why = `declared ${declared} bytes for a blob its manifest gives as ${expected}`;
+    else if (max !== undefined && declared > max) why = `declared ${declared} bytes for a blob, above its maxBlobSize of ${max}`;
+    if (!why) return undefined;
+    upstreamErrors.inc({ upstream: this.label, reason: 'size' });
+    this.log?.warn({ upstream: this.label, repository, digest, declared, expected, max }, 'upstream blob refused on its declared size: nothing fetched');
+    return new RegistryError('SIZE_INVALID', `upstream ${this.label} ${why}`, { digest }, { status: 502 });
+  }
+
+  /** 507 when a blob of `declared` bytes cannot fit in the storage's free space. */
+  private async spaceRefused(declared: number): Promise<RegistryError | undefined> {
+    const free = await this.store.freeBytes();
+    if (free === undefined || declared <= free) return undefined;
+    const error = storageFullError(`the blob's ${declared} bytes do not fit in the ${free} bytes free`);
+    logStorageFull(this.log, this.store.root, error);
+    return error;
+  }
+
   // ---- manifests ----
 
   async getManifest(repository: string, reference: string, withBody: boolean): Promise<ManifestHit | undefined> {
+    const hit = await this.findManifest(repository, reference, withBody);
+    // Whatever a client is given, its blobs will be asked for next: their sizes are known now.
+    if (hit?.bytes) this.expectedSizes.learn(repository, hit.meta.digest, hit.bytes);
+    return hit;
+  }
+
+  private async findManifest(repository: string, reference: string, withBody: boolean): Promise<ManifestHit | undefined> {
     const ref = parseReference(reference);
     if (ref.digest) {
       const hit = await this.local.getManifest(repository, reference, withBody);
@@ -239,7 +299,7 @@ export class PullThroughSource implements ContentSource {
         this.recordPull(repository, hit.meta.digest);
         return hit;
       }
-      return this.coalesce(repository, reference, () => this.fetchManifest(repository, reference));
+      return this.coalesce(repository, reference, withBody, () => this.fetchManifest(repository, reference));
     }
     const tagKey = `${repository}:${ref.tag}`;
     const cached = await this.store.resolveTag(repository, ref.tag);
@@ -253,13 +313,17 @@ export class PullThroughSource implements ContentSource {
           return hit;
         }
       }
-      return this.coalesce(repository, reference, () => this.revalidate(repository, ref.tag, cached, withBody));
+      return this.coalesce(repository, reference, withBody, () => this.revalidate(repository, ref.tag, cached, withBody));
     }
-    return this.coalesce(repository, reference, () => this.fetchManifest(repository, reference));
+    return this.coalesce(repository, reference, withBody, () => this.fetchManifest(repository, reference));
   }
 
-  private async coalesce(repository: string, reference: string, work: () => Promise<ManifestHit | undefined>): Promise<ManifestHit | undefined> {
-    const key = `${repository}:${reference}`;
+  /**
+   * Joins a running fetch of the same manifest. HEADs and GETs never share one: a revalidation a
+   * HEAD started answers from local metadata without the bytes, and a GET must not get that.
+   */
+  private async coalesce(repository: string, reference: string, withBody: boolean, work: () => Promise<ManifestHit | undefined>): Promise<ManifestHit | undefined> {
+    const key = `${withBody ? 'GET' : 'HEAD'} ${repository}:${reference}`;
     const pending = this.manifests.get(key);
     if (pending) {
       coalescedRequests.inc({ upstream: this.label, kind: 'manifest' });
@@ -487,6 +551,15 @@ export class PullThroughSource implements ContentSource {
     const now = this.now();
     if (!force && last !== undefined && now - last < PULL_RECORD_EVERY_MS) return;
     this.pullRecordedAt.set(key, now);
-    this.store.recordPull(repository, digest, new Date(now)).catch((err: unknown) => this.log?.warn({ err, repository }, 'could not record a pull'));
+    this.store.recordPull(repository, digest, new Date(now)).catch((err: unknown) => {
+      if (isStorageFull(err)) logStorageFull(this.log, this.store.root, err);
+      else this.log?.warn({ err, repository }, 'could not record a pull');
+    });
+  }
+
+  /** A cache fill that our storage could not take. */
+  private storageFailed(error: StorageError, where: { repository: string; digest: Digest }): void {
+    if (isStorageFull(error)) logStorageFull(this.log, this.store.root, error);
+    else this.log?.error({ upstream: this.label, ...where, code: error.code, err: error.cause }, 'storage failed during a cache fill: nothing cached');
   }
 }

@@ -3,7 +3,7 @@
 // at any moment leaves either the old state or the new one, never a torn file.
 import { randomUUID, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, truncate, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, statfs, truncate, unlink, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,7 +14,7 @@ import { isRepositoryName } from '../names.js';
 import { ReferenceGuard } from '../gc/guard.js';
 import { fsyncs, makeDirs, noSyncs, type Syncs } from './durable.js';
 import { FileHasher } from './file-hasher.js';
-import { isUploadId, Layout } from './layout.js';
+import { isSourceId, isUploadId, Layout } from './layout.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
 
 /** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
@@ -178,8 +178,14 @@ export class FilesystemStore implements Store {
    */
   private async writeAtomic(file: string, data: string | Buffer, syncs = this.syncs): Promise<void> {
     const tmp = this.tmpFile();
-    await writeFile(tmp, data);
-    await syncs.file(tmp);
+    try {
+      await writeFile(tmp, data);
+      await syncs.file(tmp);
+    } catch (err) {
+      // A full disk creates the file and then refuses its bytes: leave nothing behind.
+      await rm(tmp, { force: true });
+      throw err;
+    }
     try {
       await rename(tmp, file);
     } catch (err) {
@@ -249,6 +255,21 @@ export class FilesystemStore implements Store {
 
   async deleteBlob(digest: Digest): Promise<void> {
     await removeFile(this.layout.blob(digest));
+    for (const source of await listDir(this.layout.sources)) if (isSourceId(source)) await removeFile(this.layout.blobSource(source, digest));
+  }
+
+  async freeBytes(): Promise<number | undefined> {
+    const info = await statfs(this.root);
+    return info.bavail * info.bsize;
+  }
+
+  async recordBlobSource(digest: Digest, source: string): Promise<void> {
+    const marker = this.layout.blobSource(source, digest);
+    if (!(await existsFile(marker))) await this.writeAtomic(marker, '');
+  }
+
+  async blobFromSource(digest: Digest, source: string): Promise<boolean> {
+    return existsFile(this.layout.blobSource(source, digest));
   }
 
   async openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter> {

@@ -4,7 +4,13 @@ import path from 'node:path';
 import { parseDigest, type Digest } from '../digest.js';
 import { isRepositoryName, isTag } from '../names.js';
 
+/** Upstream ids (proxy/source-id.ts): hex, so never a path of their own. */
+const SOURCE_ID = /^[0-9a-f]{32}$/;
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export function isSourceId(id: string): boolean {
+  return SOURCE_ID.test(id);
+}
 
 export function isUploadId(id: string): boolean {
   return UPLOAD_ID.test(id);
@@ -21,17 +27,26 @@ export class Layout {
   readonly repositories: string;
   readonly uploads: string;
   readonly tmp: string;
+  /** Provenance markers of cached blobs: `sources/<upstream id>/<algorithm>/<hex>`. */
+  readonly sources: string;
 
   constructor(readonly root: string) {
     this.blobs = path.join(root, 'blobs');
     this.repositories = path.join(root, 'repositories');
     this.uploads = path.join(root, 'uploads');
     this.tmp = path.join(root, '_tmp');
+    this.sources = path.join(root, 'sources');
   }
 
   blob(digest: Digest): string {
     const [algorithm, hex] = digestParts(digest);
     return path.join(this.blobs, algorithm, hex.slice(0, 2), hex);
+  }
+
+  blobSource(source: string, digest: Digest): string {
+    if (!isSourceId(source)) throw new Error('storage: refusing invalid source id');
+    const [algorithm, hex] = digestParts(digest);
+    return path.join(this.sources, source, algorithm, hex);
   }
 
   repository(name: string): string {

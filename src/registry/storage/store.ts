@@ -79,6 +79,15 @@ export interface Store {
   /** Opens a blob writer for `expected` (see BlobWriter). */
   openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter>;
   listBlobs(): AsyncIterable<BlobStat & { modified: Date }>;
+  /** Bytes that can still be written (for a cache fill to refuse what cannot fit); undefined when unknown. */
+  freeBytes(): Promise<number | undefined>;
+  /**
+   * Where a blob's bytes came from: `source` (an opaque id of one upstream, proxy/source-id.ts)
+   * delivered them, verified. Only a mirror's cache fill records it, so a pushed blob never
+   * counts as an upstream's; deleteBlob forgets it.
+   */
+  recordBlobSource(digest: Digest, source: string): Promise<void>;
+  blobFromSource(digest: Digest, source: string): Promise<boolean>;
 
   // Repository membership of blobs.
   linkBlob(repository: string, digest: Digest): Promise<void>;
