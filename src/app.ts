@@ -15,6 +15,7 @@ import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
+import { closeOnUnreadBody } from './registry/unread-body.js';
 import { uiPlugin } from './ui/plugin.js';
 
 export interface AppOptions {
@@ -51,6 +52,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       reply.raw.end(body);
     },
   }) as unknown as FastifyInstance;
+  // Before any plugin registers, so every route's early refusal closes its connection.
+  closeOnUnreadBody(app);
   const store = options.store ?? (await openFilesystemStore(config.storage.root));
   let access = options.access;
   if (!access && config.auth.enabled) {
