@@ -1,8 +1,10 @@
-// An error answered before the request's body was read closes the connection, as Go's net/http
-// (which Docker Distribution runs on) does. Otherwise Node keeps the connection alive and reads
-// the rest of the body only to discard it: a client streaming a large or endless body (a chunked
-// manifest over the size limit, a refused upload chunk) keeps sending into a request that has
-// already been answered, and the connection stays open until the keep-alive timeout.
+// An error answered before the request's body was read closes the connection. Go's net/http
+// (which Docker Distribution runs on) does so when more than 256 KiB would be left to read; here
+// any unread rest closes, as a chunked body's size is unknown until it ends. Otherwise Node keeps
+// the connection alive and reads the rest of the body only to discard it: a client streaming a
+// large or endless body (a chunked manifest over the size limit, a refused upload chunk) keeps
+// sending into a request that has already been answered, and the connection stays open until the
+// keep-alive timeout.
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
