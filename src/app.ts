@@ -6,13 +6,13 @@ import { apiPlugin, type UpstreamHealth } from './api/plugin.js';
 import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
-import { RegistryError } from './registry/errors.js';
 import { scheduleEviction } from './registry/gc/eviction.js';
 import { GcScheduler } from './registry/gc/scheduler.js';
 import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
 import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
+import { answerClientError, answerFrameworkError, originForm } from './registry/request-edge.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
 import { closeOnUnreadBody } from './registry/unread-body.js';
@@ -43,14 +43,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     routerOptions: { maxParamLength: 4096, ignoreDuplicateSlashes: false },
     requestTimeout: 0,
     keepAliveTimeout: 75_000,
-    // A URL the router cannot take (a malformed %-escape, an over-long path) is answered in the
-    // Distribution error format too, not fastify's own JSON (which also echoed the path).
-    frameworkErrors: (err, _req, reply) => {
-      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
-      const body = JSON.stringify(new RegistryError('UNSUPPORTED', 'malformed request URL', undefined, { status }).body());
-      reply.raw.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Docker-Distribution-API-Version': 'registry/2.0' });
-      reply.raw.end(body);
-    },
+    // Before routing: the absolute form is served as its path; what the parser or router refuses
+    // is a Distribution error, not fastify's own format (request-edge.ts says why and how).
+    rewriteUrl: originForm,
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
   }) as unknown as FastifyInstance;
   // Before any plugin registers, so every route's early refusal closes its connection.
   closeOnUnreadBody(app);

@@ -3,10 +3,13 @@
 // would answer in its own format (control bytes, the absolute form) is a Distribution answer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { buildManifest, emptyConfig } from '../helpers/oci-content.js';
 import { rawRequest, socketExchange, type SocketAnswer } from '../helpers/raw-http.js';
+import { putManifest, uploadBlob } from '../helpers/registry-client.js';
 
 let layover: InProcessLayover;
 const LIMIT = 4096;
+const DIGEST = `sha256:${'a'.repeat(64)}`;
 
 beforeAll(async () => {
   layover = await startLayover({ registry: { maxManifestSize: LIMIT } });
@@ -95,5 +98,81 @@ describe('a body refused before it is read closes the connection', () => {
     expectError(invalid, 400, 'MANIFEST_INVALID');
     expect(invalid.headers.connection).toBe('keep-alive');
     expect(invalid.closedAfterMs).toBeUndefined();
+  });
+});
+
+describe('control bytes in the request URL are Distribution errors', () => {
+  // Node's parser refuses these bytes unescaped; escaped, they reach the route's grammars.
+  const cases: [string, string, number, string][] = [
+    ['raw 0x01 in a name', '/v2/edge/a\x01b/manifests/v1', 400, 'NAME_INVALID'],
+    ['raw 0x00 in a name', '/v2/edge\x00/tags/list', 400, 'NAME_INVALID'],
+    ['raw 0x7f in a tag', '/v2/edge/repo/manifests/v\x7f1', 400, 'TAG_INVALID'],
+    ['raw 0x1b in a digest', `/v2/edge/repo/blobs/${DIGEST.slice(0, -1)}\x1b`, 400, 'DIGEST_INVALID'],
+    ['raw 0x00 in a manifest digest', `/v2/edge/repo/manifests/${DIGEST}\x00`, 400, 'DIGEST_INVALID'],
+    ['raw 0x01 in a query', '/v2/edge/repo/tags/list?n=\x01', 400, 'UNSUPPORTED'],
+    ['raw 0x09 in an endpoint', '/v2/edge/repo/mani\tfests/v1', 400, 'UNSUPPORTED'],
+    ['raw 0x80 in a name', '/v2/edge/\x80/manifests/v1', 400, 'NAME_INVALID'],
+    ['%00 in a name', '/v2/edge/a%00b/manifests/v1', 400, 'NAME_INVALID'],
+    ['%0a in a name', '/v2/edge%0a/blobs/uploads/', 400, 'NAME_INVALID'],
+    ['%0a in a tag', '/v2/edge/repo/manifests/v1%0a', 400, 'TAG_INVALID'],
+    ['%0d%0a in a digest', `/v2/edge/repo/blobs/${DIGEST}%0d%0a`, 400, 'DIGEST_INVALID'],
+  ];
+  it.each(cases)('%s', async (_what, target, status, code) => {
+    const method = target.includes('uploads') ? 'POST' : 'GET';
+    const res = await socketExchange(layover.url, head(method, target, { 'content-length': '0' }), { waitMs: 300 });
+    expectError(res, status, code);
+  });
+
+  it('a control byte in a header value is 400 in the error format, and the connection closes', async () => {
+    const res = await socketExchange(layover.url, head('GET', '/v2/', { 'x-odd': 'a\x01b' }));
+    expectError(res, 400, 'UNSUPPORTED');
+    expectClosed(res);
+  });
+
+  it('over-long headers are 431 in the error format', async () => {
+    const res = await socketExchange(layover.url, head('GET', '/v2/', { 'x-long': 'a'.repeat(64 * 1024) }));
+    expectError(res, 431, 'UNSUPPORTED');
+    expectClosed(res);
+  });
+});
+
+describe('the absolute form of the request target (RFC 9112 §3.2.2) is served as its path', () => {
+  beforeAll(async () => {
+    const config = emptyConfig();
+    await uploadBlob(layover.url, 'edge/abs', config.digest, config.bytes);
+    await putManifest(layover.url, 'edge/abs', 'v1', buildManifest({ config, layers: [] }));
+  });
+
+  it('GET http://host/v2/ is the API root', async () => {
+    const res = await socketExchange(layover.url, head('GET', `http://${layover.host}/v2/`, {}), { waitMs: 300 });
+    expect(res.status).toBe(200);
+    expect(res.headers['docker-distribution-api-version']).toBe('registry/2.0');
+    expect(res.body.toString()).toBe('{}');
+  });
+
+  it('a manifest by the absolute form, any scheme case, with the Host header ignored', async () => {
+    const plain = await rawRequest(layover.url, 'GET', '/v2/edge/abs/manifests/v1');
+    const res = await socketExchange(layover.url, head('GET', `HTTP://${layover.host}/v2/edge/abs/manifests/v1`, { host: 'elsewhere.example' }), { waitMs: 300 });
+    expect(res.status).toBe(200);
+    expect(res.body.equals(plain.body)).toBe(true);
+  });
+
+  it('the path is judged as written: no `..` resolution, errors in the Distribution format', async () => {
+    const res = await socketExchange(layover.url, head('GET', `http://${layover.host}/v2/edge/../abs/manifests/v1`, {}), { waitMs: 300 });
+    expectError(res, 400, 'NAME_INVALID');
+    const empty = await socketExchange(layover.url, head('GET', `http://${layover.host}`, {}), { waitMs: 300 });
+    expect(empty.status).toBe(404);
+    expect(empty.headers['content-type']).toMatch(/^application\/json/);
+  });
+
+  it('the authority replaces the Host header in the token realm', async () => {
+    const secured = await startLayover({ auth: { enabled: true, users: [{ name: 'admin', password: 'admin-password-1', admin: true }] } });
+    try {
+      const res = await socketExchange(secured.url, head('GET', `http://${secured.host}/v2/`, { host: 'evil.example' }), { waitMs: 300 });
+      expectError(res, 401, 'UNAUTHORIZED');
+      expect(res.headers['www-authenticate']).toContain(`realm="http://${secured.host}/token"`);
+    } finally {
+      await secured.close();
+    }
   });
 });
