@@ -12,7 +12,7 @@ import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
 import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
-import { answerClientError, answerFrameworkError, originForm } from './registry/request-edge.js';
+import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, originForm, requireHost } from './registry/request-edge.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
 import { closeOnUnreadBody } from './registry/unread-body.js';
@@ -29,12 +29,13 @@ export interface AppOptions {
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? createLogger(config.log.level);
+  // node's own Host check answers without a body: requireHost (request-edge.ts) answers instead.
   const https = config.registry.tls
-    ? { key: readFileSync(config.registry.tls.key), cert: readFileSync(config.registry.tls.cert) }
+    ? { key: readFileSync(config.registry.tls.key), cert: readFileSync(config.registry.tls.cert), requireHostHeader: false }
     : null;
   const app = Fastify({
     loggerInstance: logger,
-    https,
+    ...(https ? { https } : { http: { requireHostHeader: false } }),
     // Blob bodies are streamed by the routes themselves; fastify never buffers them.
     bodyLimit: config.registry.maxManifestBytes,
     // Per-request access lines would dominate the cost of a blob GET; denials and errors are logged where they happen.
@@ -49,8 +50,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
   }) as unknown as FastifyInstance;
-  // Before any plugin registers, so every route's early refusal closes its connection.
+  // Before any plugin registers, so that they apply to every route.
   closeOnUnreadBody(app);
+  app.addHook('onRequest', requireHost);
+  app.server.on('connect', answerConnect);
+  app.server.on('checkExpectation', answerExpectation);
   const store = options.store ?? (await openFilesystemStore(config.storage.root));
   let access = options.access;
   if (!access && config.auth.enabled) {

@@ -2,9 +2,11 @@
 // served as its path, and whatever node's HTTP parser or fastify's router refuses (control bytes,
 // a malformed line or %-escape, over-long headers) is answered in the Distribution error format,
 // never fastify's own.
-import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import type { Duplex } from 'node:stream';
+import type { FastifyError, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { closeGently, lingerOnClose } from './close-gently.js';
 import { assertDigest } from './digest.js';
 import { RegistryError } from './errors.js';
 import { assertRepositoryName } from './names.js';
@@ -98,23 +100,68 @@ function clientRefusal(err: ClientError): RegistryError {
   return new RegistryError('UNSUPPORTED', 'malformed HTTP request', undefined, { status: 400 });
 }
 
-/** A response under way on the socket (node's, for a request before a pipelined bad one). */
-function responding(socket: Socket): boolean {
-  return Boolean((socket as Socket & { _httpMessage?: unknown })._httpMessage);
+/** node's response under way on the socket, if any. */
+function inFlight(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
 /**
- * fastify's clientErrorHandler: a request node's parser refused. The connection cannot go on (the
- * parser has lost its place), so the answer closes it. Nothing is written when the peer is gone
- * or a response to an earlier request on the connection is still being written.
+ * fastify's clientErrorHandler: a request node's parser refused. The parser has lost its place, so
+ * the connection ends after the answer. When the bad bytes follow a request still being answered
+ * (pipelined, or trailing a body), that answer is let finish first, then the connection closes;
+ * when they are inside that request's own body, nothing more can be answered and it is dropped.
  */
 export function answerClientError(err: ClientError, socket: Socket): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  if (!socket.writable || responding(socket)) {
+  // The parser, once failed, fails again on every later read of the same connection: answered once, the
+  // connection is already closing gently (destroying it now would reset it and could lose the answer).
+  if (err.code === 'ECONNRESET' || socket.destroyed || socket.writableEnded) return;
+  const response = inFlight(socket);
+  if (response) {
+    if (!response.req.complete) {
+      socket.destroy();
+      return;
+    }
+    if (!response.headersSent) response.shouldKeepAlive = false;
+    response.once('finish', () => closeGently(socket));
+    return;
+  }
+  if (!socket.writable) {
     socket.destroy();
     return;
   }
-  socket.end(closingAnswer(clientRefusal(err)), () => socket.destroy());
+  socket.write(closingAnswer(clientRefusal(err)));
+  closeGently(socket);
+}
+
+/**
+ * The server's 'connect' listener: node drops a CONNECT without a word when nothing listens. A
+ * registry is no proxy: 405 in the error format, and the connection closes.
+ */
+export function answerConnect(_req: IncomingMessage, socket: Duplex): void {
+  socket.write(closingAnswer(new RegistryError('UNSUPPORTED', 'CONNECT is not supported', undefined, { status: 405 })));
+  closeGently(socket);
+}
+
+/**
+ * The server's 'checkExpectation' listener: an Expect other than 100-continue. node answers 417
+ * with an empty body; Go's net/http (Docker Distribution) answers 417 too. Here it is the error
+ * format, and the connection closes, as the body the client may send was not wanted.
+ */
+export function answerExpectation(_req: IncomingMessage, res: ServerResponse): void {
+  const { body, headers } = errorAnswer(new RegistryError('UNSUPPORTED', 'only the 100-continue expectation is supported', undefined, { status: 417 }));
+  lingerOnClose(res.socket as Socket);
+  res.writeHead(417, { ...headers, Connection: 'close' });
+  res.end(body);
+}
+
+/**
+ * onRequest: RFC 9112 §3.2, an HTTP/1.1 request without a Host header is answered 400. node's own
+ * check (turned off in app.ts) answers it with an empty body; here it is the error format.
+ */
+export function requireHost(req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  if (req.raw.httpVersion !== '1.1' || req.headers.host !== undefined) return done();
+  const { body, headers } = errorAnswer(new RegistryError('UNSUPPORTED', 'an HTTP/1.1 request needs a Host header', undefined, { status: 400 }));
+  reply.code(400).headers({ ...headers, Connection: 'close' }).send(body);
 }
 
 /**

@@ -6,34 +6,14 @@
 // sending into a request that has already been answered, and the connection stays open until the
 // keep-alive timeout.
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-
-/**
- * How long a closing connection keeps reading (and discarding) after its answer has been sent and
- * its write side shut: a socket closed with unread bytes, or bytes still arriving, sends a TCP
- * reset, and a reset can reach the client before it has read the answer (Go waits 500 ms too).
- */
-export const LINGER_MS = 500;
+import { lingerOnClose } from './close-gently.js';
 
 /** True when the request announced a body that has not been received in full. */
 export function hasUnreadBody(req: IncomingMessage): boolean {
   if (req.complete) return false;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/**
- * Node ends a `Connection: close` answer with `socket.destroySoon()`, which destroys the socket
- * as soon as the answer is written. Here the write side is shut instead (the client sees the end
- * of the answer) and the socket destroyed after LINGER_MS, still discarding what arrives.
- */
-function lingerOnClose(socket: Socket): void {
-  socket.destroySoon = () => {
-    socket.end();
-    socket.resume();
-    setTimeout(() => socket.destroy(), LINGER_MS).unref();
-  };
 }
 
 export function closeOnUnreadBody(app: FastifyInstance): void {

@@ -2,7 +2,7 @@
 // read close the connection instead of leaving it open, and what node's HTTP parser or router
 // would answer in its own format (control bytes, the absolute form) is a Distribution answer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { spawnLayover, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildManifest, emptyConfig } from '../helpers/oci-content.js';
 import { rawRequest, socketExchange, type SocketAnswer } from '../helpers/raw-http.js';
 import { putManifest, uploadBlob } from '../helpers/registry-client.js';
@@ -124,7 +124,8 @@ describe('control bytes in the request URL are Distribution errors', () => {
   });
 
   it('a control byte in a header value is 400 in the error format, and the connection closes', async () => {
-    const res = await socketExchange(layover.url, head('GET', '/v2/', { 'x-odd': 'a\x01b' }));
+    // The client goes on sending a body: the answer still arrives (no reset before it is read).
+    const res = await socketExchange(layover.url, head('PUT', '/v2/edge/repo/manifests/v1', { 'x-odd': 'a\x01b', 'content-length': String(1 << 30) }), { pump: RAW });
     expectError(res, 400, 'UNSUPPORTED');
     expectClosed(res);
   });
@@ -174,5 +175,61 @@ describe('the absolute form of the request target (RFC 9112 §3.2.2) is served a
     } finally {
       await secured.close();
     }
+  });
+});
+
+// Found by the fuzz run (registry-fuzz.test.ts).
+describe('what the fuzz run found', () => {
+  it('bytes the parser refuses after a complete request do not cost that request its answer', async () => {
+    for (const trailing of [
+      head('GET', '/v2/', { 'content-length': '0' }) + 'x',
+      `${head('GET', '/v2/', { 'transfer-encoding': 'chunked' })}0\r\n\r\n0\r\n\r\n`,
+    ]) {
+      const res = await socketExchange(layover.url, trailing);
+      expect(res.status).toBe(200);
+      expect(res.body.toString()).toBe('{}');
+      expect(res.closedAfterMs).toBeDefined();
+    }
+  });
+
+  it('a request the parser refuses keeps its answer while its large body is still arriving', async () => {
+    // In its own process: sharing the test's event loop, the server never sees the body's later reads in time.
+    const spawned = await spawnLayover();
+    try {
+      for (let i = 0; i < 5; i++) {
+        for (const bad of [{ 'x-odd': 'a\x01b' }, { 'content-length': 'abc' }] as Record<string, string>[]) {
+          const res = await socketExchange(spawned.url, Buffer.concat([Buffer.from(head('PUT', '/v2/edge/repo/manifests/v1', { 'content-length': String(5 << 20), ...bad })), Buffer.alloc(5 << 20, 0x20)]));
+          expectError(res, 400, 'UNSUPPORTED');
+          expectClosed(res);
+        }
+      }
+    } finally {
+      await spawned.close();
+    }
+  });
+
+  it('an HTTP/1.1 request without Host is 400 in the error format; HTTP/1.0 needs none', async () => {
+    const res = await socketExchange(layover.url, 'GET /v2/ HTTP/1.1\r\n\r\n');
+    expectError(res, 400, 'UNSUPPORTED');
+    expectClosed(res);
+    const old = await socketExchange(layover.url, 'GET /v2/ HTTP/1.0\r\n\r\n');
+    expect(old.status).toBe(200);
+  });
+
+  it('an Expect other than 100-continue is 417 in the error format', async () => {
+    const res = await socketExchange(layover.url, head('PUT', '/v2/edge/repo/manifests/v1', { expect: 'x', 'content-length': '2' }) + '{}');
+    expectError(res, 417, 'UNSUPPORTED');
+    expectClosed(res);
+  });
+
+  it('CONNECT is 405 in the error format, and the connection closes', async () => {
+    const res = await socketExchange(layover.url, head('CONNECT', '/v2/edge/repo/blobs/uploads/', {}));
+    expectError(res, 405, 'UNSUPPORTED');
+    expectClosed(res);
+  });
+
+  it('errors raised before the route (a refused Content-Type, an unrouted method) carry Docker-Distribution-API-Version', async () => {
+    expectError(await socketExchange(layover.url, head('POST', '/v2/edge/repo/blobs/uploads/', { 'content-type': '', 'content-length': '0' }), { waitMs: 0 }), 415, 'UNSUPPORTED');
+    expectError(await socketExchange(layover.url, head('OPTIONS', '/v2/edge/repo/tags/list', {}), { waitMs: 0 }), 404, 'UNSUPPORTED');
   });
 });
