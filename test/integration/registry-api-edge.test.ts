@@ -2,6 +2,7 @@
 // read close the connection instead of leaving it open, and what node's HTTP parser or router
 // would answer in its own format (control bytes, the absolute form) is a Distribution answer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRawUpstream } from '../helpers/junk-upstream.js';
 import { spawnLayover, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildManifest, emptyConfig } from '../helpers/oci-content.js';
 import { rawRequest, socketExchange, type SocketAnswer } from '../helpers/raw-http.js';
@@ -220,6 +221,23 @@ describe('what the fuzz run found', () => {
     const res = await socketExchange(layover.url, head('PUT', '/v2/edge/repo/manifests/v1', { expect: 'x', 'content-length': '2' }) + '{}');
     expectError(res, 417, 'UNSUPPORTED');
     expectClosed(res);
+  });
+
+  it('an upstream manifest answer cut short (fewer bytes than its Content-Length) is 502 in the error format, not 500', async () => {
+    const answer = 'HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{"schemaVersion":2}';
+    const upstream = await startRawUpstream(() => Buffer.from(answer));
+    const mirror = await startLayover({ upstreams: [{ prefix: 'cut.example', url: upstream.url }] });
+    try {
+      for (const method of ['GET', 'HEAD']) {
+        const res = await socketExchange(mirror.url, `${method} /v2/cut.example/library/x/manifests/v1 HTTP/1.1\r\nHost: ${mirror.host}\r\n\r\n`, { waitMs: 0 });
+        expect(res.status, method).toBe(502);
+        if (method === 'GET') expectError(res, 502, 'UNAVAILABLE');
+      }
+      expect(mirror.log()).not.toMatch(/unhandled error/);
+    } finally {
+      await mirror.close();
+      await upstream.close();
+    }
   });
 
   it('CONNECT is 405 in the error format, and the connection closes', async () => {

@@ -37,13 +37,20 @@ function header(res: UpstreamResponse, name: string): string | undefined {
 async function readLimited(body: UpstreamBody, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) {
-      discard(body);
-      throw new RegistryError('MANIFEST_INVALID', `upstream manifest exceeds ${limit} bytes`, undefined, { status: 502 });
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      total += chunk.length;
+      if (total > limit) {
+        discard(body);
+        throw new RegistryError('MANIFEST_INVALID', `upstream manifest exceeds ${limit} bytes`, undefined, { status: 502 });
+      }
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (err) {
+    if (err instanceof RegistryError) throw err;
+    // The upstream broke its answer off (fewer bytes than its Content-Length, a reset, a timeout):
+    // a bad gateway, not an error of ours.
+    throw new RegistryError('UNAVAILABLE', 'upstream manifest answer broke off', { reason: (err as Error).message }, { status: 502 });
   }
   return Buffer.concat(chunks, total);
 }
