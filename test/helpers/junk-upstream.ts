@@ -37,8 +37,8 @@ function junkAnswer(rng: Rng, port: number): Buffer {
   return Buffer.concat([Buffer.from(`HTTP/1.1 ${status} Junk\r\n${headers.map((h) => `${h}\r\n`).join('')}Connection: close\r\n\r\n`, 'latin1'), body]);
 }
 
-/** A loopback server that answers each request's head with `answer(its port)` and closes the connection. */
-export async function startRawUpstream(answer: (port: number) => Buffer): Promise<RawUpstream> {
+/** A loopback server that answers each request with `answer(its port, the request's head)` and closes the connection. */
+export async function startRawUpstream(answer: (port: number, head: string) => Buffer): Promise<RawUpstream> {
   let count = 0;
   const sockets = new Set<Socket>();
   const server: Server = createServer((socket) => {
@@ -51,7 +51,7 @@ export async function startRawUpstream(answer: (port: number) => Buffer): Promis
       if (!seen.includes('\r\n\r\n') || socket.writableEnded) return;
       count += 1;
       const { port } = server.address() as AddressInfo;
-      socket.end(answer(port));
+      socket.end(answer(port, seen));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

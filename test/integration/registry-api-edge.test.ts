@@ -240,6 +240,24 @@ describe('what the fuzz run found', () => {
     }
   });
 
+  it('an upstream token endpoint answering malformed JSON is 503 UNAVAILABLE, JSON without a token 403 DENIED, never 500', async () => {
+    for (const [token, status, code] of [['{', 503, 'UNAVAILABLE'], ['null', 403, 'DENIED']] as const) {
+      const upstream = await startRawUpstream((port, head) =>
+        Buffer.from(head.startsWith('GET /token')
+          ? `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${token.length}\r\nConnection: close\r\n\r\n${token}`
+          : `HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm="http://127.0.0.1:${port}/token",service="x"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`));
+      const mirror = await startLayover({ upstreams: [{ prefix: 'tok.example', url: upstream.url }] });
+      try {
+        const res = await socketExchange(mirror.url, `GET /v2/tok.example/library/x/manifests/v1 HTTP/1.1\r\nHost: ${mirror.host}\r\n\r\n`, { waitMs: 0 });
+        expectError(res, status, code);
+        expect(mirror.log()).not.toMatch(/unhandled error/);
+      } finally {
+        await mirror.close();
+        await upstream.close();
+      }
+    }
+  });
+
   it('CONNECT is 405 in the error format, and the connection closes', async () => {
     const res = await socketExchange(layover.url, head('CONNECT', '/v2/edge/repo/blobs/uploads/', {}));
     expectError(res, 405, 'UNSUPPORTED');

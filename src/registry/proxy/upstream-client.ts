@@ -205,7 +205,14 @@ export class UpstreamClient {
       if (res.statusCode >= 500 || res.statusCode === 429) throw new UpstreamUnreachable(this.name, `token endpoint answered ${res.statusCode}`);
       throw new UpstreamAuthError(this.name, `token endpoint refused the credentials (${res.statusCode})`);
     }
-    const body = (await res.body.json()) as { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown };
+    let parsed: unknown;
+    try {
+      parsed = await res.body.json();
+    } catch {
+      // A token answer that is not JSON is the upstream's fault, as a 5xx would be.
+      throw new UpstreamUnreachable(this.name, 'token endpoint answered malformed JSON');
+    }
+    const body: { token?: unknown; access_token?: unknown; expires_in?: unknown; issued_at?: unknown } = typeof parsed === 'object' && parsed !== null ? parsed : {};
     const token = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
     if (!token) throw new UpstreamAuthError(this.name, 'token endpoint answered without a token');
     const seconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
