@@ -53,7 +53,8 @@ export interface FuzzWorld {
   host: string;
   /** A unique marker in the names this run writes, to find anything created outside the root. */
   marker: string;
-  mirrorPrefix: string;
+  /** Namespaces the configured upstreams mirror. */
+  mirrorPrefixes: string[];
   authorizations: string[];
   digests: string[];
   uploads: string[];
@@ -63,7 +64,7 @@ export interface FuzzWorld {
 function names(w: FuzzWorld): string[] {
   const m = w.marker;
   return [
-    `fuzz/${m}`, `fuzz/base`, `alice/${m}`, `alice/app`, `bob/${m}`, `${w.mirrorPrefix}/library/${m}`, `${w.mirrorPrefix}/library/nginx`, m,
+    `fuzz/${m}`, `fuzz/base`, `alice/${m}`, `alice/app`, `bob/${m}`, m, ...w.mirrorPrefixes.flatMap((p) => [`${p}/library/${m}`, `${p}/library/nginx`]),
     '..', '%2e%2e', `a/../${m}`, `a/%2e%2e/${m}`, `%2e%2e/%2e%2e/%2e%2e/tmp/${m}`, `../../../../../tmp/${m}`, `..%2f..%2ftmp%2f${m}`,
     '/', `a//${m}`, `/${m}`, `${m}/`, '%2f', `${m}%2f..`, `${m}%5c..%5c..`, `.${m}`, `${m}.`, `~${m}`, `${m.toUpperCase()}/x`,
     `caf\u00e9/${m}`, `caf%c3%a9/${m}`, `\u0430/${m}`, `%ef%bd%8c${m}`, `${m}\u2028x`, `${m}%00`, `${m}\x00x`, `${m}\x01`, `${m}%0a`, `${m}%0d%0ax:y`,
@@ -96,7 +97,7 @@ function uploadIds(w: FuzzWorld, r: Rng): string[] {
 function query(w: FuzzWorld, r: Rng): string {
   const params = [
     () => `digest=${r.pick(digests(w, r))}`, () => `mount=${r.pick(digests(w, r))}`, () => `from=${r.pick(names(w))}`, () => `n=${r.pick(['0', '1', '-1', '1e9', 'abc', '99999999999', '5'])}`,
-    () => `last=${r.pick(names(w))}`, () => `tag=${r.pick(references(w, r))}`, () => `ns=${r.pick(['docker.io', 'ghcr.io', w.mirrorPrefix, '..', '%00', ''])}`,
+    () => `last=${r.pick(names(w))}`, () => `tag=${r.pick(references(w, r))}`, () => `ns=${r.pick([...w.mirrorPrefixes, 'quay.io', '..', '%00', ''])}`,
     () => `artifactType=${r.pick(['application/x', '%00', 'a'.repeat(300)])}`, () => r.pick(['', '&', '=', '%', '%zz=1', 'digest', 'x=\x01']),
   ];
   const n = r.int(3);
@@ -112,7 +113,7 @@ const MANIFEST_TYPES = [
 
 function path(w: FuzzWorld, r: Rng): { target: string; name?: string } {
   const name = r.pick(names(w));
-  const kind = r.int(12);
+  const kind = r.int(14);
   switch (kind) {
     case 0: return { target: `/v2/${name}/manifests/${r.pick(references(w, r))}`, name };
     case 1: return { target: `/v2/${name}/blobs/${r.pick(digests(w, r))}`, name };
@@ -128,7 +129,12 @@ function path(w: FuzzWorld, r: Rng): { target: string; name?: string } {
       return { target: `${r.pick(['http', 'HTTP', 'https', 'ftp'])}://${r.pick([w.host, 'evil.example', '', `user:pw@${w.host}`])}${inner.target}`, name: inner.name };
     }
     case 10: return { target: `/v2/${name}/${r.pick(['manifests', 'blobs', 'tags', 'referrers', 'blobs/uploads'])}/${r.pick(['', '/', '%2f', 'x/y', '..'])}`, name };
-    default: return { target: `/v2/${name}/manifests/${r.pick(['v1', 'latest'])}`, name };
+    default: {
+      // A well-formed read of a mirror repository: what reaches an upstream.
+      const mirrored = `${r.pick(w.mirrorPrefixes)}/library/${r.pick(['nginx', w.marker, 'a/b'])}`;
+      const tail = r.chance(0.5) ? `manifests/${r.pick(['latest', 'v1', `sha256:${r.hex(64)}`])}` : r.pick([`blobs/sha256:${r.hex(64)}`, 'tags/list', `referrers/sha256:${r.hex(64)}`]);
+      return { target: `/v2/${mirrored}/${tail}`, name: mirrored };
+    }
   }
 }
 
