@@ -12,6 +12,7 @@ import { RegistryError } from './errors.js';
 import { assertRepositoryName } from './names.js';
 import { parseEndpoint } from './routes/path.js';
 import { parseReference } from './service.js';
+import { hasUnreadBody } from './unread-body.js';
 
 /** `http://authority/path?query`: the absolute form (RFC 9112 §3.2.2); the scheme is case-insensitive. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/is;
@@ -169,9 +170,12 @@ export function requireHost(req: FastifyRequest, reply: FastifyReply, done: Hook
  * path) is answered in the Distribution error format too, not fastify's own JSON (which also
  * echoed the path).
  */
-export function answerFrameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+export function answerFrameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
   const { body, headers } = errorAnswer(new RegistryError('UNSUPPORTED', 'malformed request URL', undefined, { status }));
-  reply.raw.writeHead(status, headers);
+  // This answer bypasses fastify's hooks: a body still arriving closes the connection here (unread-body.ts says why).
+  const close = hasUnreadBody(req.raw) && reply.raw.socket !== null;
+  if (close) lingerOnClose(reply.raw.socket as Socket);
+  reply.raw.writeHead(status, close ? { ...headers, Connection: 'close' } : headers);
   reply.raw.end(body);
 }

@@ -84,6 +84,12 @@ describe('a body refused before it is read closes the connection', () => {
     expectClosed(res);
   });
 
+  it('a malformed URL (refused before routing) with a body still arriving: 400, then the server closes', async () => {
+    const res = await socketExchange(layover.url, head('PUT', '/v2/edge/repo/manifests/%zz', { 'content-length': String(1 << 30) }), { pump: RAW });
+    expectError(res, 400, 'UNSUPPORTED');
+    expectClosed(res);
+  });
+
   it('a chunk for an unknown upload session: 404, then the server closes', async () => {
     const res = await socketExchange(layover.url, head('PATCH', '/v2/edge/mono/blobs/uploads/0f8fad5b-d9cb-469f-a165-70867728950e', { 'content-length': String(1 << 30) }), { pump: RAW });
     expectError(res, 404, 'BLOB_UPLOAD_UNKNOWN');
