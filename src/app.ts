@@ -12,7 +12,8 @@ import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
 import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
-import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, originForm, requireHost } from './registry/request-edge.js';
+import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, requireHost } from './registry/request-edge.js';
+import { originForm } from './registry/request-target.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
 import { closeOnUnreadBody } from './registry/unread-body.js';
@@ -45,7 +46,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     requestTimeout: 0,
     keepAliveTimeout: 75_000,
     // Before routing: the absolute form is served as its path; what the parser or router refuses
-    // is a Distribution error, not fastify's own format (request-edge.ts says why and how).
+    // is a Distribution error, not fastify's own format (request-target.ts, request-edge.ts).
     rewriteUrl: originForm,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
