@@ -113,7 +113,7 @@ const MANIFEST_TYPES = [
 
 function path(w: FuzzWorld, r: Rng): { target: string; name?: string } {
   const name = r.pick(names(w));
-  const kind = r.int(14);
+  const kind = r.int(16);
   switch (kind) {
     case 0: return { target: `/v2/${name}/manifests/${r.pick(references(w, r))}`, name };
     case 1: return { target: `/v2/${name}/blobs/${r.pick(digests(w, r))}`, name };
