@@ -91,7 +91,7 @@ export function answerConnect(_req: IncomingMessage, socket: Duplex): void {
  */
 export function answerExpectation(_req: IncomingMessage, res: ServerResponse): void {
   const { body, headers } = errorAnswer(new RegistryError('UNSUPPORTED', 'only the 100-continue expectation is supported', undefined, { status: 417 }));
-  lingerOnClose(res.socket as Socket);
+  if (res.socket) lingerOnClose(res.socket as Socket);
   res.writeHead(417, { ...headers, Connection: 'close' });
   res.end(body);
 }
