@@ -6,15 +6,17 @@ import { apiPlugin, type UpstreamHealth } from './api/plugin.js';
 import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
-import { RegistryError } from './registry/errors.js';
 import { scheduleEviction } from './registry/gc/eviction.js';
 import { GcScheduler } from './registry/gc/scheduler.js';
 import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
 import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
+import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, requireHost } from './registry/request-edge.js';
+import { originForm } from './registry/request-target.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
 import type { Store } from './registry/storage/store.js';
+import { closeOnUnreadBody } from './registry/unread-body.js';
 import { uiPlugin } from './ui/plugin.js';
 
 export interface AppOptions {
@@ -28,12 +30,13 @@ export interface AppOptions {
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? createLogger(config.log.level);
+  // node's own Host check answers without a body: requireHost (request-edge.ts) answers instead.
   const https = config.registry.tls
-    ? { key: readFileSync(config.registry.tls.key), cert: readFileSync(config.registry.tls.cert) }
+    ? { key: readFileSync(config.registry.tls.key), cert: readFileSync(config.registry.tls.cert), requireHostHeader: false }
     : null;
   const app = Fastify({
     loggerInstance: logger,
-    https,
+    ...(https ? { https } : { http: { requireHostHeader: false } }),
     // Blob bodies are streamed by the routes themselves; fastify never buffers them.
     bodyLimit: config.registry.maxManifestBytes,
     // Per-request access lines would dominate the cost of a blob GET; denials and errors are logged where they happen.
@@ -42,15 +45,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     routerOptions: { maxParamLength: 4096, ignoreDuplicateSlashes: false },
     requestTimeout: 0,
     keepAliveTimeout: 75_000,
-    // A URL the router cannot take (a malformed %-escape, an over-long path) is answered in the
-    // Distribution error format too, not fastify's own JSON (which also echoed the path).
-    frameworkErrors: (err, _req, reply) => {
-      const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
-      const body = JSON.stringify(new RegistryError('UNSUPPORTED', 'malformed request URL', undefined, { status }).body());
-      reply.raw.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Docker-Distribution-API-Version': 'registry/2.0' });
-      reply.raw.end(body);
-    },
+    // Before routing: the absolute form is served as its path; what the parser or router refuses
+    // is a Distribution error, not fastify's own format (request-target.ts, request-edge.ts).
+    rewriteUrl: originForm,
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
   }) as unknown as FastifyInstance;
+  // Before any plugin registers, so that they apply to every route.
+  closeOnUnreadBody(app);
+  app.addHook('onRequest', requireHost);
+  app.server.on('connect', answerConnect);
+  app.server.on('checkExpectation', answerExpectation);
   const store = options.store ?? (await openFilesystemStore(config.storage.root));
   let access = options.access;
   if (!access && config.auth.enabled) {

@@ -86,7 +86,8 @@ function uploadArgs(e: Endpoint): [string, string] {
 
 function sendError(reply: FastifyReply, error: RegistryError): void {
   const body = JSON.stringify(error.body());
-  reply.code(error.status).headers(error.headers).header('Content-Type', 'application/json; charset=utf-8');
+  // Here too, not only in the route: errors raised before it (a refused Content-Type, no route) carry it as well.
+  reply.code(error.status).headers(error.headers).header('Content-Type', 'application/json; charset=utf-8').header('Docker-Distribution-API-Version', 'registry/2.0');
   // HEAD answers carry the headers only.
   if (reply.request.method === 'HEAD') reply.header('Content-Length', Buffer.byteLength(body)).send();
   else reply.send(body);
