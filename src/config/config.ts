@@ -83,7 +83,16 @@ export interface Config {
     webhookConfigName: string;
     webhookServiceName: string;
     certSecretName: string;
+    rewriteTarget: 'node' | 'nodePort';
     publicHostFromService: boolean;
+  };
+  node: {
+    enabled: boolean;
+    host: string;
+    port: number;
+    /** The registry Service's URL that the node role forwards to. */
+    registry: string;
+    daemonSet: string;
   };
   controller: { enabled: boolean; resyncMs: number; tokenTTLMs: number };
   gc: { intervalMs: number; keepUntagged: boolean; graceMs: number };

@@ -115,6 +115,10 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
   for (const [i, rule] of (auth.rules ?? []).entries()) {
     for (const p of [rule.principals].flat()) if (!principal.test(p)) checked.push(`auth.rules.${i}.principals: "${p}" is not a user, team:X, namespace:X, $authenticated or $anonymous`);
   }
+  const node = raw.node ?? {};
+  const nodeListen = listen('node.listen', node.listen, '127.0.0.1:5005');
+  // kube-proxy's NodePort rules would intercept a port in the NodePort range on the node's own addresses.
+  if (nodeListen.port >= 30000 && nodeListen.port <= 32767) checked.push(`node.listen: port ${nodeListen.port} is in the NodePort range 30000-32767; pick one outside it`);
   const wh = raw.webhook ?? {};
   const whListen = listen('webhook.listen', wh.listen, '0.0.0.0:8443');
   const storageRoot = abs(raw.storage?.root ?? './data');
@@ -179,7 +183,15 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       webhookConfigName: wh.webhookConfigName ?? 'layover',
       webhookServiceName: wh.webhookServiceName ?? 'layover-webhook',
       certSecretName: wh.certSecretName ?? 'layover-webhook-tls',
+      rewriteTarget: wh.rewriteTarget ?? 'nodePort',
       publicHostFromService: wh.publicHostFromService ?? raw.registry?.publicHost === undefined,
+    },
+    node: {
+      enabled: node.enabled ?? false,
+      host: nodeListen.host,
+      port: nodeListen.port,
+      registry: node.registry ?? 'http://layover-registry.layover.svc:5000',
+      daemonSet: node.daemonSet ?? 'layover-node',
     },
     controller: {
       enabled: raw.controller?.enabled ?? false,

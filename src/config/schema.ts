@@ -130,8 +130,29 @@ export const ConfigSchema = Type.Object({
     webhookServiceName: Type.Optional(Type.String()),
     /** Where selfSigned mode keeps its certificate. */
     certSecretName: Type.Optional(Type.String()),
+    /**
+     * What Pods' images are rewritten to: `node`, the node role's loopback address (node.listen);
+     * `nodePort`, localhost:<the registry Service's NodePort> (or registry.publicHost).
+     */
+    rewriteTarget: Type.Optional(Type.Union([Type.Literal('node'), Type.Literal('nodePort')])),
     /** Read the public host from the registry Service's NodePort (default: when registry.publicHost is not set). */
     publicHostFromService: Type.Optional(Type.Boolean()),
+  }, strict)),
+  /**
+   * The node-local entry point (a DaemonSet on the host network): listens on the node's loopback
+   * and forwards to the registry Service, so nodes reach the mirror whatever kube-proxy does. The
+   * webhook and the controller read `listen` (the address images are rewritten to) and
+   * `daemonSet` (whose ready Pods say the node path works) in `webhook.rewriteTarget: node` mode.
+   */
+  node: Type.Optional(Type.Object({
+    /** Run the node role in this process. */
+    enabled: Type.Optional(Type.Boolean()),
+    /** Loopback host:port, outside the NodePort range (30000-32767); default 127.0.0.1:5005. */
+    listen: Type.Optional(Type.String()),
+    /** The registry Service's URL the node role forwards to. */
+    registry: Type.Optional(Type.String({ pattern: '^https?://' })),
+    /** The node role's DaemonSet (in webhook.ownNamespace). */
+    daemonSet: Type.Optional(Type.String()),
   }, strict)),
   controller: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean()),
