@@ -214,6 +214,22 @@ describe('an upstream manifest declared larger than registry.maxManifestSize', (
   }, 20_000);
 });
 
+describe('an upstream answering 200 with something that is no manifest', () => {
+  it('is the upstream\'s fault: 502 MANIFEST_INVALID in the error format, nothing cached', async () => {
+    const junk = Buffer.from('<html>not a manifest</html>');
+    const upstream = await openUpstream((res) => {
+      res.writeHead(200, { 'content-type': MediaType.ociManifest, 'content-length': String(junk.length) });
+      res.end(junk);
+    });
+    const mirror = await mirrorOf(upstream.url, {});
+    const a = await get(`${mirror.url}/v2/up/app/manifests/v1`);
+    expect({ status: a.status, code: a.code }).toEqual({ status: 502, code: 'MANIFEST_INVALID' });
+    const tags = await request(`${mirror.url}/v2/up/app/tags/list`);
+    expect(tags.statusCode).toBe(404);
+    await tags.body.dump();
+  }, 20_000);
+});
+
 // ---- item 6: overall deadlines ----
 
 describe('deadlines on upstream fetches', () => {

@@ -8,7 +8,7 @@ import type { Logger } from '../../log.js';
 import { BodyTooLarge, readBounded } from '../body.js';
 import { digestOf, parseDigest, type Digest } from '../digest.js';
 import { RegistryError } from '../errors.js';
-import { MANIFEST_MEDIA_TYPES, parseManifest } from '../manifest.js';
+import { MANIFEST_MEDIA_TYPES, parseManifest, type ManifestInfo } from '../manifest.js';
 import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors, upstreamRefused } from '../metrics.js';
 import { LocalContent, parseReference, storeManifest, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
 import { isStorageFull, logStorageFull, StorageError, storageAnswer, storageFullError } from '../storage/errors.js';
@@ -402,7 +402,16 @@ export class PullThroughSource implements ContentSource {
       this.log?.warn({ upstream: this.label, repository, reference, expected: claimed, actual: digest }, 'upstream manifest failed verification: nothing cached');
       throw new RegistryError('DIGEST_INVALID', `upstream ${this.label} sent a manifest that does not match its digest`, { expected: claimed, actual: digest }, { status: 502 });
     }
-    const info = parseManifest(bytes, header(res, 'content-type'));
+    let info: ManifestInfo;
+    try {
+      info = parseManifest(bytes, header(res, 'content-type'));
+    } catch (err) {
+      // The client asked for nothing wrong: an upstream answering something that is no manifest is a bad gateway.
+      if (!(err instanceof RegistryError)) throw err;
+      upstreamErrors.inc({ upstream: this.label, reason: 'bad_answer' });
+      this.log?.warn({ upstream: this.label, repository, reference, code: err.code }, 'upstream sent an invalid manifest: nothing cached');
+      throw new RegistryError(err.code, `upstream ${this.label} sent an invalid manifest: ${err.message}`, err.detail, { status: 502 });
+    }
     // Stored byte for byte; the store verifies the digest again before the bytes become visible.
     const meta = await storeManifest(this.store, repository, bytes, digest, info);
     if (ref.tag) {
