@@ -2,7 +2,7 @@ import { statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword, isPasswordHash, verifyPassword } from '../../src/registry/auth/password.js';
-import { LoginLimiter } from '../../src/registry/auth/rate-limit.js';
+import { clientAddress, LoginLimiter } from '../../src/registry/auth/rate-limit.js';
 import { readUsersFile, writeUsersFile, UsersFileError } from '../../src/registry/auth/users-file.js';
 import { UserStore } from '../../src/registry/auth/users.js';
 import { isAccountName } from '../../src/registry/auth/names.js';
@@ -86,6 +86,22 @@ describe('login limiter', () => {
     limiter.succeed('9.9.9.9', 'a');
     expect(limiter.retryAfter('9.9.9.9', 'zed')).toBe(1000);
     expect(limiter.retryAfter('8.8.8.8', 'zed')).toBe(0);
+  });
+  it('counts an IPv4 client of a dual-stack socket as its IPv4 address, and an IPv6 client by its /64', () => {
+    expect(clientAddress('::ffff:10.1.2.3')).toBe('10.1.2.3');
+    expect(clientAddress('10.1.2.3')).toBe('10.1.2.3');
+    expect(clientAddress('2001:db8:0:1::5')).toBe('2001:db8:0:1::/64');
+    expect(clientAddress('2001:0db8:0000:0001:ffff:1:2:3')).toBe('2001:db8:0:1::/64');
+    expect(clientAddress('::1')).toBe('0:0:0:0::/64');
+    const limiter = new LoginLimiter({ perUser: 100, perClient: 3, windowMs: 1000 }, () => 0);
+    // An attacker cycling through the addresses of its own /64 is one client.
+    for (const ip of ['2001:db8:0:1::a', '2001:db8:0:1::b', '2001:db8:0:1:1:2:3:4']) limiter.fail(ip, 'x');
+    expect(limiter.retryAfter('2001:db8:0:1::ffff', 'y')).toBe(1000);
+    expect(limiter.retryAfter('2001:db8:0:2::a', 'y')).toBe(0);
+    limiter.fail('::ffff:10.9.9.9', 'x');
+    limiter.fail('10.9.9.9', 'x');
+    limiter.fail('10.9.9.9', 'x');
+    expect(limiter.retryAfter('::ffff:10.9.9.9', 'y')).toBe(1000);
   });
   it('forgets failures outside the window', () => {
     let now = 0;

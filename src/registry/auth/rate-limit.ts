@@ -5,6 +5,7 @@
 // admin's, say) from one machine never locks that user out of every other machine.
 // Signed tokens are never counted or refused here: they cannot be guessed, and a node's pull
 // secret must keep working when someone behind the same SNAT address guesses passwords.
+import { isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
 
 export interface LoginLimits { perUser: number; perClient: number; windowMs: number }
@@ -49,6 +50,22 @@ export class LoginLimiter {
   }
 }
 
-const clientKey = (client: string): string => `c:${client}`;
+/**
+ * The address a client is counted by. An IPv4 client of a dual-stack socket (`::ffff:a.b.c.d`)
+ * is its IPv4 address; an IPv6 client is its /64, the smallest block a host is routinely given,
+ * so cycling through the addresses of one's own /64 does not buy more guesses.
+ */
+export function clientAddress(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1] as string;
+  if (!isIPv6(ip)) return ip;
+  const [head = '', tail] = ip.toLowerCase().split('::') as [string, string | undefined];
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+const clientKey = (client: string): string => `c:${clientAddress(client)}`;
 // JSON keeps (address, name) pairs distinct whatever characters a sent user name holds.
-const userKey = (client: string, user: string): string => `u:${JSON.stringify([client, user])}`;
+const userKey = (client: string, user: string): string => `u:${JSON.stringify([clientAddress(client), user])}`;
