@@ -38,14 +38,15 @@ describe('layover serve', () => {
   it('runs only the webhook when the registry role is off', async () => {
     const port = await freePort();
     const { output } = run(`registry: { enabled: false, publicHost: "localhost:30500" }\nwebhook: { enabled: true, listen: "127.0.0.1:${port}", selfSigned: true }\n`);
-    await waitFor(() => output().includes('layover webhook listening'), 20_000);
+    // tsx's start, the Kubernetes client and an RSA key: ~3 s on a quiet machine, over 20 s on a loaded one.
+    await waitFor(() => output().includes('layover webhook listening'), 45_000);
     const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
     const res = await request(`https://127.0.0.1:${port}/healthz`, { dispatcher });
     expect(res.statusCode).toBe(200);
     await res.body.dump();
     expect(output()).not.toContain('layover registry listening');
     await dispatcher.close();
-  });
+  }, 60_000);
 
   it('refuses a controller without the registry and auth in the same process', async () => {
     const { output, exited } = run('registry: { enabled: false }\ncontroller: { enabled: true }\n');
