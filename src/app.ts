@@ -12,6 +12,7 @@ import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
 import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
+import { continueOnFirstRead } from './registry/expect-continue.js';
 import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, requireHost } from './registry/request-edge.js';
 import { originForm } from './registry/request-target.js';
 import { openFilesystemStore } from './registry/storage/filesystem.js';
@@ -56,6 +57,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.addHook('onRequest', requireHost);
   app.server.on('connect', answerConnect);
   app.server.on('checkExpectation', answerExpectation);
+  continueOnFirstRead(app.server);
   const store = options.store ?? (await openFilesystemStore(config.storage.root));
   let access = options.access;
   if (!access && config.auth.enabled) {

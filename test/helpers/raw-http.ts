@@ -53,6 +53,8 @@ export interface SocketAnswer extends Omit<Answer, 'headers'> {
   headers: Record<string, string | undefined>;
   /** Milliseconds from the answer's head arriving to the server ending the connection; undefined if it stayed open for `waitMs`. */
   closedAfterMs: number | undefined;
+  /** The statuses of interim (1xx) answers before the final one, e.g. [100] for a 100 Continue. */
+  interim: number[];
 }
 
 export interface SocketExchangeOptions {
@@ -69,22 +71,26 @@ export interface SocketExchangeOptions {
 /** The first final answer in `all` (1xx interim answers skipped); undefined until its head is complete. A HEAD answer has no body. */
 function parseAnswer(all: Buffer, toHead: boolean): Omit<SocketAnswer, 'closedAfterMs'> | undefined {
   let at = 0;
+  const interim: number[] = [];
   for (;;) {
     const split = all.indexOf('\r\n\r\n', at);
     if (split === -1) return undefined;
     const lines = all.subarray(at, split).toString('latin1').split('\r\n');
     const status = Number(lines[0]?.split(' ')[1]);
     at = split + 4;
-    if (status >= 100 && status < 200) continue;
+    if (status >= 100 && status < 200) {
+      interim.push(status);
+      continue;
+    }
     const headers: Record<string, string> = {};
     for (const line of lines.slice(1)) {
       const colon = line.indexOf(':');
       headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
     }
     const rest = all.subarray(at);
-    if (toHead) return { status, headers, body: Buffer.alloc(0) };
+    if (toHead) return { status, headers, body: Buffer.alloc(0), interim };
     const body = headers['transfer-encoding'] === 'chunked' ? unchunk(rest) : rest.subarray(0, Number(headers['content-length'] ?? rest.length));
-    return { status, headers, body };
+    return { status, headers, body, interim };
   }
 }
 

@@ -1,12 +1,16 @@
 // The HTTP edge against a real listening layover, on bare sockets: bodies refused before they are
 // read close the connection instead of leaving it open, and what node's HTTP parser or router
 // would answer in its own format (control bytes, the absolute form) is a Distribution answer.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRawUpstream } from '../helpers/junk-upstream.js';
 import { spawnLayover, startLayover, type InProcessLayover } from '../helpers/layover.js';
-import { buildManifest, emptyConfig } from '../helpers/oci-content.js';
+import { buildManifest, emptyConfig, randomBlob } from '../helpers/oci-content.js';
 import { rawRequest, socketExchange, type SocketAnswer } from '../helpers/raw-http.js';
 import { putManifest, uploadBlob } from '../helpers/registry-client.js';
+import { runTool } from '../helpers/run-tool.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
 
 let layover: InProcessLayover;
 const LIMIT = 4096;
@@ -275,5 +279,50 @@ describe('what the fuzz run found', () => {
   it('errors raised before the route (a refused Content-Type, an unrouted method) carry Docker-Distribution-API-Version', async () => {
     expectError(await socketExchange(layover.url, head('POST', '/v2/edge/repo/blobs/uploads/', { 'content-type': '', 'content-length': '0' }), { waitMs: 0 }), 415, 'UNSUPPORTED');
     expectError(await socketExchange(layover.url, head('OPTIONS', '/v2/edge/repo/tags/list', {}), { waitMs: 0 }), 404, 'UNSUPPORTED');
+  });
+});
+
+describe('Expect: 100-continue', () => {
+  // node says "100 Continue" as soon as the headers are in, before the request is checked; Go's
+  // net/http (Docker Distribution) says it only once the handler reads the body. A request
+  // refused before that must be answered without the client having been told to send its body.
+  const expectHead = (target: string, headers: Record<string, string>): string => head('PUT', target, { expect: '100-continue', ...headers });
+
+  it('a manifest declared above the limit: 413 at once, no 100 Continue first', async () => {
+    const res = await socketExchange(layover.url, expectHead('/v2/edge/cont/manifests/v1', { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(10 * 2 ** 20) }));
+    expectError(res, 413, 'SIZE_INVALID');
+    expect(res.interim).toEqual([]);
+  });
+
+  it('an upload without credentials: 401 at once, no 100 Continue first', async () => {
+    const secured = await startLayover({ auth: { enabled: true, users: [{ name: 'admin', password: 'admin-password-1', admin: true }] } });
+    try {
+      const target = `/v2/admin/cont/blobs/uploads/?digest=${DIGEST}`;
+      const lines = Object.entries({ host: secured.host, expect: '100-continue', 'content-length': String(2 ** 20) }).map(([k, v]) => `${k}: ${v}\r\n`);
+      const res = await socketExchange(secured.url, `POST ${target} HTTP/1.1\r\n${lines.join('')}\r\n`);
+      expectError(res, 401, 'UNAUTHORIZED');
+      expect(res.interim).toEqual([]);
+    } finally {
+      await secured.close();
+    }
+  });
+
+  it('a request whose body is read gets 100 Continue: curl uploads a blob with it', async () => {
+    const dir = makeTempDir('layover-expect-');
+    try {
+      const blob = randomBlob(3 * 2 ** 20, 'expect-continue');
+      const file = path.join(dir.path, 'blob');
+      writeFileSync(file, blob.bytes);
+      const location = (await rawRequest(layover.url, 'POST', '/v2/edge/curl/blobs/uploads/', { 'content-length': '0' })).headers.location;
+      const put = `${layover.url}${String(location)}${String(location).includes('?') ? '&' : '?'}digest=${blob.digest}`;
+      const { stdout, stderr } = await runTool('curl', ['-sS', '-v', '-o', '/dev/null', '-w', '%{http_code}', '-X', 'PUT', '-H', 'Expect: 100-continue', '-H', 'Content-Type: application/octet-stream', '--data-binary', `@${file}`, put]);
+      expect(stdout).toBe('201');
+      expect(stderr).toMatch(/< HTTP\/1\.1 100 Continue/);
+      const back = await rawRequest(layover.url, 'GET', `/v2/edge/curl/blobs/${blob.digest}`);
+      expect(back.status).toBe(200);
+      expect(back.body.equals(blob.bytes)).toBe(true);
+    } finally {
+      dir.cleanup();
+    }
   });
 });
