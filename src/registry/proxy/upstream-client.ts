@@ -130,7 +130,11 @@ export class UpstreamClient {
       rejectUnauthorized: !upstream.insecure,
       ...(upstream.ca ? { ca: readFileSync(upstream.ca) } : {}),
     };
-    const timeouts = { headersTimeout: 30_000, bodyTimeout: 60_000, keepAliveTimeout: 30_000 };
+    // The configured deadlines (deadline.ts) bound each exchange; undici's per-exchange headers
+    // timeout is only a backstop, so it must not cut one short of a longer configured deadline.
+    const t = upstream.timeouts;
+    const headersTimeout = Math.max(30_000, t.tokenMs, t.manifestMs, t.blobHeadersMs) + 1_000;
+    const timeouts = { headersTimeout, bodyTimeout: 60_000, keepAliveTimeout: 30_000 };
     this.agent = new Agent({ connect: slabConnector(connect), ...timeouts });
     this.foreignAgent = new Agent({ connect: slabConnector({ timeout: 10_000, rejectUnauthorized: !upstream.insecure }), ...timeouts });
     this.credentials = opts.credentials ?? credentialSource(upstream);
