@@ -86,7 +86,7 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
   });
 
   it('everything namespaced lives in the layover Namespace, which is rendered and enforces the restricted profile', () => {
-    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration']);
+    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     for (const o of objs) {
       if (clusterScoped.has(o.kind)) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBeUndefined();
       else expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('layover');
