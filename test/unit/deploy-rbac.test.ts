@@ -37,7 +37,7 @@ const CONTROLLER = [
   'layover-registry get core/pods @cluster',
   'layover-registry list core/pods @cluster',
   'layover-registry watch core/pods @cluster',
-  ...['get', 'list', 'watch', 'update', 'delete'].map((verb) => `layover-registry ${verb} core/secrets/layover-pull @cluster`),
+  ...['get', 'list', 'update', 'delete'].map((verb) => `layover-registry ${verb} core/secrets/layover-pull @cluster`),
   'layover-registry create core/secrets @cluster',
   'layover-registry create core/events @cluster',
   'layover-registry get core/services/layover-registry @layover',

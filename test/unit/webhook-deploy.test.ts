@@ -84,7 +84,7 @@ describe('deploy/base (webhook and controller)', async () => {
   it('RBAC: the controller gets namespaces list/watch, the pull secret by name, events; the webhook only reads (deploy-rbac.test.ts has every grant)', () => {
     const controller = at<Rule[]>(find(objs, 'ClusterRole', 'layover-controller'), 'rules');
     expect(controller).toContainEqual({ apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] });
-    expect(controller).toContainEqual({ apiGroups: [''], resources: ['secrets'], resourceNames: ['layover-pull'], verbs: ['get', 'list', 'watch', 'update', 'delete'] });
+    expect(controller).toContainEqual({ apiGroups: [''], resources: ['secrets'], resourceNames: ['layover-pull'], verbs: ['get', 'list', 'update', 'delete'] });
     expect(controller).toContainEqual({ apiGroups: [''], resources: ['events'], verbs: ['create'] });
     for (const rule of controller) expect(rule.verbs).not.toContain('*');
     // The MutatingWebhookConfiguration is writable only in the self-signed overlay.
