@@ -4,6 +4,7 @@
 // renewal made by one replica reaches another replica's listener.
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { connect, createServer, type Server } from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -17,7 +18,11 @@ import { ensureSelfSignedCertificate, splitPems, stateFromSecret } from '../../s
 import { serviceDNSNames } from '../../src/webhook/selfsigned.js';
 import { startCertApiserver, type CertApiserver } from '../helpers/cert-apiserver.js';
 
-const logger = createLogger('silent');
+// Everything logged at debug level and up is kept, to check that no key or certificate is.
+const logged: string[] = [];
+const logStream = new PassThrough();
+logStream.on('data', (chunk: Buffer) => logged.push(chunk.toString()));
+const logger = createLogger('debug', logStream);
 const DNS = serviceDNSNames('layover-webhook', 'layover');
 const DAY = 86_400_000;
 const T0 = Date.parse('2027-01-01T00:00:00Z');
@@ -95,6 +100,10 @@ describe('self-signed certificates over time', () => {
     // Every caBundle ever written trusted the certificate served at that time.
     expect(api.caBundleWrites.map((b) => splitPems(b).length)).toEqual([1, 2, 1]);
     expect(stored().ca.key).toBeDefined();
+    // The rotation was logged, step by step, without a key or certificate in any line.
+    const lines = logged.join('');
+    for (const step of ['created', 'new-ca-trusted', 'serving-signed-by-new-ca', 'old-ca-dropped']) expect(lines).toContain(step);
+    expect(lines).not.toMatch(/PRIVATE KEY|BEGIN CERTIFICATE|LS0tLS1CRUdJTi/);
   });
 
   it('a Secret from a version that kept no CA key moves to a kept CA the same way: old and new trusted first', async () => {
