@@ -157,6 +157,19 @@ describe.each(KUBE_PROXY_MODES)('layover on kind, kube-proxy in %s mode (deploy/
     expect(Buffer.from(caBundle, 'base64').toString()).toMatch(/BEGIN CERTIFICATE/);
   }, 5 * MINUTE);
 
+  it('least privilege: the registry\'s ServiceAccount may create the pull secret, but no ServiceAccount token Secret in kube-system', async (ctx) => {
+    needsDocker(ctx);
+    const asController = ['--as', 'system:serviceaccount:layover:layover-registry'];
+    const stolen = ['-n', 'kube-system', 'create', 'secret', 'generic', 'stolen', '--type', 'kubernetes.io/service-account-token'];
+    // RBAC lets it create Secrets anywhere; the ValidatingAdmissionPolicy refuses this one (once the apiserver has loaded it).
+    await waitFor(async () => (await kube().kubectl([...asController, ...stolen]).then(() => 'created', (err: Error) => err.message)).includes('layover-secret-writes') || undefined, MINUTE, 2_000);
+    await expect(kube().kubectl(['-n', 'kube-system', 'get', 'secret', 'stolen'])).rejects.toThrow(/NotFound/);
+    await kube().kubectl(['create', 'namespace', 'e2e-policy']);
+    await kube().kubectl([...asController, '-n', 'e2e-policy', 'create', 'secret', 'docker-registry', 'layover-pull', '--docker-server', NODE_HOST, '--docker-username', 'u', '--docker-password', 'p']);
+    await expect(kube().kubectl([...asController, '-n', 'e2e-policy', 'create', 'secret', 'docker-registry', 'other', '--docker-server', NODE_HOST, '--docker-username', 'u', '--docker-password', 'p'])).rejects.toThrow(/layover-secret-writes/);
+    await kube().kubectl(['delete', 'namespace', 'e2e-policy', '--wait=false']);
+  }, 5 * MINUTE);
+
   it('a developer account pushes into its own namespace', async (ctx) => {
     needsDocker(ctx);
     await kube().kubectl(['-n', 'layover', 'exec', '-i', 'layover-registry-0', '--', 'node', '/app/bin/layover.js', 'user', 'add', alice.user, '--password-stdin', '--config', '/etc/layover/config.yaml'], alice.password);
