@@ -2,6 +2,7 @@
 // webhook and controller are tested against a fake and the client library stays at this edge.
 // ApiException messages carry request headers (credentials): only their status code is kept.
 import * as k8s from '@kubernetes/client-node';
+import { retryOnConflict } from './conflict.js';
 
 export interface ObjectRef { name: string; namespace?: string; uid?: string; resourceVersion?: string }
 
@@ -47,7 +48,10 @@ export interface Kube {
   /** Deletes only the exact object seen (uid precondition); a missing Secret is not an error. */
   deleteSecret(namespace: string, name: string, uid?: string): Promise<void>;
   createEvent(namespace: string, event: EventSpec): Promise<void>;
-  /** Sets caBundle on every webhook of a MutatingWebhookConfiguration. */
+  /**
+   * Sets caBundle on every webhook of a MutatingWebhookConfiguration (read, then replace with the
+   * read resourceVersion, retried on 409); no write when it already holds this bundle.
+   */
   setWebhookCABundle(configName: string, caBundlePem: string): Promise<void>;
   watchNamespaces(handlers: NamespaceHandlers): Promise<NamespaceWatch>;
 }
@@ -151,9 +155,14 @@ export function createKube(kubeConfig?: k8s.KubeConfig): Kube {
     },
     async setWebhookCABundle(configName, caBundlePem) {
       const caBundle = Buffer.from(caBundlePem).toString('base64');
-      const current = await call('read webhook configuration', () => admission.readMutatingWebhookConfiguration({ name: configName }));
-      for (const webhook of current.webhooks ?? []) webhook.clientConfig.caBundle = caBundle;
-      await call('replace webhook configuration', () => admission.replaceMutatingWebhookConfiguration({ name: configName, body: current }));
+      await retryOnConflict(async () => {
+        const current = await call('read webhook configuration', () => admission.readMutatingWebhookConfiguration({ name: configName }));
+        const webhooks = current.webhooks ?? [];
+        if (webhooks.every((webhook) => webhook.clientConfig.caBundle === caBundle)) return;
+        for (const webhook of webhooks) webhook.clientConfig.caBundle = caBundle;
+        // `current` carries the resourceVersion read: a concurrent change makes this a 409.
+        await call('replace webhook configuration', () => admission.replaceMutatingWebhookConfiguration({ name: configName, body: current }));
+      }, isConflict);
     },
     async watchNamespaces(handlers) {
       const informer = k8s.makeInformer(kc, '/api/v1/namespaces', () => core.listNamespace());

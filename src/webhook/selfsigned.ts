@@ -1,16 +1,17 @@
-// The in-process certificate mode (`webhook.selfSigned: true`): a CA and a serving certificate
-// made at start (sha256; the library's default would be sha1), kept in a Secret so every replica
-// serves the same one, and the CA written into the MutatingWebhookConfiguration's caBundle.
+// Certificates for the in-process mode (`webhook.selfSigned: true`): a long-lived CA and serving
+// certificates it signs (ECDSA P-256, sha256; the library's default would be sha1). Which one to
+// make when is ca-rotation.ts; where they are kept is selfsigned-secret.ts.
 import { X509Certificate } from 'node:crypto';
 import { generate } from 'selfsigned';
-import { isConflict, type Kube, type SecretObject } from '../k8s/kube.js';
-import type { Logger } from '../log.js';
 import type { KeyPair } from './certificate.js';
 
 export interface GeneratedCertificate extends KeyPair { ca: string }
 
 const DAY = 86_400_000;
-/** A stored certificate closer than this to expiry is replaced. */
+/** The CA lives long: renewing the serving certificate never changes what the caBundle trusts. */
+export const CA_LIFETIME_MS = 10 * 365 * DAY;
+export const SERVING_LIFETIME_MS = 365 * DAY;
+/** A serving certificate closer than this to expiry is replaced. */
 export const RENEW_BEFORE_MS = 30 * DAY;
 
 /** The names kube-apiserver uses to reach the webhook Service. */
@@ -18,20 +19,27 @@ export function serviceDNSNames(service: string, namespace: string): string[] {
   return [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`, `${service}.${namespace}`, service];
 }
 
-export async function generateCertificate(dnsNames: string[], ips: string[] = [], now = new Date()): Promise<GeneratedCertificate> {
-  const common = { algorithm: 'sha256', keyType: 'ec' as const, curve: 'P-256' as const, notBeforeDate: new Date(now.getTime() - 60_000) };
+const common = (now: Date) => ({ algorithm: 'sha256', keyType: 'ec' as const, curve: 'P-256' as const, notBeforeDate: new Date(now.getTime() - 60_000) });
+
+export async function generateCA(now = new Date()): Promise<KeyPair> {
   const ca = await generate([{ name: 'commonName', value: 'layover webhook CA' }], {
-    ...common,
-    notAfterDate: new Date(now.getTime() + 10 * 365 * DAY),
+    ...common(now),
+    notAfterDate: new Date(now.getTime() + CA_LIFETIME_MS),
     extensions: [
       { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     ],
   });
+  return { cert: ca.cert, key: ca.private };
+}
+
+/** A serving certificate for these names, signed by `ca`; it never outlives the CA. */
+export async function issueServingCertificate(ca: KeyPair, dnsNames: string[], ips: string[] = [], now = new Date()): Promise<KeyPair> {
+  const caExpiry = Date.parse(new X509Certificate(ca.cert).validTo);
   const leaf = await generate([{ name: 'commonName', value: dnsNames[0] ?? 'layover-webhook' }], {
-    ...common,
-    notAfterDate: new Date(now.getTime() + 365 * DAY),
-    ca: { key: ca.private, cert: ca.cert },
+    ...common(now),
+    notAfterDate: new Date(Math.min(now.getTime() + SERVING_LIFETIME_MS, caExpiry)),
+    ca: { key: ca.key, cert: ca.cert },
     extensions: [
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
@@ -39,71 +47,31 @@ export async function generateCertificate(dnsNames: string[], ips: string[] = []
       { name: 'subjectAltName', altNames: [...dnsNames.map((value) => ({ type: 2 as const, value })), ...ips.map((ip) => ({ type: 7 as const, ip }))] },
     ],
   });
-  return { ca: ca.cert, cert: leaf.cert, key: leaf.private };
+  return { cert: leaf.cert, key: leaf.private };
 }
 
-/** Whether a stored certificate still serves all names for long enough. */
-export function stillUsable(certPem: string, dnsNames: string[], now = new Date()): boolean {
+/** A new CA and a serving certificate from it. */
+export async function generateCertificate(dnsNames: string[], ips: string[] = [], now = new Date()): Promise<GeneratedCertificate> {
+  const ca = await generateCA(now);
+  return { ca: ca.cert, ...(await issueServingCertificate(ca, dnsNames, ips, now)) };
+}
+
+/** Whether a certificate names every one of `dnsNames` (no wildcards). */
+export function servesNames(certPem: string, dnsNames: string[]): boolean {
   try {
     const cert = new X509Certificate(certPem);
-    if (new Date(cert.validTo).getTime() - now.getTime() < RENEW_BEFORE_MS) return false;
     return dnsNames.every((name) => cert.checkHost(name, { wildcards: false }) === name);
   } catch {
     return false;
   }
 }
 
-const decode = (s: string | undefined) => (s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8'));
-
-function fromSecret(secret: SecretObject | undefined): GeneratedCertificate | undefined {
-  const cert = decode(secret?.data?.['tls.crt']);
-  const key = decode(secret?.data?.['tls.key']);
-  const ca = decode(secret?.data?.['ca.crt']);
-  return cert && key && ca ? { cert, key, ca } : undefined;
-}
-
-export interface SelfSignedOptions {
-  kube: Kube;
-  namespace: string;
-  secretName: string;
-  webhookConfigName: string;
-  dnsNames: string[];
-  logger: Logger;
-}
-
-/** The stored certificate when still good, else a new one stored in its place; then the caBundle is set. */
-export async function ensureSelfSignedCertificate(options: SelfSignedOptions): Promise<GeneratedCertificate> {
-  const { kube, namespace, secretName, dnsNames, logger } = options;
-  const existing = await kube.readSecret(namespace, secretName);
-  let certificate = fromSecret(existing);
-  if (!certificate || !stillUsable(certificate.cert, dnsNames)) {
-    const fresh = await generateCertificate(dnsNames);
-    const secret: SecretObject = {
-      metadata: {
-        name: secretName,
-        namespace,
-        labels: { 'app.kubernetes.io/managed-by': 'layover' },
-        ...(existing?.metadata.resourceVersion && { resourceVersion: existing.metadata.resourceVersion }),
-      },
-      type: 'kubernetes.io/tls',
-      data: {
-        'tls.crt': Buffer.from(fresh.cert).toString('base64'),
-        'tls.key': Buffer.from(fresh.key).toString('base64'),
-        'ca.crt': Buffer.from(fresh.ca).toString('base64'),
-      },
-    };
-    try {
-      if (existing) await kube.replaceSecret(namespace, secret);
-      else await kube.createSecret(namespace, secret);
-      certificate = fresh;
-      logger.info({ secret: `${namespace}/${secretName}` }, 'webhook certificate generated and stored');
-    } catch (err) {
-      // Another replica stored one first: serve that one so the caBundle matches every replica.
-      if (!isConflict(err)) throw err;
-      certificate = fromSecret(await kube.readSecret(namespace, secretName));
-      if (!certificate) throw err;
-    }
+/** Whether a stored certificate still serves all names for long enough. */
+export function stillUsable(certPem: string, dnsNames: string[], now = new Date()): boolean {
+  try {
+    if (Date.parse(new X509Certificate(certPem).validTo) - now.getTime() < RENEW_BEFORE_MS) return false;
+  } catch {
+    return false;
   }
-  await kube.setWebhookCABundle(options.webhookConfigName, certificate.ca);
-  return certificate;
+  return servesNames(certPem, dnsNames);
 }

@@ -7,13 +7,12 @@ import type { Config } from '../config/config.js';
 import type { Kube } from '../k8s/kube.js';
 import { resolvePublicHost } from '../k8s/public-host.js';
 import type { Logger } from '../log.js';
-import { watchCertificateFiles, type CertificateWatch, type KeyPair } from './certificate.js';
+import { certificateSource } from './certificate-source.js';
 import { defaultHealthURL, startHealthCheck, type RegistryHealth } from './health.js';
 import { createWebhookMetrics } from './metrics.js';
 import { mutatePod, type MutationSettings } from './mutate.js';
 import { podOf, readReview, reviewResponse, ReviewError } from './review.js';
 import { mirrorTargetFromConfig } from './rewrite.js';
-import { ensureSelfSignedCertificate, generateCertificate, serviceDNSNames } from './selfsigned.js';
 
 export interface WebhookDeps {
   logger: Logger;
@@ -32,7 +31,6 @@ export interface WebhookServer {
 
 /** Bodies kube-apiserver sends are bounded by its own 3 MiB request limit. */
 const BODY_LIMIT = 4 * 1024 * 1024;
-const DAY = 86_400_000;
 
 export function mutationSettings(config: Config, publicHost: string): MutationSettings {
   return {
@@ -43,36 +41,6 @@ export function mutationSettings(config: Config, publicHost: string): MutationSe
     skipNamespaces: new Set([config.webhook.ownNamespace, 'kube-system']),
     pullSecretRequired: config.auth.enabled && !config.auth.anonymous,
   };
-}
-
-async function initialCertificate(config: Config, deps: WebhookDeps, install: (pair: KeyPair) => void): Promise<{ pair: KeyPair; stop(): void }> {
-  const { logger, kube } = deps;
-  const wh = config.webhook;
-  if (wh.tls) {
-    const watch: CertificateWatch = await watchCertificateFiles(wh.tls, install, logger);
-    return { pair: watch.current(), stop: () => watch.close() };
-  }
-  if (!wh.selfSigned) throw new Error('the webhook needs webhook.tls (certificate files) or webhook.selfSigned: true');
-  const dnsNames = serviceDNSNames(wh.webhookServiceName, wh.ownNamespace);
-  if (!kube) {
-    // Outside a cluster nothing can trust a CA it never sees; this serves a throwaway certificate.
-    logger.warn('webhook.selfSigned without a Kubernetes client: serving a certificate no apiserver trusts');
-    return { pair: await generateCertificate([...dnsNames, 'localhost'], ['127.0.0.1']), stop: () => {} };
-  }
-  const ensure = () => ensureSelfSignedCertificate({ kube, namespace: wh.ownNamespace, secretName: wh.certSecretName, webhookConfigName: wh.webhookConfigName, dnsNames, logger });
-  const pair = await ensure();
-  let current = pair.cert;
-  // Renewal happens 30 days before expiry; checking daily is plenty.
-  const timer = setInterval(() => {
-    ensure().then((next) => {
-      if (next.cert !== current) {
-        current = next.cert;
-        install(next);
-      }
-    }, (err: unknown) => logger.warn({ err: (err as Error).message }, 'webhook certificate renewal failed; retrying tomorrow'));
-  }, DAY);
-  timer.unref();
-  return { pair, stop: () => clearInterval(timer) };
 }
 
 export async function startWebhook(config: Config, deps: WebhookDeps): Promise<WebhookServer> {
@@ -98,7 +66,8 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
   const metrics = createWebhookMetrics(() => health.healthy(), deps.metrics);
 
   let server: TlsServer | undefined;
-  const certificate = await initialCertificate(config, { ...deps, logger }, (pair) => server?.setSecureContext(pair));
+  // A renewed certificate is swapped into the listener in place: connections keep running.
+  const certificate = await certificateSource(config, { logger, kube: deps.kube }, (pair) => server?.setSecureContext(pair));
   const app = Fastify({
     loggerInstance: logger,
     https: { ...certificate.pair, minVersion: 'TLSv1.2' },

@@ -62,15 +62,20 @@ export function withUpstream(objs: K8sObject[], upstream: RawUpstream): K8sObjec
   return copy;
 }
 
-/** An upstream registry inside the cluster: a second layover, auth off, on NodePort `nodePort`. */
-export const UPSTREAM = { namespace: 'e2e-upstream', name: 'upstream', port: 5000 } as const;
+/**
+ * An upstream registry inside the cluster: a second layover, auth off, on the node's host network
+ * at `hostPort` (outside the NodePort range), so that a node pulls from it on 127.0.0.1 whatever
+ * kube-proxy does, and the registry mirrors it through its Service.
+ */
+export const UPSTREAM = { namespace: 'e2e-upstream', name: 'upstream', port: 5000, hostPort: 5006 } as const;
 
-export function upstreamObjects(image: string, nodePort: number): K8sObject[] {
-  const { namespace, name, port } = UPSTREAM;
+export function upstreamObjects(image: string): K8sObject[] {
+  const { namespace, name, port, hostPort } = UPSTREAM;
   const labels = { 'app.kubernetes.io/name': name };
-  const config = { registry: { listen: `0.0.0.0:${port}` }, storage: { root: '/data' }, auth: { enabled: false } };
+  const config = { registry: { listen: `0.0.0.0:${hostPort}` }, storage: { root: '/data' }, auth: { enabled: false } };
   return [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } },
+    // Host networking is refused by the restricted profile; this namespace is the suite's own.
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'privileged' } } },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { 'config.yaml': stringify(config) } },
     {
       apiVersion: 'apps/v1',
@@ -79,16 +84,20 @@ export function upstreamObjects(image: string, nodePort: number): K8sObject[] {
       spec: {
         replicas: 1,
         selector: { matchLabels: labels },
+        // The host port is taken until the old Pod is gone.
+        strategy: { type: 'Recreate' },
         template: {
           metadata: { labels },
           spec: {
+            hostNetwork: true,
+            dnsPolicy: 'ClusterFirstWithHostNet',
             enableServiceLinks: false,
             securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
             containers: [{
               name,
               image,
               args: ['serve', '--config', '/etc/upstream/config.yaml'],
-              ports: [{ name: 'registry', containerPort: port }],
+              ports: [{ name: 'registry', containerPort: hostPort }],
               readinessProbe: { httpGet: { path: '/healthz', port: 'registry' }, periodSeconds: 2 },
               securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
               volumeMounts: [{ name: 'config', mountPath: '/etc/upstream' }, { name: 'data', mountPath: '/data' }],
@@ -102,7 +111,7 @@ export function upstreamObjects(image: string, nodePort: number): K8sObject[] {
       apiVersion: 'v1',
       kind: 'Service',
       metadata: { name, namespace },
-      spec: { type: 'NodePort', selector: labels, ports: [{ name: 'registry', port, targetPort: 'registry', nodePort }] },
+      spec: { type: 'ClusterIP', selector: labels, ports: [{ name: 'registry', port, targetPort: 'registry' }] },
     },
   ];
 }
@@ -110,6 +119,10 @@ export function upstreamObjects(image: string, nodePort: number): K8sObject[] {
 interface PortMapping { containerPort: number; hostPort: number; listenAddress?: string; protocol?: string }
 interface KindNode { role: string; extraPortMappings?: PortMapping[] }
 export interface KindCluster { kind: string; apiVersion: string; networking?: Record<string, unknown>; containerdConfigPatches?: string[]; nodes: KindNode[] }
+
+/** kube-proxy's modes; the suite runs once in each (kind's `networking.kubeProxyMode`). */
+export const KUBE_PROXY_MODES = ['iptables', 'ipvs', 'nftables'] as const;
+export type KubeProxyMode = (typeof KUBE_PROXY_MODES)[number];
 
 export async function readKindCluster(): Promise<KindCluster> {
   return parse(await readFile(path.join(REPO_ROOT, 'deploy/overlays/kind/kind-cluster.yaml'), 'utf8')) as KindCluster;
@@ -131,5 +144,12 @@ export function kindClusterWithPorts(cluster: KindCluster, hostPortOf: ReadonlyM
     if (hostPort === undefined) throw new Error(`no host port for NodePort ${m.containerPort}`);
     return { ...m, hostPort, listenAddress: '127.0.0.1' };
   });
+  return copy;
+}
+
+/** kind-cluster.yaml for one kube-proxy mode, its ports mapped as kindClusterWithPorts does. */
+export function kindClusterFor(cluster: KindCluster, mode: KubeProxyMode, hostPortOf: ReadonlyMap<number, number>): KindCluster {
+  const copy = kindClusterWithPorts(cluster, hostPortOf);
+  copy.networking = { ...copy.networking, kubeProxyMode: mode };
   return copy;
 }

@@ -86,7 +86,7 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
   });
 
   it('everything namespaced lives in the layover Namespace, which is rendered and enforces the restricted profile', () => {
-    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration']);
+    const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     for (const o of objs) {
       if (clusterScoped.has(o.kind)) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBeUndefined();
       else expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('layover');
@@ -348,20 +348,23 @@ describe('deploy/secrets templates and containerd mirror mode', () => {
 
 describe('what the end-to-end suite applies', () => {
   it('adds an in-cluster upstream to both configurations, still valid, and its objects are schema-valid', async () => {
-    const objs = withUpstream(objectsOf('deploy/overlays/kind'), { prefix: 'upstream.test', url: 'http://upstream.e2e-upstream.svc:5000', aliases: ['localhost:30501'] });
+    const objs = withUpstream(objectsOf('deploy/overlays/kind'), { prefix: 'upstream.test', url: 'http://upstream.e2e-upstream.svc:5000', aliases: [`127.0.0.1:${UPSTREAM.hostPort}`] });
     for (const name of [REGISTRY_CONFIG, WEBHOOK_CONFIG]) {
       const config = resolved(objs, name);
-      expect(config.upstreams.at(-1)).toMatchObject({ prefix: 'upstream.test', aliases: ['localhost:30501'] });
+      expect(config.upstreams.at(-1)).toMatchObject({ prefix: 'upstream.test', aliases: [`127.0.0.1:${UPSTREAM.hostPort}`] });
       expect(config.upstreams).toHaveLength(5);
     }
     // The original objects are untouched.
     expect(resolved(objectsOf('deploy/overlays/kind'), REGISTRY_CONFIG).upstreams).toHaveLength(4);
-    const upstream = upstreamObjects('layover:dev', 30501);
+    const upstream = upstreamObjects('layover:dev');
     for (const o of [...objs, ...upstream]) expect(await schemaProblems(o)).toEqual([]);
-    expect(at(findObject(upstream, 'Service', UPSTREAM.name), 'spec.ports.0.nodePort')).toBe(30501);
+    // On the node's host network, outside the NodePort range: nodes reach it on 127.0.0.1 in every kube-proxy mode.
+    expect(at(findObject(upstream, 'Deployment', UPSTREAM.name), 'spec.template.spec.hostNetwork')).toBe(true);
+    expect(UPSTREAM.hostPort < 30000 || UPSTREAM.hostPort > 32767).toBe(true);
+    expect(at(findObject(upstream, 'Service', UPSTREAM.name), 'spec.ports.0')).toMatchObject({ port: UPSTREAM.port, targetPort: 'registry' });
     const upstreamConfig = resolveConfig(parse(at<Labels>(findObject(upstream, 'ConfigMap', UPSTREAM.name), 'data')['config.yaml'] ?? ''), { baseDir: '/' });
     expect(upstreamConfig.auth.enabled).toBe(false);
-    expect(upstreamConfig.registry.port).toBe(UPSTREAM.port);
+    expect(upstreamConfig.registry.port).toBe(UPSTREAM.hostPort);
   });
 
   it('moves kind-cluster.yaml port mappings to free host ports on loopback and maps extra NodePorts', async () => {

@@ -7,7 +7,8 @@ import { KubeError, type Kube, type SecretObject } from '../../src/k8s/kube.js';
 import { resolvePublicHost } from '../../src/k8s/public-host.js';
 import { createLogger } from '../../src/log.js';
 import { readKeyPair, watchCertificateFiles } from '../../src/webhook/certificate.js';
-import { ensureSelfSignedCertificate, generateCertificate, serviceDNSNames, stillUsable } from '../../src/webhook/selfsigned.js';
+import { generateCertificate, serviceDNSNames, stillUsable } from '../../src/webhook/selfsigned.js';
+import { ensureSelfSignedCertificate } from '../../src/webhook/selfsigned-secret.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 
 const logger = createLogger('silent');

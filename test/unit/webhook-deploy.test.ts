@@ -81,14 +81,14 @@ describe('deploy/base (webhook and controller)', async () => {
     expect(at(find(objs, 'PodDisruptionBudget', 'layover-webhook'), 'spec.selector.matchLabels')).toEqual(at(deployment, 'spec.selector.matchLabels'));
   });
 
-  it('RBAC: the controller gets namespaces list/watch, the pull secret by name, events; the webhook only its own objects', () => {
+  it('RBAC: the controller gets namespaces list/watch, the pull secret by name, events; the webhook only reads (deploy-rbac.test.ts has every grant)', () => {
     const controller = at<Rule[]>(find(objs, 'ClusterRole', 'layover-controller'), 'rules');
-    expect(controller).toContainEqual({ apiGroups: [''], resources: ['namespaces'], verbs: ['get', 'list', 'watch'] });
-    expect(controller).toContainEqual({ apiGroups: [''], resources: ['secrets'], resourceNames: ['layover-pull'], verbs: ['get', 'update', 'delete'] });
-    expect(controller).toContainEqual({ apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] });
+    expect(controller).toContainEqual({ apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] });
+    expect(controller).toContainEqual({ apiGroups: [''], resources: ['secrets'], resourceNames: ['layover-pull'], verbs: ['get', 'list', 'update', 'delete'] });
+    expect(controller).toContainEqual({ apiGroups: [''], resources: ['events'], verbs: ['create'] });
     for (const rule of controller) expect(rule.verbs).not.toContain('*');
-    const webhookCluster = at<Rule[]>(find(objs, 'ClusterRole', 'layover-webhook'), 'rules');
-    expect(webhookCluster).toEqual([{ apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: ['layover'], verbs: ['get', 'update'] }]);
+    // The MutatingWebhookConfiguration is writable only in the self-signed overlay.
+    expect(objs.some((o) => o.kind === 'ClusterRole' && JSON.stringify(o).includes('mutatingwebhookconfigurations'))).toBe(false);
     const webhookRole = find(objs, 'Role', 'layover-webhook');
     expect(webhookRole.metadata.namespace).toBe('layover');
     expect(at<Rule[]>(webhookRole, 'rules')).toContainEqual({ apiGroups: [''], resources: ['services'], resourceNames: ['layover-registry'], verbs: ['get'] });
@@ -97,11 +97,29 @@ describe('deploy/base (webhook and controller)', async () => {
 
 describe('deploy/overlays/cert-manager', async () => {
   const objs = await render('deploy/overlays/cert-manager');
-  it('issues the Secret the webhook mounts and injects the caBundle from that Certificate', () => {
-    const cert = find(objs, 'Certificate', 'layover-webhook');
-    expect(at(cert, 'spec.secretName')).toBe('layover-webhook-tls');
-    expect(at(cert, 'spec.dnsNames')).toContain('layover-webhook.layover.svc');
-    expect(at(find(objs, 'Issuer', at<string>(cert, 'spec.issuerRef.name')), 'spec')).toEqual({ selfSigned: {} });
-    expect(find(objs, 'MutatingWebhookConfiguration', 'layover').metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': 'layover/layover-webhook' });
+  const issuerOf = (cert: Obj) => {
+    expect(at(cert, 'spec.issuerRef.kind')).toBe('Issuer');
+    return find(objs, 'Issuer', at<string>(cert, 'spec.issuerRef.name'));
+  };
+
+  it('a CA chain: self-signed Issuer → CA Certificate → CA Issuer → the serving Certificate in the Secret the webhook mounts', () => {
+    const serving = find(objs, 'Certificate', 'layover-webhook');
+    expect(at(serving, 'spec.secretName')).toBe('layover-webhook-tls');
+    expect(at(serving, 'spec.dnsNames')).toContain('layover-webhook.layover.svc');
+    expect(at<Record<string, unknown>>(serving, 'spec').isCA).toBeUndefined();
+    expect(at(serving, 'spec.usages')).toContain('server auth');
+    // The serving certificate is not self-signed: its Issuer is a CA Issuer holding the CA Certificate's Secret.
+    const caIssuer = issuerOf(serving);
+    const ca = objs.find((o) => o.kind === 'Certificate' && at(o, 'spec.secretName') === at(caIssuer, 'spec.ca.secretName'));
+    if (!ca) throw new Error('no Certificate fills the CA Issuer\'s Secret');
+    expect(at(ca, 'spec.isCA')).toBe(true);
+    expect(at(ca, 'spec.usages')).toContain('cert sign');
+    expect(at(issuerOf(ca), 'spec')).toEqual({ selfSigned: {} });
+    // The CA outlives many serving certificates, and keeps its key when renewed.
+    const hours = (o: Obj) => Number(/^(\d+)h$/.exec(at<string>(o, 'spec.duration'))?.[1]);
+    expect(hours(ca)).toBeGreaterThanOrEqual(10 * hours(serving));
+    expect(at(ca, 'spec.privateKey.rotationPolicy')).toBe('Never');
+    // The caBundle is the CA's, so a serving-certificate renewal never changes it.
+    expect(find(objs, 'MutatingWebhookConfiguration', 'layover').metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': `layover/${ca.metadata.name}` });
   });
 });
