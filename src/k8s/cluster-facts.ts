@@ -2,7 +2,7 @@
 // ready Pods (the node path works), and the platforms of the nodes (which images to prefetch).
 // A separate small client beside kube.ts, which belongs to the controller's informers.
 import * as k8s from '@kubernetes/client-node';
-import { KubeError } from './kube.js';
+import { call } from './kube.js';
 
 export interface Platform { os: string; architecture: string }
 
@@ -11,16 +11,6 @@ export interface ClusterFacts {
   daemonSetReadyPods(namespace: string, name: string): Promise<number>;
   /** The distinct os/architecture pairs the nodes report. */
   nodePlatforms(): Promise<Platform[]>;
-}
-
-async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    // ApiException messages carry request headers: keep only the status code.
-    if (err instanceof k8s.ApiException) throw new KubeError(err.code, operation);
-    throw new KubeError(0, `${operation} (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})`);
-  }
 }
 
 export function createClusterFacts(kubeConfig?: k8s.KubeConfig): ClusterFacts {

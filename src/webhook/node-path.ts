@@ -3,6 +3,7 @@
 // never waits on the apiserver; an API error counts as not ready (rewriting blind could send
 // every Pod to ImagePullBackOff), with a warning in the log.
 import type { Logger } from '../log.js';
+import { startCachedProbe, type ProbeResult } from './cached-probe.js';
 
 export interface NodePath {
   ready(): boolean;
@@ -21,41 +22,20 @@ export interface NodePathOptions {
 }
 
 export function watchNodePath(options: NodePathOptions): NodePath {
-  let state = false;
-  let checked = false;
-  let inFlight: Promise<boolean> | undefined;
-
-  async function read(): Promise<{ ready: boolean; detail: string }> {
+  async function read(): Promise<ProbeResult> {
     try {
       const ready = await options.readyPods();
-      return { ready: ready > 0, detail: `${ready} ready Pods` };
+      return { up: ready > 0, detail: `${ready} ready Pods` };
     } catch (err) {
-      return { ready: false, detail: `cannot read it: ${(err as Error).message}` };
+      return { up: false, detail: `cannot read it: ${(err as Error).message}` };
     }
   }
-
-  function refresh(): Promise<boolean> {
-    inFlight ??= read().then(({ ready, detail }) => {
-      if (!checked || ready !== state) {
-        if (ready) options.logger.info({ daemonSet: options.daemonSet, detail }, 'node role ready: Pods are rewritten to it');
-        else options.logger.warn({ daemonSet: options.daemonSet, detail }, 'node role not ready; Pods keep their original images');
-      }
-      state = ready;
-      checked = true;
-      inFlight = undefined;
-      return ready;
-    });
-    return inFlight;
-  }
-
-  const timer = setInterval(() => void refresh(), options.intervalMs ?? 10_000);
-  timer.unref();
-  return {
-    ready: () => state,
-    refresh,
-    async close() {
-      clearInterval(timer);
-      await inFlight;
+  const cached = startCachedProbe(read, {
+    intervalMs: options.intervalMs ?? 10_000,
+    changed({ up, detail }) {
+      if (up) options.logger.info({ daemonSet: options.daemonSet, detail }, 'node role ready: Pods are rewritten to it');
+      else options.logger.warn({ daemonSet: options.daemonSet, detail }, 'node role not ready; Pods keep their original images');
     },
-  };
+  });
+  return { ready: () => cached.current(), refresh: () => cached.refresh(), close: () => cached.close() };
 }

