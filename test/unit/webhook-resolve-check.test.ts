@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildPullSecret } from '../../src/controller/pull-secret.js';
+import { defaultConfig } from '../../src/config/resolve.js';
 import { KubeError, type Kube, type SecretObject } from '../../src/k8s/kube.js';
 import { createLogger } from '../../src/log.js';
 import { mintedCredentials, pullSecretCredentials } from '../../src/webhook/registry-access.js';
@@ -83,6 +84,14 @@ describe('resolve check', () => {
     const closed = createResolveChecker({ registryUrl: 'http://127.0.0.1:1', logger, credentials: async () => undefined });
     expect(await closed.check('team-x', '127.0.0.1:5005/x/y:1')).toEqual({ ok: false, reason: 'the registry did not answer (ECONNREFUSED)' });
     await closed.close();
+  });
+});
+
+describe('configuration', () => {
+  it('webhook.resolveTimeout defaults to 2s and must be more than zero; prefetch defaults to on', () => {
+    expect(defaultConfig().webhook).toMatchObject({ resolveTimeoutMs: 2_000, prefetch: true, rewriteTarget: 'node' });
+    expect(defaultConfig({ webhook: { resolveTimeout: '500ms', prefetch: false } }).webhook).toMatchObject({ resolveTimeoutMs: 500, prefetch: false });
+    expect(() => defaultConfig({ webhook: { resolveTimeout: '0s' } })).toThrow(/webhook.resolveTimeout: must be more than 0/);
   });
 });
 
