@@ -59,8 +59,11 @@ export async function serve(argv: string[]): Promise<void> {
     throw new ConfigError(['controller.enabled: needs access to a Kubernetes API (run in a Pod, or set KUBECONFIG)'], config.source);
   }
 
+  let mintNamespaceToken: ((namespace: string) => Promise<{ token: string; expiresAt: Date }>) | undefined;
   if (config.registry.enabled) {
     const app = await buildApp(config, { logger });
+    const localAuth = app.auth;
+    if (localAuth) mintNamespaceToken = (namespace) => localAuth.mintNamespaceToken(namespace);
     const address = await app.listen({ host: config.registry.host, port: config.registry.port });
     logger.info({ address, storage: config.storage.root, config: config.source ?? '(embedded defaults)' }, 'layover registry listening');
     roles.push({ name: 'registry', close: () => app.close() });
@@ -79,7 +82,12 @@ export async function serve(argv: string[]): Promise<void> {
   }
   if (config.webhook.enabled) {
     const { startWebhook } = await import('../webhook/server.js');
-    const webhook = await startWebhook(config, { logger, kube });
+    const { createClusterFacts } = await import('../k8s/cluster-facts.js');
+    const { mintedCredentials } = await import('../webhook/registry-access.js');
+    // With the registry's keys in this process the webhook mints its namespace tokens; otherwise
+    // it reads each namespace's pull secret (the default).
+    const credentials = mintNamespaceToken && !kube ? mintedCredentials(mintNamespaceToken) : undefined;
+    const webhook = await startWebhook(config, { logger, kube, cluster: kube ? createClusterFacts() : undefined, credentials });
     logger.info({ url: webhook.url }, 'layover webhook listening');
     roles.push({ name: 'webhook', close: () => webhook.close() });
   }

@@ -85,6 +85,10 @@ export interface Config {
     certSecretName: string;
     rewriteTarget: 'node' | 'nodePort';
     publicHostFromService: boolean;
+    /** The whole review's budget for confirming that rewritten images resolve through layover. */
+    resolveTimeoutMs: number;
+    /** Start pulling an admitted Pod's rewritten images into the registry in the background. */
+    prefetch: boolean;
   };
   node: {
     enabled: boolean;

@@ -183,8 +183,10 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       webhookConfigName: wh.webhookConfigName ?? 'layover',
       webhookServiceName: wh.webhookServiceName ?? 'layover-webhook',
       certSecretName: wh.certSecretName ?? 'layover-webhook-tls',
-      rewriteTarget: wh.rewriteTarget ?? 'nodePort',
+      rewriteTarget: wh.rewriteTarget ?? 'node',
       publicHostFromService: wh.publicHostFromService ?? raw.registry?.publicHost === undefined,
+      resolveTimeoutMs: positive('webhook.resolveTimeout', wh.resolveTimeout, 2_000),
+      prefetch: wh.prefetch ?? true,
     },
     node: {
       enabled: node.enabled ?? false,

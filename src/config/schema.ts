@@ -137,6 +137,14 @@ export const ConfigSchema = Type.Object({
     rewriteTarget: Type.Optional(Type.Union([Type.Literal('node'), Type.Literal('nodePort')])),
     /** Read the public host from the registry Service's NodePort (default: when registry.publicHost is not set). */
     publicHostFromService: Type.Optional(Type.Boolean()),
+    /**
+     * How long one review may wait for the registry to confirm that the images it would rewrite
+     * resolve (default 2s; kube-apiserver gives the webhook 5s). Unconfirmed images keep their
+     * original reference, with a warning.
+     */
+    resolveTimeout: Type.Optional(Duration),
+    /** Prefetch an admitted Pod's rewritten images into the registry (default true). */
+    prefetch: Type.Optional(Type.Boolean()),
   }, strict)),
   /**
    * The node-local entry point (a DaemonSet on the host network): listens on the node's loopback

@@ -67,7 +67,8 @@ export class KubeError extends Error {
 export const isNotFound = (err: unknown) => err instanceof KubeError && err.status === 404;
 export const isConflict = (err: unknown) => err instanceof KubeError && err.status === 409;
 
-async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+/** Runs one API call; a failure becomes a KubeError carrying only the status code. */
+export async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {

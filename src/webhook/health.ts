@@ -4,6 +4,7 @@
 import { Agent, request } from 'undici';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
+import { startCachedProbe, type ProbeResult } from './cached-probe.js';
 
 export interface RegistryHealth {
   healthy(): boolean;
@@ -33,11 +34,7 @@ export function startHealthCheck(options: HealthOptions): RegistryHealth {
   // Only liveness is read from the answer and nothing is sent, so the registry's certificate
   // (often self-signed inside a cluster) is not verified here.
   const dispatcher = new Agent({ connect: { timeout: timeoutMs, rejectUnauthorized: false }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
-  let state = false;
-  let checked = false;
-  let inFlight: Promise<boolean> | undefined;
-
-  async function probe(): Promise<{ up: boolean; detail: string }> {
+  async function probe(): Promise<ProbeResult> {
     try {
       const res = await request(options.url, { method: 'GET', dispatcher, signal: AbortSignal.timeout(timeoutMs) });
       await res.body.dump();
@@ -47,28 +44,18 @@ export function startHealthCheck(options: HealthOptions): RegistryHealth {
     }
   }
 
-  async function refresh(): Promise<boolean> {
-    inFlight ??= probe().then(({ up, detail }) => {
-      if (!checked || up !== state) {
-        if (up) options.logger.info({ url: options.url, detail }, 'registry health check: up');
-        else options.logger.warn({ url: options.url, detail }, 'registry health check: down; Pods keep their original images');
-      }
-      state = up;
-      checked = true;
-      inFlight = undefined;
-      return up;
-    });
-    return inFlight;
-  }
-
-  const timer = setInterval(() => void refresh(), intervalMs);
-  timer.unref();
+  const cached = startCachedProbe(probe, {
+    intervalMs,
+    changed({ up, detail }) {
+      if (up) options.logger.info({ url: options.url, detail }, 'registry health check: up');
+      else options.logger.warn({ url: options.url, detail }, 'registry health check: down; Pods keep their original images');
+    },
+  });
   return {
-    healthy: () => state,
-    refresh,
+    healthy: () => cached.current(),
+    refresh: () => cached.refresh(),
     async close() {
-      clearInterval(timer);
-      await inFlight;
+      await cached.close();
       await dispatcher.close();
     },
   };

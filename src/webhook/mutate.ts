@@ -1,5 +1,8 @@
-// The Pod mutation as a pure function: (Pod, namespace, settings, registry health) → JSON Patch.
-// The patch is the diff between the Pod and a mutated copy, so it only ever touches what changed.
+// The Pod mutation as a pure function: (Pod, namespace, settings, registry health, what the
+// registry confirmed about each image) → JSON Patch. The I/O that learns those facts (resolve
+// checks, the node DaemonSet's readiness) happens before, in server.ts; plannedImages() says
+// which images to ask about. The patch is the diff between the Pod and a mutated copy, so it only
+// ever touches what changed.
 import jsonpatch, { type Operation } from 'fast-json-patch';
 import { CONTAINER_KINDS, type Container, type ContainerKind, type Pod, type PodSpec } from './types.js';
 import { decideImage, type MirrorTarget } from './rewrite.js';
@@ -14,7 +17,12 @@ export interface MutationSettings {
   skipNamespaces: ReadonlySet<string>;
   /** Whether pulling from layover needs the pull secret (auth on, anonymous pulls off). */
   pullSecretRequired: boolean;
+  /** `namespace/name` of the node role's DaemonSet, named in warnings when it has no ready Pods. */
+  nodeDaemonSet?: string;
 }
+
+/** What the registry said when asked whether a rewritten image resolves through it. */
+export type ImageCheck = { ok: true } | { ok: false; reason: string };
 
 export interface MutationInput {
   operation: string;
@@ -23,6 +31,14 @@ export interface MutationInput {
   pod: Pod;
   oldPod?: Pod;
   registryHealthy: boolean;
+  /** false while the node role has no ready Pods (webhook.rewriteTarget: node); default true. */
+  nodePathReady?: boolean;
+  /**
+   * Checks of the rewritten images (keys: the rewritten reference). An image without an entry was
+   * not confirmed in time and keeps its original reference. Undefined: no checks were made and
+   * every rewrite stands (the caller vouches for the images).
+   */
+  checks?: ReadonlyMap<string, ImageCheck>;
 }
 
 export type Outcome = 'mutated' | 'unchanged' | 'skipped';
@@ -35,6 +51,8 @@ export type Reason =
   | 'system-namespace'
   | 'static-pod'
   | 'registry-unhealthy'
+  | 'node-path-unready'
+  | 'unresolved'
   | 'update-without-pull-secret'
   | 'unsupported-operation';
 
@@ -47,7 +65,10 @@ export interface MutationResult {
 
 export const MIRROR_POD_ANNOTATION = 'kubernetes.io/config.mirror';
 
-/** The original images, per container kind and name, as recorded in the annotation. */
+/**
+ * The original images, per container kind and name, as recorded in the annotation. The inner
+ * records have no prototype: a container may be named `constructor` or `__proto__`.
+ */
 export type OriginalImages = Partial<Record<ContainerKind, Record<string, string>>>;
 
 const WARNING_PREFIX = 'layover: ';
@@ -81,10 +102,11 @@ function readOriginals(value: string | undefined): OriginalImages | undefined {
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
     const result: OriginalImages = {};
     for (const kind of CONTAINER_KINDS) {
+      if (!Object.hasOwn(parsed, kind)) continue;
       const entry = (parsed as Record<string, unknown>)[kind];
-      if (entry === undefined) continue;
-      if (typeof entry !== 'object' || entry === null) return undefined;
-      result[kind] = { ...(entry as Record<string, string>) };
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) return undefined;
+      // JSON.parse makes `__proto__` an own property; Object.assign onto a prototype-less object keeps it one.
+      result[kind] = Object.assign(Object.create(null) as Record<string, string>, entry);
     }
     return result;
   } catch {
@@ -92,21 +114,33 @@ function readOriginals(value: string | undefined): OriginalImages | undefined {
   }
 }
 
-export function mutatePod(input: MutationInput, settings: MutationSettings): MutationResult {
+interface Rewrite { kind: ContainerKind; index: number; name: string; from: string; to: string }
+
+interface Plan {
+  skip?: MutationResult;
+  isCreate: boolean;
+  rewrites: Rewrite[];
+  usesMirror: boolean;
+  warnings: string[];
+}
+
+/** What this request may rewrite, before anything is known about the registry. */
+function plan(input: MutationInput, settings: MutationSettings): Plan {
   const { pod, namespace } = input;
-  if (settings.skipNamespaces.has(namespace)) return skipped('system-namespace');
-  if (pod.metadata?.annotations?.[MIRROR_POD_ANNOTATION] !== undefined) return skipped('static-pod');
-  if (optedOut(pod, settings.optOutLabel)) return skipped('opt-out');
+  const none = (reason: Reason): Plan => ({ skip: skipped(reason), isCreate: false, rewrites: [], usesMirror: false, warnings: [] });
+  if (settings.skipNamespaces.has(namespace)) return none('system-namespace');
+  if (pod.metadata?.annotations?.[MIRROR_POD_ANNOTATION] !== undefined) return none('static-pod');
+  if (optedOut(pod, settings.optOutLabel)) return none('opt-out');
 
   const isCreate = input.operation === 'CREATE' && !input.subResource;
   const isEphemeralUpdate = input.operation === 'UPDATE' && input.subResource === 'ephemeralcontainers';
   const isUpdate = input.operation === 'UPDATE' && !input.subResource;
-  if (!isCreate && !isUpdate && !isEphemeralUpdate) return skipped('unsupported-operation');
+  if (!isCreate && !isUpdate && !isEphemeralUpdate) return none('unsupported-operation');
   // The ephemeralcontainers subresource can change nothing but ephemeral containers; a Pod UPDATE can't change them.
   const kinds: readonly ContainerKind[] = isEphemeralUpdate ? ['ephemeralContainers'] : isUpdate ? ['initContainers', 'containers'] : CONTAINER_KINDS;
 
   const warnings: string[] = [];
-  const rewrites: Array<{ kind: ContainerKind; index: number; name: string; from: string; to: string }> = [];
+  const rewrites: Rewrite[] = [];
   let usesMirror = false;
   for (const kind of CONTAINER_KINDS) {
     for (const [index, container] of (pod.spec?.[kind] ?? []).entries()) {
@@ -124,16 +158,55 @@ export function mutatePod(input: MutationInput, settings: MutationSettings): Mut
       else rewrites.push({ kind, index, name: container.name, from: image, to: decision.image });
     }
   }
+  return { isCreate, rewrites, usesMirror, warnings };
+}
 
+/** The rewritten references this request would use: what to confirm with the registry first. */
+export function plannedImages(input: MutationInput, settings: MutationSettings): string[] {
+  const planned = plan(input, settings);
+  if (planned.skip || (!planned.isCreate && settings.pullSecretRequired && !hasPullSecret(input.pod, settings))) return [];
+  return [...new Set(planned.rewrites.map((r) => r.to))];
+}
+
+function hasPullSecret(pod: Pod, settings: MutationSettings): boolean {
+  return (pod.spec?.imagePullSecrets ?? []).some((s) => s.name === settings.pullSecretName);
+}
+
+export function mutatePod(input: MutationInput, settings: MutationSettings): MutationResult {
+  const { pod } = input;
+  const planned = plan(input, settings);
+  if (planned.skip) return planned.skip;
+  const { isCreate, usesMirror, warnings } = planned;
+  let rewrites = planned.rewrites;
+
+  // Whatever the registry's state, a Pod that already names the mirror still gets the pull secret
+  // below: imagePullSecrets cannot be added after creation, and without it that Pod never pulls.
+  let dropped: Reason | undefined;
   if (rewrites.length && !input.registryHealthy) {
     warn(warnings, `registry ${settings.target.publicHost} is unreachable; images left unchanged`);
-    return skipped('registry-unhealthy', warnings);
+    rewrites = [];
+    dropped = 'registry-unhealthy';
+  } else if (rewrites.length && input.nodePathReady === false) {
+    warn(warnings, `node role ${settings.nodeDaemonSet ?? ''} has no ready Pods; images left unchanged`);
+    rewrites = [];
+    dropped = 'node-path-unready';
   }
-  const hasSecret = (pod.spec?.imagePullSecrets ?? []).some((s) => s.name === settings.pullSecretName);
+  const hasSecret = hasPullSecret(pod, settings);
   if (rewrites.length && !isCreate && settings.pullSecretRequired && !hasSecret) {
     // imagePullSecrets cannot change after creation; without it the mirrored image would not pull.
     warn(warnings, `Pod has no ${settings.pullSecretName} pull secret (it can only be added at creation); images left unchanged`);
     return skipped('update-without-pull-secret', warnings);
+  }
+  if (rewrites.length && input.checks) {
+    const checks = input.checks;
+    const confirmed = rewrites.filter((r) => {
+      const check = checks.get(r.to);
+      if (check?.ok) return true;
+      warn(warnings, `${r.name}: ${check ? check.reason : 'not confirmed by the registry in time'}; ${r.from} left unchanged`);
+      return false;
+    });
+    if (confirmed.length < rewrites.length) dropped ??= 'unresolved';
+    rewrites = confirmed;
   }
 
   // Copy on write: only the objects that change are copied, the rest is shared with the input
@@ -151,9 +224,9 @@ export function mutatePod(input: MutationInput, settings: MutationSettings): Mut
       warn(warnings, `annotation ${settings.originalImagesAnnotation} is not layover's; original images not recorded`);
     } else {
       for (const r of rewrites) {
-        const recorded = (originals[r.kind] ??= {});
+        const recorded = (originals[r.kind] ??= Object.create(null) as Record<string, string>);
         // Recorded once: a reinvocation or a second webhook's change never replaces the first original.
-        if (recorded[r.name] === undefined) recorded[r.name] = r.from;
+        if (!Object.hasOwn(recorded, r.name)) recorded[r.name] = r.from;
       }
       annotations[settings.originalImagesAnnotation] = JSON.stringify(originals);
     }
@@ -164,6 +237,9 @@ export function mutatePod(input: MutationInput, settings: MutationSettings): Mut
   }
 
   const patch = jsonpatch.compare(pod, mutated);
-  if (!patch.length) return { patch, warnings, outcome: 'unchanged', reason: usesMirror ? 'already-mirrored' : 'no-mirrored-images' };
+  if (!patch.length) {
+    if (dropped) return skipped(dropped, warnings);
+    return { patch, warnings, outcome: 'unchanged', reason: usesMirror ? 'already-mirrored' : 'no-mirrored-images' };
+  }
   return { patch, warnings, outcome: 'mutated', reason: rewrites.length ? 'rewritten' : 'pull-secret-added' };
 }

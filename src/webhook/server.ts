@@ -4,13 +4,18 @@ import type { Server as TlsServer } from 'node:tls';
 import Fastify, { LogController, type FastifyError } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/config.js';
+import type { ClusterFacts, Platform } from '../k8s/cluster-facts.js';
 import type { Kube } from '../k8s/kube.js';
 import { resolvePublicHost } from '../k8s/public-host.js';
 import type { Logger } from '../log.js';
 import { certificateSource } from './certificate-source.js';
 import { defaultHealthURL, startHealthCheck, type RegistryHealth } from './health.js';
 import { createWebhookMetrics } from './metrics.js';
-import { mutatePod, type MutationSettings } from './mutate.js';
+import { mutatePod, plannedImages, type MutationInput, type MutationSettings } from './mutate.js';
+import { watchNodePath, type NodePath } from './node-path.js';
+import { createPrefetcher, type Prefetcher } from './prefetch.js';
+import { defaultCredentials, registryBaseURL, type NamespaceCredentials } from './registry-access.js';
+import { checkImages, createResolveChecker, type ResolveChecker } from './resolve-check.js';
 import { podOf, readReview, reviewResponse, ReviewError } from './review.js';
 import { mirrorTargetFromConfig } from './rewrite.js';
 
@@ -22,6 +27,12 @@ export interface WebhookDeps {
   metrics?: Registry;
   /** Replaces the HTTP health check of the registry (tests, or a registry in the same process). */
   health?: RegistryHealth;
+  /** The node role's DaemonSet and the nodes' platforms; without it the node path counts as ready. */
+  cluster?: ClusterFacts;
+  /** How the webhook authenticates as a namespace (default: its pull secret, read with `kube`). */
+  credentials?: NamespaceCredentials;
+  /** Replaces the check that images resolve through the registry (tests of other parts). */
+  resolver?: ResolveChecker;
 }
 
 export interface WebhookServer {
@@ -40,6 +51,17 @@ export function mutationSettings(config: Config, publicHost: string): MutationSe
     optOutLabel: config.webhook.optOutLabel,
     skipNamespaces: new Set([config.webhook.ownNamespace, 'kube-system']),
     pullSecretRequired: config.auth.enabled && !config.auth.anonymous,
+    nodeDaemonSet: `${config.webhook.ownNamespace}/${config.node.daemonSet}`,
+  };
+}
+
+/** The nodes' platforms, read at most every 5 minutes (nodes join and leave slowly). */
+function nodePlatforms(cluster: ClusterFacts | undefined): () => Promise<Platform[]> {
+  let cached: { at: number; platforms: Promise<Platform[]> } | undefined;
+  return () => {
+    if (!cluster) return Promise.resolve([]);
+    if (!cached || Date.now() - cached.at > 5 * 60_000) cached = { at: Date.now(), platforms: cluster.nodePlatforms().catch(() => []) };
+    return cached.platforms;
   };
 }
 
@@ -64,6 +86,22 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
   const health = deps.health ?? startHealthCheck({ url: defaultHealthURL(config), logger });
   if (!deps.health) await health.refresh();
   const metrics = createWebhookMetrics(() => health.healthy(), deps.metrics);
+
+  const { cluster } = deps;
+  // Only in node mode does the node role carry the pulls; without a cluster API there is no DaemonSet to ask.
+  let nodePath: NodePath | undefined;
+  if (config.webhook.rewriteTarget === 'node' && cluster) {
+    nodePath = watchNodePath({
+      readyPods: () => cluster.daemonSetReadyPods(config.webhook.ownNamespace, config.node.daemonSet),
+      daemonSet: `${config.webhook.ownNamespace}/${config.node.daemonSet}`,
+      logger,
+    });
+    await nodePath.refresh();
+  }
+  const registryUrl = registryBaseURL(config);
+  const credentials = deps.credentials ?? defaultCredentials(config, deps.kube);
+  const resolver = deps.resolver ?? createResolveChecker({ registryUrl, credentials, logger });
+  const prefetcher: Prefetcher | undefined = config.webhook.prefetch ? createPrefetcher({ registryUrl, credentials, platforms: nodePlatforms(cluster), logger }) : undefined;
 
   let server: TlsServer | undefined;
   // A renewed certificate is swapped into the listener in place: connections keep running.
@@ -103,14 +141,26 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
       result = { patch: [], warnings: [`layover: ${found.problem}; not changed`], outcome: 'skipped' as const, reason: 'not-a-pod' as const };
     } else {
       const old = podOf(request.oldObject);
-      result = !settings ? unknownHost : mutatePod({
+      const input: MutationInput = {
         operation: request.operation,
         subResource: request.subResource,
         namespace: request.namespace ?? found.pod.metadata?.namespace ?? '',
         pod: found.pod,
         oldPod: 'pod' in old ? old.pod : undefined,
         registryHealthy: health.healthy(),
-      }, settings);
+        nodePathReady: nodePath?.ready() ?? true,
+      };
+      if (!settings) result = unknownHost;
+      else {
+        // Checked only when a rewrite could happen at all: otherwise the mutation drops them anyway.
+        const images = input.registryHealthy && input.nodePathReady ? plannedImages(input, settings) : [];
+        if (images.length) input.checks = await checkImages(resolver, input.namespace, images, config.webhook.resolveTimeoutMs);
+        result = mutatePod(input, settings);
+        // A dry run promises no side effects; a prefetch only warms the cache, but is not asked for.
+        if (prefetcher && result.reason === 'rewritten' && request.dryRun !== true) {
+          prefetcher.prefetch(input.namespace, images.filter((image) => input.checks?.get(image)?.ok));
+        }
+      }
     }
     metrics.decisions.inc({ outcome: result.outcome, reason: result.reason });
     metrics.latency.observe({ outcome: result.outcome }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -121,7 +171,11 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/readyz', async () => ({ status: 'ok', registry: health.healthy() ? 'up' : 'down' }));
+  app.get('/readyz', async () => ({
+    status: 'ok',
+    registry: health.healthy() ? 'up' : 'down',
+    ...(nodePath && { nodeRole: nodePath.ready() ? 'ready' : 'not ready' }),
+  }));
   if (!deps.metrics) {
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   }
@@ -137,6 +191,9 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
       certificate.stop();
       await app.close();
       if (!deps.health) await health.close();
+      await nodePath?.close();
+      await prefetcher?.close();
+      if (!deps.resolver) await resolver.close();
     },
   };
 }

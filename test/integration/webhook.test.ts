@@ -16,6 +16,7 @@ import type { RawConfig } from '../../src/config/schema.js';
 import type { EventSpec, Kube, NamespaceHandlers, SecretObject } from '../../src/k8s/kube.js';
 import { createLogger } from '../../src/log.js';
 import { startHealthCheck, type RegistryHealth } from '../../src/webhook/health.js';
+import type { ResolveChecker } from '../../src/webhook/resolve-check.js';
 import { startWebhook, type WebhookServer } from '../../src/webhook/server.js';
 import type { Pod } from '../../src/webhook/types.js';
 import { admissionReview, apiserverDefaults, type Json } from '../fixtures/pods/admission.js';
@@ -24,6 +25,8 @@ import { requireTool, runTool } from '../helpers/run-tool.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 
 const SERVICE_NAME = 'layover-webhook.layover.svc';
+/** These tests are about the webhook's HTTPS and certificates: every image counts as resolving (webhook-resolve.test.ts checks that for real). */
+const confirmAll: ResolveChecker = { check: async () => ({ ok: true }), close: async () => {} };
 const SCRIPT = path.resolve('certs/make-webhook-cert.sh');
 const logger = createLogger('silent');
 
@@ -122,8 +125,8 @@ describe('webhook over HTTPS with an openssl certificate', () => {
     registry = await startDockerRegistry({ htpasswd: { user: 'u', password: 'p' } });
     health = startHealthCheck({ url: `${registry.url}/v2/`, logger, intervalMs: 60_000 });
     expect(await health.refresh()).toBe(true);
-    const config = defaultConfig({ ...RAW, webhook: { listen: '127.0.0.1:0', tls: { cert: path.join(certs, 'tls.crt'), key: path.join(certs, 'tls.key') } } });
-    webhook = await startWebhook(config, { logger, health });
+    const config = defaultConfig({ ...RAW, webhook: { rewriteTarget: 'nodePort', listen: '127.0.0.1:0', tls: { cert: path.join(certs, 'tls.crt'), key: path.join(certs, 'tls.key') } } });
+    webhook = await startWebhook(config, { logger, health, resolver: confirmAll });
     port = Number(new URL(webhook.url).port);
     agent = new Agent({ connect: { ca: readFileSync(path.join(certs, '..data', 'ca.crt')), servername: SERVICE_NAME } });
   });
@@ -285,7 +288,7 @@ describe('webhook with the in-process selfsigned certificate', () => {
     const kube = new SelfSignedKube();
     kube.readServiceNodePorts = async () => undefined;
     const health: RegistryHealth = { healthy: () => true, refresh: async () => true, close: async () => {} };
-    const webhook = await startWebhook(defaultConfig({ upstreams: RAW.upstreams, webhook: { listen: '127.0.0.1:0', selfSigned: true } }), { logger, kube, health });
+    const webhook = await startWebhook(defaultConfig({ upstreams: RAW.upstreams, webhook: { rewriteTarget: 'nodePort', listen: '127.0.0.1:0', selfSigned: true } }), { logger, kube, health, resolver: confirmAll });
     const ca = Buffer.from(kube.secrets.get('layover/layover-webhook-tls')?.data?.['ca.crt'] ?? '', 'base64').toString();
     const agent = new Agent({ connect: { ca, servername: SERVICE_NAME } });
     try {
@@ -302,8 +305,8 @@ describe('webhook with the in-process selfsigned certificate', () => {
   it('makes a sha256 certificate, stores it, sets the caBundle, reads the NodePort, and reuses it on restart', async () => {
     const kube = new SelfSignedKube();
     const health: RegistryHealth = { healthy: () => true, refresh: async () => true, close: async () => {} };
-    const config = defaultConfig({ upstreams: RAW.upstreams, webhook: { listen: '127.0.0.1:0', selfSigned: true } });
-    const first = await startWebhook(config, { logger, kube, health });
+    const config = defaultConfig({ upstreams: RAW.upstreams, webhook: { rewriteTarget: 'nodePort', listen: '127.0.0.1:0', selfSigned: true } });
+    const first = await startWebhook(config, { logger, kube, health, resolver: confirmAll });
     try {
       const stored = kube.secrets.get('layover/layover-webhook-tls');
       expect(stored?.type).toBe('kubernetes.io/tls');
@@ -334,7 +337,7 @@ describe('webhook with the in-process selfsigned certificate', () => {
     } finally {
       await first.close();
     }
-    const second = await startWebhook(config, { logger, kube, health });
+    const second = await startWebhook(config, { logger, kube, health, resolver: confirmAll });
     try {
       const ca = Buffer.from(kube.secrets.get('layover/layover-webhook-tls')?.data?.['ca.crt'] ?? '', 'base64').toString();
       expect(kube.caBundles).toEqual([ca, ca]);

@@ -97,7 +97,7 @@ describe('pull-secret controller runtime', () => {
         return { token: `token-${namespace}-${minted}`, expiresAt: new Date(now.t + 30 * 86_400_000), keyId };
       },
     };
-    const config = defaultConfig({ controller: { tokenTTL: options.tokenTTL ?? '30d', resync: '10m' } });
+    const config = defaultConfig({ webhook: { rewriteTarget: 'nodePort' }, controller: { tokenTTL: options.tokenTTL ?? '30d', resync: '10m' } });
     return { kube, deps, config, now, rotate: (id: string) => { keyId = id; }, minted: () => minted };
   }
 
@@ -161,7 +161,7 @@ describe('pull-secret controller runtime', () => {
   it('schedules the refresh itself when a token expires before the next resync', async () => {
     const kube = new FakeKube();
     kube.namespaces.set('team-a', { name: 'team-a', labels: OPT_IN, terminating: false });
-    const config = defaultConfig({ controller: { tokenTTL: '900ms', resync: '10m' } });
+    const config = defaultConfig({ webhook: { rewriteTarget: 'nodePort' }, controller: { tokenTTL: '900ms', resync: '10m' } });
     const expiries: number[] = [];
     controller = await startController(config, {
       logger: createLogger('silent'),

@@ -144,7 +144,7 @@ describe('public host', () => {
   const kube = (ports: Array<{ name: string; port: number; nodePort?: number }> | undefined) => fakeKube({ readServiceNodePorts: async () => ports });
 
   it('is localhost:<NodePort> of the registry Service, preferring the port named registry', async () => {
-    const config = defaultConfig();
+    const config = defaultConfig({ webhook: { rewriteTarget: 'nodePort' } });
     expect(await resolvePublicHost(config, kube([{ name: 'metrics', port: 9090, nodePort: 31999 }, { name: 'registry', port: 5000, nodePort: 30500 }]))).toEqual({ host: 'localhost:30500', from: 'service' });
     expect(await resolvePublicHost(config, kube([{ name: '', port: 5000, nodePort: 30777 }]))).toEqual({ host: 'localhost:30777', from: 'service' });
     await expect(resolvePublicHost(config, kube([{ name: 'registry', port: 5000 }]))).rejects.toThrow(/no NodePort/);
@@ -152,8 +152,8 @@ describe('public host', () => {
   });
 
   it('is registry.publicHost when configured, or without a cluster', async () => {
-    const configured = defaultConfig({ registry: { publicHost: 'localhost:30999' } });
+    const configured = defaultConfig({ registry: { publicHost: 'localhost:30999' }, webhook: { rewriteTarget: 'nodePort' } });
     expect(await resolvePublicHost(configured, kube([{ name: 'registry', port: 5000, nodePort: 30500 }]))).toEqual({ host: 'localhost:30999', from: 'config' });
-    expect(await resolvePublicHost(defaultConfig(), undefined)).toEqual({ host: 'localhost:5000', from: 'config' });
+    expect(await resolvePublicHost(defaultConfig({ webhook: { rewriteTarget: 'nodePort' } }), undefined)).toEqual({ host: 'localhost:5000', from: 'config' });
   });
 });

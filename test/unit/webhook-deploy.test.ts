@@ -72,6 +72,12 @@ describe('deploy/base (webhook and controller)', async () => {
     expect(at(at<Array<{ name: string }>>(pod, 'volumes').find((v) => v.name === 'tls'), 'secret.secretName')).toBe(config.webhook.certSecretName);
     expect(at(container, 'ports.0.containerPort')).toBe(config.webhook.port);
     expect(config.webhook.publicHostFromService).toBe(true);
+    expect(config.webhook).toMatchObject({ rewriteTarget: 'node', resolveTimeoutMs: 2_000, prefetch: true });
+    // The controller's pull secret is for the host the webhook rewrites to.
+    const registryConfig = find(objs, 'ConfigMap', at<string>(find(objs, 'StatefulSet', 'layover-registry'), 'spec.template.spec.volumes.0.configMap.name'));
+    const controllerConfig = resolveConfig(parse(Object.values(at<Record<string, string>>(registryConfig, 'data'))[0] ?? ''), { source: 'registry', baseDir: '/' });
+    expect(controllerConfig.webhook.rewriteTarget).toBe(config.webhook.rewriteTarget);
+    expect(`${controllerConfig.node.host}:${controllerConfig.node.port}`).toBe(`${config.node.host}:${config.node.port}`);
     expect(config.webhook.pullSecretName).toBe('layover-pull');
     expect(pod.serviceAccountName).toBe('layover-webhook');
     expect(container.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true });

@@ -2,11 +2,11 @@ import jsonpatch from 'fast-json-patch';
 import { describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/resolve.js';
 import type { RawConfig } from '../../src/config/schema.js';
-import { mutatePod, type MutationInput, type MutationResult } from '../../src/webhook/mutate.js';
+import { mutatePod, plannedImages, type ImageCheck, type MutationInput, type MutationResult } from '../../src/webhook/mutate.js';
 import { podOf, readReview, reviewResponse } from '../../src/webhook/review.js';
 import { decideImage } from '../../src/webhook/rewrite.js';
 import { mutationSettings } from '../../src/webhook/server.js';
-import type { Pod } from '../../src/webhook/types.js';
+import type { Container, Pod } from '../../src/webhook/types.js';
 import { apiserverDefaults, loadPod } from '../fixtures/pods/admission.js';
 
 const RAW: RawConfig = {
@@ -254,6 +254,87 @@ describe('skip rules', () => {
     expect(run(pod('nginx.json'), { operation: 'DELETE' }).reason).toBe('unsupported-operation');
     expect(run(pod('nginx.json'), { operation: 'UPDATE', subResource: 'status' }).reason).toBe('unsupported-operation');
     expect(run(pod('nginx.json'), { operation: 'CREATE', subResource: 'binding' }).reason).toBe('unsupported-operation');
+  });
+});
+
+describe('a Pod that already references the mirror keeps or gets the pull secret', () => {
+  function mixed(): Pod {
+    const p = pod('nginx.json');
+    p.spec!.containers!.push({ name: 'mirrored', image: '127.0.0.1:30500/ghcr.io/a/b:1' });
+    return p;
+  }
+
+  it('gets it while the registry is unhealthy, and the other images keep their originals', () => {
+    const p = mixed();
+    const result = run(p, { registryHealthy: false });
+    expect(result).toMatchObject({ outcome: 'mutated', reason: 'pull-secret-added' });
+    expect(result.warnings).toEqual(['layover: registry localhost:30500 is unreachable; images left unchanged']);
+    const out = applied(p, result);
+    expect(images(out)).toEqual(['nginx', '127.0.0.1:30500/ghcr.io/a/b:1']);
+    expect(out.spec?.imagePullSecrets).toEqual([{ name: 'layover-pull' }]);
+  });
+
+  it('gets it while the node role has no ready Pods', () => {
+    const p = mixed();
+    const result = run(p, { nodePathReady: false }, { ...settings, nodeDaemonSet: 'layover/layover-node' });
+    expect(result.warnings).toEqual(['layover: node role layover/layover-node has no ready Pods; images left unchanged']);
+    expect(applied(p, result).spec?.imagePullSecrets).toEqual([{ name: 'layover-pull' }]);
+    expect(run(pod('nginx.json'), { nodePathReady: false })).toMatchObject({ patch: [], outcome: 'skipped', reason: 'node-path-unready' });
+  });
+
+  it('gets it when none of its other images could be confirmed', () => {
+    const p = mixed();
+    const out = applied(p, run(p, { checks: new Map() }));
+    expect(images(out)).toEqual(['nginx', '127.0.0.1:30500/ghcr.io/a/b:1']);
+    expect(out.spec?.imagePullSecrets).toEqual([{ name: 'layover-pull' }]);
+  });
+});
+
+describe('resolve checks', () => {
+  it('rewrites only confirmed images; each other one keeps its original with a warning saying why', () => {
+    const p = pod('nginx.json');
+    p.spec!.containers!.push({ name: 'b', image: 'ghcr.io/a/b:1' }, { name: 'c', image: 'quay.io/a/c:1' });
+    const input: MutationInput = { operation: 'CREATE', namespace: 'team-a', pod: p, registryHealthy: true };
+    expect(plannedImages(input, settings)).toEqual(['localhost:30500/docker.io/library/nginx:latest', 'localhost:30500/ghcr.io/a/b:1', 'localhost:30500/quay.io/a/c:1']);
+    const checks = new Map<string, ImageCheck>([
+      ['localhost:30500/docker.io/library/nginx:latest', { ok: true }],
+      ['localhost:30500/ghcr.io/a/b:1', { ok: false, reason: 'not found through layover (HTTP 404)' }],
+    ]);
+    const result = run(p, { checks });
+    expect(result.warnings).toEqual([
+      'layover: b: not found through layover (HTTP 404); ghcr.io/a/b:1 left unchanged',
+      'layover: c: not confirmed by the registry in time; quay.io/a/c:1 left unchanged',
+    ]);
+    const out = applied(p, result);
+    expect(images(out)).toEqual(['localhost:30500/docker.io/library/nginx:latest', 'ghcr.io/a/b:1', 'quay.io/a/c:1']);
+    expect(JSON.parse(out.metadata?.annotations?.[ANNOTATION] ?? '')).toEqual({ containers: { web: 'nginx' } });
+    expect(run(pod('nginx.json'), { checks: new Map() })).toMatchObject({ patch: [], outcome: 'skipped', reason: 'unresolved' });
+  });
+
+  it('plans nothing for Pods it would not touch', () => {
+    const base = { operation: 'CREATE', namespace: 'kube-system', pod: pod('nginx.json'), registryHealthy: true };
+    expect(plannedImages(base, settings)).toEqual([]);
+    expect(plannedImages({ ...base, namespace: 'team-a', pod: pod('optout.json') }, settings)).toEqual([]);
+  });
+});
+
+describe('container names that are Object.prototype properties', () => {
+  it('records the original image of containers named constructor, __proto__, toString, hasOwnProperty', () => {
+    const names = ['constructor', '__proto__', 'toString', 'hasOwnProperty'];
+    const p = pod('nginx.json');
+    // Parsed from JSON, as the review body is: `__proto__` is then an own property.
+    p.spec!.containers = JSON.parse(JSON.stringify(names.map((name, i) => ({ name, image: `nginx:1.${i}` })))) as Container[];
+    p.spec!.initContainers = JSON.parse('[{"name":"__proto__","image":"busybox:1"}]') as Container[];
+    const result = run(p);
+    const out = applied(p, result);
+    const recorded = JSON.parse(out.metadata?.annotations?.[ANNOTATION] ?? '') as Record<string, Record<string, string>>;
+    for (const [i, name] of names.entries()) expect(Object.hasOwn(recorded.containers!, name) && recorded.containers![name]).toBe(`nginx:1.${i}`);
+    expect(Object.hasOwn(recorded.initContainers!, '__proto__')).toBe(true);
+    // Reinvoked with another webhook's container added: the recorded originals survive the round trip.
+    out.spec!.containers!.push({ name: 'valueOf', image: 'ghcr.io/a/b:1' });
+    const again = JSON.parse(applied(out, run(out)).metadata?.annotations?.[ANNOTATION] ?? '') as Record<string, Record<string, string>>;
+    expect(Object.keys(again.containers!).sort()).toEqual([...names, 'valueOf'].sort());
+    expect(again.containers!['__proto__']).toBe('nginx:1.1');
   });
 });
 

@@ -1,0 +1,104 @@
+// Whether a rewritten image resolves through layover now: a HEAD of its manifest through the
+// registry with the namespace's own credentials (what kubelet will present). Answers are cached
+// per namespace and image (30 s when it resolves, 5 s when not), so a Deployment's 100 Pods cost
+// one check, and identical checks in flight share one request. A review waits for its checks
+// only up to its budget (checkImages); a check still running then carries on and fills the cache.
+import { LRUCache } from 'lru-cache';
+import { Agent, request } from 'undici';
+import type { Logger } from '../log.js';
+import { MANIFEST_MEDIA_TYPES } from '../registry/manifest.js';
+import type { ImageCheck } from './mutate.js';
+import { authorization, CredentialsUnavailable, manifestPath, type NamespaceCredentials } from './registry-access.js';
+
+export interface ResolveChecker {
+  check(namespace: string, image: string): Promise<ImageCheck>;
+  close(): Promise<void>;
+}
+
+export interface ResolveCheckOptions {
+  /** The registry's base URL, e.g. http://layover-registry.layover.svc:5000. */
+  registryUrl: string;
+  credentials: NamespaceCredentials;
+  logger: Logger;
+  positiveTtlMs?: number;
+  negativeTtlMs?: number;
+  maxEntries?: number;
+  /** One HEAD's limit; longer than a review's budget, so a slow first pull still warms the cache. */
+  requestTimeoutMs?: number;
+}
+
+const ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
+
+function describeStatus(status: number, namespace: string): string {
+  if (status === 401 || status === 403) return `namespace ${namespace} may not pull it through layover (HTTP ${status})`;
+  if (status === 404) return 'not found through layover (HTTP 404)';
+  if (status === 429) return 'the registry or its upstream is rate limiting (HTTP 429)';
+  return `the registry answered HTTP ${status}`;
+}
+
+export function createResolveChecker(options: ResolveCheckOptions): ResolveChecker {
+  const timeoutMs = options.requestTimeoutMs ?? 10_000;
+  const dispatcher = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const cache = new LRUCache<string, ImageCheck>({ max: options.maxEntries ?? 10_000, ttl: options.positiveTtlMs ?? 30_000 });
+  const negativeTtl = options.negativeTtlMs ?? 5_000;
+  const inFlight = new Map<string, Promise<ImageCheck>>();
+
+  async function head(namespace: string, image: string): Promise<ImageCheck> {
+    const path = manifestPath(image);
+    if (!path) return { ok: false, reason: `cannot name ${image} in the registry` };
+    let headers: Record<string, string>;
+    try {
+      headers = { accept: ACCEPT, ...authorization(await options.credentials(namespace)) };
+    } catch (err) {
+      if (err instanceof CredentialsUnavailable) return { ok: false, reason: err.message };
+      throw err;
+    }
+    try {
+      const res = await request(`${options.registryUrl}${path}`, { method: 'HEAD', headers, dispatcher, signal: AbortSignal.timeout(timeoutMs) });
+      await res.body.dump();
+      return res.statusCode === 200 ? { ok: true } : { ok: false, reason: describeStatus(res.statusCode, namespace) };
+    } catch (err) {
+      return { ok: false, reason: `the registry did not answer (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})` };
+    }
+  }
+
+  return {
+    check(namespace, image) {
+      const key = `${namespace}\n${image}`;
+      const cached = cache.get(key);
+      if (cached) return Promise.resolve(cached);
+      let pending = inFlight.get(key);
+      if (!pending) {
+        pending = head(namespace, image)
+          .catch((err: unknown): ImageCheck => ({ ok: false, reason: `check failed (${(err as Error).message})` }))
+          .then((result) => {
+            cache.set(key, result, result.ok ? {} : { ttl: negativeTtl });
+            if (!result.ok) options.logger.debug({ namespace, image, reason: result.reason }, 'image does not resolve through layover');
+            return result;
+          })
+          .finally(() => inFlight.delete(key));
+        inFlight.set(key, pending);
+      }
+      return pending;
+    },
+    async close() {
+      await Promise.allSettled(inFlight.values());
+      await dispatcher.close();
+    },
+  };
+}
+
+/**
+ * The checks of a review's images that settle within `budgetMs` (one budget for them all). An
+ * image missing from the answer was not confirmed in time and keeps its original reference.
+ */
+export async function checkImages(checker: ResolveChecker, namespace: string, images: readonly string[], budgetMs: number): Promise<Map<string, ImageCheck>> {
+  const results = new Map<string, ImageCheck>();
+  let timer: NodeJS.Timeout | undefined;
+  const budget = new Promise<void>((resolve) => (timer = setTimeout(resolve, budgetMs)));
+  const all = Promise.all(images.map(async (image) => results.set(image, await checker.check(namespace, image))));
+  await Promise.race([all, budget]);
+  clearTimeout(timer);
+  // A copy: checks settling after the budget must not change the answer being built.
+  return new Map(results);
+}
