@@ -104,4 +104,30 @@ describe('Kubernetes client layer', () => {
       await watch.stop();
     }
   });
+
+  it('gives up on a call the server never answers, within the timeout', async () => {
+    const impatient = createKube(api.kubeConfig(), { timeoutMs: 300 });
+    api.intercept((req) => (req.path.endsWith('/secrets/never') ? 'hang' : webhookConfigurations(req)));
+    try {
+      const began = Date.now();
+      const err = await impatient.readSecret('team-a', 'never').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KubeError);
+      expect((err as Error).message).toBe('kubernetes API read secret (timed out)');
+      expect(Date.now() - began).toBeLessThan(2000);
+    } finally {
+      api.intercept(webhookConfigurations);
+    }
+  });
+
+  it('a stopped namespace watch never starts again, even after the error its abort causes', async () => {
+    const errors: unknown[] = [];
+    const watch = await kube.watchNamespaces({ upsert() {}, remove() {}, error: (err) => errors.push(err) });
+    await expect.poll(() => api.openWatches(), { timeout: 3000 }).toBe(1);
+    await watch.stop();
+    const after = api.requests.length;
+    await expect.poll(() => api.openWatches(), { timeout: 1000 }).toBe(0);
+    // client-node's informer used to be restarted 5 s after any error, including this one.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(api.requests.slice(after).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+  }, 15_000);
 });
