@@ -60,15 +60,19 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   const failures = new Map<string, number>();
   /** Conflicts already reported, by namespace → secret uid@resourceVersion, so an Event is recorded once. */
   const reported = new Map<string, string>();
-  const seen = new Map<string, boolean>();
+  /** Every namespace the watch reported, kept here because its callbacks run before it returns. */
+  const namespaces = new Map<string, NamespaceObject>();
   let watch: NamespaceWatch | undefined;
   let working: Promise<void> | undefined;
   let closed = false;
   let lastKeyId = deps.currentKeyId();
 
-  const namespaceNamed = (name: string) => watch?.list().find((ns) => ns.name === name);
+  function enqueueOptedIn(): void {
+    for (const ns of namespaces.values()) if (isOptedIn(ns, settings)) enqueue(ns.name);
+  }
 
   function later(name: string, delayMs: number): void {
+    if (closed) return;
     clearTimeout(timers.get(name));
     timers.set(name, setTimeout(() => {
       timers.delete(name);
@@ -89,7 +93,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     while (queue.size && !closed) {
       const name = [...queue][0] as string;
       queue.delete(name);
-      const ns = namespaceNamed(name);
+      const ns = namespaces.get(name);
       if (!ns) continue;
       try {
         await handle(ns);
@@ -166,35 +170,27 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
 
   watch = await kube.watchNamespaces({
     upsert(ns) {
+      const before = namespaces.get(ns.name);
+      namespaces.set(ns.name, ns);
       const optedIn = isOptedIn(ns, settings);
-      const before = seen.get(ns.name);
-      seen.set(ns.name, optedIn);
       // Namespaces that never opted in are looked at once (a secret may be left from before), then ignored.
-      if (optedIn || before === undefined || before !== optedIn) enqueue(ns.name);
+      if (optedIn || before === undefined || isOptedIn(before, settings) !== optedIn) enqueue(ns.name);
     },
     remove(ns) {
-      seen.delete(ns.name);
+      namespaces.delete(ns.name);
       reported.delete(ns.name);
       clearTimeout(timers.get(ns.name));
       timers.delete(ns.name);
     },
     error(err) {
-      logger.warn({ err: (err as Error).message }, 'namespace watch failed; restarting');
+      logger.warn({ err: (err as Error).message }, 'namespace watch failed; retrying');
     },
   });
-  for (const ns of watch.list()) {
-    if (!seen.has(ns.name)) {
-      seen.set(ns.name, isOptedIn(ns, settings));
-      enqueue(ns.name);
-    }
-  }
 
   const resync = setInterval(() => {
     void refreshHosts()
       .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'cannot read the registry public host'))
-      .finally(() => {
-        for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
-      });
+      .finally(enqueueOptedIn);
   }, config.controller.resyncMs);
   resync.unref();
   const keyPoll = setInterval(() => {
@@ -202,7 +198,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     if (keyId === lastKeyId) return;
     lastKeyId = keyId;
     logger.info('token signing key rotated; refreshing pull secrets');
-    for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
+    enqueueOptedIn();
   }, deps.keyPollMs ?? 10_000);
   keyPoll.unref();
   logger.info({ label: `${settings.optInLabel}=enabled`, secret: settings.secretName }, 'pull secret controller started');
@@ -217,8 +213,8 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
       clearInterval(keyPoll);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
-      await working;
       await watch?.stop();
+      await working;
     },
   };
 }

@@ -1,0 +1,110 @@
+// The pull-secret controller end to end against a loopback apiserver (test/helpers/fake-apiserver.ts)
+// through the real @kubernetes/client-node: start-up with existing namespaces, opt-in and opt-out,
+// Pods that still use the mirror, a Secret of the wrong type, a new NodePort, a hanging apiserver,
+// a compacted watch history, and shutdown. Resync is 10 minutes: everything here must happen sooner.
+import { Writable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { defaultConfig } from '../../src/config/resolve.js';
+import { startController, type Controller, type ControllerDeps } from '../../src/controller/index.js';
+import { buildPullSecret } from '../../src/controller/pull-secret.js';
+import { createKube } from '../../src/k8s/kube.js';
+import { createLogger } from '../../src/log.js';
+import { startFakeApiServer, type FakeApiServer, type FakeObject } from '../helpers/fake-apiserver.js';
+
+const OPT_IN = { 'layover.dev/mirror': 'enabled' };
+const SECRET = 'layover-pull';
+
+const namespace = (name: string, labels: Record<string, string> = {}): FakeObject => ({ metadata: { name, labels }, status: { phase: 'Active' } });
+const service = (nodePort: number): FakeObject => ({
+  metadata: { name: 'layover-registry', namespace: 'layover' },
+  spec: { type: 'NodePort', ports: [{ name: 'registry', port: 5000, nodePort, protocol: 'TCP' }] },
+});
+const managedSecret = (ns: string): FakeObject => {
+  const s = buildPullSecret({ namespace: ns, name: SECRET, hosts: ['localhost:30500', '127.0.0.1:30500'], token: 'old-token', expiresAt: new Date(Date.now() + 86_400_000 * 30), keyId: 'k1' });
+  return { ...s, metadata: { ...s.metadata, name: SECRET, namespace: ns } };
+};
+
+describe('pull-secret controller against a loopback apiserver', () => {
+  let api: FakeApiServer;
+  let controller: Controller | undefined;
+  let logs: string[];
+  let minted: number;
+
+  beforeEach(async () => {
+    api = await startFakeApiServer();
+    api.put('namespaces', namespace('layover'));
+    api.put('services', service(30500));
+    logs = [];
+    minted = 0;
+  });
+  afterEach(async () => {
+    await controller?.close();
+    controller = undefined;
+    await api.close();
+    // Neither the ServiceAccount token nor a namespace token ever reaches a log line.
+    const all = logs.join('');
+    expect(all).not.toContain(api.token);
+    expect(all).not.toMatch(/ns-token-/);
+  });
+
+  function start(options: { timeoutMs?: number } & Partial<ControllerDeps> = {}): Promise<Controller> {
+    const sink = new Writable({ write(chunk: Buffer, _enc, done) { logs.push(chunk.toString()); done(); } });
+    const { timeoutMs, ...deps } = options;
+    return startController(defaultConfig({ controller: { resync: '10m' } }), {
+      logger: createLogger('debug', sink),
+      kube: createKube(api.kubeConfig(), { timeoutMs: timeoutMs ?? 2_000 }),
+      currentKeyId: () => 'k1',
+      async mintNamespaceToken(ns) {
+        minted++;
+        return { token: `ns-token-${ns}-${minted}`, expiresAt: new Date(Date.now() + 30 * 86_400_000), keyId: 'k1' };
+      },
+      ...deps,
+    });
+  }
+
+  it('gives namespaces that exist before start their secret within seconds, not at the resync', async () => {
+    api.put('namespaces', namespace('team-a', OPT_IN));
+    api.put('namespaces', namespace('team-b', OPT_IN));
+    api.put('namespaces', namespace('plain'));
+    controller = await start();
+    await expect.poll(() => api.get('secrets', 'team-a', SECRET) && api.get('secrets', 'team-b', SECRET), { timeout: 3000 }).toBeTruthy();
+    expect(api.get('secrets', 'team-a', SECRET)?.type).toBe('kubernetes.io/dockerconfigjson');
+    expect(api.get('secrets', 'plain', SECRET)).toBeUndefined();
+    expect(api.get('secrets', 'layover', SECRET)).toBeUndefined();
+  });
+
+  it('gives a namespace labelled after start its secret', async () => {
+    api.put('namespaces', namespace('team-a'));
+    controller = await start();
+    await controller.idle();
+    api.put('namespaces', namespace('team-a', OPT_IN));
+    await expect.poll(() => api.get('secrets', 'team-a', SECRET), { timeout: 3000 }).toBeTruthy();
+  });
+
+  it('removes, at start, the stale secret of a namespace that opted out while it was down, and leaves foreign ones', async () => {
+    api.put('namespaces', namespace('gone-out'));
+    api.put('secrets', managedSecret('gone-out'));
+    api.put('namespaces', namespace('other'));
+    api.put('secrets', { metadata: { name: SECRET, namespace: 'other', labels: { app: 'mine' } }, type: 'Opaque', data: {} });
+    controller = await start();
+    await expect.poll(() => api.get('secrets', 'gone-out', SECRET), { timeout: 3000 }).toBeUndefined();
+    await controller.idle();
+    expect(api.get('secrets', 'other', SECRET)).toBeDefined();
+  });
+
+  it('close() stops everything: no request reaches the apiserver afterwards', async () => {
+    controller = await start({ keyPollMs: 50 });
+    api.put('namespaces', namespace('team-a', OPT_IN));
+    await expect.poll(() => api.get('secrets', 'team-a', SECRET), { timeout: 3000 }).toBeTruthy();
+    await controller.close();
+    controller = undefined;
+    const after = api.requests.length;
+    await expect.poll(() => api.openWatches(), { timeout: 1000 }).toBe(0);
+    api.put('namespaces', namespace('team-b', OPT_IN));
+    api.put('services', service(31111));
+    // The old informer restarted itself 5 s after the aborted watch reported an error.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(api.requests.slice(after).map((r) => `${r.method} ${r.path}`)).toEqual([]);
+    expect(api.openWatches()).toBe(0);
+  }, 15_000);
+});
