@@ -151,6 +151,11 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
         await kube.deleteSecret(ns.name, settings.secretName, action.uid);
         logger.info({ ...log, reason: action.reason }, 'pull secret removed');
         return;
+      case 'recreate':
+        // The type of a Secret cannot be changed, so a replace would fail on every retry.
+        await kube.deleteSecret(ns.name, settings.secretName, action.uid);
+        if (await write(ns, hostList, 'create')) logger.info({ ...log, reason: action.reason }, 'pull secret re-created');
+        return;
       case 'conflict': {
         const version = `${secret?.metadata.uid ?? ''}@${secret?.metadata.resourceVersion ?? ''}`;
         if (reported.get(ns.name) === version) return;

@@ -19,9 +19,9 @@ const service = (nodePort: number): FakeObject => ({
   metadata: { name: 'layover-registry', namespace: 'layover' },
   spec: { type: 'NodePort', ports: [{ name: 'registry', port: 5000, nodePort, protocol: 'TCP' }] },
 });
-const managedSecret = (ns: string): FakeObject => {
+const managedSecret = (ns: string, type = 'kubernetes.io/dockerconfigjson'): FakeObject => {
   const s = buildPullSecret({ namespace: ns, name: SECRET, hosts: ['localhost:30500', '127.0.0.1:30500'], token: 'old-token', expiresAt: new Date(Date.now() + 86_400_000 * 30), keyId: 'k1' });
-  return { ...s, metadata: { ...s.metadata, name: SECRET, namespace: ns } };
+  return { ...s, metadata: { ...s.metadata, name: SECRET, namespace: ns }, type };
 };
 
 describe('pull-secret controller against a loopback apiserver', () => {
@@ -90,6 +90,15 @@ describe('pull-secret controller against a loopback apiserver', () => {
     await expect.poll(() => api.get('secrets', 'gone-out', SECRET), { timeout: 3000 }).toBeUndefined();
     await controller.idle();
     expect(api.get('secrets', 'other', SECRET)).toBeDefined();
+  });
+
+  it('deletes and re-creates a managed secret of the wrong type instead of retrying a replace forever', async () => {
+    controller = await start();
+    const wrong = api.put('secrets', managedSecret('team-a', 'Opaque'));
+    api.put('namespaces', namespace('team-a', OPT_IN));
+    await expect.poll(() => api.get('secrets', 'team-a', SECRET)?.type, { timeout: 3000 }).toBe('kubernetes.io/dockerconfigjson');
+    expect(api.get('secrets', 'team-a', SECRET)?.metadata.uid).not.toBe(wrong.metadata.uid);
+    expect(api.requests.filter((r) => r.method === 'PUT')).toHaveLength(0);
   });
 
   it('close() stops everything: no request reaches the apiserver afterwards', async () => {
