@@ -19,6 +19,8 @@ export interface ControllerDeps {
   now?: () => Date;
   /** How often currentKeyId() is compared with the last one seen. */
   keyPollMs?: number;
+  /** How often the registry's public host is read again; a change reaches every secret. */
+  hostPollMs?: number;
 }
 
 export interface Controller {
@@ -30,6 +32,7 @@ export interface Controller {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const BACKOFF_BASE_MS = 1_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
+const HOST_POLL_MS = 30_000;
 
 export function reconcileSettings(config: Config): ReconcileSettings {
   return {
@@ -45,14 +48,16 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   const { kube } = deps;
   const now = deps.now ?? (() => new Date());
   const settings = reconcileSettings(config);
-  // Resolved when needed and again at each resync (a recreated Service may get a new NodePort);
-  // while the Service cannot be read, reconciliation fails and is retried with backoff.
+  // Resolved when needed and every hostPollMs (a recreated Service may get a new NodePort): a
+  // change re-queues every opted-in namespace. While the Service cannot be read, reconciliation
+  // fails and is retried with backoff.
   let hosts: string[] | undefined;
-  const refreshHosts = async (): Promise<string[]> => {
+  const refreshHosts = async (): Promise<{ hosts: string[]; changed: boolean }> => {
     const next = registryHosts((await resolvePublicHost(config, kube)).host);
-    if (hosts && next.join(',') !== hosts.join(',')) logger.info({ hosts: next }, 'registry public host changed; pull secrets will be refreshed');
+    const changed = next.join(',') !== hosts?.join(',');
+    if (hosts && changed) logger.info({ hosts: next }, 'registry public host changed; refreshing pull secrets');
     hosts = next;
-    return next;
+    return { hosts: next, changed };
   };
 
   const queue = new Set<string>();
@@ -109,7 +114,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   }
 
   async function handle(ns: NamespaceObject): Promise<void> {
-    const current = hosts ?? (await refreshHosts());
+    const current = hosts ?? (await refreshHosts()).hosts;
     const secret = await kube.readSecret(ns.name, settings.secretName);
     const action = reconcile({ namespace: ns, secret, currentKeyId: deps.currentKeyId(), hosts: current, now: now() }, settings);
     await perform(ns, action, secret, current);
@@ -192,12 +197,14 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     },
   });
 
-  const resync = setInterval(() => {
-    void refreshHosts()
-      .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'cannot read the registry public host'))
-      .finally(enqueueOptedIn);
-  }, config.controller.resyncMs);
+  const resync = setInterval(enqueueOptedIn, config.controller.resyncMs);
   resync.unref();
+  const hostPoll = setInterval(() => {
+    void refreshHosts()
+      .then(({ changed }) => { if (changed) enqueueOptedIn(); })
+      .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'cannot read the registry public host'));
+  }, deps.hostPollMs ?? HOST_POLL_MS);
+  hostPoll.unref();
   const keyPoll = setInterval(() => {
     const keyId = deps.currentKeyId();
     if (keyId === lastKeyId) return;
@@ -215,6 +222,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     async close() {
       closed = true;
       clearInterval(resync);
+      clearInterval(hostPoll);
       clearInterval(keyPoll);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();

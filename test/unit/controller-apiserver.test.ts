@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/resolve.js';
 import { startController, type Controller, type ControllerDeps } from '../../src/controller/index.js';
 import { buildPullSecret } from '../../src/controller/pull-secret.js';
-import { createKube } from '../../src/k8s/kube.js';
+import { createKube, KubeError } from '../../src/k8s/kube.js';
 import { createLogger } from '../../src/log.js';
 import { startFakeApiServer, type FakeApiServer, type FakeObject } from '../helpers/fake-apiserver.js';
 
@@ -23,6 +23,7 @@ const managedSecret = (ns: string, type = 'kubernetes.io/dockerconfigjson'): Fak
   const s = buildPullSecret({ namespace: ns, name: SECRET, hosts: ['localhost:30500', '127.0.0.1:30500'], token: 'old-token', expiresAt: new Date(Date.now() + 86_400_000 * 30), keyId: 'k1' });
   return { ...s, metadata: { ...s.metadata, name: SECRET, namespace: ns }, type };
 };
+const hostsOf = (s: FakeObject | undefined) => s?.metadata.annotations?.['layover.dev/registry-hosts'];
 
 describe('pull-secret controller against a loopback apiserver', () => {
   let api: FakeApiServer;
@@ -58,6 +59,7 @@ describe('pull-secret controller against a loopback apiserver', () => {
         minted++;
         return { token: `ns-token-${ns}-${minted}`, expiresAt: new Date(Date.now() + 30 * 86_400_000), keyId: 'k1' };
       },
+      hostPollMs: 200,
       ...deps,
     });
   }
@@ -99,6 +101,51 @@ describe('pull-secret controller against a loopback apiserver', () => {
     await expect.poll(() => api.get('secrets', 'team-a', SECRET)?.type, { timeout: 3000 }).toBe('kubernetes.io/dockerconfigjson');
     expect(api.get('secrets', 'team-a', SECRET)?.metadata.uid).not.toBe(wrong.metadata.uid);
     expect(api.requests.filter((r) => r.method === 'PUT')).toHaveLength(0);
+  });
+
+  it('carries a new NodePort into every secret within a second', async () => {
+    controller = await start();
+    for (const ns of ['team-a', 'team-b', 'team-c']) api.put('namespaces', namespace(ns, OPT_IN));
+    await expect.poll(() => ['team-a', 'team-b', 'team-c'].map((ns) => hostsOf(api.get('secrets', ns, SECRET))), { timeout: 3000 })
+      .toEqual(Array(3).fill('localhost:30500,127.0.0.1:30500'));
+    api.put('services', service(31111));
+    await expect.poll(() => ['team-a', 'team-b', 'team-c'].map((ns) => hostsOf(api.get('secrets', ns, SECRET))), { timeout: 1500 })
+      .toEqual(Array(3).fill('localhost:31111,127.0.0.1:31111'));
+  });
+
+  it('gives up on an API call that hangs, and retries', async () => {
+    const kube = createKube(api.kubeConfig(), { timeoutMs: 300 });
+    api.intercept((req) => (req.method === 'GET' && req.path.includes('/secrets/') ? 'hang' : undefined));
+    const began = Date.now();
+    const err = await kube.readSecret('layover', SECRET).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(KubeError);
+    expect((err as Error).message).toMatch(/timed out/);
+    expect(Date.now() - began).toBeLessThan(2000);
+
+    let hung = 0;
+    api.intercept((req) => (req.method === 'GET' && req.path.includes('/secrets/') && hung++ === 0 ? 'hang' : undefined));
+    controller = await start({ timeoutMs: 300 });
+    api.put('namespaces', namespace('team-a', OPT_IN));
+    await expect.poll(() => api.get('secrets', 'team-a', SECRET), { timeout: 4000 }).toBeTruthy();
+    expect(hung).toBeGreaterThanOrEqual(2);
+  });
+
+  it('renews a watch that gets no answer, and lists again when its history is gone (410)', async () => {
+    controller = await start({ timeoutMs: 300 });
+    await expect.poll(() => api.openWatches(), { timeout: 3000 }).toBe(1);
+    // The next watch hangs; the one after is refused; then the history is compacted.
+    let watches = 0;
+    api.intercept((req) => {
+      if (!req.path.includes('watch=true')) return undefined;
+      watches++;
+      return watches === 1 ? 'hang' : { status: 500 };
+    });
+    api.endWatches();
+    await expect.poll(() => watches, { timeout: 4000 }).toBeGreaterThanOrEqual(2);
+    api.put('namespaces', namespace('team-late', OPT_IN));
+    api.compact();
+    api.intercept(undefined);
+    await expect.poll(() => api.get('secrets', 'team-late', SECRET), { timeout: 6000 }).toBeTruthy();
   });
 
   it('close() stops everything: no request reaches the apiserver afterwards', async () => {
