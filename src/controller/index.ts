@@ -1,17 +1,18 @@
 // The pull-secret controller: watches namespaces, and for each one that needs attention reads its
 // Secret, asks reconcile() what to do and does it. One namespace at a time, retried with backoff.
 import type { Config } from '../config/config.js';
-import { isConflict, type Kube, type NamespaceObject, type NamespaceWatch, type SecretObject } from '../k8s/kube.js';
+import { isConflict, type Kube, type NamespaceObject, type NamespaceWatch, type PodReader, type SecretObject } from '../k8s/kube.js';
 import { resolvePublicHost } from '../k8s/public-host.js';
 import type { Logger } from '../log.js';
-import { buildPullSecret, registryHosts } from './pull-secret.js';
+import { podsUsingMirror } from './pod-references.js';
+import { buildPullSecret, HOSTS_ANNOTATION, registryHosts } from './pull-secret.js';
 import { isOptedIn, reconcile, type Action, type ReconcileSettings } from './reconcile.js';
 
 export interface NamespaceToken { token: string; expiresAt: Date; keyId: string }
 
 export interface ControllerDeps {
   logger: Logger;
-  kube: Kube;
+  kube: Kube & PodReader;
   /** Mints a token for principal `namespace:<namespace>` (the auth module's TokenService). */
   mintNamespaceToken(namespace: string): Promise<NamespaceToken>;
   /** The id of the key new tokens are signed with; a change refreshes every secret. */
@@ -21,6 +22,8 @@ export interface ControllerDeps {
   keyPollMs?: number;
   /** How often the registry's public host is read again; a change reaches every secret. */
   hostPollMs?: number;
+  /** How often an opted-out namespace whose Pods still use the mirror is looked at again. */
+  podRecheckMs?: number;
 }
 
 export interface Controller {
@@ -33,6 +36,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 const BACKOFF_BASE_MS = 1_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
 const HOST_POLL_MS = 30_000;
+const POD_RECHECK_MS = 30_000;
 
 export function reconcileSettings(config: Config): ReconcileSettings {
   return {
@@ -65,6 +69,8 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   const failures = new Map<string, number>();
   /** Conflicts already reported, by namespace → secret uid@resourceVersion, so an Event is recorded once. */
   const reported = new Map<string, string>();
+  /** Opt-outs whose secret is kept for running Pods, already reported by an Event. */
+  const keptReported = new Set<string>();
   /** Every namespace the watch reported, kept here because its callbacks run before it returns. */
   const namespaces = new Map<string, NamespaceObject>();
   let watch: NamespaceWatch | undefined;
@@ -138,6 +144,27 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     return true;
   }
 
+  /**
+   * An opted-out namespace keeps its secret while Pods there may still pull from the mirror
+   * (removing it would break their next pull); looked at again every podRecheckMs.
+   */
+  async function keptForPods(ns: NamespaceObject, secret: SecretObject | undefined, hostList: string[]): Promise<boolean> {
+    const recorded = secret?.metadata.annotations?.[HOSTS_ANNOTATION]?.split(',').filter(Boolean) ?? [];
+    const using = podsUsingMirror(await kube.listPods(ns.name), [...hostList, ...recorded], config.webhook.originalImagesAnnotation);
+    if (using.length === 0) return false;
+    later(ns.name, deps.podRecheckMs ?? POD_RECHECK_MS);
+    if (keptReported.has(ns.name)) return true;
+    logger.info({ namespace: ns.name, secret: settings.secretName, pods: using.length }, 'namespace opted out; pull secret kept while its Pods still use the mirror');
+    await kube.createEvent(ns.name, {
+      involved: { kind: 'Secret', apiVersion: 'v1', name: settings.secretName, namespace: ns.name, uid: secret?.metadata.uid },
+      type: 'Normal',
+      reason: 'PullSecretKept',
+      message: `Namespace opted out of layover, but ${using.length} Pod(s) here still use its mirror (e.g. ${using[0] ?? ''}); Secret ${settings.secretName} is removed once none does`,
+    });
+    keptReported.add(ns.name);
+    return true;
+  }
+
   async function perform(ns: NamespaceObject, action: Action, secret: SecretObject | undefined, hostList: string[]): Promise<void> {
     const log = { namespace: ns.name, secret: settings.secretName };
     switch (action.type) {
@@ -152,10 +179,13 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
       case 'refresh':
         if (await write(ns, hostList, 'replace', action.resourceVersion)) logger.info({ ...log, reason: action.reason }, 'pull secret refreshed');
         return;
-      case 'delete':
+      case 'delete': {
+        if (await keptForPods(ns, secret, hostList)) return;
         await kube.deleteSecret(ns.name, settings.secretName, action.uid);
+        keptReported.delete(ns.name);
         logger.info({ ...log, reason: action.reason }, 'pull secret removed');
         return;
+      }
       case 'recreate':
         // The type of a Secret cannot be changed, so a replace would fail on every retry.
         await kube.deleteSecret(ns.name, settings.secretName, action.uid);
@@ -183,12 +213,14 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
       const before = namespaces.get(ns.name);
       namespaces.set(ns.name, ns);
       const optedIn = isOptedIn(ns, settings);
+      if (optedIn) keptReported.delete(ns.name);
       // Namespaces that never opted in are looked at once (a secret may be left from before), then ignored.
       if (optedIn || before === undefined || isOptedIn(before, settings) !== optedIn) enqueue(ns.name);
     },
     remove(ns) {
       namespaces.delete(ns.name);
       reported.delete(ns.name);
+      keptReported.delete(ns.name);
       clearTimeout(timers.get(ns.name));
       timers.delete(ns.name);
     },

@@ -19,6 +19,11 @@ const service = (nodePort: number): FakeObject => ({
   metadata: { name: 'layover-registry', namespace: 'layover' },
   spec: { type: 'NodePort', ports: [{ name: 'registry', port: 5000, nodePort, protocol: 'TCP' }] },
 });
+const pod = (ns: string, name: string, image: string, extra: { annotations?: Record<string, string>; phase?: string } = {}): FakeObject => ({
+  metadata: { name, namespace: ns, ...(extra.annotations && { annotations: extra.annotations }) },
+  spec: { containers: [{ name: 'app', image }] },
+  status: { phase: extra.phase ?? 'Running' },
+});
 const managedSecret = (ns: string, type = 'kubernetes.io/dockerconfigjson'): FakeObject => {
   const s = buildPullSecret({ namespace: ns, name: SECRET, hosts: ['localhost:30500', '127.0.0.1:30500'], token: 'old-token', expiresAt: new Date(Date.now() + 86_400_000 * 30), keyId: 'k1' });
   return { ...s, metadata: { ...s.metadata, name: SECRET, namespace: ns }, type };
@@ -60,6 +65,7 @@ describe('pull-secret controller against a loopback apiserver', () => {
         return { token: `ns-token-${ns}-${minted}`, expiresAt: new Date(Date.now() + 30 * 86_400_000), keyId: 'k1' };
       },
       hostPollMs: 200,
+      podRecheckMs: 200,
       ...deps,
     });
   }
@@ -92,6 +98,27 @@ describe('pull-secret controller against a loopback apiserver', () => {
     await expect.poll(() => api.get('secrets', 'gone-out', SECRET), { timeout: 3000 }).toBeUndefined();
     await controller.idle();
     expect(api.get('secrets', 'other', SECRET)).toBeDefined();
+  });
+
+  it('after an opt-out keeps the secret while a Pod still uses the mirror, and removes it once none does', async () => {
+    controller = await start();
+    api.put('namespaces', namespace('team-a', OPT_IN));
+    await expect.poll(() => api.get('secrets', 'team-a', SECRET), { timeout: 3000 }).toBeTruthy();
+    api.put('pods', pod('team-a', 'rewritten', 'localhost:30500/docker.io/library/nginx:1.27'));
+    api.put('pods', pod('team-a', 'annotated', 'nginx:1.27', { annotations: { 'layover.dev/original-images': '{"containers":{"app":"nginx:1.27"}}' } }));
+    api.put('pods', pod('team-a', 'finished', 'localhost:30500/docker.io/library/busybox:1', { phase: 'Succeeded' }));
+    api.put('pods', pod('team-a', 'unrelated', 'ghcr.io/a/b:1'));
+    api.put('namespaces', namespace('team-a'));
+
+    await expect.poll(() => api.list('events', 'team-a').map((e) => e.reason), { timeout: 3000 }).toContain('PullSecretKept');
+    await new Promise((r) => setTimeout(r, 700));
+    expect(api.get('secrets', 'team-a', SECRET)).toBeDefined();
+    api.remove('pods', 'team-a', 'rewritten');
+    await new Promise((r) => setTimeout(r, 700));
+    expect(api.get('secrets', 'team-a', SECRET)).toBeDefined();
+    api.remove('pods', 'team-a', 'annotated');
+    await expect.poll(() => api.get('secrets', 'team-a', SECRET), { timeout: 3000 }).toBeUndefined();
+    expect(api.list('events', 'team-a').filter((e) => e.reason === 'PullSecretKept')).toHaveLength(1);
   });
 
   it('deletes and re-creates a managed secret of the wrong type instead of retrying a replace forever', async () => {
