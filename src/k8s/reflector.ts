@@ -70,9 +70,19 @@ export function startReflector<T extends Meta>(source: ReflectorSource<T>, handl
     if (rv) resourceVersion = rv;
   }
 
+  /** Waits, or less if stopped; the listener goes with the wait so retries do not pile them up. */
   const pause = (ms: number) => new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    abort.signal.addEventListener('abort', () => { clearTimeout(timer); resolve(); }, { once: true });
+    if (abort.signal.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      abort.signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    abort.signal.addEventListener('abort', done, { once: true });
   });
 
   async function run(): Promise<void> {
