@@ -113,7 +113,8 @@ export function startReflector<T extends Meta>(source: ReflectorSource<T>, handl
       }
     }
   }
-  const loop = run();
+  // Whatever happens, watchNamespaces() must not wait forever for the first list.
+  const loop = run().finally(markStarted);
 
   return {
     started,
