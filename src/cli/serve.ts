@@ -5,7 +5,7 @@ import { buildApp } from '../app.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/resolve.js';
 import { loadConfig } from '../config/load.js';
-import type { Kube } from '../k8s/kube.js';
+import type { Kube, PodReader } from '../k8s/kube.js';
 import { createLogger, type Logger } from '../log.js';
 
 export const SERVE_HELP = `layover serve [--config FILE]
@@ -27,7 +27,7 @@ interface Role {
  * The Kubernetes client, the webhook and the controller are imported only when enabled:
  * @kubernetes/client-node alone adds ~130 MiB of resident memory to a registry that needs none of it.
  */
-async function clusterClient(logger: Logger): Promise<Kube | undefined> {
+async function clusterClient(logger: Logger): Promise<(Kube & PodReader) | undefined> {
   if (!process.env.KUBERNETES_SERVICE_HOST && !process.env.KUBECONFIG) return undefined;
   try {
     const { createKube } = await import('../k8s/kube.js');

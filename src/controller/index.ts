@@ -1,17 +1,18 @@
 // The pull-secret controller: watches namespaces, and for each one that needs attention reads its
 // Secret, asks reconcile() what to do and does it. One namespace at a time, retried with backoff.
 import type { Config } from '../config/config.js';
-import { isConflict, type Kube, type NamespaceObject, type NamespaceWatch, type SecretObject } from '../k8s/kube.js';
+import { isConflict, type Kube, type NamespaceObject, type NamespaceWatch, type PodReader, type SecretObject } from '../k8s/kube.js';
 import { resolvePublicHost } from '../k8s/public-host.js';
 import type { Logger } from '../log.js';
-import { buildPullSecret, registryHosts } from './pull-secret.js';
+import { podsUsingMirror } from './pod-references.js';
+import { buildPullSecret, HOSTS_ANNOTATION, registryHosts } from './pull-secret.js';
 import { isOptedIn, reconcile, type Action, type ReconcileSettings } from './reconcile.js';
 
 export interface NamespaceToken { token: string; expiresAt: Date; keyId: string }
 
 export interface ControllerDeps {
   logger: Logger;
-  kube: Kube;
+  kube: Kube & PodReader;
   /** Mints a token for principal `namespace:<namespace>` (the auth module's TokenService). */
   mintNamespaceToken(namespace: string): Promise<NamespaceToken>;
   /** The id of the key new tokens are signed with; a change refreshes every secret. */
@@ -19,6 +20,10 @@ export interface ControllerDeps {
   now?: () => Date;
   /** How often currentKeyId() is compared with the last one seen. */
   keyPollMs?: number;
+  /** How often the registry's public host is read again; a change reaches every secret. */
+  hostPollMs?: number;
+  /** How often an opted-out namespace whose Pods still use the mirror is looked at again. */
+  podRecheckMs?: number;
 }
 
 export interface Controller {
@@ -30,6 +35,8 @@ export interface Controller {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const BACKOFF_BASE_MS = 1_000;
 const BACKOFF_MAX_MS = 5 * 60_000;
+const HOST_POLL_MS = 30_000;
+const POD_RECHECK_MS = 30_000;
 
 export function reconcileSettings(config: Config): ReconcileSettings {
   return {
@@ -45,14 +52,16 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   const { kube } = deps;
   const now = deps.now ?? (() => new Date());
   const settings = reconcileSettings(config);
-  // Resolved when needed and again at each resync (a recreated Service may get a new NodePort);
-  // while the Service cannot be read, reconciliation fails and is retried with backoff.
+  // Resolved when needed and every hostPollMs (a recreated Service may get a new NodePort): a
+  // change re-queues every opted-in namespace. While the Service cannot be read, reconciliation
+  // fails and is retried with backoff.
   let hosts: string[] | undefined;
-  const refreshHosts = async (): Promise<string[]> => {
+  const refreshHosts = async (): Promise<{ hosts: string[]; changed: boolean }> => {
     const next = registryHosts((await resolvePublicHost(config, kube)).host);
-    if (hosts && next.join(',') !== hosts.join(',')) logger.info({ hosts: next }, 'registry public host changed; pull secrets will be refreshed');
+    const changed = next.join(',') !== hosts?.join(',');
+    if (hosts && changed) logger.info({ hosts: next }, 'registry public host changed; refreshing pull secrets');
     hosts = next;
-    return next;
+    return { hosts: next, changed };
   };
 
   const queue = new Set<string>();
@@ -60,15 +69,21 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   const failures = new Map<string, number>();
   /** Conflicts already reported, by namespace → secret uid@resourceVersion, so an Event is recorded once. */
   const reported = new Map<string, string>();
-  const seen = new Map<string, boolean>();
+  /** Opt-outs whose secret is kept for running Pods, already reported by an Event. */
+  const keptReported = new Set<string>();
+  /** Every namespace the watch reported, kept here because its callbacks run before it returns. */
+  const namespaces = new Map<string, NamespaceObject>();
   let watch: NamespaceWatch | undefined;
   let working: Promise<void> | undefined;
   let closed = false;
   let lastKeyId = deps.currentKeyId();
 
-  const namespaceNamed = (name: string) => watch?.list().find((ns) => ns.name === name);
+  function enqueueOptedIn(): void {
+    for (const ns of namespaces.values()) if (isOptedIn(ns, settings)) enqueue(ns.name);
+  }
 
   function later(name: string, delayMs: number): void {
+    if (closed) return;
     clearTimeout(timers.get(name));
     timers.set(name, setTimeout(() => {
       timers.delete(name);
@@ -89,7 +104,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     while (queue.size && !closed) {
       const name = [...queue][0] as string;
       queue.delete(name);
-      const ns = namespaceNamed(name);
+      const ns = namespaces.get(name);
       if (!ns) continue;
       try {
         await handle(ns);
@@ -105,7 +120,7 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
   }
 
   async function handle(ns: NamespaceObject): Promise<void> {
-    const current = hosts ?? (await refreshHosts());
+    const current = hosts ?? (await refreshHosts()).hosts;
     const secret = await kube.readSecret(ns.name, settings.secretName);
     const action = reconcile({ namespace: ns, secret, currentKeyId: deps.currentKeyId(), hosts: current, now: now() }, settings);
     await perform(ns, action, secret, current);
@@ -129,6 +144,27 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     return true;
   }
 
+  /**
+   * An opted-out namespace keeps its secret while Pods there may still pull from the mirror
+   * (removing it would break their next pull); looked at again every podRecheckMs.
+   */
+  async function keptForPods(ns: NamespaceObject, secret: SecretObject | undefined, hostList: string[]): Promise<boolean> {
+    const recorded = secret?.metadata.annotations?.[HOSTS_ANNOTATION]?.split(',').filter(Boolean) ?? [];
+    const using = podsUsingMirror(await kube.listPods(ns.name), [...hostList, ...recorded], config.webhook.originalImagesAnnotation);
+    if (using.length === 0) return false;
+    later(ns.name, deps.podRecheckMs ?? POD_RECHECK_MS);
+    if (keptReported.has(ns.name)) return true;
+    logger.info({ namespace: ns.name, secret: settings.secretName, pods: using.length }, 'namespace opted out; pull secret kept while its Pods still use the mirror');
+    await kube.createEvent(ns.name, {
+      involved: { kind: 'Secret', apiVersion: 'v1', name: settings.secretName, namespace: ns.name, uid: secret?.metadata.uid },
+      type: 'Normal',
+      reason: 'PullSecretKept',
+      message: `Namespace opted out of layover, but ${using.length} Pod(s) here still use its mirror (e.g. ${using[0] ?? ''}); Secret ${settings.secretName} is removed once none does`,
+    });
+    keptReported.add(ns.name);
+    return true;
+  }
+
   async function perform(ns: NamespaceObject, action: Action, secret: SecretObject | undefined, hostList: string[]): Promise<void> {
     const log = { namespace: ns.name, secret: settings.secretName };
     switch (action.type) {
@@ -143,9 +179,17 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
       case 'refresh':
         if (await write(ns, hostList, 'replace', action.resourceVersion)) logger.info({ ...log, reason: action.reason }, 'pull secret refreshed');
         return;
-      case 'delete':
+      case 'delete': {
+        if (await keptForPods(ns, secret, hostList)) return;
         await kube.deleteSecret(ns.name, settings.secretName, action.uid);
+        keptReported.delete(ns.name);
         logger.info({ ...log, reason: action.reason }, 'pull secret removed');
+        return;
+      }
+      case 'recreate':
+        // The type of a Secret cannot be changed, so a replace would fail on every retry.
+        await kube.deleteSecret(ns.name, settings.secretName, action.uid);
+        if (await write(ns, hostList, 'create')) logger.info({ ...log, reason: action.reason }, 'pull secret re-created');
         return;
       case 'conflict': {
         const version = `${secret?.metadata.uid ?? ''}@${secret?.metadata.resourceVersion ?? ''}`;
@@ -166,43 +210,39 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
 
   watch = await kube.watchNamespaces({
     upsert(ns) {
+      const before = namespaces.get(ns.name);
+      namespaces.set(ns.name, ns);
       const optedIn = isOptedIn(ns, settings);
-      const before = seen.get(ns.name);
-      seen.set(ns.name, optedIn);
+      if (optedIn) keptReported.delete(ns.name);
       // Namespaces that never opted in are looked at once (a secret may be left from before), then ignored.
-      if (optedIn || before === undefined || before !== optedIn) enqueue(ns.name);
+      if (optedIn || before === undefined || isOptedIn(before, settings) !== optedIn) enqueue(ns.name);
     },
     remove(ns) {
-      seen.delete(ns.name);
+      namespaces.delete(ns.name);
       reported.delete(ns.name);
+      keptReported.delete(ns.name);
       clearTimeout(timers.get(ns.name));
       timers.delete(ns.name);
     },
     error(err) {
-      logger.warn({ err: (err as Error).message }, 'namespace watch failed; restarting');
+      logger.warn({ err: (err as Error).message }, 'namespace watch failed; retrying');
     },
   });
-  for (const ns of watch.list()) {
-    if (!seen.has(ns.name)) {
-      seen.set(ns.name, isOptedIn(ns, settings));
-      enqueue(ns.name);
-    }
-  }
 
-  const resync = setInterval(() => {
-    void refreshHosts()
-      .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'cannot read the registry public host'))
-      .finally(() => {
-        for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
-      });
-  }, config.controller.resyncMs);
+  const resync = setInterval(enqueueOptedIn, config.controller.resyncMs);
   resync.unref();
+  const hostPoll = setInterval(() => {
+    void refreshHosts()
+      .then(({ changed }) => { if (changed) enqueueOptedIn(); })
+      .catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'cannot read the registry public host'));
+  }, deps.hostPollMs ?? HOST_POLL_MS);
+  hostPoll.unref();
   const keyPoll = setInterval(() => {
     const keyId = deps.currentKeyId();
     if (keyId === lastKeyId) return;
     lastKeyId = keyId;
     logger.info('token signing key rotated; refreshing pull secrets');
-    for (const ns of watch?.list() ?? []) if (isOptedIn(ns, settings)) enqueue(ns.name);
+    enqueueOptedIn();
   }, deps.keyPollMs ?? 10_000);
   keyPoll.unref();
   logger.info({ label: `${settings.optInLabel}=enabled`, secret: settings.secretName }, 'pull secret controller started');
@@ -214,11 +254,12 @@ export async function startController(config: Config, deps: ControllerDeps): Pro
     async close() {
       closed = true;
       clearInterval(resync);
+      clearInterval(hostPoll);
       clearInterval(keyPoll);
       for (const t of timers.values()) clearTimeout(t);
       timers.clear();
-      await working;
       await watch?.stop();
+      await working;
     },
   };
 }

@@ -28,6 +28,8 @@ export type Action =
   | { type: 'none'; reason: 'not-opted-in' | 'terminating' | 'foreign-secret-left-alone' }
   | { type: 'create' }
   | { type: 'refresh'; reason: RefreshReason; resourceVersion?: string }
+  /** A Secret's type is immutable: one of the wrong type is deleted (this exact one) and created anew. */
+  | { type: 'recreate'; reason: 'wrong-type'; uid?: string }
   | { type: 'delete'; reason: 'opted-out' | 'excluded-namespace'; uid?: string }
   | { type: 'conflict'; secret: SecretObject };
 
@@ -54,7 +56,8 @@ export function reconcile(observed: Observed, settings: ReconcileSettings): Acti
   const refresh = (reason: RefreshReason): Action => ({ type: 'refresh', reason, resourceVersion: secret.metadata.resourceVersion });
   const annotations = secret.metadata.annotations ?? {};
   const expiresAt = Date.parse(annotations[EXPIRES_ANNOTATION] ?? '');
-  if (secret.type !== DOCKER_CONFIG_TYPE || !secret.data?.[DOCKER_CONFIG_KEY] || Number.isNaN(expiresAt)) return refresh('unreadable');
+  if (secret.type !== DOCKER_CONFIG_TYPE) return { type: 'recreate', reason: 'wrong-type', uid: secret.metadata.uid };
+  if (!secret.data?.[DOCKER_CONFIG_KEY] || Number.isNaN(expiresAt)) return refresh('unreadable');
   if (annotations[KEY_ID_ANNOTATION] !== observed.currentKeyId) return refresh('key-rotated');
   if (annotations[HOSTS_ANNOTATION] !== observed.hosts.join(',')) return refresh('hosts-changed');
   const refreshAt = expiresAt - settings.refreshBeforeMs;

@@ -3,6 +3,10 @@
 // ApiException messages carry request headers (credentials): only their status code is kept.
 import * as k8s from '@kubernetes/client-node';
 import { retryOnConflict } from './conflict.js';
+import { API_TIMEOUT_MS, makeTimedApiClient } from './api-timeout.js';
+import { call, isConflict, isNotFound } from './kube-error.js';
+import { startReflector } from './reflector.js';
+import { watchStream } from './watch-stream.js';
 
 export interface ObjectRef { name: string; namespace?: string; uid?: string; resourceVersion?: string }
 
@@ -37,6 +41,19 @@ export interface NamespaceHandlers {
   error(err: unknown): void;
 }
 
+/** What the controller needs to know of a Pod: whether it may still pull from the mirror. */
+export interface PodSummary {
+  name: string;
+  phase?: string;
+  images: string[];
+  annotations: Record<string, string>;
+}
+
+/** Separate from Kube so that the webhook's stand-ins need not implement it. */
+export interface PodReader {
+  listPods(namespace: string): Promise<PodSummary[]>;
+}
+
 export interface Kube {
   /** NodePorts of a Service, by port name ('' when unnamed), or undefined when it does not exist. */
   readServiceNodePorts(namespace: string, name: string): Promise<Array<{ name: string; port: number; nodePort?: number }> | undefined>;
@@ -56,26 +73,7 @@ export interface Kube {
   watchNamespaces(handlers: NamespaceHandlers): Promise<NamespaceWatch>;
 }
 
-/** A failed API call: the HTTP status and a message safe to log. */
-export class KubeError extends Error {
-  constructor(readonly status: number, operation: string) {
-    super(`kubernetes API ${operation}: HTTP ${status}`);
-    this.name = 'KubeError';
-  }
-}
-
-export const isNotFound = (err: unknown) => err instanceof KubeError && err.status === 404;
-export const isConflict = (err: unknown) => err instanceof KubeError && err.status === 409;
-
-/** Runs one API call; a failure becomes a KubeError carrying only the status code. */
-export async function call<T>(operation: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof k8s.ApiException) throw new KubeError(err.code, operation);
-    throw new KubeError(0, `${operation} (${(err as NodeJS.ErrnoException).code ?? (err as Error).name})`);
-  }
-}
+export { KubeError, isConflict, isGone, isNotFound } from './kube-error.js';
 
 function toSecret(s: k8s.V1Secret): SecretObject {
   const m = s.metadata ?? {};
@@ -90,6 +88,17 @@ function fromSecret(s: SecretObject): k8s.V1Secret {
   return { apiVersion: 'v1', kind: 'Secret', metadata: { ...s.metadata }, type: s.type, data: s.data };
 }
 
+function toPod(pod: k8s.V1Pod): PodSummary {
+  const spec = pod.spec;
+  const containers = [...(spec?.containers ?? []), ...(spec?.initContainers ?? []), ...(spec?.ephemeralContainers ?? [])];
+  return {
+    name: pod.metadata?.name ?? '',
+    phase: pod.status?.phase,
+    images: containers.map((c) => c.image ?? '').filter(Boolean),
+    annotations: pod.metadata?.annotations ?? {},
+  };
+}
+
 function toNamespace(ns: k8s.V1Namespace): NamespaceObject {
   return {
     name: ns.metadata?.name ?? '',
@@ -99,12 +108,16 @@ function toNamespace(ns: k8s.V1Namespace): NamespaceObject {
   };
 }
 
+/** How long one watch request lasts before it is renewed (the server ends it; client-go picks 5-10 min). */
+const WATCH_SECONDS = 300;
+
 /** The client for the cluster this process runs in (service account) or the current kubeconfig context. */
-export function createKube(kubeConfig?: k8s.KubeConfig): Kube {
+export function createKube(kubeConfig?: k8s.KubeConfig, options: { timeoutMs?: number } = {}): Kube & PodReader {
   const kc = kubeConfig ?? new k8s.KubeConfig();
   if (!kubeConfig) kc.loadFromDefault();
-  const core = kc.makeApiClient(k8s.CoreV1Api);
-  const admission = kc.makeApiClient(k8s.AdmissionregistrationV1Api);
+  const timeoutMs = options.timeoutMs ?? API_TIMEOUT_MS;
+  const core = makeTimedApiClient(kc, k8s.CoreV1Api, timeoutMs);
+  const admission = makeTimedApiClient(kc, k8s.AdmissionregistrationV1Api, timeoutMs);
 
   return {
     async readServiceNodePorts(namespace, name) {
@@ -165,20 +178,28 @@ export function createKube(kubeConfig?: k8s.KubeConfig): Kube {
         await call('replace webhook configuration', () => admission.replaceMutatingWebhookConfiguration({ name: configName, body: current }));
       }, isConflict);
     },
+    async listPods(namespace) {
+      const pods = await call('list pods', () => core.listNamespacedPod({ namespace }));
+      return pods.items.map(toPod);
+    },
     async watchNamespaces(handlers) {
-      const informer = k8s.makeInformer(kc, '/api/v1/namespaces', () => core.listNamespace());
-      informer.on('add', (ns) => handlers.upsert(toNamespace(ns)));
-      informer.on('update', (ns) => handlers.upsert(toNamespace(ns)));
-      informer.on('delete', (ns) => handlers.remove(toNamespace(ns)));
-      informer.on('error', (err) => {
-        handlers.error(err instanceof k8s.ApiException ? new KubeError(err.code, 'watch namespaces') : err);
-        // The informer stops on error; restart it after a pause, as client-go's reflector does.
-        setTimeout(() => void informer.start().catch((e: unknown) => handlers.error(e)), 5_000).unref();
+      const reflector = startReflector<k8s.V1Namespace>({
+        async list() {
+          const list = await call('list namespaces', () => core.listNamespace());
+          return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '' };
+        },
+        watch: (resourceVersion, signal, onEvent) => watchStream(kc, {
+          path: '/api/v1/namespaces', resourceVersion, signal, timeoutSeconds: WATCH_SECONDS, connectTimeoutMs: timeoutMs,
+        }, onEvent),
+      }, {
+        upsert: (ns) => handlers.upsert(toNamespace(ns)),
+        remove: (ns) => handlers.remove(toNamespace(ns)),
+        error: (err) => handlers.error(err),
       });
-      await informer.start();
+      await reflector.started;
       return {
-        stop: () => informer.stop(),
-        list: () => informer.list().map(toNamespace),
+        stop: () => reflector.stop(),
+        list: () => reflector.list().map(toNamespace),
       };
     },
   };

@@ -66,13 +66,19 @@ describe('reconcile: opted-in namespaces', () => {
     expect(action).toEqual({ type: 'refresh', reason: 'hosts-changed', resourceVersion: '42' });
   });
 
-  it('refreshes a managed secret it cannot read (annotation, type or data damaged)', () => {
+  it('refreshes a managed secret it cannot read (annotation or data damaged)', () => {
     const noAnnotation = managed('team-a');
     noAnnotation.metadata.annotations = {};
-    const wrongType = { ...managed('team-a'), type: 'Opaque' };
     const noData = { ...managed('team-a'), data: {} };
-    for (const secret of [noAnnotation, wrongType, noData]) {
+    for (const secret of [noAnnotation, noData]) {
       expect(reconcile(observe({ namespace: ns('team-a'), secret }), settings)).toMatchObject({ type: 'refresh', reason: 'unreadable' });
+    }
+  });
+
+  it('re-creates a managed secret of the wrong type (the type cannot be changed in place)', () => {
+    for (const type of ['Opaque', undefined]) {
+      const secret = { ...managed('team-a'), type };
+      expect(reconcile(observe({ namespace: ns('team-a'), secret }), settings)).toEqual({ type: 'recreate', reason: 'wrong-type', uid: 'uid-1' });
     }
   });
 

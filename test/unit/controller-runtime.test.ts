@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultConfig } from '../../src/config/resolve.js';
 import { startController, type Controller } from '../../src/controller/index.js';
-import { KubeError, type EventSpec, type Kube, type NamespaceHandlers, type NamespaceObject, type SecretObject } from '../../src/k8s/kube.js';
+import { KubeError, type EventSpec, type Kube, type NamespaceHandlers, type NamespaceObject, type PodSummary, type SecretObject } from '../../src/k8s/kube.js';
 import { createLogger } from '../../src/log.js';
 
 class FakeKube implements Kube {
@@ -55,8 +55,13 @@ class FakeKube implements Kube {
     this.events.push({ ...event, namespace });
   }
   async setWebhookCABundle() {}
+  async listPods(): Promise<PodSummary[]> {
+    return [];
+  }
   async watchNamespaces(handlers: NamespaceHandlers) {
     this.handlers = handlers;
+    // As the real client does: the initial list is reported through the handlers before it returns.
+    for (const ns of this.namespaces.values()) handlers.upsert(ns);
     return { stop: async () => {}, list: () => [...this.namespaces.values()] };
   }
   upsertNamespace(name: string, labels: Record<string, string>) {

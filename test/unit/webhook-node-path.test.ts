@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startController } from '../../src/controller/index.js';
 import { defaultConfig } from '../../src/config/resolve.js';
 import { createClusterFacts, type ClusterFacts } from '../../src/k8s/cluster-facts.js';
-import type { Kube, NamespaceHandlers, SecretObject } from '../../src/k8s/kube.js';
+import type { Kube, NamespaceHandlers, PodReader, SecretObject } from '../../src/k8s/kube.js';
 import { nodeRoleHost, resolvePublicHost } from '../../src/k8s/public-host.js';
 import { createLogger } from '../../src/log.js';
 import { watchNodePath } from '../../src/webhook/node-path.js';
@@ -32,7 +32,8 @@ describe('rewrite target', () => {
 
   it('gives the controller’s pull secret credentials for 127.0.0.1:<node port>, without reading the Service', async () => {
     const written: SecretObject[] = [];
-    const kube: Kube = {
+    const kube: Kube & PodReader = {
+      listPods: async () => [],
       readServiceNodePorts: async () => { throw new Error('the NodePort must not matter in node mode'); },
       readSecret: async () => undefined,
       createSecret: async (_ns, secret) => { written.push(secret); return secret; },
