@@ -47,6 +47,7 @@ const WEBHOOK = [
   'layover-webhook get apps/daemonsets/layover-node @layover',
   'layover-webhook get core/nodes @cluster',
   'layover-webhook list core/nodes @cluster',
+  'layover-webhook get core/secrets/layover-pull @cluster',
 ];
 const WEBHOOK_SELF_SIGNED = [
   'layover-webhook get core/secrets/layover-webhook-tls @layover',
