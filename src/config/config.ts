@@ -97,6 +97,8 @@ export interface Config {
     /** The registry Service's URL that the node role forwards to. */
     registry: string;
     daemonSet: string;
+    /** Where the node DaemonSet runs: its own namespace, as host networking needs a Pod Security level the rest does not. */
+    namespace: string;
   };
   controller: { enabled: boolean; resyncMs: number; tokenTTLMs: number };
   gc: { intervalMs: number; keepUntagged: boolean; graceMs: number };

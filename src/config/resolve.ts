@@ -194,6 +194,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       port: nodeListen.port,
       registry: node.registry ?? 'http://layover-registry.layover.svc:5000',
       daemonSet: node.daemonSet ?? 'layover-node',
+      namespace: node.namespace ?? 'layover-node',
     },
     controller: {
       enabled: raw.controller?.enabled ?? false,

@@ -159,8 +159,9 @@ export const ConfigSchema = Type.Object({
     listen: Type.Optional(Type.String()),
     /** The registry Service's URL the node role forwards to. */
     registry: Type.Optional(Type.String({ pattern: '^https?://' })),
-    /** The node role's DaemonSet (in webhook.ownNamespace). */
+    /** The node role's DaemonSet, and the namespace it runs in (one that allows host networking). */
     daemonSet: Type.Optional(Type.String()),
+    namespace: Type.Optional(Type.String()),
   }, strict)),
   controller: Type.Optional(Type.Object({
     enabled: Type.Optional(Type.Boolean()),

@@ -51,7 +51,7 @@ export function mutationSettings(config: Config, publicHost: string): MutationSe
     optOutLabel: config.webhook.optOutLabel,
     skipNamespaces: new Set([config.webhook.ownNamespace, 'kube-system']),
     pullSecretRequired: config.auth.enabled && !config.auth.anonymous,
-    nodeDaemonSet: `${config.webhook.ownNamespace}/${config.node.daemonSet}`,
+    nodeDaemonSet: `${config.node.namespace}/${config.node.daemonSet}`,
   };
 }
 
@@ -92,8 +92,8 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
   let nodePath: NodePath | undefined;
   if (config.webhook.rewriteTarget === 'node' && cluster) {
     nodePath = watchNodePath({
-      readyPods: () => cluster.daemonSetReadyPods(config.webhook.ownNamespace, config.node.daemonSet),
-      daemonSet: `${config.webhook.ownNamespace}/${config.node.daemonSet}`,
+      readyPods: () => cluster.daemonSetReadyPods(config.node.namespace, config.node.daemonSet),
+      daemonSet: `${config.node.namespace}/${config.node.daemonSet}`,
       logger,
     });
     await nodePath.refresh();

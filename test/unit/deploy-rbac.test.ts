@@ -44,7 +44,7 @@ const CONTROLLER = [
 ];
 const WEBHOOK = [
   'layover-webhook get core/services/layover-registry @layover',
-  'layover-webhook get apps/daemonsets/layover-node @layover',
+  'layover-webhook get apps/daemonsets/layover-node @layover-node',
   'layover-webhook get core/nodes @cluster',
   'layover-webhook list core/nodes @cluster',
   'layover-webhook get core/secrets/layover-pull @cluster',

@@ -18,7 +18,7 @@ import { startWebhook } from '../../src/webhook/server.js';
 import { admissionReview, apiserverDefaults } from '../fixtures/pods/admission.js';
 
 const logger = createLogger('silent');
-const DS_PATH = '/apis/apps/v1/namespaces/layover/daemonsets/layover-node';
+const DS_PATH = '/apis/apps/v1/namespaces/layover-node/daemonsets/layover-node';
 
 describe('rewrite target', () => {
   it('is the node role’s loopback address as an IP literal by default, for the webhook and the controller alike', async () => {
@@ -41,9 +41,10 @@ describe('rewrite target', () => {
       deleteSecret: async () => {},
       createEvent: async () => {},
       setWebhookCABundle: async () => {},
-      // Listed, not announced: how namespaces present at start reach the controller is issue 13 §3's.
-      watchNamespaces: async (_handlers: NamespaceHandlers) => {
+      // Announced as the watch announces a namespace that exists at start.
+      watchNamespaces: async (handlers: NamespaceHandlers) => {
         const ns = { name: 'team-a', labels: { 'layover.dev/mirror': 'enabled' }, terminating: false };
+        handlers.upsert(ns);
         return { stop: async () => {}, list: () => [ns] };
       },
     };
@@ -71,7 +72,7 @@ describe('node path readiness from the DaemonSet', () => {
     if (req.method === 'GET' && path === DS_PATH) {
       if (answer.status !== 200) return send(res, answer.status, { kind: 'Status', apiVersion: 'v1', status: 'Failure', code: answer.status, reason: answer.status === 404 ? 'NotFound' : 'InternalError' });
       return send(res, 200, {
-        apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'layover-node', namespace: 'layover' },
+        apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: { name: 'layover-node', namespace: 'layover-node' },
         spec: { selector: { matchLabels: { app: 'layover-node' } }, template: { metadata: { labels: { app: 'layover-node' } }, spec: { containers: [{ name: 'node', image: 'layover' }] } } },
         status: { currentNumberScheduled: 3, desiredNumberScheduled: 3, numberMisscheduled: 0, numberReady: answer.ready ?? 0 },
       });
@@ -102,13 +103,13 @@ describe('node path readiness from the DaemonSet', () => {
 
   it('reads numberReady and the nodes’ distinct platforms', async () => {
     answer = { status: 200, ready: 2 };
-    expect(await facts.daemonSetReadyPods('layover', 'layover-node')).toBe(2);
+    expect(await facts.daemonSetReadyPods('layover-node', 'layover-node')).toBe(2);
     expect(await facts.nodePlatforms()).toEqual([{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64' }]);
     await expect(facts.daemonSetReadyPods('layover', 'other')).rejects.toThrow(/HTTP 404/);
   });
 
   it('is ready with ready Pods; not with none, a missing DaemonSet or an API error; refreshed in the background', async () => {
-    const path = watchNodePath({ readyPods: () => facts.daemonSetReadyPods('layover', 'layover-node'), daemonSet: 'layover/layover-node', logger, intervalMs: 50 });
+    const path = watchNodePath({ readyPods: () => facts.daemonSetReadyPods('layover-node', 'layover-node'), daemonSet: 'layover-node/layover-node', logger, intervalMs: 50 });
     try {
       for (const [next, expected] of [[{ status: 200, ready: 1 }, true], [{ status: 200, ready: 0 }, false], [{ status: 500 }, false], [{ status: 404 }, false], [{ status: 200, ready: 3 }, true]] as const) {
         answer = next;
@@ -137,7 +138,7 @@ describe('node path readiness from the DaemonSet', () => {
     answer = { status: 200, ready: 0 };
     const down = await startWebhook(config, deps);
     try {
-      expect(await post(down.url)).toEqual({ uid: expect.any(String), allowed: true, warnings: ['layover: node role layover/layover-node has no ready Pods; images left unchanged'] });
+      expect(await post(down.url)).toEqual({ uid: expect.any(String), allowed: true, warnings: ['layover: node role layover-node/layover-node has no ready Pods; images left unchanged'] });
       expect(await readyz(down.url)).toMatchObject({ nodeRole: 'not ready' });
     } finally {
       await down.close();
