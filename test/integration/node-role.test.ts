@@ -12,7 +12,7 @@ import { startContainerd, type Containerd } from '../helpers/containerd.js';
 import { criImageService, type CriImageService } from '../helpers/cri.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { spawnLayover, startLayover, type InProcessLayover } from '../helpers/layover.js';
-import { startNodeRole, type NodeRoleHandle } from '../helpers/node-role.js';
+import { spawnNodeRole, startNodeRole, type NodeRoleHandle } from '../helpers/node-role.js';
 import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
 import { socketExchange } from '../helpers/raw-http.js';
 import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js';
@@ -77,6 +77,19 @@ describe('the node role in front of the registry', () => {
     for (const layer of pushed.layers) expect((await blob(out, layer.digest)).equals(await blob(pushed.dir, layer.digest)), layer.digest).toBe(true);
     expect((await blob(out, pushed.config.digest)).equals(pushed.config.bytes)).toBe(true);
   }, 120_000);
+
+  it('`layover serve` runs it alone from a configuration with only node.enabled, as the DaemonSet does', async () => {
+    const spawned = await spawnNodeRole(registry.url);
+    try {
+      expect((await fetch(`${spawned.url}/readyz`)).status).toBe(200);
+      const res = await fetch(`${spawned.url}/v2/`);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toContain(`realm="${spawned.url}/token"`);
+      expect(spawned.log()).toMatch(/layover node role listening/);
+    } finally {
+      await spawned.close();
+    }
+  }, 60_000);
 
   it('answers 502 in the registry error format when the registry is unreachable, and never forwards an absolute target', async () => {
     const orphan = await startNodeRole('http://127.0.0.1:9');
