@@ -5,7 +5,8 @@
 //   (b) a GET of a 256 MiB stored blob through the node role vs straight from the registry
 //       (curl to /dev/null), runs alternating so that drift in machine load hits both alike;
 //       medians, ratio target <= 1.05
-// Both processes run compiled, with the container image's node flags and malloc settings.
+// Both processes run compiled, with the container image's node flags and malloc settings (and
+// the node role with the DaemonSet's heap limit).
 // Prints a table and one JSON line (`{"bench":"node",…}`).
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -27,7 +28,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main(): Promise<void> {
   const tmp = makeTempDir('layover-bench-node-');
   const registry = await spawnLayover({}, { logLevel: 'warn', compiled: true });
-  const node = await spawnNodeRole(registry.url, { compiled: true });
+  // The heap limit deploy/base/node-daemonset.yaml sets in NODE_OPTIONS.
+  const node = await spawnNodeRole(registry.url, { compiled: true, nodeFlags: ['--max-old-space-size=32'] });
   try {
     const blobFile = path.join(tmp.path, 'blob.bin');
     const digest = await writeBlobFile(blobFile, 'bench-node-blob', BLOB_SIZE);

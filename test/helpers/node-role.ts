@@ -52,14 +52,17 @@ export async function startNodeRole(registryUrl: string): Promise<NodeRoleHandle
   };
 }
 
-/** `layover serve` with only the node role enabled; `compiled` runs dist/ with the image's node flags. */
-export async function spawnNodeRole(registryUrl: string, opts: { compiled?: boolean } = {}): Promise<SpawnedNodeRole> {
+/**
+ * `layover serve` with only the node role enabled; `compiled` runs dist/ with the image's node
+ * flags, `nodeFlags` adds more (the DaemonSet's NODE_OPTIONS).
+ */
+export async function spawnNodeRole(registryUrl: string, opts: { compiled?: boolean; nodeFlags?: string[] } = {}): Promise<SpawnedNodeRole> {
   const tmp = makeTempDir('layover-node-');
   const port = await freePort();
   const configFile = path.join(tmp.path, 'node.yaml');
   writeFileSync(configFile, stringify(nodeRaw(registryUrl, port)));
   const logFile = path.join(tmp.path, 'node.log');
-  const entry = opts.compiled ? [...IMAGE_NODE_FLAGS, await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')];
+  const entry = opts.compiled ? [...IMAGE_NODE_FLAGS, ...(opts.nodeFlags ?? []), await compiledEntry()] : [...(opts.nodeFlags ?? []), path.join(REPO_ROOT, 'bin', 'layover.js')];
   const child = startChild(process.execPath, [...entry, 'serve', '--config', configFile], {
     stdoutFile: logFile,
     cwd: tmp.path,
