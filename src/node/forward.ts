@@ -1,8 +1,12 @@
 // Forwards one request to the registry and its answer back, both bodies streamed as they come
 // (a 10 GiB layer push or pull never sits in memory), over a pool of keep-alive connections.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
+// A leaf module (it imports only undici): the registry's read slabs, reused once a chunk's bytes
+// are in the client's socket (see slabConnector in server.ts).
+import { releaseChunk } from '../registry/proxy/slab-connector.js';
 import { requestHeaders, responseHeaders } from './headers.js';
 
 export interface ForwardOptions {
@@ -25,6 +29,35 @@ function answerError(res: ServerResponse, status: number, code: string, message:
   const body = JSON.stringify({ errors: [{ code, message }] });
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
+}
+
+/**
+ * The registry's response body into the client's response. Each chunk is a view of a socket read
+ * slab; once the client's socket has taken its bytes (the write's callback) the slab may be read
+ * into again, so a 256 MiB pull cycles through a few slabs instead of 4,096 fresh buffers that
+ * wait for the garbage collector. Backpressure: the next chunk is taken when `res` drains.
+ */
+class ToClient extends Writable {
+  constructor(private readonly res: ServerResponse) {
+    super({ highWaterMark: 0 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
+    const flowing = this.res.write(chunk, (err) => {
+      if (!err) releaseChunk(chunk);
+    });
+    if (flowing) done();
+    else this.res.once('drain', () => done());
+  }
+
+  override _final(done: (err?: Error | null) => void): void {
+    this.res.end(() => done());
+  }
+
+  override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    if (err) this.res.destroy();
+    done(err);
+  }
 }
 
 export function forwarder(options: ForwardOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
@@ -52,7 +85,7 @@ export function forwarder(options: ForwardOptions): (req: IncomingMessage, res: 
         },
         ({ statusCode, headers }) => {
           res.writeHead(statusCode, responseHeaders(headers, registryOrigin, nodeOrigin));
-          return res;
+          return new ToClient(res);
         },
       );
     } catch (err) {

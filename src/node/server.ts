@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
+import { slabConnector } from '../registry/proxy/slab-connector.js';
 import { forwarder } from './forward.js';
 import { registryProbe } from './readiness.js';
 
@@ -36,7 +37,8 @@ export async function startNode(config: Config, options: { logger: Logger }): Pr
   const registryOrigin = new URL(config.node.registry).origin;
   // Keep-alive connections to the registry, reused across pulls; no body or header deadline
   // shorter than the registry's own (a cold mirror pull may take a while before its first byte).
-  const dispatcher = new Agent({ keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000, headersTimeout: 300_000, bodyTimeout: 300_000 });
+  // Sockets read into reused slabs (forward.ts gives each chunk back once the client has it).
+  const dispatcher = new Agent({ connect: slabConnector({ timeout: 10_000 }), keepAliveTimeout: 60_000, keepAliveMaxTimeout: 600_000, headersTimeout: 300_000, bodyTimeout: 300_000 });
   const ready = registryProbe({ registryOrigin, dispatcher });
   const server = createServer({ requestTimeout: 0, keepAliveTimeout: 75_000 });
   const forward = forwarder({ registryOrigin, nodeHost: `${host}:${port}`, dispatcher, logger });
