@@ -1,7 +1,6 @@
 // `layover serve`: the registry, the webhook and the controller, each when its configuration
 // enables it, in one process.
 import { parseArgs } from 'node:util';
-import { buildApp } from '../app.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/resolve.js';
 import { loadConfig } from '../config/load.js';
@@ -15,7 +14,9 @@ Runs the roles the configuration in FILE (or $LAYOVER_CONFIG) enables, or the em
               storage in storage.root, default ./data
   webhook     (webhook.enabled)     the admission webhook over HTTPS on webhook.listen
   controller  (controller.enabled)  keeps the pull secret in every opted-in namespace; needs the
-              registry role with auth in the same process (it signs with the registry's keys)`;
+              registry role with auth in the same process (it signs with the registry's keys)
+  node        (node.enabled)        the node-local entry point on node.listen, default
+              127.0.0.1:5005, forwarding to the registry at node.registry`;
 
 interface Role {
   name: string;
@@ -40,7 +41,7 @@ async function clusterClient(logger: Logger): Promise<(Kube & PodReader) | undef
 
 function checkRoles(config: Config): void {
   const problems: string[] = [];
-  if (!config.registry.enabled && !config.webhook.enabled && !config.controller.enabled) problems.push('registry.enabled: no role is enabled');
+  if (!config.registry.enabled && !config.webhook.enabled && !config.controller.enabled && !config.node.enabled) problems.push('registry.enabled: no role is enabled');
   if (config.controller.enabled && !(config.registry.enabled && config.auth.enabled)) {
     problems.push('controller.enabled: the controller mints tokens with the registry\'s keys: enable registry and auth in the same process');
   }
@@ -61,6 +62,8 @@ export async function serve(argv: string[]): Promise<void> {
 
   let mintNamespaceToken: ((namespace: string) => Promise<{ token: string; expiresAt: Date }>) | undefined;
   if (config.registry.enabled) {
+    // Imported here, not at the top: the node role runs in processes that must stay small.
+    const { buildApp } = await import('../app.js');
     const app = await buildApp(config, { logger });
     const localAuth = app.auth;
     if (localAuth) mintNamespaceToken = (namespace) => localAuth.mintNamespaceToken(namespace);
@@ -90,6 +93,12 @@ export async function serve(argv: string[]): Promise<void> {
     const webhook = await startWebhook(config, { logger, kube, cluster: kube ? createClusterFacts() : undefined, credentials });
     logger.info({ url: webhook.url }, 'layover webhook listening');
     roles.push({ name: 'webhook', close: () => webhook.close() });
+  }
+
+  if (config.node.enabled) {
+    const { startNode } = await import('../node/server.js');
+    const node = await startNode(config, { logger });
+    roles.push({ name: 'node', close: () => node.close() });
   }
 
   let stopping = false;

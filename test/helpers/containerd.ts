@@ -1,5 +1,5 @@
 // A real containerd with its own root, state, socket and config in a temp directory: the puller
-// kubelet uses. Only what `ctr images pull` needs is loaded (no CRI), and layers are unpacked
+// kubelet uses. Only what `ctr images pull` needs is loaded (no CRI unless asked), and layers are unpacked
 // with the `native` snapshotter, which needs no overlay mount.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -10,8 +10,9 @@ import { requireTool, runTool } from './run-tool.js';
 import { makeTempDir } from './temp-dir.js';
 import { waitFor } from './wait-for.js';
 
+const CRI_PLUGIN = 'io.containerd.grpc.v1.cri';
 const DISABLED_PLUGINS = [
-  'io.containerd.grpc.v1.cri',
+  CRI_PLUGIN,
   'io.containerd.snapshotter.v1.aufs',
   'io.containerd.snapshotter.v1.btrfs',
   'io.containerd.snapshotter.v1.devmapper',
@@ -68,7 +69,27 @@ function walk(dir: string, base: string, out: UnpackedFile[]): void {
   }
 }
 
-export async function startContainerd(): Promise<Containerd> {
+/**
+ * The CRI plugin (kubelet's image service) for image pulls only: no cgroups, AppArmor or CNI
+ * (it logs that no network config was found and serves images anyway), the native snapshotter.
+ */
+function criConfig(dir: string): string[] {
+  return [
+    '[plugins."io.containerd.grpc.v1.cri"]',
+    '  disable_cgroup = true',
+    '  disable_apparmor = true',
+    '  restrict_oom_score_adj = true',
+    '  disable_tcp_service = true',
+    '  [plugins."io.containerd.grpc.v1.cri".containerd]',
+    `    snapshotter = ${tomlString(SNAPSHOTTER)}`,
+    '  [plugins."io.containerd.grpc.v1.cri".cni]',
+    `    bin_dir = ${tomlString(path.join(dir, 'cni', 'bin'))}`,
+    `    conf_dir = ${tomlString(path.join(dir, 'cni', 'conf'))}`,
+  ];
+}
+
+/** `cri: true` also loads the CRI plugin (see cri.ts for its image service), as on a node. */
+export async function startContainerd(opts: { cri?: boolean } = {}): Promise<Containerd> {
   const bin = requireTool('containerd');
   requireTool('ctr');
   const tmp = makeTempDir('layover-containerd-');
@@ -80,7 +101,7 @@ export async function startContainerd(): Promise<Containerd> {
     'version = 2',
     `root = ${tomlString(root)}`,
     `state = ${tomlString(state)}`,
-    `disabled_plugins = [${DISABLED_PLUGINS.map(tomlString).join(', ')}]`,
+    `disabled_plugins = [${DISABLED_PLUGINS.filter((p) => !(opts.cri && p === CRI_PLUGIN)).map(tomlString).join(', ')}]`,
     '[grpc]',
     `  address = ${tomlString(address)}`,
     '[ttrpc]',
@@ -92,6 +113,7 @@ export async function startContainerd(): Promise<Containerd> {
     // Without this the opt plugin creates /opt/containerd on the host.
     '[plugins."io.containerd.internal.v1.opt"]',
     `  path = ${tomlString(path.join(tmp.path, 'opt'))}`,
+    ...(opts.cri ? criConfig(tmp.path) : []),
     '',
   ].join('\n');
   const configFile = path.join(tmp.path, 'config.toml');

@@ -56,7 +56,8 @@ describe('pull-secret controller against a loopback apiserver', () => {
   function start(options: { timeoutMs?: number } & Partial<ControllerDeps> = {}): Promise<Controller> {
     const sink = new Writable({ write(chunk: Buffer, _enc, done) { logs.push(chunk.toString()); done(); } });
     const { timeoutMs, ...deps } = options;
-    return startController(defaultConfig({ controller: { resync: '10m' } }), {
+    // NodePort mode: these tests read the registry Service's NodePort for the public host.
+    return startController(defaultConfig({ controller: { resync: '10m' }, webhook: { rewriteTarget: 'nodePort' } }), {
       logger: createLogger('debug', sink),
       kube: createKube(api.kubeConfig(), { timeoutMs: timeoutMs ?? 2_000 }),
       currentKeyId: () => 'k1',

@@ -19,11 +19,14 @@ import {
 } from '../e2e/manifests.js';
 import { schemaProblems } from './deploy-schema.js';
 
-const KUSTOMIZATIONS = ['deploy/base', 'deploy/overlays/kind', 'deploy/overlays/persistence', 'deploy/overlays/ephemeral', 'deploy/overlays/cert-manager'];
+const KUSTOMIZATIONS = ['deploy/base', 'deploy/overlays/kind', 'deploy/overlays/persistence', 'deploy/overlays/ephemeral', 'deploy/overlays/cert-manager', 'deploy/overlays/nodeport'];
+/** The node role's ConfigMap and namespace (deploy/base/node-*.yaml). */
+const NODE_CONFIG = 'layover-node-config';
+const NODE_NAMESPACE = 'layover-node';
 
 type Labels = Record<string, string>;
 interface Port { name?: string; containerPort?: number; port?: number; targetPort?: number | string; nodePort?: number }
-interface Probe { httpGet?: { path: string; port: number | string; scheme?: string }; tcpSocket?: { port: number | string } }
+interface Probe { httpGet?: { host?: string; path: string; port: number | string; scheme?: string }; tcpSocket?: { port: number | string } }
 interface Mount { name: string; mountPath: string; subPath?: string; readOnly?: boolean }
 interface Container {
   name: string; image: string; args?: string[]; ports?: Port[]; volumeMounts?: Mount[];
@@ -38,7 +41,11 @@ interface PodSpec {
 }
 interface Workload extends K8sObject { spec: { selector: { matchLabels: Labels }; template: { metadata: { labels: Labels }; spec: PodSpec }; volumeClaimTemplates?: Array<{ metadata: { name: string }; spec: { resources: { requests: { storage: string } }; storageClassName?: string } }> } }
 
-const workloads = (objs: K8sObject[]) => objs.filter((o): o is Workload => o.kind === 'Deployment' || o.kind === 'StatefulSet');
+const workloads = (objs: K8sObject[]) => objs.filter((o): o is Workload => o.kind === 'Deployment' || o.kind === 'StatefulSet' || o.kind === 'DaemonSet');
+/** The node role's objects (the DaemonSet and what it needs) live in their own namespace. */
+const isNodeRole = (o: K8sObject) => o.metadata.labels?.['app.kubernetes.io/component'] === 'node';
+/** The webhook's grant to read the node DaemonSet, which lives with it. */
+const isNodePathGrant = (o: K8sObject) => (o.kind === 'Role' || o.kind === 'RoleBinding') && o.metadata.name === 'layover-webhook-node-path';
 const selects = (selector: Labels, labels: Labels) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 const registryWorkload = (objs: K8sObject[]): Workload => {
   const found = workloads(objs).find((w) => w.metadata.name === 'layover-registry');
@@ -85,20 +92,28 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
     expect(problems).toEqual([]);
   });
 
-  it('everything namespaced lives in the layover Namespace, which is rendered and enforces the restricted profile', () => {
+  it('everything namespaced lives in the layover Namespace (restricted), the node role in its own (which allows host networking)', () => {
     const clusterScoped = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration', 'ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding']);
     for (const o of objs) {
       if (clusterScoped.has(o.kind)) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBeUndefined();
-      else expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('layover');
+      else expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe(isNodeRole(o) || isNodePathGrant(o) ? NODE_NAMESPACE : 'layover');
     }
     expect(findObject(objs, 'Namespace', 'layover').metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+    const nodeObjects = objs.filter((o) => o.metadata.namespace === NODE_NAMESPACE);
+    if (nodeObjects.length) {
+      // hostNetwork is forbidden by the baseline level too: only privileged admits the DaemonSet.
+      expect(findObject(objs, 'Namespace', NODE_NAMESPACE).metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('privileged');
+      // The node role's own objects, and the webhook's read of its DaemonSet's readiness.
+      expect(nodeObjects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'DaemonSet', 'Role', 'RoleBinding', 'ServiceAccount']);
+    }
     const names = objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
     expect(new Set(names).size).toBe(names.length);
   });
 
   it('selectors select: each workload its own Pods, each Service and PDB exactly one workload, on ports that exist', () => {
     const all = workloads(objs);
-    expect(all.map((w) => `${w.kind}/${w.metadata.name}`).sort()).toEqual([`${dir.endsWith('ephemeral') ? 'Deployment' : 'StatefulSet'}/layover-registry`, 'Deployment/layover-webhook'].sort());
+    const expected = [`${dir.endsWith('ephemeral') ? 'Deployment' : 'StatefulSet'}/layover-registry`, 'Deployment/layover-webhook', ...(dir.endsWith('nodeport') ? [] : ['DaemonSet/layover-node'])];
+    expect(all.map((w) => `${w.kind}/${w.metadata.name}`).sort()).toEqual(expected.sort());
     for (const w of all) expect(selects(w.spec.selector.matchLabels, w.spec.template.metadata.labels), w.metadata.name).toBe(true);
     for (const selecting of objs.filter((o) => o.kind === 'Service' || o.kind === 'PodDisruptionBudget')) {
       const selector = selecting.kind === 'Service' ? at<Labels>(selecting, 'spec.selector') : at<Labels>(selecting, 'spec.selector.matchLabels');
@@ -218,7 +233,60 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
   });
 });
 
+describe.each(KUSTOMIZATIONS.filter((dir) => !dir.endsWith('nodeport')))('%s: the node role', (dir) => {
+  const objs = objectsOf(dir);
+  const daemonSet = () => findObject(objs, 'DaemonSet', 'layover-node') as Workload;
+
+  it('a DaemonSet on the host network, on every node whatever its taints, at node-critical priority, probed on the loopback', () => {
+    const pod = daemonSet().spec.template.spec as PodSpec & Record<string, unknown>;
+    expect(pod).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', priorityClassName: 'system-node-critical', tolerations: [{ operator: 'Exists' }], automountServiceAccountToken: false });
+    const config = resolved(objs, NODE_CONFIG);
+    const container = first(pod.containers, 'node container');
+    expect(container.ports).toContainEqual(expect.objectContaining({ name: 'node', containerPort: config.node.port }));
+    // On the host network the Pod IP is the node's address, where the node role does not listen.
+    for (const probe of [container.readinessProbe, container.livenessProbe]) expect(probe?.httpGet?.host).toBe(config.node.host);
+    expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(container.args).toEqual(['serve', '--config', container.volumeMounts?.find((m) => m.name === 'config')?.mountPath]);
+    expect(at(daemonSet(), 'spec.updateStrategy.rollingUpdate')).toEqual({ maxUnavailable: 1, maxSurge: 0 });
+  });
+
+  it('its configuration runs the node role alone, on the loopback outside the NodePort range, forwarding to the registry Service', () => {
+    const config = resolved(objs, NODE_CONFIG);
+    expect(config.node.enabled).toBe(true);
+    expect(config.registry.enabled || config.webhook.enabled || config.controller.enabled).toBe(false);
+    expect(config.node.host).toBe('127.0.0.1');
+    expect(config.node.port < 30000 || config.node.port > 32767).toBe(true);
+    const service = findObject(objs, 'Service', 'layover-registry');
+    expect(config.node.registry).toBe(`http://${service.metadata.name}.${service.metadata.namespace}.svc:${first(at<Port[]>(service, 'spec.ports'), 'port').port}`);
+  });
+
+  it('the webhook rewrites to it and the controller writes pull secrets for it (rewriteTarget: node, same node.listen)', () => {
+    const node = resolved(objs, NODE_CONFIG).node;
+    for (const name of [WEBHOOK_CONFIG, REGISTRY_CONFIG]) {
+      const config = resolved(objs, name);
+      expect(config.webhook.rewriteTarget, name).toBe('node');
+      expect(`${config.node.host}:${config.node.port}`, name).toBe(`${node.host}:${node.port}`);
+      expect(config.node.enabled, name).toBe(false);
+    }
+  });
+});
+
 describe('overlays', () => {
+  it('nodeport: no node role, nothing outside the restricted namespace, both configurations otherwise the base\'s with rewriteTarget: nodePort', () => {
+    const objs = objectsOf('deploy/overlays/nodeport');
+    const base = objectsOf('deploy/base');
+    expect(objs.filter((o) => isNodeRole(o) || o.metadata.namespace === NODE_NAMESPACE)).toEqual([]);
+    for (const name of [WEBHOOK_CONFIG, REGISTRY_CONFIG]) {
+      const config = configOf(objs, name);
+      expect(config.webhook?.rewriteTarget, name).toBe('nodePort');
+      const { node: _node, ...baseConfig } = configOf(base, name);
+      expect({ ...config, webhook: { ...config.webhook, rewriteTarget: 'node' } }, name).toEqual(baseConfig);
+    }
+    // The node role's Namespace, DaemonSet, ConfigMap and ServiceAccount, and the webhook's Role and RoleBinding there.
+    expect(objs.length).toBe(base.length - 6);
+  });
+
   it('base: the cluster picks the NodePort; one registry replica on a 10Gi claim of the default class, kept when deleted', () => {
     const objs = objectsOf('deploy/base');
     expect(first(at<Port[]>(findObject(objs, 'Service', 'layover-registry'), 'spec.ports'), 'port').nodePort).toBeUndefined();

@@ -1,0 +1,96 @@
+// Issue 13 benchmark: what the node role (src/node/) adds. Run with
+// `npx tsx test/bench/node.ts [--runs N] [--clients N]` (not part of vitest; ~1 min).
+//   (a) the node role's RSS at rest (started, then after the load) and its peak under load:
+//       N curl clients pulling the 256 MiB blob through it at once (target < 48 MiB)
+//   (b) a GET of a 256 MiB stored blob through the node role vs straight from the registry
+//       (curl to /dev/null), runs alternating so that drift in machine load hits both alike;
+//       medians, ratio target <= 1.05
+// Both processes run compiled, with the container image's node flags and malloc settings (and
+// the node role with the DaemonSet's heap limit).
+// Prints a table and one JSON line (`{"bench":"node",…}`).
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { spawnLayover } from '../helpers/layover.js';
+import { spawnNodeRole } from '../helpers/node-role.js';
+import { peakRssBytes, resetPeakRss, rssBytes, sampleRss } from '../helpers/process-stats.js';
+import { uploadBlob } from '../helpers/registry-client.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
+import { curlGet, median, writeBlobFile } from './measure.js';
+
+const MiB = 2 ** 20;
+const BLOB_SIZE = 256 * MiB;
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '7' }, clients: { type: 'string', default: '8' } } });
+const RUNS = Math.max(1, Number(args.runs));
+const CLIENTS = Math.max(1, Number(args.clients));
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main(): Promise<void> {
+  const tmp = makeTempDir('layover-bench-node-');
+  const registry = await spawnLayover({}, { logLevel: 'warn', compiled: true });
+  // The heap limit deploy/base/node-daemonset.yaml sets in NODE_OPTIONS.
+  const node = await spawnNodeRole(registry.url, { compiled: true, nodeFlags: ['--max-old-space-size=32'] });
+  try {
+    const blobFile = path.join(tmp.path, 'blob.bin');
+    const digest = await writeBlobFile(blobFile, 'bench-node-blob', BLOB_SIZE);
+    await uploadBlob(registry.url, 'bench/blob', digest, { file: blobFile });
+    const blobPath = `/v2/bench/blob/blobs/${digest}`;
+
+    await sleep(1_000);
+    const restStartMiB = rssBytes(node.pid) / MiB;
+
+    // Warm both paths (page cache, the node role's connection pool), then alternate.
+    await curlGet(`${registry.url}${blobPath}`, BLOB_SIZE);
+    await curlGet(`${node.url}${blobPath}`, BLOB_SIZE);
+    const direct: number[] = [];
+    const through: number[] = [];
+    const resetWorked = resetPeakRss(node.pid);
+    const sampler = sampleRss(node.pid, 10);
+    for (let i = 0; i < RUNS; i++) {
+      // Which one goes first alternates too, so neither always follows the other's cache effects.
+      if (i % 2 === 0) {
+        direct.push(await curlGet(`${registry.url}${blobPath}`, BLOB_SIZE));
+        through.push(await curlGet(`${node.url}${blobPath}`, BLOB_SIZE));
+      } else {
+        through.push(await curlGet(`${node.url}${blobPath}`, BLOB_SIZE));
+        direct.push(await curlGet(`${registry.url}${blobPath}`, BLOB_SIZE));
+      }
+    }
+    const singlePeakMiB = Math.max(sampler.stop(), resetWorked ? peakRssBytes(node.pid) : 0) / MiB;
+
+    resetPeakRss(node.pid);
+    const loadSampler = sampleRss(node.pid, 10);
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(`${node.url}${blobPath}`, BLOB_SIZE)));
+    const concurrentSeconds = (performance.now() - t0) / 1000;
+    const loadPeakMiB = Math.max(loadSampler.stop(), resetWorked ? peakRssBytes(node.pid) : 0) / MiB;
+    await sleep(2_000);
+    const restAfterMiB = rssBytes(node.pid) / MiB;
+
+    const directMedian = median(direct);
+    const throughMedian = median(through);
+    const ratio = throughMedian / directMedian;
+    const rows: [string, string, string][] = [
+      ['node role RSS at rest, started', `${restStartMiB.toFixed(1)} MiB`, restStartMiB < 48 ? 'ok (< 48 MiB)' : 'OVER 48 MiB'],
+      ['node role peak RSS, 1 GET at a time', `${singlePeakMiB.toFixed(1)} MiB`, singlePeakMiB < 48 ? 'ok (< 48 MiB)' : 'OVER 48 MiB'],
+      [`node role peak RSS, ${CLIENTS} GETs at once`, `${loadPeakMiB.toFixed(1)} MiB`, loadPeakMiB < 48 ? 'ok (< 48 MiB)' : 'OVER 48 MiB'],
+      ['node role RSS at rest, after the load', `${restAfterMiB.toFixed(1)} MiB`, restAfterMiB < 48 ? 'ok (< 48 MiB)' : 'OVER 48 MiB'],
+      [`256 MiB GET direct, median of ${RUNS}`, `${directMedian.toFixed(3)} s`, `runs ${direct.map((s) => s.toFixed(3)).join(' ')}`],
+      [`256 MiB GET through node role, median of ${RUNS}`, `${throughMedian.toFixed(3)} s`, `runs ${through.map((s) => s.toFixed(3)).join(' ')}`],
+      [`${CLIENTS} x 256 MiB through node role at once`, `${concurrentSeconds.toFixed(2)} s`, ''],
+      ['GET ratio node / direct', `${ratio.toFixed(3)}x`, ratio <= 1.05 ? 'ok (<= 1.05)' : 'OVER 1.05'],
+    ];
+    const width = Math.max(...rows.map((r) => r[0].length));
+    console.log(`\nnode role (issue 13)\n${rows.map(([a, b, c]) => `  ${a.padEnd(width)}  ${b.padStart(11)}  ${c}`).join('\n')}`);
+    console.log(JSON.stringify({ bench: 'node', restStartMiB, singlePeakMiB, loadPeakMiB, restAfterMiB, directMedian, throughMedian, ratio, concurrentSeconds, runs: RUNS, clients: CLIENTS }));
+  } finally {
+    await node.close();
+    await registry.close();
+    tmp.cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
