@@ -6,6 +6,7 @@
 // later GET joins it or reads the stored blob. Indexes are narrowed to the nodes' platforms.
 // Fire-and-forget: bounded in requests at once, each image and blob asked for once per window.
 import { LRUCache } from 'lru-cache';
+import { BoundedQueue } from '../bounded-queue.js';
 import { Agent, request } from 'undici';
 import type { Platform } from '../k8s/cluster-facts.js';
 import type { Logger } from '../log.js';
@@ -52,25 +53,9 @@ export function referencedBy(doc: ManifestDoc, platforms: readonly Platform[]): 
   return { manifests: [], blobs: [...digest(doc.config), ...layers.flatMap(digest)] };
 }
 
-/** Runs at most `limit` tasks at once, in order of arrival. */
-function limiter(limit: number) {
-  let running = 0;
-  const waiting: Array<() => void> = [];
-  return async <T>(task: () => Promise<T>): Promise<T> => {
-    if (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
-    running++;
-    try {
-      return await task();
-    } finally {
-      running--;
-      waiting.shift()?.();
-    }
-  };
-}
-
 export function createPrefetcher(options: PrefetchOptions): Prefetcher {
   const dispatcher = new Agent({ connect: { timeout: 10_000 }, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
-  const limit = limiter(options.concurrency ?? 4);
+  const queue = new BoundedQueue({ concurrency: options.concurrency ?? 4, maxWaiting: Infinity });
   const window = options.dedupeMs ?? 10 * 60_000;
   const started = new LRUCache<string, true>({ max: 10_000, ttl: window });
   const running = new Set<Promise<void>>();
@@ -82,7 +67,7 @@ export function createPrefetcher(options: PrefetchOptions): Prefetcher {
   }
 
   async function manifest(url: string, headers: Record<string, string>): Promise<ManifestDoc | undefined> {
-    return limit(async () => {
+    return queue.run(async () => {
       const res = await request(url, { method: 'GET', headers: { ...headers, accept: ACCEPT }, dispatcher, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       const length = Number(res.headers['content-length'] ?? 0);
       if (res.statusCode !== 200 || length > MAX_MANIFEST_BYTES) {
@@ -95,7 +80,7 @@ export function createPrefetcher(options: PrefetchOptions): Prefetcher {
 
   /** Asks for a blob and hangs up at the headers: the registry's download carries on alone. */
   async function blob(url: string, headers: Record<string, string>): Promise<void> {
-    await limit(async () => {
+    await queue.run(async () => {
       const res = await request(url, { method: 'GET', headers, dispatcher, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       // Destroying the body aborts the request, which the body then reports as an error: expected here.
       res.body.on('error', () => undefined);

@@ -5,7 +5,7 @@ import type { Config } from '../../config/config.js';
 import type { Logger } from '../../log.js';
 import type { Access } from './access.js';
 import { AccessControl } from './access-control.js';
-import { BoundedQueue } from './bounded-queue.js';
+import { BoundedQueue } from '../../bounded-queue.js';
 import { Authenticator } from './authenticate.js';
 import { createFirstAdmin } from './first-admin.js';
 import { KeyRing } from './keys.js';

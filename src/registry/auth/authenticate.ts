@@ -7,7 +7,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { ANONYMOUS, type Principal } from './access.js';
-import { QueueFull, type BoundedQueue } from './bounded-queue.js';
+import { QueueFull, type BoundedQueue } from '../../bounded-queue.js';
 import { isKubernetesNamespace } from './names.js';
 import { dummyHash, plainPasswordMatches, verifyPassword } from './password.js';
 import type { LoginLimiter } from './rate-limit.js';

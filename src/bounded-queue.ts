@@ -1,5 +1,6 @@
 // Runs at most `concurrency` tasks at once, in arrival order, with at most `maxWaiting` tasks
-// waiting; beyond that a task is refused at once. Password hashing goes through one of these:
+// waiting; beyond that a task is refused at once. The webhook's prefetch uses one with no bound
+// on waiting (its tasks are few and deduplicated). Password hashing goes through one too:
 // scrypt runs on libuv's threadpool (4 threads by default), the pool every file read and write
 // also waits in, first come first served, so unbounded hashing starves blob I/O. A full queue
 // refuses rather than grows, so a flood costs a quick 429, not memory or minutes of waiting.

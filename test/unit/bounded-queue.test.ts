@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BoundedQueue, QueueFull } from '../../src/registry/auth/bounded-queue.js';
+import { BoundedQueue, QueueFull } from '../../src/bounded-queue.js';
 
 /** A task that finishes when the test says so, recording when it started. */
 function gate(started: string[], name: string): { task: () => Promise<string>; open: () => void } {
