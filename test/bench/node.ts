@@ -18,8 +18,9 @@ import { makeTempDir } from '../helpers/temp-dir.js';
 import { curlGet, median, writeBlobFile } from './measure.js';
 
 const MiB = 2 ** 20;
+const NODE_DAEMONSET_FLAGS = ['--max-old-space-size=32'];
 const BLOB_SIZE = 256 * MiB;
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '7' }, clients: { type: 'string', default: '8' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '7' }, clients: { type: 'string', default: '8' }, 'node-flags': { type: 'string' } } });
 const RUNS = Math.max(1, Number(args.runs));
 const CLIENTS = Math.max(1, Number(args.clients));
 
@@ -28,8 +29,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function main(): Promise<void> {
   const tmp = makeTempDir('layover-bench-node-');
   const registry = await spawnLayover({}, { logLevel: 'warn', compiled: true });
-  // The heap limit deploy/base/node-daemonset.yaml sets in NODE_OPTIONS.
-  const node = await spawnNodeRole(registry.url, { compiled: true, nodeFlags: ['--max-old-space-size=32'] });
+  // The flags deploy/base/node-daemonset.yaml sets in NODE_OPTIONS, unless --node-flags tries others.
+  const nodeFlags = args['node-flags']?.split(' ').filter(Boolean) ?? NODE_DAEMONSET_FLAGS;
+  const node = await spawnNodeRole(registry.url, { compiled: true, nodeFlags });
   try {
     const blobFile = path.join(tmp.path, 'blob.bin');
     const digest = await writeBlobFile(blobFile, 'bench-node-blob', BLOB_SIZE);
