@@ -8,8 +8,10 @@
 // Both processes run compiled, with the container image's node flags and malloc settings (and
 // the node role with the DaemonSet's heap limit).
 // Prints a table and one JSON line (`{"bench":"node",…}`).
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { parse } from 'yaml';
 import { spawnLayover } from '../helpers/layover.js';
 import { spawnNodeRole } from '../helpers/node-role.js';
 import { peakRssBytes, resetPeakRss, rssBytes, sampleRss } from '../helpers/process-stats.js';
@@ -18,7 +20,11 @@ import { makeTempDir } from '../helpers/temp-dir.js';
 import { curlGet, median, writeBlobFile } from './measure.js';
 
 const MiB = 2 ** 20;
-const NODE_DAEMONSET_FLAGS = ['--max-old-space-size=32'];
+/** The V8 flags of the DaemonSet's command (between `node` and the entry point). */
+const NODE_DAEMONSET_FLAGS = (() => {
+  const daemonSet = parse(readFileSync(new URL('../../deploy/base/node-daemonset.yaml', import.meta.url), 'utf8')) as { spec: { template: { spec: { containers: { command: string[] }[] } } } };
+  return daemonSet.spec.template.spec.containers[0]!.command.filter((part) => part.startsWith('--'));
+})();
 const BLOB_SIZE = 256 * MiB;
 const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '7' }, clients: { type: 'string', default: '8' }, 'node-flags': { type: 'string' } } });
 const RUNS = Math.max(1, Number(args.runs));
