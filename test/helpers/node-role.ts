@@ -52,8 +52,8 @@ export async function startNodeRole(registryUrl: string): Promise<NodeRoleHandle
 
 /**
  * `layover node`, as the DaemonSet runs it (or `layover serve` with only the node role enabled,
- * `viaServe`); `compiled` runs dist/ with the image's node flags, `nodeFlags` adds more (the
- * DaemonSet's NODE_OPTIONS).
+ * `viaServe`); `compiled` runs dist/ with the image's node flags, or `nodeFlags` instead (the
+ * DaemonSet's command).
  */
 export async function spawnNodeRole(registryUrl: string, opts: { compiled?: boolean; nodeFlags?: string[]; viaServe?: boolean } = {}): Promise<SpawnedNodeRole> {
   const tmp = makeTempDir('layover-node-');
@@ -61,7 +61,9 @@ export async function spawnNodeRole(registryUrl: string, opts: { compiled?: bool
   const configFile = path.join(tmp.path, 'node.yaml');
   writeFileSync(configFile, stringify(nodeRaw(registryUrl, port)));
   const logFile = path.join(tmp.path, 'node.log');
-  const entry = opts.compiled ? [...IMAGE_NODE_FLAGS, ...(opts.nodeFlags ?? []), await compiledEntry()] : [...(opts.nodeFlags ?? []), path.join(REPO_ROOT, 'bin', 'layover.js')];
+  // The DaemonSet's command replaces the image's entry point, flags included.
+  const flags = opts.nodeFlags ?? (opts.compiled ? IMAGE_NODE_FLAGS : []);
+  const entry = [...flags, opts.compiled ? await compiledEntry() : path.join(REPO_ROOT, 'bin', 'layover.js')];
   const command = opts.viaServe ? ['serve', '--config', configFile] : ['node', '--listen', `127.0.0.1:${port}`, '--registry', registryUrl];
   const child = startChild(process.execPath, [...entry, ...command], {
     stdoutFile: logFile,

@@ -264,7 +264,7 @@ describe.each(KUSTOMIZATIONS.filter((dir) => !dir.endsWith('nodeport')))('%s: th
     expect(command[0]).toBe('node');
     expect(command.at(-1)).toBe('/app/bin/layover.js');
     expect(command.slice(1, -1).every((flag) => flag.startsWith('--'))).toBe(true);
-    expect(command).toContain('--jitless');
+    expect(command).toContain('--max-old-space-size=16');
   });
 
   it('listens on the loopback outside the NodePort range, forwarding to the registry Service', () => {
