@@ -9,6 +9,7 @@
 // millisecond next to any pull.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { cachedLookup } from './cached-lookup.js';
 import { ChunkedDecoder } from './chunked-decoder.js';
 import { requestHeaders, responseHeaders } from './headers.js';
 import type { NodeLogger } from './line-logger.js';
@@ -56,6 +57,7 @@ export function forwarder(options: ForwardOptions): (req: IncomingMessage, res: 
   const url = new URL(registryOrigin);
   const registryHost = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   const registryPort = Number(url.port || 80);
+  const lookup = cachedLookup();
 
   return (req, res) => {
     const target = req.url ?? '/';
@@ -151,6 +153,7 @@ export function forwarder(options: ForwardOptions): (req: IncomingMessage, res: 
     const socket: Socket = connect({
       host: registryHost,
       port: registryPort,
+      lookup,
       noDelay: true,
       onread: {
         buffer: takeSlab,

@@ -77,3 +77,34 @@ describe('chunked body', () => {
     expect(() => new ChunkedDecoder().push(head(text))).toThrow(ChunkedBodyError);
   });
 });
+
+describe('the registry Service\'s address, cached', () => {
+  it('looks a name up once per TTL, answers both lookup shapes net.connect uses, and never caches a failure', async () => {
+    const { cachedLookup } = await import('../../src/node/cached-lookup.js');
+    let clock = 0;
+    const asked: string[] = [];
+    let fail = false;
+    const lookup = cachedLookup({
+      ttlMs: 5_000,
+      now: () => clock,
+      resolve: (hostname, _options, callback) => {
+        asked.push(hostname);
+        if (fail) callback(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' }), '', 0);
+        else callback(null, '10.96.0.10', 4);
+      },
+    });
+    const one = (all: boolean) => new Promise<unknown>((resolve, reject) => {
+      lookup('layover-registry.layover.svc', { all } as never, (err: Error | null, address: unknown, family?: number) => (err ? reject(err) : resolve(all ? address : [address, family])));
+    });
+    expect(await one(false)).toEqual(['10.96.0.10', 4]);
+    expect(await one(true)).toEqual([{ address: '10.96.0.10', family: 4 }]);
+    expect(asked).toHaveLength(1);
+    clock = 6_000;
+    fail = true;
+    await expect(one(false)).rejects.toThrow(/ENOTFOUND/);
+    await expect(one(false)).rejects.toThrow(/ENOTFOUND/);
+    expect(asked).toHaveLength(3);
+    fail = false;
+    expect(await one(true)).toEqual([{ address: '10.96.0.10', family: 4 }]);
+  });
+});
