@@ -2,7 +2,7 @@
 // ready Pods (the node path works), and the platforms of the nodes (which images to prefetch).
 // A separate small client beside kube.ts, which belongs to the controller's informers.
 import * as k8s from '@kubernetes/client-node';
-import { call } from './kube-error.js';
+import { call } from './kube-call.js';
 
 export interface Platform { os: string; architecture: string }
 

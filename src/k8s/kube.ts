@@ -4,7 +4,8 @@
 import * as k8s from '@kubernetes/client-node';
 import { retryOnConflict } from './conflict.js';
 import { API_TIMEOUT_MS, makeTimedApiClient } from './api-timeout.js';
-import { call, isConflict, isNotFound } from './kube-error.js';
+import { call } from './kube-call.js';
+import { isConflict, isNotFound } from './kube-error.js';
 import { startReflector } from './reflector.js';
 import { watchStream } from './watch-stream.js';
 

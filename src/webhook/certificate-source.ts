@@ -5,8 +5,6 @@ import type { Config } from '../config/config.js';
 import type { Kube } from '../k8s/kube.js';
 import type { Logger } from '../log.js';
 import { watchCertificateFiles, type KeyPair } from './certificate.js';
-import { generateCertificate, serviceDNSNames } from './selfsigned.js';
-import { ensureSelfSignedCertificate } from './selfsigned-secret.js';
 
 export interface CertificateSource { pair: KeyPair; stop(): void }
 
@@ -28,6 +26,10 @@ export async function certificateSource(
     return { pair: watch.current(), stop: () => watch.close() };
   }
   if (!wh.selfSigned) throw new Error('the webhook needs webhook.tls (certificate files) or webhook.selfSigned: true');
+  // Loaded only in this mode: the certificate generator and its ASN.1 libraries hold tens of MiB
+  // that a webhook serving files never needs.
+  const { generateCertificate, serviceDNSNames } = await import('./selfsigned.js');
+  const { ensureSelfSignedCertificate } = await import('./selfsigned-secret.js');
   const dnsNames = serviceDNSNames(wh.webhookServiceName, wh.ownNamespace);
   if (!kube) {
     // Outside a cluster nothing can trust a CA it never sees; this serves a throwaway certificate.

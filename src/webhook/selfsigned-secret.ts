@@ -2,7 +2,8 @@
 // replica installs the stored CA bundle as the caBundle, lets ca-rotation.ts decide what changes,
 // writes it back under optimistic concurrency (a replica that loses the race serves the winner's
 // certificate), and serves the stored serving certificate. Keys are never logged.
-import { isConflict, type Kube, type SecretObject } from '../k8s/kube.js';
+import { isConflict } from '../k8s/kube-error.js';
+import type { Kube, SecretObject } from '../k8s/kube.js';
 import type { Logger } from '../log.js';
 import { plan, type SelfSignedState } from './ca-rotation.js';
 import type { GeneratedCertificate } from './selfsigned.js';
