@@ -171,6 +171,7 @@ async function scenario(name: string, repoCount: number, tagCount: number, rows:
       const l = await path('layover');
       const d = await path('docker');
       rows.push({ scenario: name, metric, layoverMs: l, dockerMs: d, target });
+      console.error(`[${name}] ${metric}: layover ${l.toFixed(1)} ms, docker-registry ${d.toFixed(1)} ms`); // progress, in case a later scenario fails
       figures[`${metric}.layover`] = l;
       figures[`${metric}.docker`] = d;
     };
