@@ -22,6 +22,8 @@ import type { BlobRecord, ManifestRef, RevisionRecord, UploadRecord } from './me
 /** Where the old trees go once imported (kept, not deleted: an operator may check and remove them). */
 export const LEGACY_DIR = 'legacy-metadata';
 const TREES = ['repositories', 'sources'] as const;
+/** Repositories read at once during the import. */
+const READERS = 16;
 
 interface Imported {
   repositories: { name: string; createdAt: number }[];
@@ -68,7 +70,7 @@ async function readLegacy(root: string): Promise<Imported> {
   const out: Imported = { repositories: [], revisions: [], tags: [], links: [], sources: [], uploads: [], blobs: [] };
   const blobBytes = async (digest: Digest) => readIfExists(layout.blob(digest));
 
-  for (const name of await legacyRepositories(layout)) {
+  const readRepository = async (name: string): Promise<void> => {
     const dir = layout.repository(name);
     const created = (await statIfExists(dir))?.mtimeMs ?? Date.now();
     out.repositories.push({ name, createdAt: Math.floor(created) });
@@ -124,7 +126,15 @@ async function readLegacy(root: string): Promise<Imported> {
       const info = await statIfExists(layout.layerLink(name, digest));
       out.links.push({ repository: name, digest, at: Math.floor(info?.mtimeMs ?? created) });
     }
-  }
+  };
+  // Repositories are read several at once: thousands of small files each, one after another,
+  // took most of a minute at 5,000 repositories on a busy machine.
+  const names = await legacyRepositories(layout);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < names.length) await readRepository(names[next++] as string);
+  };
+  await Promise.all(Array.from({ length: Math.min(READERS, names.length) }, worker));
 
   for (const source of await listDir(layout.sources)) {
     if (!isSourceId(source)) continue;
