@@ -30,9 +30,10 @@ const RUNS = Math.max(1, Number(args.runs));
 
 interface Target { url: string; close(): Promise<void> }
 
-async function start(name: Name, rgw: CephRgw, bucket: string, redirect = false): Promise<Target> {
+/** `root`: layover's metadata directory, kept to restart it on the same content (docker-registry keeps all in the bucket). */
+async function start(name: Name, rgw: CephRgw, bucket: string, redirect = false, root?: string): Promise<Target> {
   if (name === 'layover') {
-    const l = await spawnLayover({}, { logLevel: 'warn', compiled: true, s3: { ...rgw, bucket, redirect } });
+    const l = await spawnLayover({}, { root, logLevel: 'warn', compiled: true, s3: { ...rgw, bucket, redirect } });
     return { url: l.url, close: () => l.close() };
   }
   const r = await startDockerRegistry({ logLevel: 'error', s3: { ...rgw, bucket, redirect } });
@@ -89,7 +90,7 @@ async function main(): Promise<void> {
       const targets = {} as Record<Name, Target>;
       try {
         for (const name of NAMES) {
-          targets[name] = await start(name, rgw, buckets[name], redirect);
+          targets[name] = await start(name, rgw, buckets[name], redirect, path.join(tmp.path, 'layover-root'));
           if (!redirect) await uploadBlob(targets[name].url, 'bench/blob', digest, { file: blobFile });
         }
         for (const name of NAMES) await curlGet(`${targets[name].url}/v2/bench/blob/blobs/${digest}`, BLOB_SIZE, redirect); // warm

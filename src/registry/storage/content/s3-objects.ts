@@ -19,6 +19,8 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { Agent, request } from 'undici';
 
 /** Part size of streamed uploads: memory per upload is about partSize × (queueSize + 1). */
 export const PART_SIZE = 8 * 2 ** 20;
@@ -37,7 +39,18 @@ export function isNotFound(err: unknown): boolean {
 export interface ObjectInfo { key: string; size: number; modified: Date }
 
 export class S3Objects {
+  /**
+   * Object bodies are read with undici from a locally presigned URL rather than through the
+   * SDK's node:http handler: measured on a 256 MiB GET from RGW, the SDK path added ~50% to the
+   * object store's own time, undici ~10%.
+   */
+  private readonly reads = new Agent({ connections: 64, keepAliveTimeout: 30_000, bodyTimeout: 120_000, headersTimeout: 60_000 });
+
   constructor(readonly client: S3Client, readonly bucket: string) {}
+
+  async close(): Promise<void> {
+    await this.reads.close();
+  }
 
   async head(key: string): Promise<{ size: number; modified: Date } | undefined> {
     try {
@@ -51,23 +64,28 @@ export class S3Objects {
 
   /** The object's bytes (an inclusive range of them); undefined when absent. */
   async get(key: string, range?: { start: number; end?: number }, signal?: AbortSignal): Promise<Readable | undefined> {
-    try {
-      const res = await this.client.send(new GetObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Range: range && `bytes=${range.start}-${range.end ?? ''}`,
-      }), { abortSignal: signal });
-      const body = res.Body as Readable | undefined;
-      if (!body) throw new Error(`S3 GetObject ${key}: no body`);
-      if (signal) {
-        if (signal.aborted) body.destroy();
-        else signal.addEventListener('abort', () => body.destroy(), { once: true });
-      }
-      return body;
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
+    const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: 300 });
+    signal?.throwIfAborted();
+    const res = await request(url, {
+      dispatcher: this.reads,
+      headers: range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {},
+      highWaterMark: 512 * 1024,
+    });
+    // Not undici's own signal option: it fails the body with an AbortError that nobody may be
+    // listening for once the response is done. A client gone just ends the read quietly.
+    if (signal) {
+      if (signal.aborted) res.body.destroy();
+      else signal.addEventListener('abort', () => res.body.destroy(), { once: true });
     }
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return undefined;
+    }
+    if (res.statusCode !== 200 && res.statusCode !== 206) {
+      const text = (await res.body.text().catch(() => '')).slice(0, 300);
+      throw new Error(`S3 GET ${key}: HTTP ${res.statusCode} ${text}`);
+    }
+    return res.body;
   }
 
   /** Streams `body` to `key` (multipart when larger than one part); the object exists only once it resolves. */

@@ -21,6 +21,7 @@ import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { digestOf, hashOf, parseDigest, type Algorithm, type Digest } from '../../digest.js';
 import { RegistryError } from '../../errors.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange } from '../store.js';
+import { isUploadId } from '../layout.js';
 import { S3Keys, isChunkName } from './s3-keys.js';
 import { checkContent, Hashed, SpoolWriter, StreamingReader } from './s3-io.js';
 import { MIN_PART, S3Objects } from './s3-objects.js';
@@ -73,6 +74,7 @@ export class S3Content implements BlobContent {
 
   async close(): Promise<void> {
     this.uploadHashes.clear();
+    await this.objects.close();
     this.client.destroy();
   }
 
@@ -316,6 +318,7 @@ export class S3Content implements BlobContent {
     const sessions = new Map<string, Date>();
     for await (const o of this.objects.list(this.keys.uploads)) {
       const id = o.key.slice(this.keys.uploads.length).split('/')[0] ?? '';
+      if (!isUploadId(id)) continue; // not ours to remove
       const seen = sessions.get(id);
       if (!seen || o.modified > seen) sessions.set(id, o.modified);
     }
