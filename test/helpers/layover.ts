@@ -31,6 +31,8 @@ export interface LayoverOptions {
   logLevel?: LogLevel;
   /** spawnLayover only: run the compiled dist/ as the container image does (benchmarks), not src/ through tsx. */
   compiled?: boolean;
+  /** spawnLayover only: how long to wait for it to answer (default 30 s; a first start that imports a large old data directory takes longer). */
+  startTimeoutMs?: number;
   /** Blob content in this S3 bucket (storage.driver: s3); the keys go to files, as from a mounted Secret. */
   s3?: S3Target;
 }
@@ -219,7 +221,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
       env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, ...(opts.compiled ? IMAGE_ENV : {}) },
     });
     try {
-      await waitForHttp(`${url}/v2/`, 30_000, () => child.alive());
+      await waitForHttp(`${url}/v2/`, opts.startTimeoutMs ?? 30_000, () => child.alive());
     } catch (err) {
       await child.stop('SIGKILL');
       throw new Error(`layover did not start: ${(err as Error).message}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);

@@ -38,7 +38,7 @@ export const filesystemSqlite: StorageDriver = {
     return {
       root,
       content: async (options) => new FilesystemContent(root, options, noSyncs).init(),
-      metadata: async () => new SqliteMetadata(path.join(tmp.path, 'metadata.db'), { durable: false }),
+      metadata: async () => new SqliteMetadata(path.join(tmp.path, 'metadata.db')),
       cleanup: async () => tmp.cleanup(),
     };
   },
@@ -68,7 +68,7 @@ export function s3Sqlite(): StorageDriver {
       return {
         root: path.join(tmp.path, 'data'),
         content: async (options) => new S3Content(createS3Client(config), { ...options, bucket, prefix: config.prefix, spoolDir: path.join(tmp.path, `spool-${spools++}`) }).init(),
-        metadata: async () => new SqliteMetadata(path.join(tmp.path, 'metadata.db'), { durable: false }),
+        metadata: async () => new SqliteMetadata(path.join(tmp.path, 'metadata.db')),
         cleanup: async () => tmp.cleanup(),
       };
     },

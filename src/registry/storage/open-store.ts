@@ -6,6 +6,7 @@ import type { Config, S3Config } from '../../config/config.js';
 import { composeStore, type ComposedStore } from './composed-store.js';
 import { checkBucket, createS3Client } from './content/s3-client.js';
 import { S3Content } from './content/s3.js';
+import { fsyncs } from './durable.js';
 import { METADATA_FILE, openEmbeddedStore } from './embedded.js';
 import { SqliteMetadata } from './metadata/sqlite.js';
 import type { Store } from './store.js';
@@ -28,6 +29,6 @@ export async function openS3Store(root: string, s3: S3Config): Promise<ComposedS
   return composeStore(
     root,
     (options) => new S3Content(client, { ...options, bucket: s3.bucket, prefix: s3.prefix, spoolDir: path.join(root, '_spool'), redirectTTLMs: s3.redirectTTLMs }).init(),
-    new SqliteMetadata(path.join(root, METADATA_FILE), { durable: true }),
+    new SqliteMetadata(path.join(root, METADATA_FILE), { syncFile: (file) => fsyncs.file(file) }),
   );
 }
