@@ -71,6 +71,9 @@ export class S3Objects {
       headers: range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {},
       highWaterMark: 512 * 1024,
     });
+    // A body destroyed before its end (a reader that stops early) emits undici's AbortError;
+    // consumers attach their own listeners, this one only keeps the error from being unhandled.
+    res.body.on('error', () => undefined);
     // Not undici's own signal option: it fails the body with an AbortError that nobody may be
     // listening for once the response is done. A client gone just ends the read quietly.
     if (signal) {
