@@ -15,7 +15,7 @@ import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { continueOnFirstRead } from './registry/expect-continue.js';
 import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, requireHost } from './registry/request-edge.js';
 import { originForm } from './registry/request-target.js';
-import { openEmbeddedStore } from './registry/storage/embedded.js';
+import { openStore } from './registry/storage/open-store.js';
 import type { Store } from './registry/storage/store.js';
 import { closeOnUnreadBody } from './registry/unread-body.js';
 import { uiPlugin } from './ui/plugin.js';
@@ -58,7 +58,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.server.on('connect', answerConnect);
   app.server.on('checkExpectation', answerExpectation);
   continueOnFirstRead(app.server);
-  const store = options.store ?? (await openEmbeddedStore(config.storage.root));
+  const store = options.store ?? (await openStore(config));
   let access = options.access;
   if (!access && config.auth.enabled) {
     const auth = await createAuth(config, { logger });

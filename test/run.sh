@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs the real peers the tests drive
-# (skopeo, docker-registry, containerd, kubectl, openssl, chromium) and the npm dependencies
+# (skopeo, docker-registry, containerd, kubectl, openssl, chromium, Ceph's S3 gateway) and the npm dependencies
 # when they are missing, type-checks, then runs every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 declare -A PACKAGE_OF=(
   [skopeo]=skopeo [docker-registry]=docker-registry [containerd]=containerd [ctr]=containerd
   [kubectl]=kubernetes-client [openssl]=openssl [chromium]=chromium [htpasswd]=apache2-utils [curl]=curl
+  [ceph-mon]=ceph-mon [ceph-osd]=ceph-osd [radosgw]=radosgw [ceph]=ceph-common
 )
 missing=()
 for tool in "${!PACKAGE_OF[@]}"; do

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
 import { accountsOf, type Accounts, type NamespaceStorage } from '../registry/auth/accounts.js';
-import { openEmbeddedStore } from '../registry/storage/embedded.js';
+import { openStore } from '../registry/storage/open-store.js';
 
 export const COMMON_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -17,7 +17,7 @@ export async function accountsFrom(values: { config?: string; file?: string }): 
 }
 
 export function openStorage(config: Config): Promise<NamespaceStorage> {
-  return openEmbeddedStore(config.storage.root);
+  return openStore(config);
 }
 
 export function out(line: string): void {

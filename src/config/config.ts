@@ -48,7 +48,7 @@ export interface Config {
     /** Idle upload sessions are swept after this long (registry.uploadIdleTimeout). */
     uploadIdleTimeoutMs: number;
   };
-  storage: { driver: 'filesystem'; root: string };
+  storage: { driver: 'filesystem' | 's3'; root: string; s3?: S3Config };
   upstreams: UpstreamConfig[];
   cache: { maxBytes?: number; expireAfterMs?: number; downAfterFailures: number; downForMs: number };
   auth: {
@@ -105,4 +105,18 @@ export interface Config {
   log: { level: string };
   /** Where the configuration came from, for messages; undefined for the embedded defaults. */
   source?: string;
+}
+
+/** storage.s3, resolved: what the s3 content driver needs (content/s3-client.ts). */
+export interface S3Config {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  /** Empty, or path segments ending in '/'. */
+  prefix: string;
+  accessKeyIdFile?: string;
+  secretAccessKeyFile?: string;
+  forcePathStyle: boolean;
+  redirect: boolean;
+  redirectTTLMs: number;
 }

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import Value from 'typebox/value';
 import { ConfigSchema, type RawConfig } from './schema.js';
-import type { Config } from './config.js';
+import type { Config, S3Config } from './config.js';
 import { parseDuration, parseListen, parseSize } from './units.js';
 import { ConfigError } from './errors.js';
 
@@ -133,7 +133,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       uploadMaxAgeMs: unit('registry.uploadMaxAge', reg.uploadMaxAge, 24 * 3_600_000, parseDuration),
       uploadIdleTimeoutMs: unit('registry.uploadIdleTimeout', reg.uploadIdleTimeout, 3_600_000, parseDuration),
     },
-    storage: { driver: 'filesystem', root: storageRoot },
+    storage: { driver: raw.storage?.driver ?? 'filesystem', root: storageRoot, s3: resolveS3(raw.storage, abs, checked, unit) },
     upstreams,
     cache: {
       maxBytes: unit('cache.maxSize', raw.cache?.maxSize, undefined, parseSize),
@@ -217,4 +217,53 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
 /** The embedded defaults: `layover serve` with no configuration file. */
 export function defaultConfig(overrides: RawConfig = {}, baseDir?: string): Config {
   return resolveConfig(overrides, { baseDir });
+}
+
+/** S3 bucket names: 3-63 of lower case, digits, dots and hyphens (what every S3 implementation accepts). */
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+/** A key prefix: path segments of safe characters, each followed by '/'. */
+const PREFIX = /^(?:[A-Za-z0-9][A-Za-z0-9._-]*\/)*$/;
+
+function resolveS3(
+  storage: RawConfig['storage'],
+  abs: (p: string) => string,
+  checked: string[],
+  unit: (key: string, value: string | number | undefined, fallback: number, parse: (v: string | number) => number) => number,
+): S3Config | undefined {
+  const s3 = storage?.s3;
+  if (storage?.driver !== 's3') {
+    if (s3 !== undefined) checked.push('storage.s3: set only with storage.driver: s3');
+    return undefined;
+  }
+  if (!s3) {
+    checked.push('storage.s3: required with storage.driver: s3 (at least storage.s3.bucket)');
+    return undefined;
+  }
+  if (s3.bucket === undefined) checked.push('storage.s3.bucket: required with storage.driver: s3');
+  else if (!BUCKET.test(s3.bucket) || s3.bucket.includes('..')) checked.push(`storage.s3.bucket: "${s3.bucket}" is not a valid bucket name (3-63 of a-z 0-9 . -)`);
+  if (s3.endpoint !== undefined) {
+    let url: URL | undefined;
+    try { url = new URL(s3.endpoint); } catch { checked.push('storage.s3.endpoint: not a URL'); }
+    if (url && url.protocol !== 'http:' && url.protocol !== 'https:') checked.push('storage.s3.endpoint: must be http:// or https://');
+    if (url && (url.search || url.hash || url.username)) checked.push('storage.s3.endpoint: only scheme, host, port and path');
+  }
+  // A prefix is written with or without its trailing slash; either way it names a "directory".
+  const prefix = s3.prefix ? s3.prefix.replace(/^\/+/, '').replace(/\/*$/, '/') : '';
+  if (prefix === '/' ) { /* only slashes: no prefix */ } else if (!PREFIX.test(prefix)) checked.push(`storage.s3.prefix: "${s3.prefix}" must be path segments of A-Z a-z 0-9 . _ - separated by /`);
+  if ((s3.accessKeyIdFile === undefined) !== (s3.secretAccessKeyFile === undefined)) checked.push('storage.s3: set both accessKeyIdFile and secretAccessKeyFile, or neither (the SDK\'s standard credentials)');
+  const region = s3.region ?? process.env.AWS_REGION ?? 'us-east-1';
+  if (!/^[a-z0-9-]{1,40}$/.test(region)) checked.push(`storage.s3.region: "${region}" is not a region name`);
+  const redirectTTLMs = unit('storage.s3.redirectTTL', s3.redirectTTL, 5 * 60_000, parseDuration);
+  if (redirectTTLMs < 1_000 || redirectTTLMs > 7 * 86_400_000) checked.push('storage.s3.redirectTTL: must be between 1s and 7 days (the longest a SigV4 presigned URL lives)');
+  return {
+    endpoint: s3.endpoint?.replace(/\/+$/, ''),
+    region,
+    bucket: s3.bucket ?? '',
+    prefix: prefix === '/' ? '' : prefix,
+    accessKeyIdFile: s3.accessKeyIdFile === undefined ? undefined : abs(s3.accessKeyIdFile),
+    secretAccessKeyFile: s3.secretAccessKeyFile === undefined ? undefined : abs(s3.secretAccessKeyFile),
+    forcePathStyle: s3.forcePathStyle ?? s3.endpoint !== undefined,
+    redirect: s3.redirect ?? false,
+    redirectTTLMs,
+  };
 }

@@ -74,8 +74,27 @@ export const ConfigSchema = Type.Object({
     uploadIdleTimeout: Type.Optional(Duration),
   }, strict)),
   storage: Type.Optional(Type.Object({
-    driver: Type.Optional(Type.Literal('filesystem')),
+    /** Where blob content goes: `filesystem` (under root, the default) or `s3` (storage.s3). */
+    driver: Type.Optional(Type.Union([Type.Literal('filesystem'), Type.Literal('s3')])),
     root: Type.Optional(Type.String()),
+    /** An S3-compatible object store for blob content (AWS S3, Ceph RGW, MinIO, GCS interoperability). */
+    s3: Type.Optional(Type.Object({
+      /** http(s) URL of the S3 API; default: AWS's endpoint for the region. */
+      endpoint: Type.Optional(Type.String()),
+      region: Type.Optional(Type.String()),
+      bucket: Type.Optional(Type.String()),
+      /** Key prefix inside the bucket (path segments, e.g. `layover/`). */
+      prefix: Type.Optional(Type.String()),
+      /** Files holding the access key id and secret (a mounted Secret); default: the SDK's standard chain (AWS_* env, profile, IRSA). */
+      accessKeyIdFile: Type.Optional(Type.String()),
+      secretAccessKeyFile: Type.Optional(Type.String()),
+      /** Path-style bucket addressing (RGW, MinIO); default true when an endpoint is set. */
+      forcePathStyle: Type.Optional(Type.Boolean()),
+      /** Answer blob GETs with a 307 to a presigned URL of the object store (clients must reach it). */
+      redirect: Type.Optional(Type.Boolean()),
+      /** How long a presigned URL stays valid (default 5m). */
+      redirectTTL: Type.Optional(Duration),
+    }, strict)),
   }, strict)),
   upstreams: Type.Optional(Type.Array(UpstreamSchema)),
   cache: Type.Optional(Type.Object({

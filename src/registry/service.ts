@@ -28,6 +28,8 @@ export interface BlobHit {
    * route's to answer.
    */
   send?(response: BlobResponse, start: number, end: number): Promise<void>;
+  /** Where the client may fetch the bytes itself instead (storage.s3.redirect): a 307 to it. */
+  redirect?(): Promise<string | undefined>;
 }
 
 /** Where reads of one repository are served from: local storage, or a mirrored upstream. */
@@ -51,7 +53,8 @@ export function parseReference(reference: string): Reference {
 }
 
 export class LocalContent implements ContentSource {
-  constructor(private readonly store: Store) {}
+  /** `redirect`: answer blob GETs with the content store's own URL when it has one. */
+  constructor(private readonly store: Store, private readonly redirect = false) {}
 
   async getManifest(repository: string, reference: string, withBody: boolean): Promise<ManifestHit | undefined> {
     const ref = parseReference(reference);
@@ -81,6 +84,7 @@ export class LocalContent implements ContentSource {
         if (!reader) throw new RegistryError('BLOB_UNKNOWN');
         await sendStoredBlob(response, reader, start, end);
       },
+      redirect: this.redirect && this.store.blobUrl ? async () => this.store.blobUrl?.(digest) : undefined,
     };
   }
 }
@@ -97,7 +101,7 @@ export class RegistryService {
     readonly store: Store,
     private readonly config: Config,
   ) {
-    this.local = new LocalContent(store);
+    this.local = new LocalContent(store, config.storage.s3?.redirect ?? false);
   }
 
   /** Validates a manifest and everything it references, then stores it byte for byte. */

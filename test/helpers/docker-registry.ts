@@ -21,6 +21,11 @@ export interface DockerRegistryOptions {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** Serve HTTPS with this PEM certificate and key (files); `url` is then https://. */
   tls?: { certificate: string; key: string };
+  /**
+   * Keep blobs in this S3 bucket (its s3 driver, v4 auth, plain HTTP) instead of the filesystem;
+   * `redirect` keeps Distribution's default of answering blob GETs with a presigned URL (off here).
+   */
+  s3?: { endpoint: string; bucket: string; accessKeyId: string; secretAccessKey: string; region?: string; redirect?: boolean };
 }
 
 export interface DockerRegistry {
@@ -48,7 +53,20 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
     version: 0.1,
     log: { level: opts.logLevel ?? 'warn', formatter: 'text', accesslog: { disabled: false } },
     storage: {
-      filesystem: { rootdirectory: root },
+      ...(opts.s3
+        ? {
+          s3: {
+            regionendpoint: opts.s3.endpoint,
+            bucket: opts.s3.bucket,
+            accesskey: opts.s3.accessKeyId,
+            secretkey: opts.s3.secretAccessKey,
+            region: opts.s3.region ?? 'us-east-1',
+            secure: false,
+            v4auth: true,
+          },
+          redirect: { disable: !opts.s3.redirect },
+        }
+        : { filesystem: { rootdirectory: root } }),
       cache: { blobdescriptor: 'inmemory' },
       delete: { enabled: true },
       maintenance: { uploadpurging: { enabled: false } },
@@ -72,7 +90,10 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
   // The access log (gorilla's combined format) goes to stdout, logrus to stderr.
   const accessFile = path.join(tmp.path, 'access.log');
   const logFile = path.join(tmp.path, 'registry.log');
-  const child = startChild(bin, ['serve', configFile], { stdoutFile: accessFile, stderrFile: logFile });
+  // Its S3 driver panics on the AWS_CA_BUNDLE this machine sets (and needs none for plain HTTP).
+  const env = { ...process.env };
+  delete env.AWS_CA_BUNDLE;
+  const child = startChild(bin, ['serve', configFile], { stdoutFile: accessFile, stderrFile: logFile, env });
   const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   try {
     // Readiness only: whether the test's certificate is trusted is for the test to find out.

@@ -33,6 +33,42 @@ export interface LayoverOptions {
   compiled?: boolean;
   /** spawnLayover only: how long to wait for it to answer (default 30 s; a first start that imports a large old data directory takes longer). */
   startTimeoutMs?: number;
+  /** Blob content in this S3 bucket (storage.driver: s3); the keys go to files, as from a mounted Secret. */
+  s3?: S3Target;
+}
+
+/** An S3 bucket for layover's blob content, e.g. `{ ...rgw, bucket: await rgw.createBucket() }` (ceph-rgw.ts). */
+export interface S3Target {
+  endpoint: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  region?: string;
+  prefix?: string;
+  redirect?: boolean;
+}
+
+/** storage.driver s3 settings for `target`, its keys written to files in `dir`. */
+function s3Raw(target: S3Target, dir: string): RawConfig {
+  const accessKeyIdFile = path.join(dir, 's3-access-key-id');
+  const secretAccessKeyFile = path.join(dir, 's3-secret-access-key');
+  writeFileSync(accessKeyIdFile, target.accessKeyId, { mode: 0o600 });
+  writeFileSync(secretAccessKeyFile, target.secretAccessKey, { mode: 0o600 });
+  return {
+    storage: {
+      driver: 's3',
+      s3: {
+        endpoint: target.endpoint,
+        region: target.region ?? 'us-east-1',
+        bucket: target.bucket,
+        prefix: target.prefix ?? '',
+        accessKeyIdFile,
+        secretAccessKeyFile,
+        forcePathStyle: true,
+        redirect: target.redirect ?? false,
+      },
+    },
+  };
 }
 
 export interface RunningLayover {
@@ -84,9 +120,9 @@ export function mergeRaw(base: Mapping, over: Mapping): Mapping {
  * The test defaults under the caller's configuration: loopback on a free port, a fresh storage
  * root, auth off. What the caller sets wins (a test may turn auth on).
  */
-function testRaw(raw: RawConfig, root: string, port: number, logLevel: string): RawConfig {
+function testRaw(raw: RawConfig, root: string, port: number, logLevel: string, s3?: RawConfig): RawConfig {
   const defaults = { registry: { listen: `127.0.0.1:${port}` }, storage: { root }, auth: { enabled: false }, log: { level: logLevel } };
-  return mergeRaw(defaults, raw as Mapping) as RawConfig;
+  return mergeRaw(mergeRaw(defaults, (s3 ?? {}) as Mapping), raw as Mapping) as RawConfig;
 }
 
 let compiledBuild: Promise<string> | undefined;
@@ -121,7 +157,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     let config: Config;
     let app: FastifyInstance;
     try {
-      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info'), { baseDir: tmp.path });
+      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', opts.s3 && s3Raw(opts.s3, tmp.path)), { baseDir: tmp.path });
       app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
     } catch (err) {
       return fail(err);
@@ -160,7 +196,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const tmp = makeTempDir('layover-spawned-');
   const root = opts.root ?? path.join(tmp.path, 'data');
   const port = await freePort();
-  const effective = testRaw(raw, root, port, opts.logLevel ?? 'info');
+  const effective = testRaw(raw, root, port, opts.logLevel ?? 'info', opts.s3 && s3Raw(opts.s3, tmp.path));
   let config: Config;
   try {
     // Resolving here reports a bad configuration as an error in the test, not as a silent exit.

@@ -7,6 +7,9 @@ import { FilesystemContent } from '../../src/registry/storage/content/filesystem
 import { noSyncs } from '../../src/registry/storage/durable.js';
 import { SqliteMetadata } from '../../src/registry/storage/metadata/sqlite.js';
 import type { MetadataStore } from '../../src/registry/storage/metadata/types.js';
+import { createS3Client } from '../../src/registry/storage/content/s3-client.js';
+import { S3Content } from '../../src/registry/storage/content/s3.js';
+import { startCephRgw, type CephRgw } from './ceph-rgw.js';
 import { makeTempDir, type TempDir } from './temp-dir.js';
 
 /** One data space: content and metadata that belong together; each call opens new instances on it. */
@@ -41,4 +44,35 @@ export const filesystemSqlite: StorageDriver = {
   },
 };
 
-export const STORAGE_DRIVERS: StorageDriver[] = [filesystemSqlite];
+/** Blob content in a bucket of a real Ceph RGW (one cluster per test file, a bucket per space). */
+export function s3Sqlite(): StorageDriver {
+  let rgw: CephRgw | undefined;
+  return {
+    name: 's3 (Ceph RGW) + sqlite',
+    async setup() {
+      rgw = await startCephRgw();
+    },
+    async teardown() {
+      await rgw?.close();
+    },
+    async space() {
+      if (!rgw) throw new Error('s3 driver: setup() first');
+      const cluster = rgw;
+      const tmp: TempDir = makeTempDir('layover-contract-s3-');
+      const bucket = await cluster.createBucket('contract');
+      const config = { endpoint: cluster.endpoint, region: cluster.region, bucket, prefix: 'layover/', forcePathStyle: true, redirect: false, redirectTTLMs: 60_000 };
+      // The driver's default credentials chain reads the standard variables.
+      process.env.AWS_ACCESS_KEY_ID = cluster.accessKeyId;
+      process.env.AWS_SECRET_ACCESS_KEY = cluster.secretAccessKey;
+      let spools = 0;
+      return {
+        root: path.join(tmp.path, 'data'),
+        content: async (options) => new S3Content(createS3Client(config), { ...options, bucket, prefix: config.prefix, spoolDir: path.join(tmp.path, `spool-${spools++}`) }).init(),
+        metadata: async () => new SqliteMetadata(path.join(tmp.path, 'metadata.db')),
+        cleanup: async () => tmp.cleanup(),
+      };
+    },
+  };
+}
+
+export const STORAGE_DRIVERS: StorageDriver[] = [filesystemSqlite, s3Sqlite()];

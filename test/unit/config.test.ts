@@ -61,6 +61,34 @@ describe('configuration', () => {
     expect(() => resolveConfig({ registry: { uploadIdleTimeout: 'soon' } })).toThrow(/registry\.uploadIdleTimeout: not a duration/);
     expect(() => resolveConfig({ registry: { uploadIdleTimeout: '0s' } })).toThrow(/registry\.uploadIdleTimeout: must be at least 1s/);
   });
+  it('storage.driver s3: storage.s3 resolved, and every bad key named', () => {
+    const c = resolveConfig({ storage: { driver: 's3', s3: { endpoint: 'http://rgw:7480/', bucket: 'layover', prefix: '/team/reg', accessKeyIdFile: 'id', secretAccessKeyFile: 'secret', redirect: true } } }, { baseDir: '/srv' });
+    expect(c.storage.driver).toBe('s3');
+    expect(c.storage.s3).toEqual({
+      endpoint: 'http://rgw:7480', region: expect.any(String), bucket: 'layover', prefix: 'team/reg/',
+      accessKeyIdFile: '/srv/id', secretAccessKeyFile: '/srv/secret', forcePathStyle: true, redirect: true, redirectTTLMs: 300_000,
+    });
+    expect(resolveConfig({ storage: { driver: 's3', s3: { bucket: 'b-1', region: 'eu-west-1' } } }).storage.s3).toMatchObject({ prefix: '', forcePathStyle: false, redirect: false, region: 'eu-west-1' });
+    expect(resolveConfig({}).storage).toMatchObject({ driver: 'filesystem', s3: undefined });
+    const problems = (raw: object): string[] => {
+      try {
+        resolveConfig(raw);
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ storage: { driver: 's3' } })).toEqual([expect.stringMatching(/^storage\.s3: required with storage\.driver: s3/)]);
+    expect(problems({ storage: { driver: 's3', s3: {} } })).toEqual(['storage.s3.bucket: required with storage.driver: s3']);
+    expect(problems({ storage: { s3: { bucket: 'abc' } } })).toEqual(['storage.s3: set only with storage.driver: s3']);
+    expect(problems({ storage: { driver: 'gcs' } })).toEqual([expect.stringMatching(/^storage\.driver/)]);
+    expect(problems({ storage: { driver: 's3', s3: { bucket: 'Bad_Bucket' } } })).toEqual([expect.stringMatching(/^storage\.s3\.bucket: "Bad_Bucket" is not a valid bucket name/)]);
+    expect(problems({ storage: { driver: 's3', s3: { bucket: 'abc', endpoint: 'ftp://x' } } })).toEqual(['storage.s3.endpoint: must be http:// or https://']);
+    expect(problems({ storage: { driver: 's3', s3: { bucket: 'abc', prefix: 'a/../b' } } })).toEqual([expect.stringMatching(/^storage\.s3\.prefix/)]);
+    expect(problems({ storage: { driver: 's3', s3: { bucket: 'abc', accessKeyIdFile: 'id' } } })).toEqual([expect.stringMatching(/^storage\.s3: set both accessKeyIdFile and secretAccessKeyFile/)]);
+    expect(problems({ storage: { driver: 's3', s3: { bucket: 'abc', redirectTTL: '8d' } } })).toEqual([expect.stringMatching(/^storage\.s3\.redirectTTL: must be between/)]);
+    expect(problems({ storage: { driver: 's3', s3: { bucket: 'abc', secret: 'x' } } })).toEqual(['storage.s3.secret: unknown key']);
+  });
   it('loads YAML relative to the file', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'layover-config-'));
     const file = path.join(dir, 'c.yaml');

@@ -17,6 +17,13 @@ export async function getBlob(ctx: RouteContext, call: Call, name: string, rawDi
     reply.header('Content-Length', size).code(200).send();
     return;
   }
+  // As Distribution's redirect mode: the client fetches the bytes (and any range) from the
+  // object store; HEAD stays here. The URL is presigned and short-lived.
+  const location = await hit.redirect?.();
+  if (location) {
+    reply.code(307).header('Location', location).header('Content-Length', 0).removeHeader('Content-Type').send();
+    return;
+  }
   const range = parseRange(req.headers.range, size);
   if (range.kind === 'unsatisfiable') {
     throw new RegistryError('RANGE_INVALID', undefined, { size }, { headers: { 'Content-Range': `bytes */${size}` } });

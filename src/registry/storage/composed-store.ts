@@ -140,6 +140,10 @@ export class ComposedStore implements Store {
     }
   }
 
+  async blobUrl(digest: Digest): Promise<string | undefined> {
+    return this.content.presignedUrl?.(digest);
+  }
+
   freeBytes(): Promise<number | undefined> {
     return this.content.freeBytes();
   }

@@ -98,6 +98,11 @@ export interface Store {
   /** Bytes that can still be written (for a cache fill to refuse what cannot fit); undefined when unknown. */
   freeBytes(): Promise<number | undefined>;
   /**
+   * A URL where a client can fetch the blob from the content store itself (a presigned GET of an
+   * object store); undefined when the driver cannot give one (the filesystem).
+   */
+  blobUrl?(digest: Digest): Promise<string | undefined>;
+  /**
    * Where a blob's bytes came from: `source` (an opaque id of one upstream, proxy/source-id.ts)
    * delivered them, verified. Only a mirror's cache fill records it, so a pushed blob never
    * counts as an upstream's; deleteBlob forgets it.

@@ -63,6 +63,8 @@ export interface BlobContent {
   list(): AsyncIterable<Digest>;
   /** Bytes that can still be written; undefined when unknown or unlimited (object stores). */
   freeBytes(): Promise<number | undefined>;
+  /** A short-lived URL a client can GET the blob from directly (object stores); absent when there is none. */
+  presignedUrl?(digest: Digest): Promise<string>;
 
   // ---- upload data (the session record itself is metadata) ----
   /** Prepares storage for a new session; the returned state goes into its record. */

@@ -1,0 +1,152 @@
+// Issue 14 benchmark: layover with storage.driver s3 against docker-registry with its S3 driver,
+// both on the same Ceph RGW (test/helpers/ceph-rgw.ts), in one run.
+// Run with `npx tsx test/bench/s3.ts [--runs N]`.
+//   (a) GET of a 256 MiB blob already stored, streamed through the registry (no redirect),
+//       curl to /dev/null, runs alternating between the two, medians
+//   (b) skopeo push (copy from a local OCI layout) of a 3-layer 300 MiB image into a fresh
+//       bucket, alternating, medians
+//   (c) the same GET in redirect mode (307 to a presigned URL, curl -L), for reference
+// Prints a table and one JSON line (`{"bench":"s3",…}`); ratios are layover ÷ docker-registry.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startCephRgw, type CephRgw } from '../helpers/ceph-rgw.js';
+import { startDockerRegistry } from '../helpers/docker-registry.js';
+import { spawnLayover } from '../helpers/layover.js';
+import { makeOciImage } from '../helpers/oci-layout.js';
+import { uploadBlob } from '../helpers/registry-client.js';
+import { requireTool } from '../helpers/run-tool.js';
+import { skopeoCopy } from '../helpers/skopeo.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
+import { median, writeBlobFile } from './measure.js';
+
+const MiB = 2 ** 20;
+const BLOB_SIZE = 256 * MiB;
+const NAMES = ['layover', 'docker-registry'] as const;
+type Name = (typeof NAMES)[number];
+
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const RUNS = Math.max(1, Number(args.runs));
+
+interface Target { url: string; close(): Promise<void> }
+
+/** `root`: layover's metadata directory, kept to restart it on the same content (docker-registry keeps all in the bucket). */
+async function start(name: Name, rgw: CephRgw, bucket: string, redirect = false, root?: string): Promise<Target> {
+  if (name === 'layover') {
+    const l = await spawnLayover({}, { root, logLevel: 'warn', compiled: true, s3: { ...rgw, bucket, redirect } });
+    return { url: l.url, close: () => l.close() };
+  }
+  const r = await startDockerRegistry({ logLevel: 'error', s3: { ...rgw, bucket, redirect } });
+  return { url: r.url, close: () => r.close() };
+}
+
+/** One curl GET to /dev/null (following redirects when asked); seconds, after checking status and size. */
+function curlGet(url: string, expectedSize: number, follow = false): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(requireTool('curl'), ['-sS', ...(follow ? ['-L'] : []), '-o', '/dev/null', '-w', '%{http_code} %{size_download} %{time_total}', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    child.once('close', () => {
+      const [code, size, seconds] = out.trim().split(' ');
+      if (code !== '200' || Number(size) !== expectedSize) reject(new Error(`GET ${url}: HTTP ${code}, ${size} bytes ${err}`));
+      else resolve(Number(seconds));
+    });
+  });
+}
+
+function fmt(n: number | undefined, digits = 2): string {
+  return n === undefined ? 'n/a' : n.toFixed(digits);
+}
+
+function ratio(a: number | undefined, b: number | undefined): number | undefined {
+  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+}
+
+async function main(): Promise<void> {
+  requireTool('skopeo');
+  requireTool('docker-registry');
+  const tmp = makeTempDir('layover-bench-s3-');
+  // Objects live in the OSD's RAM: room for both registries' copies of everything.
+  const rgw = await startCephRgw({ memoryBytes: 8 * 2 ** 30 });
+  const get: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
+  const getRedirect: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
+  const push: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
+  try {
+    const t0 = performance.now();
+    const blobFile = path.join(tmp.path, 'blob.bin');
+    const [digest, image] = await Promise.all([
+      writeBlobFile(blobFile, 'bench-s3-blob', BLOB_SIZE),
+      makeOciImage(path.join(tmp.path, 'image'), { layers: [100 * MiB, 100 * MiB, 100 * MiB], seed: 'bench-s3-image', gzipLevel: 0 }),
+    ]);
+    const imageMiB = image.layers.reduce((n, l) => n + l.size, 0) / MiB;
+    console.error(`set-up: Ceph RGW, 256 MiB blob and ${imageMiB.toFixed(0)} MiB image in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+    // (a) and (c): each registry on its own bucket with the blob pushed once; both processes
+    // stay up and the GETs alternate, so drift in machine load hits both alike.
+    const buckets: Record<Name, string> = { layover: await rgw.createBucket('bench-layover'), 'docker-registry': await rgw.createBucket('bench-docker') };
+    for (const redirect of [false, true]) {
+      const targets = {} as Record<Name, Target>;
+      try {
+        for (const name of NAMES) {
+          targets[name] = await start(name, rgw, buckets[name], redirect, path.join(tmp.path, 'layover-root'));
+          if (!redirect) await uploadBlob(targets[name].url, 'bench/blob', digest, { file: blobFile });
+        }
+        for (const name of NAMES) await curlGet(`${targets[name].url}/v2/bench/blob/blobs/${digest}`, BLOB_SIZE, redirect); // warm
+        for (let i = 0; i < RUNS; i++) {
+          for (const name of i % 2 ? [...NAMES].reverse() : NAMES) {
+            const seconds = await curlGet(`${targets[name].url}/v2/bench/blob/blobs/${digest}`, BLOB_SIZE, redirect);
+            (redirect ? getRedirect : get)[name].push(seconds);
+            console.error(`${name}: GET${redirect ? ' (redirect)' : ''} ${seconds.toFixed(3)} s`);
+          }
+        }
+      } finally {
+        for (const name of NAMES) await targets[name]?.close();
+      }
+    }
+
+    // (b): a fresh bucket and process per push, alternating.
+    for (let i = 0; i < RUNS; i++) {
+      for (const name of i % 2 ? [...NAMES].reverse() : NAMES) {
+        const target = await start(name, rgw, await rgw.createBucket(`push-${name === 'layover' ? 'l' : 'd'}`));
+        try {
+          const started = performance.now();
+          await skopeoCopy(image.ref, `docker://${new URL(target.url).host}/bench/image:1`);
+          const seconds = (performance.now() - started) / 1000;
+          push[name].push(seconds);
+          console.error(`${name}: push ${seconds.toFixed(2)} s`);
+        } finally {
+          await target.close();
+        }
+      }
+    }
+
+    const m = (xs: number[]) => (xs.length ? median(xs) : undefined);
+    const l = { getSeconds: m(get.layover), pushSeconds: m(push.layover), redirectGetSeconds: m(getRedirect.layover) };
+    const d = { getSeconds: m(get['docker-registry']), pushSeconds: m(push['docker-registry']), redirectGetSeconds: m(getRedirect['docker-registry']) };
+    const rows: [string, number | undefined, number | undefined, number][] = [
+      ['GET 256 MiB blob via S3, median s', l.getSeconds, d.getSeconds, 3],
+      ['skopeo push 3x100 MiB to S3, median s', l.pushSeconds, d.pushSeconds, 2],
+      ['GET 256 MiB, redirect mode (-L), s', l.redirectGetSeconds, d.redirectGetSeconds, 3],
+    ];
+    console.log(`\n${'metric'.padEnd(38)}${'layover'.padStart(10)}${'docker-reg'.padStart(12)}${'ratio'.padStart(8)}`);
+    for (const [label, a, b, digits] of rows) console.log(`${label.padEnd(38)}${fmt(a, digits).padStart(10)}${fmt(b, digits).padStart(12)}${fmt(ratio(a, b)).padStart(8)}`);
+    console.log(JSON.stringify({
+      bench: 's3',
+      runs: RUNS,
+      blobMiB: BLOB_SIZE / MiB,
+      imageMiB: Number(imageMiB.toFixed(1)),
+      layover: l,
+      dockerRegistry: d,
+      samples: { get, push, getRedirect },
+      ratio: { get: ratio(l.getSeconds, d.getSeconds), push: ratio(l.pushSeconds, d.pushSeconds), redirectGet: ratio(l.redirectGetSeconds, d.redirectGetSeconds) },
+      targets: { getRatio: 1, pushRatio: 1 },
+    }));
+  } finally {
+    await rgw.close();
+    tmp.cleanup();
+  }
+}
+
+await main();
