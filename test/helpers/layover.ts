@@ -31,6 +31,8 @@ export interface LayoverOptions {
   logLevel?: LogLevel;
   /** spawnLayover only: run the compiled dist/ as the container image does (benchmarks), not src/ through tsx. */
   compiled?: boolean;
+  /** A PostgreSQL URL (test/helpers/postgres.ts) for `database.url`: metadata and accounts go there. */
+  database?: string;
 }
 
 export interface RunningLayover {
@@ -82,8 +84,8 @@ export function mergeRaw(base: Mapping, over: Mapping): Mapping {
  * The test defaults under the caller's configuration: loopback on a free port, a fresh storage
  * root, auth off. What the caller sets wins (a test may turn auth on).
  */
-function testRaw(raw: RawConfig, root: string, port: number, logLevel: string): RawConfig {
-  const defaults = { registry: { listen: `127.0.0.1:${port}` }, storage: { root }, auth: { enabled: false }, log: { level: logLevel } };
+function testRaw(raw: RawConfig, root: string, port: number, logLevel: string, database?: string): RawConfig {
+  const defaults = { registry: { listen: `127.0.0.1:${port}` }, storage: { root }, auth: { enabled: false }, log: { level: logLevel }, ...(database ? { database: { url: database } } : {}) };
   return mergeRaw(defaults, raw as Mapping) as RawConfig;
 }
 
@@ -119,7 +121,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     let config: Config;
     let app: FastifyInstance;
     try {
-      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info'), { baseDir: tmp.path });
+      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', opts.database), { baseDir: tmp.path });
       app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
     } catch (err) {
       return fail(err);
@@ -158,7 +160,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const tmp = makeTempDir('layover-spawned-');
   const root = opts.root ?? path.join(tmp.path, 'data');
   const port = await freePort();
-  const effective = testRaw(raw, root, port, opts.logLevel ?? 'info');
+  const effective = testRaw(raw, root, port, opts.logLevel ?? 'info', opts.database);
   let config: Config;
   try {
     // Resolving here reports a bad configuration as an error in the test, not as a silent exit.
