@@ -19,7 +19,7 @@ import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { continueOnFirstRead } from './registry/expect-continue.js';
 import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, requireHost } from './registry/request-edge.js';
 import { originForm } from './registry/request-target.js';
-import { openFilesystemStore } from './registry/storage/filesystem.js';
+import { openEmbeddedStore } from './registry/storage/embedded.js';
 import type { Store } from './registry/storage/store.js';
 import { closeOnUnreadBody } from './registry/unread-body.js';
 import { uiPlugin } from './ui/plugin.js';
@@ -83,7 +83,7 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   app.server.on('connect', answerConnect);
   app.server.on('checkExpectation', answerExpectation);
   continueOnFirstRead(app.server);
-  const store = options.store ?? (await openFilesystemStore(config.storage.root));
+  const store = options.store ?? (await openEmbeddedStore(config.storage.root));
   let access = options.access;
   if (!access && config.auth.enabled) {
     const auth = await createAuth(config, { logger, database });
@@ -111,6 +111,8 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   app.decorate('gc', gc);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
+  // The store opened here is closed here (the database last, after GC and eviction stopped).
+  if (!options.store) app.addHook('onClose', async () => store.close());
   await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams });
   await app.register(healthPlugin, { storageRoot: config.storage.root, database });
   await app.register(uiPlugin);

@@ -8,7 +8,7 @@ import { openDatabase } from '../database/open.js';
 import { FileAccountsStore } from '../registry/auth/accounts-store.js';
 import { accountsOf, type Accounts, type NamespaceStorage } from '../registry/auth/accounts.js';
 import { accountsStore } from '../registry/auth/auth.js';
-import { openFilesystemStore } from '../registry/storage/filesystem.js';
+import { openEmbeddedStore } from '../registry/storage/embedded.js';
 
 export const COMMON_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -33,7 +33,7 @@ export async function accountsFrom(values: { config?: string; file?: string }): 
 }
 
 export function openStorage(config: Config): Promise<NamespaceStorage> {
-  return openFilesystemStore(config.storage.root);
+  return openEmbeddedStore(config.storage.root);
 }
 
 export function out(line: string): void {

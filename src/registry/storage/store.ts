@@ -1,9 +1,13 @@
-// The one storage interface behind the registry. The filesystem driver implements it today; an
-// S3-compatible driver can later implement the same streams-in/streams-out contract.
+// The one storage interface the registry's callers use (routes, proxy, gc, api, cli). It is
+// implemented by composing two halves (composed-store.ts): blob content (content/types.ts: the
+// filesystem driver, or S3) and metadata (metadata/types.ts: SQLite, or PostgreSQL).
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
 import type { ReferenceGuard } from '../gc/guard.js';
 import type { Descriptor } from '../manifest.js';
+import type { MetadataStore, Page } from './metadata/types.js';
+
+export type { Page } from './metadata/types.js';
 
 export interface BlobStat {
   digest: Digest;
@@ -56,7 +60,13 @@ export interface BlobWriter {
 }
 
 export interface Store {
+  /** Where the data lives, for messages (the storage root directory). */
   readonly root: string;
+  /**
+   * The metadata half, for bulk read-only queries (GC's mark phase, eviction, inventory): its
+   * scans are indexed and O(rows). Writes go through the Store's methods (they use the guard).
+   */
+  readonly metadata: MetadataStore;
   /**
    * Records every use of a digest by a writer and serialises it with GC deletions (gc/guard.ts).
    * Drivers call `guard.use(digest)` in statBlob, blobLinked, linkBlob, statManifest, setTag and
@@ -78,7 +88,13 @@ export interface Store {
   deleteBlob(digest: Digest): Promise<void>;
   /** Opens a blob writer for `expected` (see BlobWriter). */
   openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter>;
+  /** Every recorded blob (metadata: fast), with when it was stored. */
   listBlobs(): AsyncIterable<BlobStat & { modified: Date }>;
+  /**
+   * Blobs the content holds that no metadata record names (a crash between publishing and
+   * recording, or a partial migration): GC sweeps them too once they are older than its cutoff.
+   */
+  listUnrecordedBlobs(): AsyncIterable<BlobStat & { modified: Date }>;
   /** Bytes that can still be written (for a cache fill to refuse what cannot fit); undefined when unknown. */
   freeBytes(): Promise<number | undefined>;
   /**
@@ -112,10 +128,10 @@ export interface Store {
   resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
   setTag(repository: string, tag: string, digest: Digest): Promise<void>;
   deleteTag(repository: string, tag: string): Promise<boolean>;
-  /** Sorted lexically; undefined when the repository does not exist. */
-  listTags(repository: string): Promise<string[] | undefined>;
+  /** A page of tags (all without `page`), sorted lexically; undefined when the repository does not exist. */
+  listTags(repository: string, page?: Page): Promise<string[] | undefined>;
   /** Tags with their digests and when each was last set; undefined when the repository does not exist. */
-  listTagDetails(repository: string): Promise<{ tag: string; digest: Digest; modified: Date }[] | undefined>;
+  listTagDetails(repository: string, page?: Page): Promise<{ tag: string; digest: Digest; modified: Date }[] | undefined>;
   /** When a manifest revision was last written; undefined when absent. */
   revisionModified(repository: string, digest: Digest): Promise<Date | undefined>;
 
@@ -124,8 +140,8 @@ export interface Store {
 
   // Repositories.
   repositoryExists(repository: string): Promise<boolean>;
-  /** Every repository name, sorted lexically. */
-  listRepositories(): Promise<string[]>;
+  /** A page of repository names (all without `page`), sorted lexically; `namespace`: only `ns` and `ns/...`. */
+  listRepositories(page?: Page & { namespace?: string }): Promise<string[]>;
   deleteRepository(repository: string): Promise<boolean>;
   /** Removes every repository whose first path component is `namespace`. */
   deleteNamespace(namespace: string): Promise<string[]>;
@@ -139,6 +155,9 @@ export interface Store {
   completeUpload(upload: UploadState, digest: Digest): Promise<BlobStat>;
   cancelUpload(repository: string, id: string): Promise<boolean>;
   listUploads(): Promise<UploadState[]>;
-  /** Removes uploads started before `olderThan`; returns how many. */
+  /** Removes uploads idle (no start, no chunk) since before `olderThan`; returns how many. */
   purgeUploads(olderThan: Date): Promise<number>;
+
+  /** Flushes pending writes (pull times) and closes the database and connections. */
+  close(): Promise<void>;
 }

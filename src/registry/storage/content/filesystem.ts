@@ -1,0 +1,335 @@
+// The filesystem content driver: blobs are files named by digest under <root>/blobs, upload
+// sessions' bytes are files under <root>/uploads/<id>/data. Every blob lands in a temporary file
+// first and is renamed into place only once verified, so a crash at any moment leaves either no
+// blob or the whole one, never a torn file.
+import { randomUUID, type Hash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, statfs, truncate, unlink, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { hashOf, parseDigest, type Algorithm, type Digest } from '../../digest.js';
+import { RegistryError } from '../../errors.js';
+import { fsyncs, makeDirs, type Syncs } from '../durable.js';
+import { FileHasher } from '../file-hasher.js';
+import { isUploadId, Layout } from '../layout.js';
+import type { BlobReader, BlobStat, BlobWriter, ByteRange } from '../store.js';
+import type { AppendResult, BeforePublish, BlobContent, ContentOptions, UploadData, UploadDriverState } from './types.js';
+
+/** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
+const IO_CHUNK = 512 * 1024;
+
+export class HashingTransform extends Transform {
+  size = 0;
+  constructor(readonly hash: Hash) {
+    super({ highWaterMark: IO_CHUNK });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    done(null, chunk);
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** The result of a filesystem call, or `missing` when the path (or a parent) does not exist. */
+export async function unlessMissing<T, M>(op: Promise<T>, missing: M): Promise<T | M> {
+  try {
+    return await op;
+  } catch (err) {
+    if (isNotFound(err)) return missing;
+    throw err;
+  }
+}
+
+export const listDir = (dir: string): Promise<string[]> => unlessMissing(readdir(dir), []);
+
+interface UploadHashState {
+  hash: Hash;
+  size: number;
+}
+
+class FileBlobWriter implements BlobWriter {
+  written = 0;
+  private closed = false;
+
+  constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    private readonly hasher: FileHasher,
+    private readonly expected: { digest: Digest; size?: number },
+    private readonly commitFile: (file: string) => Promise<void>,
+  ) {}
+
+  async write(chunks: Buffer[]): Promise<void> {
+    if (this.closed) throw new Error('blob writer is closed');
+    let total = 0;
+    for (const chunk of chunks) total += chunk.length;
+    let done = 0;
+    while (done < total) {
+      // writev may write less than asked; continue from where it stopped.
+      const rest = done === 0 ? chunks : sliceChunks(chunks, done);
+      const { bytesWritten } = await this.handle.writev(rest, this.written);
+      done += bytesWritten;
+      this.written += bytesWritten;
+    }
+    this.hasher.advance(this.written);
+  }
+
+  async commit(): Promise<BlobStat> {
+    await this.close();
+    try {
+      if (this.expected.size !== undefined && this.written !== this.expected.size) {
+        throw new RegistryError('SIZE_INVALID', `expected ${this.expected.size} bytes, received ${this.written}`);
+      }
+      const algorithm = this.expected.digest.slice(0, this.expected.digest.indexOf(':'));
+      const actual = `${algorithm}:${await this.hasher.digest(this.written)}`;
+      if (actual !== this.expected.digest) throw new RegistryError('DIGEST_INVALID', 'content did not match its digest', { expected: this.expected.digest, actual });
+      await this.commitFile(this.path);
+      return { digest: this.expected.digest, size: this.written };
+    } catch (err) {
+      this.hasher.abort();
+      await rm(this.path, { force: true });
+      throw err;
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.hasher.abort();
+    await this.close();
+    await rm(this.path, { force: true });
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+}
+
+function sliceChunks(chunks: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const chunk of chunks) {
+    if (skip >= chunk.length) {
+      skip -= chunk.length;
+      continue;
+    }
+    out.push(skip ? chunk.subarray(skip) : chunk);
+    skip = 0;
+  }
+  return out;
+}
+
+export class FilesystemContent implements BlobContent {
+  private readonly layout: Layout;
+  private readonly beforePublish: BeforePublish;
+  /** sha256 state of uploads in progress on this replica, so completing one needs no re-read. */
+  private readonly uploadHashes = new Map<string, UploadHashState>();
+
+  constructor(
+    readonly root: string,
+    options: ContentOptions = {},
+    private readonly syncs: Syncs = fsyncs,
+  ) {
+    this.layout = new Layout(root);
+    this.beforePublish = options.beforePublish ?? (async () => undefined);
+  }
+
+  get location(): string {
+    return this.root;
+  }
+
+  async init(): Promise<this> {
+    await Promise.all([this.layout.blobs, this.layout.uploads, this.layout.tmp].map((d) => mkdir(d, { recursive: true })));
+    // Temporary files are never referenced after a restart: whatever a crash left is garbage.
+    for (const name of await listDir(this.layout.tmp)) await rm(path.join(this.layout.tmp, name), { force: true, recursive: true });
+    return this;
+  }
+
+  async close(): Promise<void> {
+    this.uploadHashes.clear();
+  }
+
+  tmpFile(): string {
+    return path.join(this.layout.tmp, randomUUID());
+  }
+
+  /** Moves a verified file into the blob store, durably; a blob already there is the same bytes. */
+  private async publish(file: string, digest: Digest): Promise<void> {
+    // The data sync (seconds for a large blob on a slow disk) comes before the guard's use, which
+    // must stay a few filesystem calls from the rename it protects (gc/guard.ts).
+    await this.syncs.file(file);
+    await this.beforePublish(digest);
+    const target = this.layout.blob(digest);
+    await makeDirs(path.dirname(target), this.syncs);
+    await rename(file, target);
+    await this.syncs.dir(path.dirname(target));
+  }
+
+  async stat(digest: Digest): Promise<(BlobStat & { modified: Date }) | undefined> {
+    const info = await unlessMissing(stat(this.layout.blob(digest)), undefined);
+    return info && { digest, size: info.size, modified: info.mtime };
+  }
+
+  async open(digest: Digest, range?: ByteRange, signal?: AbortSignal): Promise<Readable | undefined> {
+    const handle = await unlessMissing(open(this.layout.blob(digest), 'r'), undefined);
+    if (!handle) return undefined;
+    // Reading through the open handle keeps serving the bytes even if GC unlinks the file meanwhile.
+    const stream = handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: IO_CHUNK, autoClose: true });
+    if (signal) signal.addEventListener('abort', () => stream.destroy(), { once: true });
+    return stream;
+  }
+
+  async openReader(digest: Digest): Promise<BlobReader | undefined> {
+    const handle = await unlessMissing(open(this.layout.blob(digest), 'r'), undefined);
+    if (!handle) return undefined;
+    return {
+      read: async (target, length, position) => (await handle.read(target, 0, length, position)).bytesRead,
+      close: () => handle.close(),
+    };
+  }
+
+  async ingest(source: Readable, expected: { digest: Digest; size?: number }, signal?: AbortSignal): Promise<BlobStat> {
+    const parsed = parseDigest(expected.digest);
+    if (!parsed) throw new RegistryError('DIGEST_INVALID');
+    const tmp = this.tmpFile();
+    const hashing = new HashingTransform(hashOf(parsed.algorithm));
+    try {
+      await pipeline(source, hashing, createWriteStream(tmp, { highWaterMark: IO_CHUNK }), { signal });
+      if (expected.size !== undefined && hashing.size !== expected.size) {
+        throw new RegistryError('SIZE_INVALID', `expected ${expected.size} bytes, received ${hashing.size}`);
+      }
+      const actual = `${parsed.algorithm}:${hashing.hash.digest('hex')}`;
+      if (actual !== expected.digest) throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: expected.digest, actual });
+      await this.publish(tmp, expected.digest);
+      return { digest: expected.digest, size: hashing.size };
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  async openWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter> {
+    const parsed = parseDigest(expected.digest);
+    if (!parsed) throw new RegistryError('DIGEST_INVALID');
+    const file = this.tmpFile();
+    const handle = await open(file, 'w+');
+    return new FileBlobWriter(file, handle, new FileHasher(file, parsed.algorithm), expected, (f) => this.publish(f, expected.digest));
+  }
+
+  async delete(digest: Digest): Promise<void> {
+    await unlessMissing(unlink(this.layout.blob(digest)), undefined);
+  }
+
+  async *list(): AsyncIterable<Digest> {
+    for (const algorithm of await listDir(this.layout.blobs)) {
+      if (algorithm !== 'sha256' && algorithm !== 'sha512') continue;
+      for (const prefix of await listDir(path.join(this.layout.blobs, algorithm))) {
+        for (const hex of await listDir(path.join(this.layout.blobs, algorithm, prefix))) {
+          const digest = `${algorithm}:${hex}`;
+          if (parseDigest(digest)) yield digest as Digest;
+        }
+      }
+    }
+  }
+
+  async freeBytes(): Promise<number | undefined> {
+    const info = await statfs(this.root);
+    return info.bavail * info.bsize;
+  }
+
+  // ---- upload data ----
+
+  private uploadFile(id: string): string {
+    return path.join(this.layout.upload(id), 'data');
+  }
+
+  async createUpload(id: string): Promise<UploadDriverState | undefined> {
+    const dir = this.layout.upload(id);
+    await mkdir(dir, { recursive: true });
+    // Session data is not synced until completion: a client restarts a session lost with the power.
+    await (await open(path.join(dir, 'data'), 'w')).close();
+    this.uploadHashes.set(id, { hash: hashOf('sha256'), size: 0 });
+    return undefined;
+  }
+
+  async appendUpload(upload: UploadData, source: Readable, signal?: AbortSignal): Promise<AppendResult> {
+    const file = this.uploadFile(upload.id);
+    const info = await unlessMissing(stat(file), undefined);
+    if (!info || info.size < upload.size) {
+      source.resume();
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
+    }
+    // Bytes beyond the acknowledged size are a chunk whose acknowledgement never happened.
+    if (info.size > upload.size) await truncate(file, upload.size);
+    let state = this.uploadHashes.get(upload.id);
+    if (state && state.size !== upload.size) state = undefined;
+    const saved = state?.hash.copy();
+    const hashing = new HashingTransform(state?.hash ?? hashOf('sha256'));
+    try {
+      await pipeline(source, hashing, createWriteStream(file, { flags: 'a', highWaterMark: IO_CHUNK }), { signal });
+    } catch (err) {
+      // A chunk that did not arrive whole is undone, so the session stays consistent for a retry.
+      await truncate(file, upload.size).catch(() => undefined);
+      if (state && saved) this.uploadHashes.set(upload.id, { hash: saved, size: upload.size });
+      throw err;
+    }
+    if (state) this.uploadHashes.set(upload.id, { hash: hashing.hash, size: upload.size + hashing.size });
+    else this.uploadHashes.delete(upload.id);
+    return { size: upload.size + hashing.size };
+  }
+
+  async finishUpload(upload: UploadData, digest: Digest): Promise<BlobStat> {
+    const parsed = parseDigest(digest);
+    if (!parsed) throw new RegistryError('DIGEST_INVALID');
+    const file = this.uploadFile(upload.id);
+    const info = await unlessMissing(stat(file), undefined);
+    if (!info || info.size < upload.size) throw new RegistryError('BLOB_UPLOAD_UNKNOWN');
+    if (info.size > upload.size) await truncate(file, upload.size);
+    const state = this.uploadHashes.get(upload.id);
+    this.uploadHashes.delete(upload.id);
+    const actual = parsed.algorithm === 'sha256' && state && state.size === upload.size ? `sha256:${state.hash.digest('hex')}` : await this.hashFile(file, parsed.algorithm);
+    if (actual !== digest) {
+      await this.discardUpload(upload);
+      throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest, actual });
+    }
+    await this.publish(file, digest);
+    await this.discardUpload(upload);
+    return { digest, size: upload.size };
+  }
+
+  private async hashFile(file: string, algorithm: Algorithm): Promise<string> {
+    const handle = await open(file, 'r');
+    const hashing = new HashingTransform(hashOf(algorithm));
+    await pipeline(handle.createReadStream({ highWaterMark: IO_CHUNK }), hashing, async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) void chunk;
+    });
+    return `${algorithm}:${hashing.hash.digest('hex')}`;
+  }
+
+  /**
+   * Removes a session directory in one step: renamed into _tmp/ (which start-up empties) before
+   * being deleted, so nobody, not even after a crash, sees half a session.
+   */
+  async discardUpload(upload: Pick<UploadData, 'id'>): Promise<void> {
+    this.uploadHashes.delete(upload.id);
+    const doomed = this.tmpFile();
+    const dir = isUploadId(upload.id) ? this.layout.upload(upload.id) : path.join(this.layout.uploads, path.basename(upload.id));
+    if (await unlessMissing(rename(dir, doomed).then(() => true), false)) await rm(doomed, { recursive: true, force: true });
+  }
+
+  async *listUploads(): AsyncIterable<{ id: string; modified: Date }> {
+    for (const id of await listDir(this.layout.uploads)) {
+      const dir = path.join(this.layout.uploads, id);
+      const info = (await unlessMissing(stat(path.join(dir, 'data')), undefined)) ?? (await unlessMissing(stat(dir), undefined));
+      if (info) yield { id, modified: info.mtime };
+    }
+  }
+}
+
+export async function openFilesystemContent(root: string, options?: ContentOptions, syncs?: Syncs): Promise<FilesystemContent> {
+  return new FilesystemContent(root, options, syncs).init();
+}

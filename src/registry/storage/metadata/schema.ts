@@ -1,0 +1,98 @@
+// The metadata schema, shared by SQLite (metadata/sqlite.ts) and PostgreSQL: plain TEXT, BIGINT
+// (milliseconds since the epoch for times), ON CONFLICT upserts, no engine-only syntax. The only
+// dialect difference is the collation of names: listings page by `name > $after ORDER BY name`,
+// which must compare bytes as JavaScript's sort does (SQLite's default BINARY does; PostgreSQL
+// needs COLLATE "C", whatever the database's locale).
+//
+// Migrations run in order, each in one transaction with the schema_version update, so a crash
+// leaves the database at one version or the next. Never edit a released migration: append one.
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Migration {
+  version: number;
+  /** Statements, in order; `NAME` stands for the column type of sortable names. */
+  statements: string[];
+}
+
+export const SCHEMA_VERSION_TABLE = 'CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)';
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    statements: [
+      `CREATE TABLE repositories (
+        name NAME PRIMARY KEY,
+        created_at BIGINT NOT NULL
+      )`,
+      `CREATE TABLE blobs (
+        digest TEXT PRIMARY KEY,
+        size BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+      )`,
+      // Provenance of cached blobs: which upstream delivered them (proxy/source-id.ts).
+      `CREATE TABLE blob_sources (
+        digest TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (digest, source)
+      )`,
+      `CREATE TABLE links (
+        repository NAME NOT NULL REFERENCES repositories (name) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (repository, digest)
+      )`,
+      'CREATE INDEX links_by_digest ON links (digest)',
+      // One row per (repository, manifest). `referrer` is the descriptor JSON served by the
+      // referrers API when the manifest has a subject.
+      `CREATE TABLE manifests (
+        repository NAME NOT NULL REFERENCES repositories (name) ON DELETE CASCADE,
+        digest TEXT NOT NULL,
+        media_type TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        subject TEXT,
+        artifact_type TEXT,
+        annotations TEXT,
+        referrer TEXT,
+        created_at BIGINT NOT NULL,
+        pulled_at BIGINT,
+        PRIMARY KEY (repository, digest)
+      )`,
+      'CREATE INDEX manifests_by_subject ON manifests (repository, subject)',
+      'CREATE INDEX manifests_by_digest ON manifests (digest)',
+      // What each manifest references, parsed once when it is stored: GC's mark phase reads this
+      // instead of every manifest's bytes. Global (content-addressed), like blobs.
+      `CREATE TABLE manifest_refs (
+        manifest TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        ref TEXT NOT NULL,
+        PRIMARY KEY (manifest, kind, ref)
+      )`,
+      'CREATE INDEX manifest_refs_by_ref ON manifest_refs (ref)',
+      `CREATE TABLE tags (
+        repository NAME NOT NULL REFERENCES repositories (name) ON DELETE CASCADE,
+        tag NAME NOT NULL,
+        digest TEXT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (repository, tag)
+      )`,
+      'CREATE INDEX tags_by_digest ON tags (repository, digest)',
+      `CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        repository NAME NOT NULL,
+        size BIGINT NOT NULL,
+        started_at BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        driver_state TEXT
+      )`,
+    ],
+  },
+];
+
+/** The statements of a migration in the given dialect. */
+export function statementsFor(migration: Migration, dialect: Dialect): string[] {
+  const name = dialect === 'postgres' ? 'TEXT COLLATE "C"' : 'TEXT';
+  return migration.statements.map((s) => s.replace(/\bNAME\b/g, name));
+}
+
+export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;

@@ -1,0 +1,375 @@
+// The embedded metadata engine: SQLite through better-sqlite3, one file <root>/metadata.db in WAL
+// mode (readers never wait for the writer; several processes on one host may open it, as the CLI
+// and tests do). Calls are synchronous underneath; each is a prepared statement on an indexed
+// key, so they take microseconds and the async interface costs nothing real.
+import Database from 'better-sqlite3';
+import type { Digest } from '../../digest.js';
+import type { Descriptor } from '../../manifest.js';
+import type { UploadDriverState } from '../content/types.js';
+import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
+import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
+
+type Row = Record<string, unknown>;
+type Statement = Database.Statement<unknown[], Row>;
+
+/** The end (exclusive) of the names `ns/...`: '/' + 1 is '0'. */
+function namespaceEnd(namespace: string): string {
+  return `${namespace}0`;
+}
+
+function revisionOf(row: Row): RevisionRecord {
+  return {
+    repository: row.repository as string,
+    digest: row.digest as Digest,
+    mediaType: row.media_type as string,
+    size: Number(row.size),
+    createdAt: Number(row.created_at),
+    ...(row.subject ? { subject: row.subject as Digest } : {}),
+    ...(row.artifact_type ? { artifactType: row.artifact_type as string } : {}),
+    ...(row.annotations ? { annotations: JSON.parse(row.annotations as string) as Record<string, string> } : {}),
+    ...(row.pulled_at !== null && row.pulled_at !== undefined ? { pulledAt: Number(row.pulled_at) } : {}),
+  };
+}
+
+function uploadOf(row: Row): UploadRecord {
+  return {
+    id: row.id as string,
+    repository: row.repository as string,
+    size: Number(row.size),
+    startedAt: Number(row.started_at),
+    updatedAt: Number(row.updated_at),
+    ...(row.driver_state ? { driverState: JSON.parse(row.driver_state as string) as UploadDriverState } : {}),
+  };
+}
+
+export interface SqliteOptions {
+  /** Sync the log on every commit (an acknowledged push survives a power loss). Default true. */
+  durable?: boolean;
+}
+
+export class SqliteMetadata implements MetadataStore {
+  private db: Database.Database | undefined;
+  private readonly cache = new Map<string, Statement>();
+
+  constructor(
+    readonly file: string,
+    private readonly options: SqliteOptions = {},
+  ) {}
+
+  /** The open database (for the legacy importer, which writes in one transaction). */
+  get database(): Database.Database {
+    if (!this.db) throw new Error('metadata: database is not open');
+    return this.db;
+  }
+
+  private sql(text: string): Statement {
+    let s = this.cache.get(text);
+    if (!s) {
+      s = this.database.prepare(text) as Statement;
+      this.cache.set(text, s);
+    }
+    return s;
+  }
+
+  async open(): Promise<void> {
+    this.openSync();
+  }
+
+  /** better-sqlite3 opens synchronously: a store can be constructed on a live data directory. */
+  openSync(): void {
+    if (this.db) return;
+    const db = new Database(this.file);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${this.options.durable === false ? 'NORMAL' : 'FULL'}`);
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 10000');
+    this.db = db;
+    db.exec(SCHEMA_VERSION_TABLE);
+    const migrate = db.transaction(() => {
+      const current = Number((db.prepare('SELECT MAX(version) AS v FROM schema_version').get() as Row).v ?? 0);
+      for (const migration of MIGRATIONS) {
+        if (migration.version <= current) continue;
+        for (const statement of statementsFor(migration, 'sqlite')) db.exec(statement);
+        db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(migration.version);
+      }
+    });
+    migrate.immediate();
+  }
+
+  async close(): Promise<void> {
+    this.cache.clear();
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  /** Runs `work` in one write transaction (BEGIN IMMEDIATE: no upgrade deadlock between processes). */
+  transaction<T>(work: () => T): T {
+    return this.database.transaction(work).immediate();
+  }
+
+  private ensureRepository(name: string, at: number): void {
+    this.sql('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING').run(name, at);
+  }
+
+  // ---- blobs ----
+
+  async getBlob(digest: Digest): Promise<BlobRecord | undefined> {
+    const row = this.sql('SELECT size, created_at FROM blobs WHERE digest = ?').get(digest);
+    return row && { digest, size: Number(row.size), createdAt: Number(row.created_at) };
+  }
+
+  async putBlob(blob: BlobRecord): Promise<void> {
+    this.sql('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING').run(blob.digest, blob.size, blob.createdAt);
+  }
+
+  async deleteBlob(digest: Digest): Promise<void> {
+    this.transaction(() => {
+      this.sql('DELETE FROM blobs WHERE digest = ?').run(digest);
+      this.sql('DELETE FROM blob_sources WHERE digest = ?').run(digest);
+    });
+  }
+
+  async *scanBlobs(): AsyncIterable<BlobRecord> {
+    const rows = this.sql('SELECT digest, size, created_at FROM blobs ORDER BY digest').all();
+    for (const row of rows) yield { digest: row.digest as Digest, size: Number(row.size), createdAt: Number(row.created_at) };
+  }
+
+  async addBlobSource(digest: Digest, source: string): Promise<void> {
+    this.sql('INSERT INTO blob_sources (digest, source) VALUES (?, ?) ON CONFLICT (digest, source) DO NOTHING').run(digest, source);
+  }
+
+  async hasBlobSource(digest: Digest, source: string): Promise<boolean> {
+    return this.sql('SELECT 1 AS x FROM blob_sources WHERE digest = ? AND source = ?').get(digest, source) !== undefined;
+  }
+
+  // ---- links ----
+
+  async link(repository: string, digest: Digest, at: number): Promise<void> {
+    this.transaction(() => {
+      this.ensureRepository(repository, at);
+      this.sql('INSERT INTO links (repository, digest, created_at) VALUES (?, ?, ?) ON CONFLICT (repository, digest) DO NOTHING').run(repository, digest, at);
+    });
+  }
+
+  async linked(repository: string, digest: Digest): Promise<boolean> {
+    return this.sql('SELECT 1 AS x FROM links WHERE repository = ? AND digest = ?').get(repository, digest) !== undefined;
+  }
+
+  async unlink(repository: string, digest: Digest): Promise<boolean> {
+    return this.sql('DELETE FROM links WHERE repository = ? AND digest = ?').run(repository, digest).changes > 0;
+  }
+
+  async listLinks(repository: string): Promise<Digest[]> {
+    return this.sql('SELECT digest FROM links WHERE repository = ? ORDER BY digest')
+      .all(repository)
+      .map((r) => r.digest as Digest);
+  }
+
+  async *scanLinks(): AsyncIterable<{ repository: string; digest: Digest }> {
+    for (const row of this.sql('SELECT repository, digest FROM links').all()) yield { repository: row.repository as string, digest: row.digest as Digest };
+  }
+
+  // ---- manifests ----
+
+  async putManifest(revision: RevisionRecord, refs: ManifestRef[], referrer?: Descriptor): Promise<void> {
+    this.transaction(() => this.putManifestNow(revision, refs, referrer));
+  }
+
+  /** putManifest inside a caller's transaction (the legacy importer). */
+  putManifestNow(revision: RevisionRecord, refs: ManifestRef[], referrer?: Descriptor): void {
+    this.ensureRepository(revision.repository, revision.createdAt);
+    this.sql(
+      `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
+         artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
+    ).run(
+      revision.repository,
+      revision.digest,
+      revision.mediaType,
+      revision.size,
+      revision.subject ?? null,
+      revision.artifactType ?? null,
+      revision.annotations ? JSON.stringify(revision.annotations) : null,
+      referrer ? JSON.stringify(referrer) : null,
+      revision.createdAt,
+      revision.pulledAt ?? null,
+    );
+    const insertRef = this.sql('INSERT INTO manifest_refs (manifest, kind, ref) VALUES (?, ?, ?) ON CONFLICT (manifest, kind, ref) DO NOTHING');
+    for (const r of refs) insertRef.run(r.manifest, r.kind, r.ref);
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<RevisionRecord | undefined> {
+    const row = this.sql('SELECT * FROM manifests WHERE repository = ? AND digest = ?').get(repository, digest);
+    return row && revisionOf(row);
+  }
+
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    return this.transaction(() => {
+      const gone = this.sql('DELETE FROM manifests WHERE repository = ? AND digest = ?').run(repository, digest).changes > 0;
+      if (gone) this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
+      return gone;
+    });
+  }
+
+  async listManifests(repository: string): Promise<RevisionRecord[]> {
+    return this.sql('SELECT * FROM manifests WHERE repository = ? ORDER BY digest').all(repository).map(revisionOf);
+  }
+
+  async *scanManifests(): AsyncIterable<RevisionRecord> {
+    for (const row of this.sql('SELECT * FROM manifests ORDER BY repository, digest').all()) yield revisionOf(row);
+  }
+
+  async *scanManifestRefs(): AsyncIterable<ManifestRef> {
+    for (const row of this.sql('SELECT manifest, kind, ref FROM manifest_refs').all()) yield { manifest: row.manifest as Digest, kind: row.kind as ManifestRef['kind'], ref: row.ref as Digest };
+  }
+
+  async manifestRefs(digests: Digest[]): Promise<ManifestRef[]> {
+    const out: ManifestRef[] = [];
+    const query = this.sql('SELECT kind, ref FROM manifest_refs WHERE manifest = ?');
+    for (const manifest of new Set(digests)) for (const row of query.all(manifest)) out.push({ manifest, kind: row.kind as ManifestRef['kind'], ref: row.ref as Digest });
+    return out;
+  }
+
+  async recordPulls(pulls: PullTime[]): Promise<void> {
+    const update = this.sql('UPDATE manifests SET pulled_at = ? WHERE repository = ? AND digest = ?');
+    this.transaction(() => {
+      for (const p of pulls) update.run(p.at, p.repository, p.digest);
+    });
+  }
+
+  async forgetPull(repository: string, digest: Digest): Promise<void> {
+    this.sql('UPDATE manifests SET pulled_at = NULL WHERE repository = ? AND digest = ?').run(repository, digest);
+  }
+
+  // ---- tags ----
+
+  async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    return this.sql('SELECT digest FROM tags WHERE repository = ? AND tag = ?').get(repository, tag)?.digest as Digest | undefined;
+  }
+
+  async setTag(repository: string, tag: string, digest: Digest, at: number): Promise<void> {
+    this.transaction(() => {
+      this.ensureRepository(repository, at);
+      this.sql('INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at').run(
+        repository,
+        tag,
+        digest,
+        at,
+      );
+    });
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    return this.sql('DELETE FROM tags WHERE repository = ? AND tag = ?').run(repository, tag).changes > 0;
+  }
+
+  async listTags(repository: string, page: Page = {}): Promise<TagRecord[] | undefined> {
+    return this.database
+      .transaction(() => {
+        if (!this.sql('SELECT 1 AS x FROM repositories WHERE name = ?').get(repository)) return undefined;
+        const rows = this.sql('SELECT tag, digest, updated_at FROM tags WHERE repository = ? AND tag > ? ORDER BY tag LIMIT ?').all(repository, page.after ?? '', page.limit ?? -1);
+        return rows.map((r) => ({ tag: r.tag as string, digest: r.digest as Digest, updatedAt: Number(r.updated_at) }));
+      })
+      .deferred();
+  }
+
+  async *scanTagTargets(): AsyncIterable<{ repository: string; digest: Digest }> {
+    for (const row of this.sql('SELECT DISTINCT repository, digest FROM tags').all()) yield { repository: row.repository as string, digest: row.digest as Digest };
+  }
+
+  // ---- referrers ----
+
+  async listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    return this.sql('SELECT referrer FROM manifests WHERE repository = ? AND subject = ? AND referrer IS NOT NULL ORDER BY digest')
+      .all(repository, subject)
+      .map((r) => JSON.parse(r.referrer as string) as Descriptor);
+  }
+
+  // ---- repositories ----
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    return this.sql('SELECT 1 AS x FROM repositories WHERE name = ?').get(repository) !== undefined;
+  }
+
+  /** WHERE clause and parameters of a (namespace-restricted) page of names. */
+  private namePage(column: string, page: Page & { namespace?: string }): { where: string; params: unknown[] } {
+    const clauses = [`${column} > ?`];
+    const params: unknown[] = [page.after ?? ''];
+    if (page.namespace !== undefined) {
+      clauses.push(`(${column} = ? OR (${column} > ? AND ${column} < ?))`);
+      params.push(page.namespace, `${page.namespace}/`, namespaceEnd(page.namespace));
+    }
+    return { where: clauses.join(' AND '), params };
+  }
+
+  async listRepositories(page: Page & { namespace?: string } = {}): Promise<string[]> {
+    const { where, params } = this.namePage('name', page);
+    return this.sql(`SELECT name FROM repositories WHERE ${where} ORDER BY name LIMIT ?`)
+      .all(...params, page.limit ?? -1)
+      .map((r) => r.name as string);
+  }
+
+  async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
+    const { where, params } = this.namePage('r.name', page);
+    const rows = this.sql(
+      `SELECT r.name AS name,
+         (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
+         (SELECT MAX(updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
+         (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests
+       FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ?`,
+    ).all(...params, page.limit ?? -1);
+    return rows.map((r) => ({
+      name: r.name as string,
+      tags: Number(r.tags),
+      manifests: Number(r.manifests),
+      ...(r.pushed_at !== null && r.pushed_at !== undefined ? { pushedAt: Number(r.pushed_at) } : {}),
+    }));
+  }
+
+  async deleteRepository(repository: string): Promise<boolean> {
+    return this.sql('DELETE FROM repositories WHERE name = ?').run(repository).changes > 0;
+  }
+
+  async deleteNamespace(namespace: string): Promise<string[]> {
+    return this.transaction(() => {
+      const names = this.sql('SELECT name FROM repositories WHERE name = ? OR (name > ? AND name < ?) ORDER BY name')
+        .all(namespace, `${namespace}/`, namespaceEnd(namespace))
+        .map((r) => r.name as string);
+      this.sql('DELETE FROM repositories WHERE name = ? OR (name > ? AND name < ?)').run(namespace, `${namespace}/`, namespaceEnd(namespace));
+      return names;
+    });
+  }
+
+  // ---- uploads ----
+
+  async createUpload(upload: UploadRecord): Promise<void> {
+    this.sql('INSERT INTO uploads (id, repository, size, started_at, updated_at, driver_state) VALUES (?, ?, ?, ?, ?, ?)').run(
+      upload.id,
+      upload.repository,
+      upload.size,
+      upload.startedAt,
+      upload.updatedAt,
+      upload.driverState ? JSON.stringify(upload.driverState) : null,
+    );
+  }
+
+  async getUpload(id: string): Promise<UploadRecord | undefined> {
+    const row = this.sql('SELECT * FROM uploads WHERE id = ?').get(id);
+    return row && uploadOf(row);
+  }
+
+  async updateUpload(id: string, expectedSize: number, size: number, driverState: UploadDriverState | undefined, at: number): Promise<boolean> {
+    return (
+      this.sql('UPDATE uploads SET size = ?, driver_state = ?, updated_at = ? WHERE id = ? AND size = ?').run(size, driverState ? JSON.stringify(driverState) : null, at, id, expectedSize).changes > 0
+    );
+  }
+
+  async deleteUpload(id: string): Promise<boolean> {
+    return this.sql('DELETE FROM uploads WHERE id = ?').run(id).changes > 0;
+  }
+
+  async listUploads(): Promise<UploadRecord[]> {
+    return this.sql('SELECT * FROM uploads ORDER BY id').all().map(uploadOf);
+  }
+}
