@@ -20,6 +20,7 @@ import { continueOnFirstRead } from './registry/expect-continue.js';
 import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, requireHost } from './registry/request-edge.js';
 import { originForm } from './registry/request-target.js';
 import { openEmbeddedStore } from './registry/storage/embedded.js';
+import { openSharedStore } from './registry/storage/shared.js';
 import type { Store } from './registry/storage/store.js';
 import { closeOnUnreadBody } from './registry/unread-body.js';
 import { uiPlugin } from './ui/plugin.js';
@@ -83,7 +84,7 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   app.server.on('connect', answerConnect);
   app.server.on('checkExpectation', answerExpectation);
   continueOnFirstRead(app.server);
-  const store = options.store ?? (await openEmbeddedStore(config.storage.root));
+  const store = options.store ?? (database ? await openSharedStore(config.storage.root, database) : await openEmbeddedStore(config.storage.root));
   let access = options.access;
   if (!access && config.auth.enabled) {
     const auth = await createAuth(config, { logger, database });

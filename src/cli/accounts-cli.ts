@@ -9,6 +9,7 @@ import { FileAccountsStore } from '../registry/auth/accounts-store.js';
 import { accountsOf, type Accounts, type NamespaceStorage } from '../registry/auth/accounts.js';
 import { accountsStore } from '../registry/auth/auth.js';
 import { openEmbeddedStore } from '../registry/storage/embedded.js';
+import { openSharedStore } from '../registry/storage/shared.js';
 
 export const COMMON_OPTIONS = {
   config: { type: 'string', short: 'c' },
@@ -19,6 +20,8 @@ export const COMMON_OPTIONS = {
 export interface AccountsSession {
   config: Config;
   accounts: Accounts;
+  /** Set when the accounts are in the database: the registry's metadata is there too. */
+  database?: Database;
   /** Closes the database connections, if any: call when the command is done. */
   close(): Promise<void>;
 }
@@ -29,11 +32,12 @@ export async function accountsFrom(values: { config?: string; file?: string }): 
   let database: Database | undefined;
   if (!values.file && config.database) database = await openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' });
   const store = values.file ? new FileAccountsStore(path.resolve(values.file)) : accountsStore(config, database);
-  return { config, accounts: accountsOf(config, store), close: async () => database?.close() };
+  return { config, accounts: accountsOf(config, store), database, close: async () => database?.close() };
 }
 
-export function openStorage(config: Config): Promise<NamespaceStorage> {
-  return openEmbeddedStore(config.storage.root);
+/** The registry's storage whose namespaces `rm` deletes: the shared one with a database, else the embedded one. */
+export function openStorage(config: Config, database?: Database): Promise<NamespaceStorage> {
+  return database ? openSharedStore(config.storage.root, database) : openEmbeddedStore(config.storage.root);
 }
 
 export function out(line: string): void {

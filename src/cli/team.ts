@@ -47,7 +47,7 @@ export async function team(argv: string[]): Promise<void> {
         return;
       case 'rm': {
         await checkRemoval(accounts, 'team', name);
-        const storage = await openStorage(config);
+        const storage = await openStorage(config, session.database);
         if (!confirmRemoval('team', name, await namespaceRepositories(storage, name), values.yes)) return;
         const deleted = await removeAccount(accounts, 'team', name, storage);
         out(`team "${name}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);

@@ -62,7 +62,7 @@ export async function user(argv: string[]): Promise<void> {
       }
       case 'rm': {
         await checkRemoval(accounts, 'user', name);
-        const storage = await openStorage(config);
+        const storage = await openStorage(config, session.database);
         if (!confirmRemoval('user', name, await namespaceRepositories(storage, name), values.yes)) return;
         const deleted = await removeAccount(accounts, 'user', name, storage);
         out(`user "${name}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);

@@ -3,13 +3,14 @@
 // coming up (a Deployment and its database started together): keep trying for a while.
 import type { DatabaseConfig } from '../config/config.js';
 import type { Logger } from '../log.js';
+import { METADATA_TRACK } from '../registry/storage/metadata/postgres.js';
 import { COORDINATION } from './coordination-schema.js';
 import { Database, isDatabaseUnavailable } from './database.js';
 import { migrate, type MigrationTrack } from './migrate.js';
 import { databaseUrl } from './url.js';
 
 /** Every schema a layover database holds, in the order they are migrated. */
-export const TRACKS: MigrationTrack[] = [COORDINATION];
+export const TRACKS: MigrationTrack[] = [METADATA_TRACK, COORDINATION];
 
 export interface OpenDatabaseOptions {
   logger?: Pick<Logger, 'info' | 'warn' | 'debug'>;
