@@ -1,11 +1,12 @@
 // What is stored, in the terms people ask about: repositories with their sizes, tags with digest,
 // size, platforms and push/pull times, and bytes per namespace. Reads go around the GC guard
-// (browsing is not a use that should delay collection) and count blobs actually on disk, so a
+// (browsing is not a use that should delay collection) and count blobs actually stored, so a
 // mirror's manifests whose layers were never pulled count only what was cached.
 import type { Digest } from '../registry/digest.js';
 import { readBlobBytes } from '../registry/gc/manifests.js';
-import { parseManifest } from '../registry/manifest.js';
 import { namespaceOf } from '../registry/names.js';
+import { toStored } from '../registry/storage/composed-store.js';
+import type { ManifestRef, RepositorySummary, RevisionRecord } from '../registry/storage/metadata/types.js';
 import type { Store, StoredManifest } from '../registry/storage/store.js';
 
 export interface TagInfo {
@@ -50,14 +51,6 @@ interface ManifestNode {
   meta: StoredManifest;
   blobs: Digest[];
   children: Digest[];
-  /** Platforms an index names for its children. */
-  childPlatforms: Map<Digest, string>;
-}
-
-type PullClock = { lastPulled(repository: string, digest: Digest): Promise<Date | undefined> };
-
-function hasPullClock(store: Store): store is Store & PullClock {
-  return typeof (store as Partial<PullClock>).lastPulled === 'function';
 }
 
 function platformString(p: unknown): string | undefined {
@@ -67,8 +60,15 @@ function platformString(p: unknown): string | undefined {
   return `${os}/${architecture}${typeof variant === 'string' && variant ? `/${variant}` : ''}`;
 }
 
+/**
+ * Reads the metadata's indexes, never a manifest's bytes for sizes: one repository costs a few
+ * point queries per manifest; every repository (ls, du) costs one scan of each table, so both
+ * stay well under a second at tens of thousands of repositories.
+ */
 export class Inventory {
   private sizes: Map<Digest, number> | undefined;
+  private refs: Map<Digest, { blobs: Digest[]; children: Digest[] }> | undefined;
+  private bulk: Map<string, RevisionRecord[]> | undefined;
 
   constructor(
     private readonly store: Store,
@@ -79,37 +79,41 @@ export class Inventory {
     return this.mirrorNamespaces.has(namespaceOf(repository));
   }
 
-  /** Sizes of every blob on disk, read once per Inventory (one per API request). */
-  private async blobSizes(): Promise<Map<Digest, number>> {
-    if (this.sizes) return this.sizes;
+  /** Loads every revision, reference and blob size in three scans (for listings of many repositories). */
+  private async loadAll(): Promise<void> {
+    if (this.bulk) return;
+    const meta = this.store.metadata;
+    const bulk = new Map<string, RevisionRecord[]>();
+    for await (const r of meta.scanManifests()) {
+      const list = bulk.get(r.repository);
+      if (list) list.push(r);
+      else bulk.set(r.repository, [r]);
+    }
+    const refs = new Map<Digest, { blobs: Digest[]; children: Digest[] }>();
+    for await (const r of meta.scanManifestRefs()) addRef(refs, r);
     const sizes = new Map<Digest, number>();
-    for await (const blob of this.store.listBlobs()) sizes.set(blob.digest, blob.size);
+    for await (const b of meta.scanBlobs()) sizes.set(b.digest, b.size);
+    this.bulk = bulk;
+    this.refs = refs;
     this.sizes = sizes;
-    return sizes;
+  }
+
+  private async revisions(repository: string): Promise<RevisionRecord[]> {
+    if (this.bulk) return this.bulk.get(repository) ?? [];
+    return this.store.metadata.listManifests(repository);
   }
 
   private async manifests(repository: string): Promise<Map<Digest, ManifestNode>> {
+    const revisions = await this.revisions(repository);
+    if (!this.refs) {
+      const refs = new Map<Digest, { blobs: Digest[]; children: Digest[] }>();
+      for (const r of await this.store.metadata.manifestRefs(revisions.map((m) => m.digest))) addRef(refs, r);
+      this.refs = refs;
+    }
     const out = new Map<Digest, ManifestNode>();
-    for (const meta of await this.store.listManifests(repository)) {
-      const node: ManifestNode = { meta, blobs: [], children: [], childPlatforms: new Map() };
-      const bytes = await readBlobBytes(this.store, meta.digest);
-      if (bytes) {
-        try {
-          const info = parseManifest(bytes, meta.mediaType);
-          node.blobs = info.blobs;
-          node.children = info.manifests;
-          if (info.isIndex) {
-            const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: { digest?: string; platform?: unknown }[] };
-            for (const d of doc.manifests ?? []) {
-              const p = platformString(d.platform);
-              if (p && typeof d.digest === 'string') node.childPlatforms.set(d.digest as Digest, p);
-            }
-          }
-        } catch {
-          // An unreadable manifest is listed with its own size only.
-        }
-      }
-      out.set(meta.digest, node);
+    for (const r of revisions) {
+      const refs = this.refs.get(r.digest);
+      out.set(r.digest, { meta: toStored(r), blobs: refs?.blobs ?? [], children: refs?.children ?? [] });
     }
     return out;
   }
@@ -125,58 +129,97 @@ export class Inventory {
     return into;
   }
 
+  private async sizeOf(digest: Digest): Promise<number | undefined> {
+    if (this.sizes) return this.sizes.get(digest);
+    return (await this.store.metadata.getBlob(digest))?.size;
+  }
+
   private async bytesOf(digests: Iterable<Digest>): Promise<number> {
-    const sizes = await this.blobSizes();
     let total = 0;
-    for (const d of digests) total += sizes.get(d) ?? 0;
+    for (const d of digests) total += (await this.sizeOf(d)) ?? 0;
     return total;
   }
 
-  async repository(name: string): Promise<RepositoryInfo | undefined> {
-    const tags = await this.store.listTagDetails(name);
-    if (!tags) return undefined;
+  private async info(name: string, summary: RepositorySummary): Promise<RepositoryInfo> {
     const nodes = await this.manifests(name);
     const all = new Set<Digest>();
     for (const digest of nodes.keys()) this.closure(nodes, digest, all);
-    const newest = tags.reduce<Date | undefined>((a, t) => (!a || t.modified > a ? t.modified : a), undefined);
     return {
       name,
       namespace: namespaceOf(name),
       mirror: this.isMirror(name),
-      tags: tags.length,
-      manifests: nodes.size,
+      tags: summary.tags,
+      manifests: summary.manifests,
       size: await this.bytesOf(all),
-      ...(newest ? { pushedAt: newest.toISOString() } : {}),
+      ...(summary.pushedAt !== undefined ? { pushedAt: new Date(summary.pushedAt).toISOString() } : {}),
     };
   }
 
+  async repository(name: string): Promise<RepositoryInfo | undefined> {
+    const tags = await this.store.metadata.listTags(name);
+    if (!tags) return undefined;
+    const pushedAt = tags.reduce<number | undefined>((a, t) => (a === undefined || t.updatedAt > a ? t.updatedAt : a), undefined);
+    const manifests = (await this.revisions(name)).length;
+    return this.info(name, { name, tags: tags.length, manifests, ...(pushedAt !== undefined ? { pushedAt } : {}) });
+  }
+
+  /** Every repository `visible` admits (optionally in one namespace), with sizes, in a few scans. */
+  async repositories(visible: (name: string) => boolean, namespace?: string): Promise<RepositoryInfo[]> {
+    const summaries = (await this.store.metadata.repositorySummaries(namespace === undefined ? {} : { namespace })).filter((s) => visible(s.name));
+    if (summaries.length > 1) await this.loadAll();
+    const out: RepositoryInfo[] = [];
+    for (const summary of summaries) out.push(await this.info(summary.name, summary));
+    return out;
+  }
+
   async tags(name: string): Promise<TagInfo[] | undefined> {
-    const tags = await this.store.listTagDetails(name);
+    const tags = await this.store.metadata.listTags(name);
     if (!tags) return undefined;
     const nodes = await this.manifests(name);
+    const pulled = new Map((await this.revisions(name)).map((r) => [r.digest, r.pulledAt] as const));
+    const bytesByDigest = new Map<Digest, number>();
+    const platformsByDigest = new Map<Digest, string[]>();
     const out: TagInfo[] = [];
     for (const t of tags) {
       const node = nodes.get(t.digest);
-      const pulled = hasPullClock(this.store) ? await this.store.lastPulled(name, t.digest) : undefined;
+      let size = bytesByDigest.get(t.digest);
+      if (size === undefined) bytesByDigest.set(t.digest, (size = await this.bytesOf(this.closure(nodes, t.digest, new Set()))));
+      let platforms = platformsByDigest.get(t.digest);
+      if (!platforms) platformsByDigest.set(t.digest, (platforms = node ? await this.platforms(node) : []));
+      const at = pulled.get(t.digest);
       out.push({
         tag: t.tag,
         digest: t.digest,
         mediaType: node?.meta.mediaType ?? 'unknown',
-        size: await this.bytesOf(this.closure(nodes, t.digest, new Set())),
-        platforms: node ? await this.platforms(node) : [],
-        pushedAt: t.modified.toISOString(),
-        ...(pulled ? { pulledAt: pulled.toISOString() } : {}),
+        size,
+        platforms,
+        pushedAt: new Date(t.updatedAt).toISOString(),
+        ...(at !== undefined ? { pulledAt: new Date(at).toISOString() } : {}),
       });
     }
     return out;
   }
 
+  /** An image's platform from its config, an index's from its descriptors (small reads, once per digest). */
   private async platforms(node: ManifestNode): Promise<string[]> {
-    if (node.children.length) return node.children.map((c) => node.childPlatforms.get(c)).filter((p): p is string => p !== undefined && p !== 'unknown/unknown');
+    if (node.children.length) {
+      const bytes = await readBlobBytes(this.store, node.meta.digest);
+      if (!bytes) return [];
+      try {
+        const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: { digest?: string; platform?: unknown }[] };
+        const byChild = new Map<string, string>();
+        for (const d of doc.manifests ?? []) {
+          const p = platformString(d.platform);
+          if (p && typeof d.digest === 'string') byChild.set(d.digest, p);
+        }
+        return node.children.map((c) => byChild.get(c)).filter((p): p is string => p !== undefined && p !== 'unknown/unknown');
+      } catch {
+        return [];
+      }
+    }
     const config = node.blobs[0];
     if (!config) return [];
-    const sizes = await this.blobSizes();
-    if ((sizes.get(config) ?? Infinity) > 1024 * 1024) return [];
+    if (((await this.sizeOf(config)) ?? Infinity) > 1024 * 1024) return [];
     const bytes = await readBlobBytes(this.store, config);
     if (!bytes) return [];
     try {
@@ -188,6 +231,7 @@ export class Inventory {
   }
 
   async storage(repositories: string[]): Promise<StorageUsage> {
+    await this.loadAll();
     const byNamespace = new Map<string, { repositories: number; digests: Set<Digest> }>();
     for (const repository of repositories) {
       const ns = namespaceOf(repository);
@@ -201,7 +245,7 @@ export class Inventory {
     for (const [namespace, entry] of [...byNamespace].sort(([a], [b]) => a.localeCompare(b))) {
       namespaces.push({ namespace, kind: this.mirrorNamespaces.has(namespace) ? 'mirror' : 'pushed', repositories: entry.repositories, bytes: await this.bytesOf(entry.digests) });
     }
-    const sizes = await this.blobSizes();
+    const sizes = this.sizes ?? new Map<Digest, number>();
     let storedBytes = 0;
     for (const size of sizes.values()) storedBytes += size;
     return {
@@ -212,4 +256,11 @@ export class Inventory {
       blobs: sizes.size,
     };
   }
+}
+
+function addRef(refs: Map<Digest, { blobs: Digest[]; children: Digest[] }>, r: ManifestRef): void {
+  let entry = refs.get(r.manifest);
+  if (!entry) refs.set(r.manifest, (entry = { blobs: [], children: [] }));
+  if (r.kind === 'blob') entry.blobs.push(r.ref);
+  else if (r.kind === 'child') entry.children.push(r.ref);
 }

@@ -105,12 +105,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     const p = await who(req);
     const inv = inventory();
     const ns = queryOf(req).namespace;
-    const names = (await visible(p)).filter((r) => ns === undefined || namespaceOf(r) === ns);
-    const repositories = [];
-    for (const name of names) {
-      const info = await inv.repository(name);
-      if (info) repositories.push(info);
-    }
+    const repositories = (await inv.repositories((r) => access.allows(p, r, 'pull'), ns)).filter((r) => ns === undefined || r.namespace === ns);
     return { repositories };
   });
 

@@ -128,9 +128,11 @@ export class RegistryService {
   }
 
   async listTags(repository: string, n: number | undefined, last: string | undefined): Promise<{ tags: string[]; more: boolean }> {
-    const tags = await this.store.listTags(repository);
+    // One more than asked says whether there is a next page; the store reads O(page) by index.
+    const tags = await this.store.listTags(repository, { after: last, limit: n === undefined ? undefined : n + 1 });
     if (!tags) throw new RegistryError('NAME_UNKNOWN', undefined, { name: repository });
-    return paginate(tags, n, last);
+    if (n === undefined) return { tags, more: false };
+    return { tags: tags.slice(0, n), more: n > 0 && tags.length > n };
   }
 
   async referrers(repository: string, subject: Digest, artifactType: string | undefined): Promise<Descriptor[]> {
@@ -188,20 +190,8 @@ export async function storeManifest(store: Store, repository: string, bytes: Buf
   };
   const meta: StoredManifest = { digest, mediaType: info.mediaType, size: bytes.length, ...(info.subject ? { subject: info.subject.digest } : {}), ...optional };
   const referrer: Descriptor | undefined = info.subject && { mediaType: info.mediaType, digest, size: bytes.length, ...optional };
-  await store.putManifest(repository, bytes, { digest, mediaType: meta.mediaType, subject: meta.subject, ...optional }, referrer);
+  await store.putManifest(repository, bytes, { digest, mediaType: meta.mediaType, subject: meta.subject, ...optional }, referrer, info);
   return meta;
-}
-
-/** Lexical pagination with `n` and `last`, as the spec defines for tags and the catalog. */
-export function paginate(sorted: string[], n: number | undefined, last: string | undefined): { tags: string[]; more: boolean } {
-  let start = 0;
-  if (last !== undefined) {
-    start = sorted.findIndex((t) => t > last);
-    if (start === -1) start = sorted.length;
-  }
-  if (n === undefined) return { tags: sorted.slice(start), more: false };
-  const page = sorted.slice(start, start + n);
-  return { tags: page, more: n > 0 && start + n < sorted.length };
 }
 
 export const REFERRERS_INDEX_TYPE = MediaType.ociIndex;

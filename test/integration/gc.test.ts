@@ -8,7 +8,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { GcReport } from '../../src/registry/gc/collector.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildManifest, computeDigest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
 import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
@@ -33,7 +33,7 @@ async function gc(dryRun = false): Promise<GcReport> {
 async function blobsOnDisk(): Promise<Set<string>> {
   const out = new Set<string>();
   // A second handle on the same root, without init(): that would clear the running server's temp files.
-  for await (const b of new FilesystemStore(layover.root).listBlobs()) out.add(b.digest);
+  for await (const b of new EmbeddedStore(layover.root).listBlobs()) out.add(b.digest);
   return out;
 }
 

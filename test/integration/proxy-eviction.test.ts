@@ -9,12 +9,12 @@ import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import type { Digest } from '../../src/registry/digest.js';
 import { evictMirrorCache } from '../../src/registry/gc/eviction.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 
 let tmp: TempDir;
 let upstream: DockerRegistry;
 let layover: InProcessLayover;
-let store: FilesystemStore;
+let store: EmbeddedStore;
 const images: Record<'a' | 'b' | 'c', OciImage> = {} as Record<'a' | 'b' | 'c', OciImage>;
 
 const bytesOf = (img: OciImage) => img.manifest.size + img.config.size + img.layers.reduce((n, l) => n + l.size, 0);
@@ -25,7 +25,7 @@ beforeAll(async () => {
   tmp = makeTempDir('layover-eviction-');
   upstream = await startDockerRegistry();
   layover = await startLayover({ upstreams: [{ prefix: 'up', url: upstream.url }] });
-  store = new FilesystemStore(layover.root);
+  store = new EmbeddedStore(layover.root);
   for (const [name, sizes] of [['a', [200_000, 300_000]], ['b', [400_000]], ['c', [500_000, 100_000]]] as const) {
     images[name] = await makeOciImage(`${tmp.path}/${name}`, { layers: [...sizes], tag: 'v1', seed: `evict-${name}` });
     await skopeoCopy(images[name].ref, `docker://${upstream.host}/lib/${name}:v1`);

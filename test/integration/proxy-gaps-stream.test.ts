@@ -11,7 +11,7 @@ import type { Digest } from '../../src/registry/digest.js';
 import { UpstreamHealth } from '../../src/registry/proxy/health.js';
 import { PullThroughSource } from '../../src/registry/proxy/pull-through.js';
 import { UpstreamClient } from '../../src/registry/proxy/upstream-client.js';
-import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore, openEmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
@@ -138,7 +138,7 @@ describe('clients of a running download that hang up or ask for a range', () => 
 describe('a client that gets hold of a download just as it ends', () => {
   it('reads the stored blob instead of the released download', async () => {
     const tmp = makeTempDir('layover-released-');
-    const store = await openFilesystemStore(path.join(tmp.path, 'data'));
+    const store = await openEmbeddedStore(path.join(tmp.path, 'data'));
     const config = resolveConfig({ upstreams: [{ prefix: 'up', url: upstream.url }] });
     const client = new UpstreamClient(config.upstreams[0] as (typeof config.upstreams)[number]);
     const source = new PullThroughSource({ store, client, health: new UpstreamHealth({ downAfterFailures: 3, downForMs: 1000 }), maxManifestBytes: 4 * 2 ** 20 });
@@ -181,7 +181,7 @@ describe('HEAD on a mirrored blob', () => {
     // A moment for anything that might have started in the background.
     await new Promise((r) => setTimeout(r, 300));
     expect(relay.count('GET', blobPath(repo, blob.digest))).toBe(0);
-    const store = new FilesystemStore(mirror.root);
+    const store = new EmbeddedStore(mirror.root);
     expect(await store.statBlob(blob.digest as Digest)).toBeUndefined();
     expect(await store.blobLinked(`up/${repo}`, blob.digest as Digest)).toBe(false);
     expect(filesUnder(mirror.root)).toEqual(before);

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { UpstreamClient } from '../../src/registry/proxy/upstream-client.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import type { Digest } from '../../src/registry/digest.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
@@ -161,7 +161,7 @@ describe.each(['basic', 'bearer'] as const)('blob redirects with %s upstream aut
     upstream.reset();
     expect((await pullBlob(mirror, 'r/cdn/app', onCdn)).digest).toBe(onCdn.digest);
     expect(upstream.seen()).toEqual([]);
-    expect(await new FilesystemStore(mirror.root).statBlob(onCdn.digest as Digest)).toEqual({ digest: onCdn.digest, size: onCdn.size });
+    expect(await new EmbeddedStore(mirror.root).statBlob(onCdn.digest as Digest)).toEqual({ digest: onCdn.digest, size: onCdn.size });
   });
 
   it('keeps the Authorization on a redirect to the same host', async () => {
@@ -190,7 +190,7 @@ describe.each(['basic', 'bearer'] as const)('blob redirects with %s upstream aut
     expect(outcome).toMatch(/^(cut|status 5\d\d)$/);
     expect(received).toBeLessThan(corrupt.size);
     expect(upstream.seen().filter((s) => s.server === 'cdn' && s.path.startsWith('/bad-blobs/'))).toHaveLength(1);
-    expect(await new FilesystemStore(mirror.root).statBlob(corrupt.digest as Digest)).toBeUndefined();
+    expect(await new EmbeddedStore(mirror.root).statBlob(corrupt.digest as Digest)).toBeUndefined();
   });
 });
 
@@ -250,7 +250,7 @@ describe('TLS per upstream: docker-registry serving HTTPS', () => {
     await skopeoCopy(`docker://${mirror.host}/withca/team/app:v1`, `oci:${tmp.path}/tls-out:v1`);
     const raw = await skopeoInspect(`docker://${mirror.host}/withca/team/app:v1`, { raw: true });
     expect(raw.equals(image.manifest.bytes)).toBe(true);
-    const store = new FilesystemStore(mirror.root);
+    const store = new EmbeddedStore(mirror.root);
     for (const layer of image.layers) expect(await store.blobLinked('withca/team/app', layer.digest as Digest)).toBe(true);
   });
 
@@ -265,7 +265,7 @@ describe('TLS per upstream: docker-registry serving HTTPS', () => {
       expect(res.status).toBe(200);
       expect(computeDigest(res.body)).toBe(layer.digest);
     }
-    expect(await new FilesystemStore(mirror.root).blobLinked('withca/team/big', layer.digest as Digest)).toBe(true);
+    expect(await new EmbeddedStore(mirror.root).blobLinked('withca/team/big', layer.digest as Digest)).toBe(true);
   });
 
   it('with `insecure: true` a self-signed upstream works', async () => {

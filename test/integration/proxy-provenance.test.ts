@@ -5,7 +5,7 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/registry/digest.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
@@ -23,7 +23,7 @@ let relay: CountingProxy;
 let layover: InProcessLayover;
 
 /** A second view of the layover's storage (no init: that would clear its temporary files). */
-const store = () => new FilesystemStore(layover.root);
+const store = () => new EmbeddedStore(layover.root);
 const blobPath = (repo: string, digest: string) => `/v2/${repo}/blobs/${digest}`;
 
 /** Status and whatever body bytes arrived; a cut connection is not an error here (status 0 before the headers). */

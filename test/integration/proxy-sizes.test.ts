@@ -7,7 +7,7 @@ import path from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/registry/digest.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { startLyingUpstream, type LyingAnswer, type LyingUpstream } from '../helpers/lying-upstream.js';
 import { buildManifest, emptyConfig, randomBlob, type Content } from '../helpers/oci-content.js';
@@ -62,7 +62,7 @@ const code = (body: Buffer) => (JSON.parse(body.toString()) as { errors: { code:
 const tmpFiles = () => readdirSync(path.join(layover.root, '_tmp'));
 /** No download is left writing (small metadata writes, such as pull records, come and go). */
 const nothingWritten = () => waitFor(() => tmpFiles().length === 0, 3000);
-const store = () => new FilesystemStore(layover.root);
+const store = () => new EmbeddedStore(layover.root);
 
 beforeAll(async () => {
   liar = await startLyingUpstream(lie);

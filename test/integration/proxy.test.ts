@@ -13,10 +13,10 @@ import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import type { Digest } from '../../src/registry/digest.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 
 /** A second view of a layover's storage (no init: that would clear its temporary files). */
-const storeOf = (l: InProcessLayover) => new FilesystemStore(l.root);
+const storeOf = (l: InProcessLayover) => new EmbeddedStore(l.root);
 
 let upstream: DockerRegistry;
 let relay: CountingProxy;

@@ -10,7 +10,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/registry/digest.js';
 import { RegistryService } from '../../src/registry/service.js';
-import { FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { PASSWORDS } from '../fixtures/auth/config.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildIndex, buildManifest, imageConfig, randomBlob, type Content, type Platform } from '../helpers/oci-content.js';
@@ -77,7 +77,7 @@ beforeAll(async () => {
   await pushMulti('alice/api', '2.3.1', alice, 'api');
   const tool = image('tool', 400_000);
   await pushContent(layover.url, 'web/assets', 'v7', tool.blobs, tool.manifest, alice);
-  const cache = new RegistryService(new FilesystemStore(layover.root), layover.config);
+  const cache = new RegistryService(new EmbeddedStore(layover.root), layover.config);
   const nginx = image('nginx', 1_500_000);
   for (const b of nginx.blobs as Content[]) await cache.ingest('docker.io/library/nginx', Readable.from([b.bytes]), b.digest as Digest, b.size);
   await cache.putManifest('docker.io/library/nginx', '1.27', nginx.manifest.bytes, nginx.manifest.mediaType);

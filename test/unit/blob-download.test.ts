@@ -10,16 +10,16 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { BlobDownload } from '../../src/registry/proxy/blob-download.js';
 import { FileHasher, hashWorkerRunning, setHashWorkerIdleTime } from '../../src/registry/storage/file-hasher.js';
-import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore, openEmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { seededBytes } from '../helpers/random-bytes.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 
 let tmp: TempDir;
-let store: FilesystemStore;
+let store: EmbeddedStore;
 
 beforeEach(async () => {
   tmp = makeTempDir('layover-download-');
-  store = await openFilesystemStore(path.join(tmp.path, 'data'));
+  store = await openEmbeddedStore(path.join(tmp.path, 'data'));
 });
 afterEach(() => {
   tmp.cleanup();

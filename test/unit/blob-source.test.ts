@@ -1,18 +1,18 @@
-// Provenance markers of cached blobs (FilesystemStore.recordBlobSource / blobFromSource): per
+// Provenance markers of cached blobs (EmbeddedStore.recordBlobSource / blobFromSource): per
 // upstream, never set by a push, forgotten with the blob, and safe against odd ids.
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../../src/registry/digest.js';
 import { sourceId } from '../../src/registry/proxy/source-id.js';
-import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore, openEmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 
 let tmp: TempDir;
-let store: FilesystemStore;
+let store: EmbeddedStore;
 beforeEach(async () => {
   tmp = makeTempDir('layover-blob-source-');
-  store = await openFilesystemStore(path.join(tmp.path, 'data'));
+  store = await openEmbeddedStore(path.join(tmp.path, 'data'));
 });
 afterEach(() => tmp.cleanup());
 

@@ -8,12 +8,12 @@ import type { Digest } from '../../src/registry/digest.js';
 import { collectGarbage, type GcOptions } from '../../src/registry/gc/collector.js';
 import { ReferenceGuard } from '../../src/registry/gc/guard.js';
 import { RegistryService } from '../../src/registry/service.js';
-import { openFilesystemStore, type FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { openEmbeddedStore, type EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { buildIndex, buildManifest, emptyConfig, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 
 let tmp: TempDir;
-let store: FilesystemStore;
+let store: EmbeddedStore;
 let service: RegistryService;
 
 /** An hour ahead: every blob and every use is older than the cutoff. */
@@ -22,7 +22,11 @@ const run = (o: Partial<GcOptions> = {}) => collectGarbage(store, { dryRun: fals
 
 async function blobsOnDisk(): Promise<Set<string>> {
   const out = new Set<string>();
-  for await (const b of store.listBlobs()) out.add(b.digest);
+  // The content itself (files), not only the metadata's records of it.
+  for await (const digest of store.content.list()) out.add(digest);
+  const recorded = new Set<string>();
+  for await (const b of store.listBlobs()) recorded.add(b.digest);
+  expect(recorded).toEqual(out);
   return out;
 }
 
@@ -42,7 +46,7 @@ function image(seed: string, shared?: Content) {
 beforeEach(async () => {
   tmp = makeTempDir('layover-gc-unit-');
   const config = resolveConfig({ storage: { root: `${tmp.path}/data` } }, { baseDir: tmp.path });
-  store = await openFilesystemStore(config.storage.root);
+  store = await openEmbeddedStore(config.storage.root);
   service = new RegistryService(store, config);
 });
 
@@ -182,9 +186,11 @@ describe('collectGarbage', () => {
     const orphan = image('orphan');
     await push('team/app', 'o', orphan.blobs, orphan.manifest);
     await service.deleteManifest('team/app', 'o');
-    // corrupt the stored revision's media type so the manifest no longer parses as what it claims
+    // The store refuses a manifest that does not parse as what it claims...
     const meta = (await store.statManifest('team/app', a.manifest.digest as Digest))!;
-    await store.putManifest('team/app', a.manifest.bytes, { ...meta, mediaType: 'application/vnd.oci.image.index.v1+json' });
+    await expect(store.putManifest('team/app', a.manifest.bytes, { ...meta, mediaType: 'application/vnd.oci.image.index.v1+json' })).rejects.toThrow();
+    // ...so an unreadable one can only come from an imported data directory, which marks it.
+    store.metadata.database.prepare("INSERT INTO manifest_refs (manifest, kind, ref) VALUES (?, 'unreadable', ?)").run(a.manifest.digest, a.manifest.digest);
     const before = await blobsOnDisk();
     await expect(run()).rejects.toThrow(/nothing was deleted/);
     expect(await blobsOnDisk()).toEqual(before);

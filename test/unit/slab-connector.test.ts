@@ -10,7 +10,7 @@ import type { BlobSink } from '../../src/registry/blob-response.js';
 import { digestOf } from '../../src/registry/digest.js';
 import { BlobDownload } from '../../src/registry/proxy/blob-download.js';
 import { emptySlabPool, pooledSlabs, releaseChunk, slabReads } from '../../src/registry/proxy/slab-connector.js';
-import { openFilesystemStore, type FilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { openEmbeddedStore, type EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { seededBytes } from '../helpers/random-bytes.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 
@@ -90,10 +90,10 @@ describe('slab reads', () => {
 
 describe('BlobDownload on slab reads', () => {
   let tmp: TempDir;
-  let store: FilesystemStore;
+  let store: EmbeddedStore;
   beforeEach(async () => {
     tmp = makeTempDir('layover-slabs-');
-    store = await openFilesystemStore(path.join(tmp.path, 'data'));
+    store = await openEmbeddedStore(path.join(tmp.path, 'data'));
   });
   afterEach(() => tmp.cleanup());
 

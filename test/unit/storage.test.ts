@@ -1,25 +1,25 @@
-// FilesystemStore on a real temporary directory: atomic, verified blob writes; uploads that survive
+// EmbeddedStore on a real temporary directory: atomic, verified blob writes; uploads that survive
 // a new store instance; the sweep of abandoned uploads; refusal of paths outside the layout.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import type { Syncs } from '../../src/registry/storage/durable.js';
-import { FilesystemStore, openFilesystemStore } from '../../src/registry/storage/filesystem.js';
+import { EmbeddedStore, openEmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { seededBytes } from '../helpers/random-bytes.js';
 
 let tmp: TempDir;
 let root: string;
-let store: FilesystemStore;
+let store: EmbeddedStore;
 
 beforeEach(async () => {
   tmp = makeTempDir('layover-store-');
   root = path.join(tmp.path, 'data');
-  store = await openFilesystemStore(root);
+  store = await openEmbeddedStore(root);
 });
 afterEach(() => {
   tmp.cleanup();
@@ -154,14 +154,15 @@ describe('blob writes are verified and atomic', () => {
 
   it('a new store clears temporary files a crash left behind', async () => {
     writeFileSync(path.join(root, '_tmp', 'leftover'), 'half a blob');
-    await openFilesystemStore(root);
+    await openEmbeddedStore(root);
     expect(files(path.join(root, '_tmp'))).toEqual([]);
   });
 });
 
 describe('manifests, links and tags', () => {
   it('keeps the manifest bytes exactly and its metadata', async () => {
-    const bytes = Buffer.from('{ "schemaVersion": 2,   "odd":  "spacing" }\n');
+    const bytes = Buffer.from(`{ "schemaVersion": 2,   "mediaType": "application/vnd.oci.image.manifest.v1+json",
+      "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": "${digestOf('c')}", "size": 1 },  "layers": [] }\n`);
     const digest = digestOf(bytes);
     await store.putManifest('a/b', bytes, { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
     const got = await store.getManifest('a/b', digest);
@@ -242,7 +243,7 @@ describe('uploads', () => {
     const upload = await store.createUpload('up/resume');
     await store.appendUpload(upload, Readable.from([bytes.subarray(0, 150_000)]), 0);
 
-    const second = await openFilesystemStore(root);
+    const second = await openEmbeddedStore(root);
     const found = await second.getUpload('up/resume', upload.id);
     expect(found).toMatchObject({ id: upload.id, repository: 'up/resume', size: 150_000 });
     expect(found?.startedAt.getTime()).toBe(upload.startedAt.getTime());
@@ -258,7 +259,7 @@ describe('uploads', () => {
     const bytes = seededBytes('resume-wrong', 10_000);
     const upload = await store.createUpload('up/resume');
     await store.appendUpload(upload, Readable.from([bytes.subarray(0, 5_000)]), 0);
-    const second = await openFilesystemStore(root);
+    const second = await openEmbeddedStore(root);
     const found = await second.appendUpload((await second.getUpload('up/resume', upload.id))!, Readable.from([Buffer.alloc(5_000)]), 5_000);
     await expect(second.completeUpload(found, digestOf(bytes))).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
     expect(files(path.join(root, 'blobs'))).toEqual([]);
@@ -285,12 +286,9 @@ describe('uploads', () => {
 describe('purge of abandoned uploads', () => {
   const HOUR = 3_600_000;
 
+  /** Back-dates a session's start and last write, where they are kept: its metadata record. */
   function age(id: string, startedAgoMs: number, writtenAgoMs: number): void {
-    const dir = path.join(root, 'uploads', id);
-    const info = JSON.parse(readFileSync(path.join(dir, 'info.json'), 'utf8')) as { repository: string; startedAt: string };
-    writeFileSync(path.join(dir, 'info.json'), JSON.stringify({ ...info, startedAt: new Date(Date.now() - startedAgoMs).toISOString() }));
-    const written = new Date(Date.now() - writtenAgoMs);
-    utimesSync(path.join(dir, 'data'), written, written);
+    store.metadata.database.prepare('UPDATE uploads SET started_at = ?, updated_at = ? WHERE id = ?').run(Date.now() - startedAgoMs, Date.now() - writtenAgoMs, id);
   }
 
   it('removes idle uploads older than the cut-off and keeps fresh ones', async () => {
@@ -343,14 +341,15 @@ describe('purge of abandoned uploads', () => {
     await expect(store.completeUpload(upload, digestOf('chunk'))).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
   });
 
-  it('removes debris a crash left in uploads/ (no info.json, or not an upload id) once it is old', async () => {
+  it('removes debris a crash left in uploads/ (no session record, or not an upload id) once it is old', async () => {
     const debris = path.join(root, 'uploads', 'not-an-id');
     writeFileSync(debris, 'x');
     const old = new Date(Date.now() - 48 * HOUR);
     utimesSync(debris, old, old);
     const half = await store.createUpload('up/p');
     const halfDir = path.join(root, 'uploads', half.id);
-    rmSync(path.join(halfDir, 'info.json'));
+    // A crash between the session's data and its record: data without a record.
+    store.metadata.database.prepare('DELETE FROM uploads WHERE id = ?').run(half.id);
     utimesSync(halfDir, old, old);
     utimesSync(path.join(halfDir, 'data'), old, old);
     expect(await store.purgeUploads(new Date(Date.now() - 24 * HOUR))).toBe(2);
@@ -379,13 +378,14 @@ describe('path refusal', () => {
     for (const call of calls) await expect(call()).rejects.toThrow(/refusing/);
     await expect(store.deleteNamespace(name)).rejects.toThrow(/refusing/);
     expect(readdirSync(tmp.path)).toEqual(['data']);
-    expect(files(path.join(root, 'repositories'))).toEqual([]);
+    expect(await store.listRepositories()).toEqual([]);
   });
 
   it.each(['..', '../../etc/passwd', '.hidden', 'a/b', ''])('tag %j is refused', async (tag) => {
     await expect(store.setTag('ok', tag, digest)).rejects.toThrow(/refusing/);
     await expect(store.resolveTag('ok', tag)).rejects.toThrow(/refusing/);
-    expect(files(path.join(root, 'repositories'))).toEqual([]);
+    await expect(store.deleteTag('ok', tag)).rejects.toThrow(/refusing/);
+    expect(await store.listRepositories()).toEqual([]);
   });
 
   it.each([`sha256:../../${'a'.repeat(58)}`, 'sha256:abc', `SHA256:${'a'.repeat(64)}`, `md5:${'a'.repeat(32)}`])('digest %j is refused', async (bad) => {
@@ -427,7 +427,7 @@ describe('durability: data synced before the rename, the directory after', () =>
 
   it('a pushed blob (monolithic and chunked) and a cache-fill writer: synced under its temporary name, its new directories and its directory after the rename', async () => {
     const { syncs, events } = recorder();
-    const durable = await openFilesystemStore(root, syncs);
+    const durable = await openEmbeddedStore(root, syncs);
     const digest = digestOf('monolithic');
     await durable.ingestBlob(Readable.from([Buffer.from('monolithic')]), { digest });
     const hex = digest.slice('sha256:'.length);
@@ -450,29 +450,26 @@ describe('durability: data synced before the rename, the directory after', () =>
     expect(events.at(-1)).toMatch(new RegExp(`^dir ${blobDir(filledDigest)} \\[.*${filledDigest.slice(7)}`));
   });
 
-  it('tags, links and revisions: synced before the rename, their directory after; pull markers are not synced', async () => {
+  it('tags, links, revisions and pull times: committed to the database with a synced log, and there for a new instance', async () => {
     const { syncs, events } = recorder();
-    const durable = await openFilesystemStore(root, syncs);
-    const digest = digestOf('{}');
+    const durable = await openEmbeddedStore(root, syncs);
+    // WAL with synchronous=FULL: every commit syncs the log before it returns.
+    expect(durable.metadata.database.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(durable.metadata.database.pragma('synchronous', { simple: true })).toBe(2);
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf('c'), size: 1 }, layers: [] }));
+    const digest = digestOf(bytes);
     await durable.linkBlob('dur/b', digest);
-    expect(events).toEqual([
-      `file _tmp ${digest}`,
-      'dir repositories [dur]',
-      'dir repositories/dur [b]',
-      'dir repositories/dur/b [_layers]',
-      'dir repositories/dur/b/_layers [sha256]',
-      `dir repositories/dur/b/_layers/sha256 [${digest.slice(7)}]`,
-    ]);
-    events.length = 0;
+    await durable.putManifest('dur/b', bytes, { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
     await durable.setTag('dur/b', 'v1', digest);
-    expect(events[0]).toBe(`file _tmp ${digest}`);
-    expect(events.at(-1)).toBe('dir repositories/dur/b/_manifests/tags [v1]');
-    events.length = 0;
-    await durable.putManifest('dur/b', Buffer.from('{}'), { digest, mediaType: 'application/vnd.oci.image.manifest.v1+json' });
-    expect(events.filter((e) => e.startsWith('file'))).toEqual(['file _tmp {}', expect.stringMatching(/^file _tmp \{"digest"/)]);
-    expect(events.at(-1)).toBe(`dir repositories/dur/b/_manifests/revisions/sha256 [${digest.slice(7)}]`);
-    events.length = 0;
-    await durable.recordPull('dur/b', digest);
-    expect(events).toEqual([]);
+    const at = new Date(Date.now() - 5000);
+    await durable.recordPull('dur/b', digest, at);
+    // Only the manifest's bytes went through a file sync (a blob); metadata is the database's.
+    expect(events.filter((e) => e.startsWith('file'))).toEqual([`file _tmp ${bytes.toString('utf8')}`]);
+    const again = await openEmbeddedStore(root);
+    expect(await again.blobLinked('dur/b', digest)).toBe(true);
+    expect(await again.resolveTag('dur/b', 'v1')).toBe(digest);
+    expect((await again.statManifest('dur/b', digest))?.size).toBe(bytes.length);
+    expect((await again.lastPulled('dur/b', digest))?.getTime()).toBe(at.getTime());
+    await again.close();
   });
 });

@@ -1,4 +1,6 @@
-// Online mark-and-sweep garbage collection over the store.
+// Online mark-and-sweep garbage collection over the store. The mark phase reads the metadata's
+// indexes in a few scans (revisions, manifest references, tag targets, links): O(manifests +
+// blobs), whatever the number of tags or repositories, and no manifest's bytes.
 //
 // Mark: in every repository, the tagged manifests (and, with keepUntagged or within the grace
 // period, the untagged ones) are roots; an index keeps its child manifests, a kept manifest keeps
@@ -10,7 +12,7 @@
 // against concurrent pushes), is deleted along with the repositories' links to it.
 import type { Digest } from '../digest.js';
 import type { Store, StoredManifest } from '../storage/store.js';
-import { readManifest } from './manifests.js';
+import { toStored } from '../storage/composed-store.js';
 
 /** The guard's window never drops below this, whatever `gc.grace` says (see guard.ts). */
 export const MIN_GUARD_WINDOW_MS = 2_000;
@@ -67,22 +69,38 @@ export async function collectGarbage(store: Store, options: GcOptions): Promise<
     uploadsRemoved: 0,
   };
 
+  // Everything the mark phase needs, in a handful of indexed scans (no manifest is read).
+  const refs = new Map<Digest, { blobs: Digest[]; children: Digest[]; unreadable: boolean }>();
+  for await (const r of store.metadata.scanManifestRefs()) {
+    let entry = refs.get(r.manifest);
+    if (!entry) refs.set(r.manifest, (entry = { blobs: [], children: [], unreadable: false }));
+    if (r.kind === 'blob') entry.blobs.push(r.ref);
+    else if (r.kind === 'child') entry.children.push(r.ref);
+    else entry.unreadable = true;
+  }
+  const marks = new Map<string, RepositoryMark>();
+  const markOf = (repository: string): RepositoryMark => {
+    let repo = marks.get(repository);
+    if (!repo) marks.set(repository, (repo = { repository, revisions: new Map(), kept: new Set() }));
+    return repo;
+  };
+  const created = new Map<string, number>();
+  for await (const r of store.metadata.scanManifests()) {
+    markOf(r.repository).revisions.set(r.digest, toStored(r));
+    created.set(`${r.repository}@${r.digest}`, r.createdAt);
+  }
+
   const visit = async (repo: RepositoryMark, digest: Digest): Promise<void> => {
     if (repo.kept.has(digest)) return;
     repo.kept.add(digest);
     marked.add(digest);
-    const meta = repo.revisions.get(digest);
-    if (!meta) return; // a tag or index naming a manifest this repository lacks: keep the digest only
-    let refs;
-    try {
-      refs = await readManifest(store, digest, meta.mediaType);
-    } catch (err) {
-      // Deleting on a guess could destroy data: stop before anything is swept.
-      throw new GcError(`cannot read manifest ${digest} in ${repo.repository} (${(err as Error).message}); nothing was deleted`);
-    }
-    if (!refs) return;
-    for (const blob of refs.info.blobs) marked.add(blob);
-    for (const child of refs.info.manifests) await visit(repo, child);
+    if (!repo.revisions.has(digest)) return; // a tag or index naming a manifest this repository lacks: keep the digest only
+    const entry = refs.get(digest);
+    if (!entry) return;
+    // Deleting on a guess could destroy data: stop before anything is swept.
+    if (entry.unreadable) throw new GcError(`cannot read manifest ${digest} in ${repo.repository}; nothing was deleted`);
+    for (const blob of entry.blobs) marked.add(blob);
+    for (const child of entry.children) await visit(repo, child);
   };
 
   /** Referrers of kept manifests are kept too, until nothing changes. */
@@ -99,28 +117,23 @@ export async function collectGarbage(store: Store, options: GcOptions): Promise<
   };
 
   // ---- mark ----
-  const repositories = await store.listRepositories();
-  report.repositories = repositories.length;
-  const marks: RepositoryMark[] = [];
-  for (const repository of repositories) {
-    const revisions = new Map((await store.listManifests(repository)).map((m) => [m.digest, m] as const));
-    const repo: RepositoryMark = { repository, revisions, kept: new Set() };
-    for (const t of (await store.listTagDetails(repository)) ?? []) await visit(repo, t.digest);
-    for (const digest of revisions.keys()) {
+  report.repositories = (await store.listRepositories()).length;
+  for await (const t of store.metadata.scanTagTargets()) await visit(markOf(t.repository), t.digest);
+  for (const repo of marks.values()) {
+    for (const digest of repo.revisions.keys()) {
       if (options.keepUntagged || !store.guard.idle(digest, cutoff)) await visit(repo, digest);
-      else if (((await store.revisionModified(repository, digest))?.getTime() ?? 0) >= cutoff) await visit(repo, digest);
+      else if ((created.get(`${repo.repository}@${digest}`) ?? 0) >= cutoff) await visit(repo, digest);
     }
     await keepReferrers(repo);
-    for (const digest of await store.listBlobLinks(repository)) {
-      const holders = links.get(digest);
-      if (holders) holders.push(repository);
-      else links.set(digest, [repository]);
-    }
-    marks.push(repo);
+  }
+  for await (const l of store.metadata.scanLinks()) {
+    const holders = links.get(l.digest);
+    if (holders) holders.push(l.repository);
+    else links.set(l.digest, [l.repository]);
   }
 
   // ---- sweep untagged manifests ----
-  for (const repo of marks) {
+  for (const repo of marks.values()) {
     // Referrers last: one whose subject survives (a concurrent push) is then kept, not orphaned.
     const doomed = [...repo.revisions.values()].filter((m) => !repo.kept.has(m.digest)).sort((a, b) => Number(!!a.subject) - Number(!!b.subject));
     for (const meta of doomed) {
@@ -144,8 +157,12 @@ export async function collectGarbage(store: Store, options: GcOptions): Promise<
     report.manifests.kept += repo.kept.size;
   }
 
-  // ---- sweep blobs ----
-  for await (const blob of store.listBlobs()) {
+  // ---- sweep blobs (recorded, then content no record names) ----
+  const blobs = async function* () {
+    yield* store.listBlobs();
+    yield* store.listUnrecordedBlobs();
+  };
+  for await (const blob of blobs()) {
     if (marked.has(blob.digest)) {
       report.blobs.kept += 1;
       report.blobs.bytesKept += blob.size;

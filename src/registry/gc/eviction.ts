@@ -6,7 +6,6 @@ import type { Logger } from '../../log.js';
 import type { Digest } from '../digest.js';
 import { cacheEvictions } from '../metrics.js';
 import type { Store } from '../storage/store.js';
-import { readManifest } from './manifests.js';
 
 export interface EvictionPolicy {
   maxBytes?: number;
@@ -48,24 +47,25 @@ export async function evictMirrorCache(store: Store, evictable: (repository: str
   const sizes = new Map<string, number>();
   for await (const blob of store.listBlobs()) sizes.set(blob.digest, blob.size);
 
+  // Bulk scans of the metadata (indexed, O(rows)), not a walk of every repository.
+  const blobsOf = new Map<Digest, Digest[]>();
+  for await (const r of store.metadata.scanManifestRefs()) {
+    if (r.kind !== 'blob') continue;
+    const list = blobsOf.get(r.manifest);
+    if (list) list.push(r.ref);
+    else blobsOf.set(r.manifest, [r.ref]);
+  }
   const kept = new Set<string>(); // referenced by content that is not evictable
   const images: Image[] = [];
-  for (const repository of await store.listRepositories()) {
-    if (!evictable(repository)) {
-      for (const digest of await store.listBlobLinks(repository)) kept.add(digest);
-      for (const manifest of await store.listManifests(repository)) kept.add(manifest.digest);
+  for await (const l of store.metadata.scanLinks()) if (!evictable(l.repository)) kept.add(l.digest);
+  for await (const manifest of store.metadata.scanManifests()) {
+    if (!evictable(manifest.repository)) {
+      kept.add(manifest.digest);
       continue;
     }
-    for (const manifest of await store.listManifests(repository)) {
-      let blobs: Digest[] = [];
-      try {
-        blobs = (await readManifest(store, manifest.digest, manifest.mediaType))?.info.blobs ?? [];
-      } catch {
-        // An unreadable manifest still occupies its own bytes; it is evicted like any other.
-      }
-      const pulled = (await store.lastPulled(repository, manifest.digest)) ?? (await store.revisionModified(repository, manifest.digest));
-      images.push({ key: `${repository}@${manifest.digest}`, repository, digest: manifest.digest, blobs: [manifest.digest, ...blobs], lastPulled: pulled?.getTime() ?? now });
-    }
+    const blobs = blobsOf.get(manifest.digest) ?? [];
+    const pulled = manifest.pulledAt ?? manifest.createdAt;
+    images.push({ key: `${manifest.repository}@${manifest.digest}`, repository: manifest.repository, digest: manifest.digest, blobs: [manifest.digest, ...blobs], lastPulled: pulled });
   }
 
   const holders = new Map<string, Set<string>>();

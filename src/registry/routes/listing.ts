@@ -1,7 +1,8 @@
 // Tags list, catalog and referrers: the read-only listings, all paginated lexically.
 import { assertDigest } from '../digest.js';
 import { RegistryError } from '../errors.js';
-import { paginate, REFERRERS_INDEX_TYPE } from '../service.js';
+import { REFERRERS_INDEX_TYPE } from '../service.js';
+import type { Store } from '../storage/store.js';
 import { parseCount, type Call, type RouteContext } from './context.js';
 
 function pageArgs(query: URLSearchParams): { n?: number; last?: string } {
@@ -21,12 +22,35 @@ export async function listTags(ctx: RouteContext, call: Call, name: string): Pro
   call.reply.code(200).type('application/json').send({ name, tags: page.tags });
 }
 
+/** Fetched per round when the caller may not see every repository (filtering shrinks pages). */
+const CATALOG_BATCH = 500;
+
+/**
+ * A page of the repositories `visible` admits, after `last`: read from the store's index in
+ * batches until `n` (+1, to know whether more follow) are found, so a page costs O(n) when the
+ * caller sees most repositories, never a read of the whole catalog.
+ */
+async function visiblePage(store: Store, visible: (repo: string) => boolean, n: number | undefined, last: string | undefined): Promise<{ tags: string[]; more: boolean }> {
+  if (n === undefined) return { tags: (await store.listRepositories({ after: last })).filter(visible), more: false };
+  if (n === 0) return { tags: [], more: false };
+  const found: string[] = [];
+  const limit = Math.max(n + 1, Math.min(CATALOG_BATCH, 2 * n + 1));
+  for (let after = last; found.length <= n; ) {
+    const names = await store.listRepositories({ after, limit });
+    for (const name of names) {
+      if (visible(name)) found.push(name);
+      if (found.length > n) break;
+    }
+    if (names.length < limit) break;
+    after = names[names.length - 1];
+  }
+  return { tags: found.slice(0, n), more: found.length > n };
+}
+
 export async function catalog(ctx: RouteContext, call: Call): Promise<void> {
   const { n, last } = pageArgs(call.query);
-  const all = await ctx.service.store.listRepositories();
   // The catalog shows only what the caller could pull; everything else does not exist for them.
-  const visible = all.filter((repo) => ctx.access.allows(call.principal, repo, 'pull'));
-  const page = paginate(visible, n, last);
+  const page = await visiblePage(ctx.service.store, (repo) => ctx.access.allows(call.principal, repo, 'pull'), n, last);
   if (page.more && n !== undefined) call.reply.header('Link', nextLink('/v2/_catalog', n, page.tags[page.tags.length - 1] as string));
   call.reply.code(200).type('application/json').send({ repositories: page.tags });
 }

@@ -8,14 +8,14 @@ import { Readable } from 'node:stream';
 import { parseDigest, type Digest } from '../digest.js';
 import { RegistryError } from '../errors.js';
 import { ReferenceGuard } from '../gc/guard.js';
-import { parseManifest, type Descriptor } from '../manifest.js';
-import { isRepositoryName } from '../names.js';
+import { parseManifest, type Descriptor, type ManifestInfo } from '../manifest.js';
+import { isRepositoryName, isTag } from '../names.js';
 import type { BlobContent, ContentOptions, UploadData } from './content/types.js';
 import { isSourceId, isUploadId } from './layout.js';
 import type { ManifestRef, MetadataStore, Page, RevisionRecord, UploadRecord } from './metadata/types.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange, Store, StoredManifest, UploadState } from './store.js';
 
-function toStored(r: RevisionRecord): StoredManifest {
+export function toStored(r: RevisionRecord): StoredManifest {
   return {
     digest: r.digest,
     mediaType: r.mediaType,
@@ -35,8 +35,8 @@ function toUploadData(r: UploadRecord): UploadData {
 }
 
 /** What a manifest references, for the metadata's index (GC's mark phase reads it, not the bytes). */
-export function manifestRefs(digest: Digest, bytes: Buffer, mediaType: string): ManifestRef[] {
-  const info = parseManifest(bytes, mediaType);
+export function manifestRefs(digest: Digest, bytes: Buffer, mediaType: string, parsed?: Pick<ManifestInfo, 'blobs' | 'manifests'>): ManifestRef[] {
+  const info = parsed ?? parseManifest(bytes, mediaType);
   const refs: ManifestRef[] = [];
   const seen = new Set<string>();
   for (const ref of info.blobs) if (!seen.has(`b${ref}`)) seen.add(`b${ref}`), refs.push({ manifest: digest, kind: 'blob', ref });
@@ -46,6 +46,10 @@ export function manifestRefs(digest: Digest, bytes: Buffer, mediaType: string): 
 
 function checkRepository(name: string): void {
   if (!isRepositoryName(name)) throw new Error(`storage: refusing invalid repository name ${name.slice(0, 80)}`);
+}
+
+function checkTag(tag: string): void {
+  if (!isTag(tag)) throw new Error(`storage: refusing invalid tag ${tag.slice(0, 80)}`);
 }
 
 function checkDigest(digest: string): void {
@@ -161,24 +165,27 @@ export class ComposedStore implements Store {
   }
 
   async blobLinked(repository: string, digest: Digest): Promise<boolean> {
+    checkRepository(repository);
     await this.guard.use(digest);
     return this.metadata.linked(repository, digest);
   }
 
-  unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+    checkRepository(repository);
     return this.metadata.unlink(repository, digest);
   }
 
-  listBlobLinks(repository: string): Promise<Digest[]> {
+  async listBlobLinks(repository: string): Promise<Digest[]> {
+    checkRepository(repository);
     return this.metadata.listLinks(repository);
   }
 
   // ---- manifests ----
 
-  async putManifest(repository: string, bytes: Buffer, meta: Omit<StoredManifest, 'size'>, referrer?: Descriptor): Promise<void> {
+  async putManifest(repository: string, bytes: Buffer, meta: Omit<StoredManifest, 'size'>, referrer?: Descriptor, parsed?: Pick<ManifestInfo, 'blobs' | 'manifests'>): Promise<void> {
     checkRepository(repository);
     checkDigest(meta.digest);
-    const refs = manifestRefs(meta.digest, bytes, meta.mediaType);
+    const refs = manifestRefs(meta.digest, bytes, meta.mediaType, parsed);
     if (!(await this.statBlob(meta.digest))) await this.ingestBlob(Readable.from([bytes]), { digest: meta.digest, size: bytes.length });
     const revision: RevisionRecord = {
       repository,
@@ -194,6 +201,7 @@ export class ComposedStore implements Store {
   }
 
   async statManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined> {
+    checkRepository(repository);
     await this.guard.use(digest);
     const r = await this.metadata.getManifest(repository, digest);
     return r && toStored(r);
@@ -209,11 +217,13 @@ export class ComposedStore implements Store {
     return { meta, bytes: Buffer.concat(chunks) };
   }
 
-  deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    checkRepository(repository);
     return this.metadata.deleteManifest(repository, digest);
   }
 
   async listManifests(repository: string): Promise<StoredManifest[]> {
+    checkRepository(repository);
     return (await this.metadata.listManifests(repository)).map(toStored);
   }
 
@@ -226,32 +236,39 @@ export class ComposedStore implements Store {
     return at === undefined ? undefined : new Date(at);
   }
 
-  forgetPull(repository: string, digest: Digest): Promise<void> {
+  async forgetPull(repository: string, digest: Digest): Promise<void> {
     return this.metadata.forgetPull(repository, digest);
   }
 
   // ---- tags ----
 
-  resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+  async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    checkRepository(repository);
+    checkTag(tag);
     return this.metadata.resolveTag(repository, tag);
   }
 
   async setTag(repository: string, tag: string, digest: Digest): Promise<void> {
     checkRepository(repository);
+    checkTag(tag);
     checkDigest(digest);
     await this.guard.use(digest);
     await this.metadata.setTag(repository, tag, digest, this.now());
   }
 
-  deleteTag(repository: string, tag: string): Promise<boolean> {
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    checkRepository(repository);
+    checkTag(tag);
     return this.metadata.deleteTag(repository, tag);
   }
 
   async listTags(repository: string, page?: Page): Promise<string[] | undefined> {
+    checkRepository(repository);
     return (await this.metadata.listTags(repository, page))?.map((t) => t.tag);
   }
 
   async listTagDetails(repository: string, page?: Page): Promise<{ tag: string; digest: Digest; modified: Date }[] | undefined> {
+    checkRepository(repository);
     return (await this.metadata.listTags(repository, page))?.map((t) => ({ tag: t.tag, digest: t.digest, modified: new Date(t.updatedAt) }));
   }
 
@@ -262,25 +279,28 @@ export class ComposedStore implements Store {
 
   // ---- referrers ----
 
-  listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+  async listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    checkRepository(repository);
     return this.metadata.listReferrers(repository, subject);
   }
 
   // ---- repositories ----
 
-  repositoryExists(repository: string): Promise<boolean> {
+  async repositoryExists(repository: string): Promise<boolean> {
+    checkRepository(repository);
     return this.metadata.repositoryExists(repository);
   }
 
-  listRepositories(page?: Page & { namespace?: string }): Promise<string[]> {
+  async listRepositories(page?: Page & { namespace?: string }): Promise<string[]> {
     return this.metadata.listRepositories(page);
   }
 
-  deleteRepository(repository: string): Promise<boolean> {
+  async deleteRepository(repository: string): Promise<boolean> {
+    checkRepository(repository);
     return this.metadata.deleteRepository(repository);
   }
 
-  deleteNamespace(namespace: string): Promise<string[]> {
+  async deleteNamespace(namespace: string): Promise<string[]> {
     if (!isRepositoryName(namespace) || namespace.includes('/')) throw new Error('storage: refusing invalid namespace');
     return this.metadata.deleteNamespace(namespace);
   }

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { ReferenceGuard } from '../gc/guard.js';
 import { ComposedStore } from './composed-store.js';
 import { FilesystemContent } from './content/filesystem.js';
-import { fsyncs, type Syncs } from './durable.js';
+import { fsyncs, noSyncs, type Syncs } from './durable.js';
 import { importLegacyMetadata } from './legacy-import.js';
 import { SqliteMetadata } from './metadata/sqlite.js';
 
@@ -22,7 +22,8 @@ export class EmbeddedStore extends ComposedStore {
     const guard = new ReferenceGuard();
     const content = new FilesystemContent(root, { beforePublish: (digest) => guard.use(digest) }, syncs);
     mkdirSync(root, { recursive: true });
-    const metadata = new SqliteMetadata(path.join(root, METADATA_FILE), { durable: syncs === fsyncs });
+    // noSyncs (tests, benchmarks) also relaxes the database's commit sync.
+    const metadata = new SqliteMetadata(path.join(root, METADATA_FILE), { durable: syncs !== noSyncs });
     metadata.openSync();
     super(root, content, metadata, guard, now);
   }

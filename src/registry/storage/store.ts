@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { Digest } from '../digest.js';
 import type { ReferenceGuard } from '../gc/guard.js';
-import type { Descriptor } from '../manifest.js';
+import type { Descriptor, ManifestInfo } from '../manifest.js';
 import type { MetadataStore, Page } from './metadata/types.js';
 
 export type { Page } from './metadata/types.js';
@@ -112,7 +112,12 @@ export interface Store {
   listBlobLinks(repository: string): Promise<Digest[]>;
 
   // Manifests (the bytes are a blob; the repository holds a revision with its media type).
-  putManifest(repository: string, bytes: Buffer, meta: Omit<StoredManifest, 'size'>, referrer?: Descriptor): Promise<void>;
+  /**
+   * Stores the bytes (a blob) and the revision. `parsed`: what the caller's parse of the bytes
+   * found (its references are indexed for GC); parsed here when absent, and bytes that do not
+   * parse as `meta.mediaType` are refused.
+   */
+  putManifest(repository: string, bytes: Buffer, meta: Omit<StoredManifest, 'size'>, referrer?: Descriptor, parsed?: Pick<ManifestInfo, 'blobs' | 'manifests'>): Promise<void>;
   statManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined>;
   getManifest(repository: string, digest: Digest): Promise<{ meta: StoredManifest; bytes: Buffer } | undefined>;
   /** Removes the revision, every tag that points at it, and its referrer entry. */

@@ -27,10 +27,14 @@ export interface RevisionRecord {
   pulledAt?: number;
 }
 
-/** What a manifest references, by kind: `blob` (config, layers) or `child` (an index's manifests). */
+/**
+ * What a manifest references, by kind: `blob` (config, layers) or `child` (an index's
+ * manifests); `unreadable` marks a manifest whose bytes could not be parsed when imported (GC
+ * refuses to sweep while one is kept).
+ */
 export interface ManifestRef {
   manifest: Digest;
-  kind: 'blob' | 'child';
+  kind: 'blob' | 'child' | 'unreadable';
   ref: Digest;
 }
 
