@@ -42,6 +42,12 @@ export const COORDINATION: MigrationTrack = {
           holder TEXT NOT NULL,
           expires BIGINT NOT NULL
         )`,
+        // Blobs garbage collection deleted, and when (database clock): a writer that finds a blob
+        // it checked a moment ago gone, with a fresh tombstone, refuses (database/sweep.ts).
+        `CREATE TABLE gc_tombstones (
+          digest TEXT PRIMARY KEY,
+          deleted_at BIGINT NOT NULL
+        )`,
       ],
     },
   ],

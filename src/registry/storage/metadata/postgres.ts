@@ -2,11 +2,15 @@
 // database.url is set. Same schema and semantics as the embedded SQLite engine (sqlite.ts): the
 // statements of metadata/schema.ts in the postgres dialect, parameterised queries, and one
 // transaction wherever several rows change together. Scans page through the table by key in
-// batches, so that neither side ever holds a whole table in memory.
+// batches, so that neither side ever holds a whole table in memory. Deletes made by a GC sweep,
+// and the writes that reference blobs, follow the cross-replica rule of database/sweep.ts.
 import type { Digest } from '../../digest.js';
+import { RegistryError } from '../../errors.js';
 import type { Descriptor } from '../../manifest.js';
+import { COORDINATION } from '../../../database/coordination-schema.js';
 import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
+import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
 import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
@@ -60,12 +64,34 @@ async function ensureRepository(tx: Queryable, name: string, at: number): Promis
   await tx.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, at]);
 }
 
+const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+/**
+ * A writer's side of database/sweep.ts: locks the rows of the blobs it is about to reference, so
+ * a sweep of one of them waits for this transaction; returns those that a sweep deleted a moment
+ * ago (gone, with a fresh tombstone): the caller's existence check is then stale.
+ */
+async function lockReferencedBlobs(tx: Queryable, digests: string[]): Promise<string[]> {
+  if (!digests.length) return [];
+  const unique = [...new Set(digests)].sort();
+  const present = new Set((await tx.query<{ digest: string }>('SELECT digest FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR SHARE', [unique])).map((r) => r.digest));
+  const missing = unique.filter((d) => !present.has(d));
+  if (!missing.length) return [];
+  const swept = await tx.query<{ digest: string }>(`SELECT digest FROM gc_tombstones WHERE digest = ANY($1::text[]) AND deleted_at >= ${NOW_MS} - $2::bigint`, [missing, TOMBSTONE_WINDOW_MS]);
+  return swept.map((r) => r.digest);
+}
+
 export class PostgresMetadata implements MetadataStore {
   constructor(private readonly db: Database) {}
 
   /** Brings the schema up to date (under the cluster's migration lock; a no-op once done). */
   async open(): Promise<void> {
-    await migrate(this.db, [METADATA_TRACK]);
+    await migrate(this.db, [METADATA_TRACK, COORDINATION]);
+  }
+
+  /** Removes tombstones older than `before` (database/sweep.ts); GC calls it after a run. */
+  async purgeTombstones(before: number): Promise<void> {
+    await this.db.query('DELETE FROM gc_tombstones WHERE deleted_at < $1', [before]);
   }
 
   /** The pool belongs to the process (database/open.ts), not to this store: nothing to close. */
@@ -96,7 +122,21 @@ export class PostgresMetadata implements MetadataStore {
   }
 
   async deleteBlob(digest: Digest): Promise<void> {
+    const cutoff = sweepCutoff();
     await this.db.transaction(async (tx) => {
+      if (cutoff !== undefined) {
+        // A GC sweep: lock the row, then look again with a fresh snapshot (database/sweep.ts, 1).
+        await tx.query('SELECT 1 FROM blobs WHERE digest = $1 FOR UPDATE', [digest]);
+        const [use] = await tx.query<{ used: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND created_at >= $2)
+              OR EXISTS (SELECT 1 FROM links WHERE digest = $1 AND created_at >= $2)
+              OR EXISTS (SELECT 1 FROM manifests WHERE digest = $1 AND created_at >= $2)
+              OR EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest WHERE r.ref = $1 AND m.created_at >= $2) AS used`,
+          [digest, cutoff],
+        );
+        if (use?.used) throw new StillReferencedError(digest);
+        await tx.query(`INSERT INTO gc_tombstones (digest, deleted_at) VALUES ($1, ${NOW_MS}) ON CONFLICT (digest) DO UPDATE SET deleted_at = excluded.deleted_at`, [digest]);
+      }
       await tx.query('DELETE FROM blobs WHERE digest = $1', [digest]);
       await tx.query('DELETE FROM blob_sources WHERE digest = $1', [digest]);
     });
@@ -123,6 +163,7 @@ export class PostgresMetadata implements MetadataStore {
 
   async link(repository: string, digest: Digest, at: number): Promise<void> {
     await this.db.transaction(async (tx) => {
+      if ((await lockReferencedBlobs(tx, [digest])).length) throw new RegistryError('BLOB_UNKNOWN', 'the blob was garbage-collected meanwhile; push it again', { digest });
       await ensureRepository(tx, repository, at);
       await tx.query('INSERT INTO links (repository, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT (repository, digest) DO NOTHING', [repository, digest, at]);
     });
@@ -153,6 +194,8 @@ export class PostgresMetadata implements MetadataStore {
 
   async putManifest(revision: RevisionRecord, refs: ManifestRef[], referrer?: Descriptor): Promise<void> {
     await this.db.transaction(async (tx) => {
+      const swept = await lockReferencedBlobs(tx, [revision.digest, ...refs.map((r) => r.ref)]);
+      if (swept.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'a referenced blob was garbage-collected meanwhile; push it again', { digest: swept[0] });
       await ensureRepository(tx, revision.repository, revision.createdAt);
       await tx.query(
         `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
@@ -187,7 +230,21 @@ export class PostgresMetadata implements MetadataStore {
   }
 
   async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    const cutoff = sweepCutoff();
     return this.db.transaction(async (tx) => {
+      if (cutoff !== undefined) {
+        // A GC sweep of an untagged revision (database/sweep.ts, 3).
+        await tx.query('SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2 FOR UPDATE', [repository, digest]);
+        const [use] = await tx.query<{ used: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2 AND created_at >= $3)
+              OR EXISTS (SELECT 1 FROM tags WHERE repository = $1 AND digest = $2)
+              OR EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND subject = $2 AND created_at >= $3)
+              OR EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest
+                         WHERE r.ref = $2 AND r.kind = 'child' AND m.repository = $1 AND m.created_at >= $3) AS used`,
+          [repository, digest, cutoff],
+        );
+        if (use?.used) throw new StillReferencedError(digest);
+      }
       const gone = (await tx.query('DELETE FROM manifests WHERE repository = $1 AND digest = $2 RETURNING 1', [repository, digest])).length > 0;
       if (gone) await tx.query('DELETE FROM tags WHERE repository = $1 AND digest = $2', [repository, digest]);
       return gone;
