@@ -7,6 +7,9 @@ import { FilesystemContent } from '../../src/registry/storage/content/filesystem
 import { noSyncs } from '../../src/registry/storage/durable.js';
 import { SqliteMetadata } from '../../src/registry/storage/metadata/sqlite.js';
 import type { MetadataStore } from '../../src/registry/storage/metadata/types.js';
+import { Database } from '../../src/database/database.js';
+import { PostgresMetadata } from '../../src/registry/storage/metadata/postgres.js';
+import { startPostgres, type Postgres } from './postgres.js';
 import { makeTempDir, type TempDir } from './temp-dir.js';
 
 /** One data space: content and metadata that belong together; each call opens new instances on it. */
@@ -41,4 +44,40 @@ export const filesystemSqlite: StorageDriver = {
   },
 };
 
-export const STORAGE_DRIVERS: StorageDriver[] = [filesystemSqlite];
+/** Filesystem content with metadata in a real PostgreSQL (test/helpers/postgres.ts): one empty database per space. */
+export function filesystemPostgres(): StorageDriver {
+  let server: Postgres | undefined;
+  let spaces = 0;
+  return {
+    name: 'filesystem + postgres',
+    async setup() {
+      server = await startPostgres();
+    },
+    async teardown() {
+      await server?.close();
+    },
+    async space() {
+      if (!server) throw new Error('filesystem + postgres: setup() was not run');
+      const tmp: TempDir = makeTempDir('layover-contract-pg-');
+      const root = path.join(tmp.path, 'data');
+      const url = await server.createDatabase(`contract_${++spaces}`);
+      // Each metadata() is another process's view: its own connection pool on the same database.
+      const pools: Database[] = [];
+      return {
+        root,
+        content: async (options) => new FilesystemContent(root, options, noSyncs).init(),
+        metadata: async () => {
+          const db = new Database(url, { maxConnections: 4 });
+          pools.push(db);
+          return new PostgresMetadata(db);
+        },
+        cleanup: async () => {
+          await Promise.all(pools.map((db) => db.close()));
+          tmp.cleanup();
+        },
+      };
+    },
+  };
+}
+
+export const STORAGE_DRIVERS: StorageDriver[] = [filesystemSqlite, filesystemPostgres()];
