@@ -110,6 +110,7 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   const clusterLock: ClusterLock | undefined = database && ((fn) => withTryAdvisoryLock(database, LOCK.gc, fn));
   const gc = new GcScheduler(store, config, logger.child({ module: 'gc' }), clusterLock);
   app.decorate('gc', gc);
+  if (database) app.decorate('database', database);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
   // The store opened here is closed here (the database last, after GC and eviction stopped).
@@ -126,5 +127,7 @@ declare module 'fastify' {
     auth?: Auth;
     /** Garbage collection: scheduled every gc.interval, and on demand. */
     gc: GcScheduler;
+    /** The shared PostgreSQL database, when database.url is set (its `location` has no password). */
+    database?: Database;
   }
 }

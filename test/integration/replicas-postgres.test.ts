@@ -17,6 +17,7 @@ import { waitFor } from '../helpers/wait-for.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/layover.js');
 const admin: Auth = { user: 'admin', password: 'admin-pw-replicas' };
+const DB_PASSWORD = 'db-secret-in-url-71';
 let postgres: Postgres;
 let shared: TempDir;
 let one: SpawnedLayover;
@@ -32,8 +33,11 @@ beforeAll(async () => {
   postgres = await startPostgres();
   shared = makeTempDir('layover-replicas-');
   const root = path.join(shared.path, 'data');
+  // The test server trusts loopback, so a password in the URL is accepted and ignored: it is here
+  // to prove that it never reaches a log line or a message.
+  const url = postgres.url.replace('postgres://layover@', `postgres://layover:${DB_PASSWORD}@`);
   // One after the other is not required (migrations take a lock), but starting together is the case to prove.
-  [one, two] = await Promise.all([spawnLayover(raw(), { database: postgres.url, root }), spawnLayover(raw(), { database: postgres.url, root })]);
+  [one, two] = await Promise.all([spawnLayover(raw(), { database: url, root }), spawnLayover(raw(), { database: url, root })]);
 });
 
 afterAll(async () => {
@@ -96,7 +100,8 @@ describe('two replicas on one PostgreSQL', () => {
     expect((await status(`${two.url}/v2/`, { authorization: basicAuthHeader(dave) })).status).toBe(401);
     const added = await cli(['user', 'add', 'dave', '--password-stdin', '--config', one.configFile], `${dave.password}\n`);
     expect(added, added.stderr).toMatchObject({ code: 0 });
-    expect(added.stdout).toContain('added to the database postgres://layover@127.0.0.1');
+    expect(added.stdout).toContain('added to the database postgres://layover:***@127.0.0.1');
+    expect(added.stdout + added.stderr).not.toContain(DB_PASSWORD);
     // Replica 2 reloads the accounts by itself (change counter, polled every second).
     await waitFor(async () => (await status(`${two.url}/v2/`, { authorization: basicAuthHeader(dave) })).status === 200, 10_000);
     const listed = await cli(['user', 'list', '--config', two.configFile]);
@@ -185,7 +190,11 @@ describe('two replicas on one PostgreSQL', () => {
     await pushContent(two.url, 'admin/app', 'v2', blobs, manifest, admin);
     const got = await getBytes(`${one.url}/v2/admin/app/manifests/v2`, { auth: admin, headers: { accept: manifest.mediaType } });
     expect(got.body.equals(manifest.bytes)).toBe(true);
-    // One error line per outage, not one per request; the URL's host is named, never a password.
+    // One error line per outage, not one per request; the database is named, never its password.
     expect(one.log().match(/database unreachable: requests that need it answer 503/g)?.length ?? 0).toBeLessThanOrEqual(2);
+    for (const replica of [one, two]) {
+      expect(replica.log()).toContain('"metadata":"postgres://layover:***@127.0.0.1');
+      expect(replica.log()).not.toContain(DB_PASSWORD);
+    }
   });
 });
