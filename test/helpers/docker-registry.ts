@@ -30,6 +30,8 @@ export interface DockerRegistry {
   pid: number;
   /** The registry's storage root (rootdirectory). */
   root: string;
+  /** Its configuration file (for `docker-registry garbage-collect`). */
+  configFile: string;
   /** Every request served so far, parsed from the access log. */
   accessLog(): LoggedRequest[];
   /** The registry's own log, for diagnosing a failing test. */
@@ -88,6 +90,7 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
     port,
     pid: child.pid,
     root,
+    configFile,
     accessLog: () => parseAccessLog(readFileSync(accessFile, 'utf8')),
     log: () => readFileSync(logFile, 'utf8'),
     async close() {

@@ -4,14 +4,15 @@
 // at most once a minute per storage root, not once per request.
 import { RegistryError } from '../errors.js';
 
-const FULL = new Set(['ENOSPC', 'EDQUOT']);
+// SQLITE_FULL: the metadata database (metadata/sqlite.ts) could not grow on the same full disk.
+const FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
 const LOG_EVERY_MS = 60_000;
 
-/** The errno code of `err` or of an error it wraps (`cause`). */
+/** The errno (or SQLite) code of `err` or of an error it wraps (`cause`). */
 function errnoCode(err: unknown): string | undefined {
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (typeof code === 'string' && code.startsWith('E')) return code;
+    if (typeof code === 'string' && (code.startsWith('E') || code.startsWith('SQLITE_'))) return code;
   }
   return undefined;
 }

@@ -85,7 +85,7 @@ export interface MetadataStore {
   getBlob(digest: Digest): Promise<BlobRecord | undefined>;
   /** Inserts or keeps the record (a second publication of the same digest keeps createdAt). */
   putBlob(blob: BlobRecord): Promise<void>;
-  /** Removes the record, its provenance and every repository's link to it. */
+  /** Removes the record and its provenance. Links stay (GC and eviction unlink what they sweep). */
   deleteBlob(digest: Digest): Promise<void>;
   /** Every blob record, ordered by digest. */
   scanBlobs(): AsyncIterable<BlobRecord>;
