@@ -98,7 +98,8 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, logger.child({ module: 'proxy' }));
   const mirrors = options.mirrors ?? built;
   if (built) {
-    const stopEviction = scheduleEviction(store, (repo) => built.evictable(repo), { maxBytes: config.cache.maxBytes, expireAfterMs: config.cache.expireAfterMs }, 60_000, logger.child({ module: 'eviction' }));
+    const evictionLock = database && (<T>(fn: () => Promise<T>) => withTryAdvisoryLock(database, LOCK.eviction, fn));
+    const stopEviction = scheduleEviction(store, (repo) => built.evictable(repo), { maxBytes: config.cache.maxBytes, expireAfterMs: config.cache.expireAfterMs }, 60_000, logger.child({ module: 'eviction' }), evictionLock);
     app.addHook('onClose', async () => {
       stopEviction();
       await built.close();

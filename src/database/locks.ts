@@ -6,6 +6,8 @@ export const LOCK = {
   migrate: '7413001',
   /** One garbage collection run in the cluster at a time. */
   gc: '7413002',
+  /** One mirror cache eviction round in the cluster at a time. */
+  eviction: '7413005',
   /** Read-modify-write of users and teams. */
   accounts: '7413003',
   /** Read-modify-write of the signing keys (rotation). */

@@ -5,12 +5,16 @@ import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Database } from '../../src/database/database.js';
 import type { Digest } from '../../src/registry/digest.js';
+import { withTryAdvisoryLock } from '../../src/database/advisory-lock.js';
+import { LOCK } from '../../src/database/locks.js';
 import { collectGarbage, type GcReport } from '../../src/registry/gc/collector.js';
+import { scheduleEviction } from '../../src/registry/gc/eviction.js';
 import type { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { openSharedStore } from '../../src/registry/storage/shared.js';
 import { buildManifest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
 import { startPostgres, type Postgres } from '../helpers/postgres.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 let server: Postgres;
 let databases = 0;
@@ -27,7 +31,7 @@ afterAll(async () => {
 });
 
 /** Replicas A and B on one fresh database and one directory; A's clock can be set back. */
-async function replicas(): Promise<{ a: ComposedStore; b: ComposedStore; aClock: { offsetMs: number } }> {
+async function replicas(): Promise<{ a: ComposedStore; b: ComposedStore; aClock: { offsetMs: number }; poolB: Database }> {
   const url = await server.createDatabase(`gc_${++databases}`);
   const dir: TempDir = makeTempDir('layover-gc-replicas-');
   const aClock = { offsetMs: 0 };
@@ -41,7 +45,7 @@ async function replicas(): Promise<{ a: ComposedStore; b: ComposedStore; aClock:
     await poolB.close();
     dir.cleanup();
   });
-  return { a, b, aClock };
+  return { a, b, aClock, poolB };
 }
 
 async function put(store: ComposedStore, blob: Content): Promise<void> {
@@ -151,5 +155,31 @@ describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () =
     expect(await b.resolveTag('team/retag', 'again')).toBe((manifest.digest as Digest));
     expect(await b.getManifest('team/retag', (manifest.digest as Digest))).toMatchObject({ bytes: manifest.bytes });
     expect(await b.statBlob((layer.digest as Digest))).toBeDefined();
+  });
+
+  it('evicts the mirror cache on one replica at a time: rounds skip while another replica holds the lock', async () => {
+    const { a, b, poolB } = await replicas();
+    const layer = randomBlob(25_000, 'mirrored-layer');
+    const config = imageConfig([(layer.digest as Digest)]);
+    const manifest = buildManifest({ config, layers: [layer] });
+    await put(a, layer);
+    await put(a, config);
+    await pushManifest(a, 'mirror/app', 'v1', manifest, [config, layer]);
+    await a.recordPull('mirror/app', (manifest.digest as Digest), new Date(Date.now() - 86_400_000));
+
+    // Another replica is mid-round: it holds the eviction lock until released.
+    let release!: () => void;
+    const holder = withTryAdvisoryLock(poolB, LOCK.eviction, () => new Promise<void>((r) => (release = r)));
+    await waitFor(() => release !== undefined);
+    const evictionLock = <T>(fn: () => Promise<T>) => withTryAdvisoryLock(poolB, LOCK.eviction, fn);
+    const stop = scheduleEviction(b, (repo) => repo.startsWith('mirror/'), { expireAfterMs: 60_000 }, 100, undefined, evictionLock);
+    cleanups.push(stop);
+    await new Promise((r) => setTimeout(r, 1_000));
+    // Ten rounds came and went; every one skipped.
+    expect(await a.statManifest('mirror/app', (manifest.digest as Digest))).toBeDefined();
+    release();
+    expect(await holder).toEqual({ acquired: true, value: undefined });
+    await waitFor(async () => (await a.statManifest('mirror/app', (manifest.digest as Digest))) === undefined, 10_000);
+    await waitFor(async () => (await a.statBlob((layer.digest as Digest))) === undefined, 10_000);
   });
 });
