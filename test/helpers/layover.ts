@@ -11,6 +11,13 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { startChild, type Child } from './child-process.js';
+import { createDatabaseAt } from './postgres.js';
+import { Database } from '../../src/database/database.js';
+import { databaseUrl } from '../../src/database/url.js';
+import { ComposedStore } from '../../src/registry/storage/composed-store.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
+import { openSharedStore } from '../../src/registry/storage/shared.js';
+import type { Store } from '../../src/registry/storage/store.js';
 import { runTool } from './run-tool.js';
 import { freePort } from './free-port.js';
 import { makeTempDir } from './temp-dir.js';
@@ -89,6 +96,44 @@ function testRaw(raw: RawConfig, root: string, port: number, logLevel: string, d
   return mergeRaw(defaults, raw as Mapping) as RawConfig;
 }
 
+const databaseOfRoot = new Map<string, Promise<string>>();
+
+/**
+ * The database a layover on `root` uses: the caller's, or, when the suite runs on the
+ * shared-metadata configuration (LAYOVER_TEST_METADATA=postgres, see postgres-suite.ts), a fresh
+ * database on the run's PostgreSQL; a second layover on the same root gets the same database.
+ * Undefined: the embedded metadata.
+ */
+function databaseFor(root: string, opts: LayoverOptions): Promise<string | undefined> {
+  if (opts.database || process.env.LAYOVER_TEST_METADATA !== 'postgres') return Promise.resolve(opts.database);
+  const admin = process.env.LAYOVER_TEST_POSTGRES_ADMIN;
+  if (!admin) return Promise.reject(new Error('LAYOVER_TEST_METADATA=postgres needs the globalSetup test/helpers/postgres-suite.ts (vitest.config.ts)'));
+  let url = databaseOfRoot.get(root);
+  if (!url) {
+    url = createDatabaseAt(admin, `suite_${process.pid}_${databaseOfRoot.size + 1}`);
+    databaseOfRoot.set(root, url);
+  }
+  return url;
+}
+
+/**
+ * A store on the same data as a running layover, for tests that seed or inspect storage directly:
+ * the embedded store on its root, or, when it uses a database, the shared store on root and
+ * database (with its own pool, closed by `close()`).
+ */
+export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config'>): Promise<Store & { close(): Promise<void> }> {
+  const db = layover.config.database;
+  if (!db) return new EmbeddedStore(layover.root).init();
+  const database = new Database(await databaseUrl(db), { maxConnections: 4 });
+  const store = await openSharedStore(layover.root, database);
+  return Object.assign(store, {
+    async close() {
+      await ComposedStore.prototype.close.call(store);
+      await database.close();
+    },
+  });
+}
+
 let compiledBuild: Promise<string> | undefined;
 
 /** Compiles src/ into dist/ once per process and returns the entry the container image runs. */
@@ -121,7 +166,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     let config: Config;
     let app: FastifyInstance;
     try {
-      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', opts.database), { baseDir: tmp.path });
+      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', await databaseFor(root, opts)), { baseDir: tmp.path });
       app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
     } catch (err) {
       return fail(err);
@@ -160,7 +205,13 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const tmp = makeTempDir('layover-spawned-');
   const root = opts.root ?? path.join(tmp.path, 'data');
   const port = await freePort();
-  const effective = testRaw(raw, root, port, opts.logLevel ?? 'info', opts.database);
+  let effective: RawConfig;
+  try {
+    effective = testRaw(raw, root, port, opts.logLevel ?? 'info', await databaseFor(root, opts));
+  } catch (err) {
+    tmp.cleanup();
+    throw err;
+  }
   let config: Config;
   try {
     // Resolving here reports a bad configuration as an error in the test, not as a silent exit.

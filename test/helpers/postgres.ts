@@ -177,3 +177,22 @@ export async function startPostgres(): Promise<Postgres> {
   };
 }
 
+
+/**
+ * Creates database `name` owned by `layover` on the server whose superuser URL is `adminUrl`
+ * (postgres-suite.ts hands one to the test workers); returns the URL the registry uses.
+ */
+export async function createDatabaseAt(adminUrl: string, name: string): Promise<string> {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a plain database name: ${name}`);
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE DATABASE ${name} OWNER ${ROLE}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(adminUrl);
+  url.username = ROLE;
+  url.pathname = `/${name}`;
+  return url.toString();
+}
