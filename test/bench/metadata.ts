@@ -163,7 +163,7 @@ async function scenario(name: string, repoCount: number, tagCount: number, rows:
     docker = await startDockerRegistry({ logLevel: 'error' });
     seedDistribution(docker.root, seed);
     figures.seedLayoverMs = seedMs;
-    const start = await timed(() => spawnLayover({ gc: { interval: '1000h' } }, { root: layoverRoot, logLevel: 'warn' }));
+    const start = await timed(() => spawnLayover({ gc: { interval: '1000h' } }, { root: layoverRoot, logLevel: 'warn', startTimeoutMs: 1_800_000 }));
     layover = start.value;
     figures.layoverStartWithImportMs = start.ms;
 
@@ -171,6 +171,7 @@ async function scenario(name: string, repoCount: number, tagCount: number, rows:
       const l = await path('layover');
       const d = await path('docker');
       rows.push({ scenario: name, metric, layoverMs: l, dockerMs: d, target });
+      console.error(`[${name}] ${metric}: layover ${l.toFixed(1)} ms, docker-registry ${d.toFixed(1)} ms`); // progress, in case a later scenario fails
       figures[`${metric}.layover`] = l;
       figures[`${metric}.docker`] = d;
     };
@@ -213,6 +214,7 @@ async function scenario(name: string, repoCount: number, tagCount: number, rows:
     const listed = (ls.value.body as { repositories: unknown[] }).repositories.length;
     if (listed !== repoTotal) throw new Error(`layover ls listed ${listed} of ${repoTotal}`);
     const du = await timed(() => getJson(`${layover!.url}/api/v1/storage`));
+    console.error(`[${name}] layover start (with import) ${start.ms.toFixed(0)} ms; ls ${ls.ms.toFixed(1)} ms, ls REPO ${lsOne.ms.toFixed(1)} ms, du ${du.ms.toFixed(1)} ms`);
     rows.push({ scenario: name, metric: 'ls (all repositories)', layoverMs: ls.ms, target: '< 1 s' });
     rows.push({ scenario: name, metric: 'ls REPO (its tags)', layoverMs: lsOne.ms, target: '< 1 s' });
     rows.push({ scenario: name, metric: 'du', layoverMs: du.ms, target: '< 1 s' });

@@ -40,6 +40,8 @@ export interface LayoverOptions {
   compiled?: boolean;
   /** A PostgreSQL URL (test/helpers/postgres.ts) for `database.url`: metadata and accounts go there. */
   database?: string;
+  /** spawnLayover only: how long to wait for it to answer (default 30 s; a first start that imports a large old data directory takes longer). */
+  startTimeoutMs?: number;
 }
 
 export interface RunningLayover {
@@ -236,7 +238,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
       env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, ...(opts.compiled ? IMAGE_ENV : {}) },
     });
     try {
-      await waitForHttp(`${url}/v2/`, 30_000, () => child.alive());
+      await waitForHttp(`${url}/v2/`, opts.startTimeoutMs ?? 30_000, () => child.alive());
     } catch (err) {
       await child.stop('SIGKILL');
       throw new Error(`layover did not start: ${(err as Error).message}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);

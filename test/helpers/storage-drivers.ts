@@ -38,7 +38,7 @@ export const filesystemSqlite: StorageDriver = {
     return {
       root,
       content: async (options) => new FilesystemContent(root, options, noSyncs).init(),
-      metadata: async () => new SqliteMetadata(path.join(tmp.path, 'metadata.db'), { durable: false }),
+      metadata: async () => new SqliteMetadata(path.join(tmp.path, 'metadata.db')),
       cleanup: async () => tmp.cleanup(),
     };
   },

@@ -33,7 +33,16 @@ async function gc(dryRun = false): Promise<GcReport> {
 async function blobsOnDisk(): Promise<Set<string>> {
   const out = new Set<string>();
   // A second handle on the same root, without init(): that would clear the running server's temp files.
-  for await (const b of new EmbeddedStore(layover.root).listBlobs()) out.add(b.digest);
+  const store = new EmbeddedStore(layover.root);
+  try {
+    // The files themselves, and the metadata's records of them: the two must agree.
+    for await (const digest of store.content.list()) out.add(digest);
+    const recorded = new Set<string>();
+    for await (const b of store.listBlobs()) recorded.add(b.digest);
+    expect(recorded).toEqual(out);
+  } finally {
+    await store.close();
+  }
   return out;
 }
 

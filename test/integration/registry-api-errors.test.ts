@@ -3,6 +3,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildManifest, computeDigest, emptyConfig } from '../helpers/oci-content.js';
 import { putManifest, uploadBlob } from '../helpers/registry-client.js';
@@ -95,10 +96,22 @@ describe('NAME_INVALID', () => {
     }
   });
 
-  it('nothing outside the storage layout was created by any of them', () => {
+  /** Every repository name stored, read through a second handle on the root (no init: it would clear the server's temporary files). */
+  async function listRepositoriesOf(root: string): Promise<string[]> {
+    const store = new EmbeddedStore(root);
+    try {
+      return await store.listRepositories();
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('nothing outside the storage layout was created by any of them', async () => {
     const files = allFiles(layover.root);
-    for (const f of files) expect(f, f).toMatch(/^(blobs|repositories|uploads|_tmp)(\/|$)/);
-    expect(files.filter((f) => f.startsWith('repositories/') && /[A-Z]|\.\.|%/.test(f))).toEqual([]);
+    for (const f of files) expect(f, f).toMatch(/^(blobs|uploads|_tmp)(\/|$)|^metadata\.db(-wal|-shm)?$/);
+    // Names live in the metadata database now: none of the refused ones got in.
+    const names = await listRepositoriesOf(layover.root);
+    expect(names.filter((n) => /[A-Z]|\.\.|%/.test(n))).toEqual([]);
   });
 });
 

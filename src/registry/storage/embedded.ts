@@ -22,8 +22,8 @@ export class EmbeddedStore extends ComposedStore {
     const guard = new ReferenceGuard();
     const content = new FilesystemContent(root, { beforePublish: (digest) => guard.use(digest) }, syncs);
     mkdirSync(root, { recursive: true });
-    // noSyncs (tests, benchmarks) also relaxes the database's commit sync.
-    const metadata = new SqliteMetadata(path.join(root, METADATA_FILE), { durable: syncs !== noSyncs });
+    // The database's log is synced like any other file this store makes durable (durable.ts).
+    const metadata = new SqliteMetadata(path.join(root, METADATA_FILE), syncs === noSyncs ? {} : { syncFile: (file) => syncs.file(file) });
     metadata.openSync();
     super(root, content, metadata, guard, now);
   }

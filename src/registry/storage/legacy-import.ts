@@ -94,11 +94,11 @@ async function readLegacy(root: string): Promise<Imported> {
         digest,
         mediaType: meta.mediaType,
         size: meta.size,
-        createdAt: Math.floor(info.mtimeMs),
+        createdAt: info.mtime.getTime(),
         ...(meta.subject ? { subject: meta.subject } : {}),
         ...(meta.artifactType ? { artifactType: meta.artifactType } : {}),
         ...(meta.annotations ? { annotations: meta.annotations } : {}),
-        ...(pulled ? { pulledAt: Math.floor(pulled.mtimeMs) } : {}),
+        ...(pulled ? { pulledAt: pulled.mtime.getTime() } : {}),
       };
       const bytes = await blobBytes(digest);
       // Bytes that cannot be parsed are marked, not skipped: GC stops on such a manifest rather
@@ -118,7 +118,7 @@ async function readLegacy(root: string): Promise<Imported> {
       const file = path.join(tagsDir, tag);
       const raw = (await readIfExists(file))?.toString('utf8');
       const info = await statIfExists(file);
-      if (raw && parseDigest(raw) && info) out.tags.push({ repository: name, tag, digest: raw as Digest, at: Math.floor(info.mtimeMs) });
+      if (raw && parseDigest(raw) && info) out.tags.push({ repository: name, tag, digest: raw as Digest, at: info.mtime.getTime() });
     }
     for (const digest of await digestsUnder(layout.layerLinks(name))) {
       const info = await statIfExists(layout.layerLink(name, digest));
@@ -139,7 +139,7 @@ async function readLegacy(root: string): Promise<Imported> {
     const info = JSON.parse(raw.toString('utf8')) as { repository: string; startedAt: string };
     if (!isRepositoryName(info.repository)) continue;
     const startedAt = new Date(info.startedAt).getTime();
-    out.uploads.push({ id, repository: info.repository, size: data.size, startedAt, updatedAt: Math.max(startedAt, Math.floor(data.mtimeMs)) });
+    out.uploads.push({ id, repository: info.repository, size: data.size, startedAt, updatedAt: Math.max(startedAt, data.mtime.getTime()) });
   }
 
   for (const algorithm of await listDir(layout.blobs)) {
@@ -148,7 +148,7 @@ async function readLegacy(root: string): Promise<Imported> {
         const digest = `${algorithm}:${hex}`;
         if (!parseDigest(digest)) continue;
         const info = await statIfExists(path.join(layout.blobs, algorithm, prefix, hex));
-        if (info?.isFile()) out.blobs.push({ digest: digest as Digest, size: info.size, createdAt: Math.floor(info.mtimeMs) });
+        if (info?.isFile()) out.blobs.push({ digest: digest as Digest, size: info.size, createdAt: info.mtime.getTime() });
       }
     }
   }
