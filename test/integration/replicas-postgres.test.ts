@@ -37,7 +37,9 @@ beforeAll(async () => {
   // to prove that it never reaches a log line or a message.
   const url = postgres.url.replace('postgres://layover@', `postgres://layover:${DB_PASSWORD}@`);
   // One after the other is not required (migrations take a lock), but starting together is the case to prove.
-  [one, two] = await Promise.all([spawnLayover(raw(), { database: url, root }), spawnLayover(raw(), { database: url, root })]);
+  // Two processes compiling src/ at once on a loaded machine: give them time.
+  const opts = { database: url, root, startTimeoutMs: 90_000 };
+  [one, two] = await Promise.all([spawnLayover(raw(), opts), spawnLayover(raw(), opts)]);
 });
 
 afterAll(async () => {
@@ -121,7 +123,8 @@ describe('two replicas on one PostgreSQL', () => {
     }
     const fresh = await token(two.url, dave, 'repository:dave/tool:pull');
     expect((await status(`${one.url}/v2/dave/tool/tags/list`, { authorization: `Bearer ${fresh}` })).status).not.toBe(401);
-  });
+   // Five CLI processes (each compiles src/ through tsx): slow on a loaded machine.
+  }, 180_000);
 
   it('run garbage collection on one replica at a time: a second run elsewhere is skipped and says so', async () => {
     const auth = { authorization: basicAuthHeader(admin) };
