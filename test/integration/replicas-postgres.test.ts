@@ -123,7 +123,7 @@ describe('two replicas on one PostgreSQL', () => {
     }
     const fresh = await token(two.url, dave, 'repository:dave/tool:pull');
     expect((await status(`${one.url}/v2/dave/tool/tags/list`, { authorization: `Bearer ${fresh}` })).status).not.toBe(401);
-   // Five CLI processes (each compiles src/ through tsx): slow on a loaded machine.
+    // Five CLI processes (each compiles src/ through tsx): slow on a loaded machine.
   }, 180_000);
 
   it('run garbage collection on one replica at a time: a second run elsewhere is skipped and says so', async () => {
