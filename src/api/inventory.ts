@@ -136,7 +136,10 @@ export class Inventory {
 
   private async bytesOf(digests: Iterable<Digest>): Promise<number> {
     let total = 0;
-    for (const d of digests) total += (await this.sizeOf(d)) ?? 0;
+    const sizes = this.sizes;
+    // With every size loaded (listings of many repositories) this stays synchronous.
+    if (sizes) for (const d of digests) total += sizes.get(d) ?? 0;
+    else for (const d of digests) total += (await this.sizeOf(d)) ?? 0;
     return total;
   }
 
