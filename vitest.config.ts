@@ -7,6 +7,8 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration tests start real servers and peers; two cores, so keep parallelism modest.
     maxWorkers: 2,
+    // LAYOVER_TEST_METADATA=postgres: the whole suite with its metadata in PostgreSQL (one server per run).
+    globalSetup: ['test/helpers/postgres-suite.ts'],
     reporters: ['default'],
   },
 });

@@ -3,11 +3,15 @@ import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import { apiPlugin, type UpstreamHealth } from './api/plugin.js';
+import type { Database } from './database/database.js';
+import { withTryAdvisoryLock } from './database/advisory-lock.js';
+import { LOCK } from './database/locks.js';
+import { openDatabase } from './database/open.js';
 import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
 import { scheduleEviction } from './registry/gc/eviction.js';
-import { GcScheduler } from './registry/gc/scheduler.js';
+import { GcScheduler, type ClusterLock } from './registry/gc/scheduler.js';
 import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
 import { buildMirrors } from './registry/proxy/mirrors.js';
@@ -27,10 +31,31 @@ export interface AppOptions {
   mirrors?: MirrorRouter;
   /** Upstream health and cache hit rates for the admin API, when the pull-through cache has them. */
   upstreams?: () => Promise<UpstreamHealth[]>;
+  /** The shared database (default: opened from `database` in the configuration, when set). */
+  database?: Database;
 }
 
+/**
+ * Builds the app; with `database` configured, the database is opened (and migrated) first and
+ * closed with the app, or at once when building fails part-way.
+ */
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? createLogger(config.log.level);
+  if (options.database || !config.database) return build(config, { ...options, logger });
+  const database = await openDatabase(config.database, { logger: logger.child({ module: 'database' }) });
+  try {
+    const app = await build(config, { ...options, logger, database });
+    // Added last, so it runs after every other onClose hook that may still use the database.
+    app.addHook('onClose', async () => database.close());
+    return app;
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+}
+
+async function build(config: Config, options: AppOptions & { logger: Logger }): Promise<FastifyInstance> {
+  const { logger, database } = options;
   // node's own Host check answers without a body: requireHost (request-edge.ts) answers instead.
   const https = config.registry.tls
     ? { key: readFileSync(config.registry.tls.key), cert: readFileSync(config.registry.tls.cert), requireHostHeader: false }
@@ -58,10 +83,10 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   app.server.on('connect', answerConnect);
   app.server.on('checkExpectation', answerExpectation);
   continueOnFirstRead(app.server);
-  const store = options.store ?? (await openStore(config));
+  const store = options.store ?? (await openStore(config, database));
   let access = options.access;
   if (!access && config.auth.enabled) {
-    const auth = await createAuth(config, { logger });
+    const auth = await createAuth(config, { logger, database });
     app.decorate('auth', auth);
     app.addHook('onClose', async () => auth.close());
     await auth.routes(app);
@@ -72,7 +97,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, logger.child({ module: 'proxy' }));
   const mirrors = options.mirrors ?? built;
   if (built) {
-    const stopEviction = scheduleEviction(store, (repo) => built.evictable(repo), { maxBytes: config.cache.maxBytes, expireAfterMs: config.cache.expireAfterMs }, 60_000, logger.child({ module: 'eviction' }));
+    const evictionLock = database && (<T>(fn: () => Promise<T>) => withTryAdvisoryLock(database, LOCK.eviction, fn));
+    const stopEviction = scheduleEviction(store, (repo) => built.evictable(repo), { maxBytes: config.cache.maxBytes, expireAfterMs: config.cache.expireAfterMs }, 60_000, logger.child({ module: 'eviction' }), evictionLock);
     app.addHook('onClose', async () => {
       stopEviction();
       await built.close();
@@ -80,14 +106,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   }
   const upstreams = options.upstreams ?? (built && (async () => built.status()));
   await app.register(registryPlugin, { config, store, access, mirrors });
-  const gc = new GcScheduler(store, config, logger.child({ module: 'gc' }));
+  // With a shared database, one GC run at a time in the whole cluster.
+  const clusterLock: ClusterLock | undefined = database && ((fn) => withTryAdvisoryLock(database, LOCK.gc, fn));
+  const gc = new GcScheduler(store, config, logger.child({ module: 'gc' }), clusterLock);
   app.decorate('gc', gc);
+  if (database) app.decorate('database', database);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
   // The store opened here is closed here (the database last, after GC and eviction stopped).
   if (!options.store) app.addHook('onClose', async () => store.close());
   await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams });
-  await app.register(healthPlugin, { storageRoot: config.storage.root });
+  await app.register(healthPlugin, { storageRoot: config.storage.root, database });
   await app.register(uiPlugin);
   return app;
 }
@@ -98,5 +127,7 @@ declare module 'fastify' {
     auth?: Auth;
     /** Garbage collection: scheduled every gc.interval, and on demand. */
     gc: GcScheduler;
+    /** The shared PostgreSQL database, when database.url is set (its `location` has no password). */
+    database?: Database;
   }
 }

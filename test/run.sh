@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian machine: installs the real peers the tests drive
-# (skopeo, docker-registry, containerd, kubectl, openssl, chromium, Ceph's S3 gateway) and the npm dependencies
+# (skopeo, docker-registry, containerd, kubectl, openssl, chromium, Ceph's S3 gateway,
+# PostgreSQL) and the npm dependencies
 # when they are missing, type-checks, then runs every test. `.ci/run` calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,11 @@ missing=()
 for tool in "${!PACKAGE_OF[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${PACKAGE_OF[$tool]}")
 done
+# PostgreSQL's server binaries are off PATH (/usr/lib/postgresql/VERSION/bin); the tests start
+# their own private clusters, so only the package is needed, not a running service.
+if ! compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null && ! command -v pg_ctlcluster >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 # The browser test renders text: headless chromium needs at least one font.
 if ! { command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list 2>/dev/null | head -n 1)" ]; }; then
   missing+=(fonts-dejavu-core fontconfig)

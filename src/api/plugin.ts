@@ -4,6 +4,7 @@
 // repository they touch, and GC, storage of other namespaces and upstream health are for admins.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.js';
+import { databaseAnswer } from '../database/answer.js';
 import { openAccess, type Access, type Principal } from '../registry/auth/access.js';
 import { parseDigest } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
@@ -73,6 +74,8 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
       // No WWW-Authenticate here: a browser would answer a challenge with its own login dialog.
       return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     }
+    const database = databaseAnswer(err, req.log);
+    if (database) return reply.code(database.status).header('Retry-After', database.headers['Retry-After']).send({ error: { code: database.code, message: database.message } });
     if (err instanceof GcBusyError) return reply.code(409).send({ error: { code: 'GC_RUNNING', message: err.message } });
     if (err instanceof GcError) return reply.code(500).send({ error: { code: 'GC_FAILED', message: err.message } });
     if (err.statusCode && err.statusCode < 500) return reply.code(err.statusCode).send({ error: { code: 'BAD_REQUEST', message: err.message } });

@@ -1,8 +1,13 @@
-// What `layover user` and `layover team` share: the users file and storage they act on.
+// What `layover user` and `layover team` share: the accounts (users file, or the database when
+// database.url is set) and the storage they act on.
 import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
+import type { Database } from '../database/database.js';
+import { openDatabase } from '../database/open.js';
+import { FileAccountsStore } from '../registry/auth/accounts-store.js';
 import { accountsOf, type Accounts, type NamespaceStorage } from '../registry/auth/accounts.js';
+import { accountsStore } from '../registry/auth/auth.js';
 import { openStore } from '../registry/storage/open-store.js';
 
 export const COMMON_OPTIONS = {
@@ -11,13 +16,27 @@ export const COMMON_OPTIONS = {
   yes: { type: 'boolean', short: 'y' },
 } as const;
 
-export async function accountsFrom(values: { config?: string; file?: string }): Promise<{ config: Config; accounts: Accounts }> {
-  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG);
-  return { config, accounts: accountsOf(config, values.file ? path.resolve(values.file) : undefined) };
+export interface AccountsSession {
+  config: Config;
+  accounts: Accounts;
+  /** Set when the accounts are in the database: the registry's metadata is there too. */
+  database?: Database;
+  /** Closes the database connections, if any: call when the command is done. */
+  close(): Promise<void>;
 }
 
-export function openStorage(config: Config): Promise<NamespaceStorage> {
-  return openStore(config);
+/** `--file` names a users file to edit; else the configuration's database, else its auth.usersFile. */
+export async function accountsFrom(values: { config?: string; file?: string }): Promise<AccountsSession> {
+  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG);
+  let database: Database | undefined;
+  if (!values.file && config.database) database = await openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' });
+  const store = values.file ? new FileAccountsStore(path.resolve(values.file)) : accountsStore(config, database);
+  return { config, accounts: accountsOf(config, store), database, close: async () => database?.close() };
+}
+
+/** The registry's storage whose namespaces `rm` deletes: the shared one with a database, else the embedded one. */
+export function openStorage(config: Config, database?: Database): Promise<NamespaceStorage> {
+  return openStore(config, database);
 }
 
 export function out(line: string): void {

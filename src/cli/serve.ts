@@ -68,7 +68,8 @@ export async function serve(argv: string[]): Promise<void> {
     const localAuth = app.auth;
     if (localAuth) mintNamespaceToken = (namespace) => localAuth.mintNamespaceToken(namespace);
     const address = await app.listen({ host: config.registry.host, port: config.registry.port });
-    logger.info({ address, storage: config.storage.root, config: config.source ?? '(embedded defaults)' }, 'layover registry listening');
+    const metadata = app.database ? app.database.location : 'embedded';
+    logger.info({ address, storage: config.storage.root, metadata, config: config.source ?? '(embedded defaults)' }, 'layover registry listening');
     roles.push({ name: 'registry', close: () => app.close() });
     if (config.controller.enabled) {
       const auth = app.auth;

@@ -2,8 +2,11 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
+import { openDatabase } from '../database/open.js';
 import { openKeyRing, tokenService } from '../registry/auth/auth.js';
+import type { KeyRing } from '../registry/auth/keys.js';
 import { isKubernetesNamespace } from '../registry/auth/names.js';
+import type { Config } from '../config/config.js';
 import { UsageError } from './args.js';
 
 export const TOKEN_HELP = `layover token <namespace|rotate|keys> [options]
@@ -36,7 +39,16 @@ export async function token(argv: string[]): Promise<void> {
   const [sub, name, ...extra] = positionals;
   if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG);
-  const keys = await openKeyRing(config);
+  // With database.url the keys are the replicas' shared ones: a rotation here reaches them all.
+  const database = config.database ? await openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' }) : undefined;
+  try {
+    await tokenCommand(sub, name, values, await openKeyRing(config, database), config);
+  } finally {
+    await database?.close();
+  }
+}
+
+async function tokenCommand(sub: string | undefined, name: string | undefined, values: { ttl?: string; grace?: string }, keys: KeyRing, config: Config): Promise<void> {
   switch (sub) {
     case 'namespace': {
       if (!name || !isKubernetesNamespace(name)) throw new UsageError('usage: layover token namespace NAME (a Kubernetes namespace name)');

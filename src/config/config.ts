@@ -34,6 +34,14 @@ export interface UpstreamConfig {
   pushable: boolean;
 }
 
+export interface DatabaseConfig {
+  /** The URL itself, or (urlFile) the file to read it from at start-up: see database/url.ts. */
+  url?: string;
+  urlFile?: string;
+  maxConnections: number;
+  connectTimeoutMs: number;
+}
+
 export interface Config {
   registry: {
     enabled: boolean;
@@ -49,6 +57,8 @@ export interface Config {
     uploadIdleTimeoutMs: number;
   };
   storage: { driver: 'filesystem' | 's3'; root: string; s3?: S3Config };
+  /** Set: metadata and coordination live in PostgreSQL (database/), shared by replicas. */
+  database?: DatabaseConfig;
   upstreams: UpstreamConfig[];
   cache: { maxBytes?: number; expireAfterMs?: number; downAfterFailures: number; downForMs: number };
   auth: {

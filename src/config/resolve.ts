@@ -5,6 +5,7 @@ import { ConfigSchema, type RawConfig } from './schema.js';
 import type { Config, S3Config } from './config.js';
 import { parseDuration, parseListen, parseSize } from './units.js';
 import { ConfigError } from './errors.js';
+import { isPostgresUrl } from '../database/url.js';
 
 export { ConfigError };
 
@@ -118,6 +119,13 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
   const wh = raw.webhook ?? {};
   const whListen = listen('webhook.listen', wh.listen, '0.0.0.0:8443');
   const storageRoot = abs(raw.storage?.root ?? './data');
+  const db = raw.database;
+  if (db) {
+    if (db.url !== undefined && db.urlFile !== undefined) checked.push('database: set url or urlFile, not both');
+    else if (db.url === undefined && db.urlFile === undefined) checked.push('database: needs url or urlFile');
+    // The message never repeats the URL: it may hold a password.
+    if (db.url !== undefined && !isPostgresUrl(db.url)) checked.push('database.url: not a postgres:// or postgresql:// URL');
+  }
   const publicHost = reg.publicHost ?? `localhost:${regListen.port}`;
 
   const config: Config = {
@@ -134,6 +142,12 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       uploadIdleTimeoutMs: unit('registry.uploadIdleTimeout', reg.uploadIdleTimeout, 3_600_000, parseDuration),
     },
     storage: { driver: raw.storage?.driver ?? 'filesystem', root: storageRoot, s3: resolveS3(raw.storage, abs, checked, unit) },
+    database: db && {
+      url: db.url,
+      urlFile: absOpt(db.urlFile),
+      maxConnections: db.maxConnections ?? 10,
+      connectTimeoutMs: positive('database.connectTimeout', db.connectTimeout, 5_000),
+    },
     upstreams,
     cache: {
       maxBytes: unit('cache.maxSize', raw.cache?.maxSize, undefined, parseSize),

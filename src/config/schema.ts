@@ -96,6 +96,20 @@ export const ConfigSchema = Type.Object({
       redirectTTL: Type.Optional(Duration),
     }, strict)),
   }, strict)),
+  /**
+   * PostgreSQL for metadata and coordination (users, teams, signing keys, GC lock, leases), shared
+   * by every replica; unset: the embedded stores under storage.root. Migrations run at start-up.
+   */
+  database: Type.Optional(Type.Object({
+    /** postgres://user:password@host:5432/db (libpq URL; ?sslmode= works). */
+    url: Type.Optional(Type.String({ minLength: 1 })),
+    /** A file holding the URL (a mounted Secret), read at start-up. */
+    urlFile: Type.Optional(Type.String({ minLength: 1 })),
+    /** Connections per process (default 10). */
+    maxConnections: Type.Optional(Type.Integer({ minimum: 1 })),
+    /** How long a request waits for a connection before it fails with 503 (default 5s). */
+    connectTimeout: Type.Optional(Duration),
+  }, strict)),
   upstreams: Type.Optional(Type.Array(UpstreamSchema)),
   cache: Type.Optional(Type.Object({
     maxSize: Type.Optional(Size),

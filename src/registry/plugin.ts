@@ -2,6 +2,7 @@
 // checks access, and hands over to the endpoint's handler.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Action, Config } from '../config/config.js';
+import { databaseAnswer } from '../database/answer.js';
 import { openAccess, type Access } from './auth/access.js';
 import { RegistryError } from './errors.js';
 import { assertRepositoryName } from './names.js';
@@ -112,6 +113,8 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     // Denials by the access check are logged there, with the principal.
     if (err instanceof RegistryError) return sendError(reply, err);
+    const database = databaseAnswer(err, req.log);
+    if (database) return sendError(reply, database);
     const storage = storageAnswer(err);
     if (storage) {
       // A full disk answers 507 to every write until space is freed: logged once a minute, not per request.

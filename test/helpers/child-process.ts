@@ -20,10 +20,11 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export function startChild(command: string, args: string[], opts: { stdoutFile: string; stderrFile?: string; env?: NodeJS.ProcessEnv; cwd?: string }): Child {
+/** `uid`/`gid` run the child as another user (root only), e.g. postgres, which refuses to run as root. */
+export function startChild(command: string, args: string[], opts: { stdoutFile: string; stderrFile?: string; env?: NodeJS.ProcessEnv; cwd?: string; uid?: number; gid?: number }): Child {
   const out = openSync(opts.stdoutFile, 'a');
   const err = opts.stderrFile && opts.stderrFile !== opts.stdoutFile ? openSync(opts.stderrFile, 'a') : out;
-  const child = spawn(command, args, { stdio: ['ignore', out, err], env: opts.env ?? process.env, cwd: opts.cwd });
+  const child = spawn(command, args, { stdio: ['ignore', out, err], env: opts.env ?? process.env, cwd: opts.cwd, uid: opts.uid, gid: opts.gid });
   closeSync(out);
   if (err !== out) closeSync(err);
   if (child.pid === undefined) throw new Error(`could not start ${command}`);

@@ -11,6 +11,14 @@ import { resolveConfig } from '../../src/config/resolve.js';
 import type { RawConfig } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 import { startChild, type Child } from './child-process.js';
+import { createDatabaseAt } from './postgres.js';
+import { Database } from '../../src/database/database.js';
+import { databaseUrl } from '../../src/database/url.js';
+import { ComposedStore } from '../../src/registry/storage/composed-store.js';
+import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
+import { openS3Store } from '../../src/registry/storage/open-store.js';
+import { openSharedStore } from '../../src/registry/storage/shared.js';
+import type { Store } from '../../src/registry/storage/store.js';
 import { runTool } from './run-tool.js';
 import { freePort } from './free-port.js';
 import { makeTempDir } from './temp-dir.js';
@@ -31,6 +39,8 @@ export interface LayoverOptions {
   logLevel?: LogLevel;
   /** spawnLayover only: run the compiled dist/ as the container image does (benchmarks), not src/ through tsx. */
   compiled?: boolean;
+  /** A PostgreSQL URL (test/helpers/postgres.ts) for `database.url`: metadata and accounts go there. */
+  database?: string;
   /** spawnLayover only: how long to wait for it to answer (default 30 s; a first start that imports a large old data directory takes longer). */
   startTimeoutMs?: number;
   /** Blob content in this S3 bucket (storage.driver: s3); the keys go to files, as from a mounted Secret. */
@@ -120,9 +130,49 @@ export function mergeRaw(base: Mapping, over: Mapping): Mapping {
  * The test defaults under the caller's configuration: loopback on a free port, a fresh storage
  * root, auth off. What the caller sets wins (a test may turn auth on).
  */
-function testRaw(raw: RawConfig, root: string, port: number, logLevel: string, s3?: RawConfig): RawConfig {
-  const defaults = { registry: { listen: `127.0.0.1:${port}` }, storage: { root }, auth: { enabled: false }, log: { level: logLevel } };
+function testRaw(raw: RawConfig, root: string, port: number, logLevel: string, database?: string, s3?: RawConfig): RawConfig {
+  const defaults = { registry: { listen: `127.0.0.1:${port}` }, storage: { root }, auth: { enabled: false }, log: { level: logLevel }, ...(database ? { database: { url: database } } : {}) };
   return mergeRaw(mergeRaw(defaults, (s3 ?? {}) as Mapping), raw as Mapping) as RawConfig;
+}
+
+const databaseOfRoot = new Map<string, Promise<string>>();
+
+/**
+ * The database a layover on `root` uses: the caller's, or, when the suite runs on the
+ * shared-metadata configuration (LAYOVER_TEST_METADATA=postgres, see postgres-suite.ts), a fresh
+ * database on the run's PostgreSQL; a second layover on the same root gets the same database.
+ * Undefined: the embedded metadata.
+ */
+function databaseFor(root: string, opts: LayoverOptions): Promise<string | undefined> {
+  if (opts.database || process.env.LAYOVER_TEST_METADATA !== 'postgres') return Promise.resolve(opts.database);
+  const admin = process.env.LAYOVER_TEST_POSTGRES_ADMIN;
+  if (!admin) return Promise.reject(new Error('LAYOVER_TEST_METADATA=postgres needs the globalSetup test/helpers/postgres-suite.ts (vitest.config.ts)'));
+  let url = databaseOfRoot.get(root);
+  if (!url) {
+    url = createDatabaseAt(admin, `suite_${process.pid}_${databaseOfRoot.size + 1}`);
+    databaseOfRoot.set(root, url);
+  }
+  return url;
+}
+
+/**
+ * A store on the same data as a running layover, for tests that seed or inspect storage directly:
+ * the embedded store on its root, or, when it uses a database, the shared store on root and
+ * database (with its own pool, closed by `close()`).
+ */
+export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config'>): Promise<Store & { close(): Promise<void> }> {
+  const db = layover.config.database;
+  const { driver, s3 } = layover.config.storage;
+  const bucket = driver === 's3' ? s3 : undefined;
+  if (!db) return bucket ? openS3Store(layover.root, bucket) : new EmbeddedStore(layover.root).init();
+  const database = new Database(await databaseUrl(db), { maxConnections: 4 });
+  const store = await openSharedStore(layover.root, database, undefined, bucket);
+  return Object.assign(store, {
+    async close() {
+      await ComposedStore.prototype.close.call(store);
+      await database.close();
+    },
+  });
 }
 
 let compiledBuild: Promise<string> | undefined;
@@ -157,7 +207,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     let config: Config;
     let app: FastifyInstance;
     try {
-      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', opts.s3 && s3Raw(opts.s3, tmp.path)), { baseDir: tmp.path });
+      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', await databaseFor(root, opts), opts.s3 && s3Raw(opts.s3, tmp.path)), { baseDir: tmp.path });
       app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
     } catch (err) {
       return fail(err);
@@ -196,7 +246,13 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const tmp = makeTempDir('layover-spawned-');
   const root = opts.root ?? path.join(tmp.path, 'data');
   const port = await freePort();
-  const effective = testRaw(raw, root, port, opts.logLevel ?? 'info', opts.s3 && s3Raw(opts.s3, tmp.path));
+  let effective: RawConfig;
+  try {
+    effective = testRaw(raw, root, port, opts.logLevel ?? 'info', await databaseFor(root, opts), opts.s3 && s3Raw(opts.s3, tmp.path));
+  } catch (err) {
+    tmp.cleanup();
+    throw err;
+  }
   let config: Config;
   try {
     // Resolving here reports a bad configuration as an error in the test, not as a silent exit.

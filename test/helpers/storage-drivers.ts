@@ -10,6 +10,9 @@ import type { MetadataStore } from '../../src/registry/storage/metadata/types.js
 import { createS3Client } from '../../src/registry/storage/content/s3-client.js';
 import { S3Content } from '../../src/registry/storage/content/s3.js';
 import { startCephRgw, type CephRgw } from './ceph-rgw.js';
+import { Database } from '../../src/database/database.js';
+import { PostgresMetadata } from '../../src/registry/storage/metadata/postgres.js';
+import { startPostgres, type Postgres } from './postgres.js';
 import { makeTempDir, type TempDir } from './temp-dir.js';
 
 /** One data space: content and metadata that belong together; each call opens new instances on it. */
@@ -75,4 +78,40 @@ export function s3Sqlite(): StorageDriver {
   };
 }
 
-export const STORAGE_DRIVERS: StorageDriver[] = [filesystemSqlite, s3Sqlite()];
+/** Filesystem content with metadata in a real PostgreSQL (test/helpers/postgres.ts): one empty database per space. */
+export function filesystemPostgres(): StorageDriver {
+  let server: Postgres | undefined;
+  let spaces = 0;
+  return {
+    name: 'filesystem + postgres',
+    async setup() {
+      server = await startPostgres();
+    },
+    async teardown() {
+      await server?.close();
+    },
+    async space() {
+      if (!server) throw new Error('filesystem + postgres: setup() was not run');
+      const tmp: TempDir = makeTempDir('layover-contract-pg-');
+      const root = path.join(tmp.path, 'data');
+      const url = await server.createDatabase(`contract_${++spaces}`);
+      // Each metadata() is another process's view: its own connection pool on the same database.
+      const pools: Database[] = [];
+      return {
+        root,
+        content: async (options) => new FilesystemContent(root, options, noSyncs).init(),
+        metadata: async () => {
+          const db = new Database(url, { maxConnections: 4 });
+          pools.push(db);
+          return new PostgresMetadata(db);
+        },
+        cleanup: async () => {
+          await Promise.all(pools.map((db) => db.close()));
+          tmp.cleanup();
+        },
+      };
+    },
+  };
+}
+
+export const STORAGE_DRIVERS: StorageDriver[] = [filesystemSqlite, s3Sqlite(), filesystemPostgres()];

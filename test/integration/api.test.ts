@@ -6,9 +6,8 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/registry/digest.js';
 import { RegistryService } from '../../src/registry/service.js';
-import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { PASSWORDS, TEST_USERS } from '../fixtures/auth/config.js';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { openStoreOf, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildIndex, buildManifest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
 import { basicAuthHeader, getBytes, pushContent, type Auth } from '../helpers/registry-client.js';
 
@@ -60,10 +59,12 @@ beforeAll(async () => {
   const index = buildIndex({ manifests: [{ ...amd.manifest, platform: { os: 'linux', architecture: 'amd64' } }, { ...arm.manifest, platform: { os: 'linux', architecture: 'arm64' } }] });
   await pushContent(layover.url, 'alice/multi', 'latest', [], index, alice);
   // Mirrored content, as the pull-through cache would have stored it (same storage root).
-  const cache = new RegistryService(new EmbeddedStore(layover.root), layover.config);
+  const cacheStore = await openStoreOf(layover);
+  const cache = new RegistryService(cacheStore, layover.config);
   const mirrored = image('mirrored');
   for (const b of mirrored.blobs as Content[]) await cache.ingest('docker.io/library/nginx', Readable.from([b.bytes]), b.digest as Digest, b.size);
   await cache.putManifest('docker.io/library/nginx', 'latest', mirrored.manifest.bytes, mirrored.manifest.mediaType);
+  await cacheStore.close();
 });
 
 afterAll(async () => {

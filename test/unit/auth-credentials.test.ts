@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { hashPassword, isPasswordHash, verifyPassword } from '../../src/registry/auth/password.js';
 import { clientAddress, LoginLimiter } from '../../src/registry/auth/rate-limit.js';
 import { readUsersFile, writeUsersFile, UsersFileError } from '../../src/registry/auth/users-file.js';
+import { FileAccountsStore } from '../../src/registry/auth/accounts-store.js';
 import { UserStore } from '../../src/registry/auth/users.js';
 import { isAccountName } from '../../src/registry/auth/names.js';
 import { parseScopes, requestedActions } from '../../src/registry/auth/scope.js';
@@ -142,7 +143,7 @@ describe('users file', () => {
     const file = path.join(tmp(), 'users.yaml');
     const hash = await hashPassword('pw');
     await writeUsersFile(file, { users: [{ name: 'alice', passwordHash: hash }], teams: [] });
-    const store = new UserStore([{ name: 'admin', password: 'x', admin: true }], file);
+    const store = new UserStore([{ name: 'admin', password: 'x', admin: true }], new FileAccountsStore(file));
     await store.load();
     const events: (string | undefined)[] = [];
     store.watch((err) => events.push(err?.message), 50);

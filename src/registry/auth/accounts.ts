@@ -1,10 +1,11 @@
-// User and team management on the users file, as `layover user` / `layover team` do it.
-// Removing a user or team also removes its registry namespace: the file is rewritten first,
-// so access ends before the repositories go; garbage collection later reclaims the blobs.
+// User and team management on the stored accounts (users file or database), as `layover user` /
+// `layover team` do it. Removing a user or team also removes its registry namespace: the accounts
+// are rewritten first, so access ends before the repositories go; GC later reclaims the blobs.
 import type { Config } from '../../config/config.js';
+import { FileAccountsStore, type AccountsStore } from './accounts-store.js';
 import { isAccountName, namespaceOf } from './names.js';
 import { hashPassword } from './password.js';
-import { readUsersFile, writeUsersFile, type UsersDocument } from './users-file.js';
+import type { UsersDocument } from './users-file.js';
 
 /** The part of the storage that account removal needs (the Store offers both). */
 export interface NamespaceStorage {
@@ -20,20 +21,18 @@ export class AccountError extends Error {
 }
 
 export interface Accounts {
-  file: string;
+  store: AccountsStore;
   configUsers: Config['auth']['users'];
   mirrorNamespaces: string[];
 }
 
-export function accountsOf(config: Config, file = config.auth.usersFile): Accounts {
-  return { file, configUsers: config.auth.users, mirrorNamespaces: config.upstreams.flatMap((u) => [u.prefix, ...u.aliases]) };
+/** `store`: where the accounts are kept (default: the users file auth.usersFile). */
+export function accountsOf(config: Config, store: AccountsStore = new FileAccountsStore(config.auth.usersFile)): Accounts {
+  return { store, configUsers: config.auth.users, mirrorNamespaces: config.upstreams.flatMap((u) => [u.prefix, ...u.aliases]) };
 }
 
-async function edit(accounts: Accounts, change: (doc: UsersDocument) => void | Promise<void>): Promise<UsersDocument> {
-  const doc = await readUsersFile(accounts.file);
-  await change(doc);
-  await writeUsersFile(accounts.file, doc);
-  return doc;
+function edit(accounts: Accounts, change: (doc: UsersDocument) => void | Promise<void>): Promise<UsersDocument> {
+  return accounts.store.edit(change);
 }
 
 function checkNewName(accounts: Accounts, doc: UsersDocument, name: string, kind: 'user' | 'team'): void {
@@ -107,7 +106,7 @@ export async function namespaceRepositories(storage: NamespaceStorage, name: str
 
 /** Checks that `name` can be removed, without changing anything. */
 export async function checkRemoval(accounts: Accounts, kind: 'user' | 'team', name: string): Promise<void> {
-  const doc = await readUsersFile(accounts.file);
+  const doc = await accounts.store.read();
   if (kind === 'user') {
     const user = fileUser(accounts, doc, name);
     if (user.admin && !doc.users.some((u) => u.admin && u.name !== name) && !accounts.configUsers.some((u) => u.admin)) {

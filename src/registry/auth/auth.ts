@@ -8,7 +8,11 @@ import { AccessControl } from './access-control.js';
 import { BoundedQueue } from '../../bounded-queue.js';
 import { Authenticator } from './authenticate.js';
 import { createFirstAdmin } from './first-admin.js';
+import type { Database } from '../../database/database.js';
+import { FileAccountsStore, type AccountsStore } from './accounts-store.js';
+import { PostgresAccountsStore } from './accounts-postgres.js';
 import { KeyRing } from './keys.js';
+import { PostgresKeyStorage } from './keys-postgres.js';
 import { Policy } from './policy.js';
 import { LoginLimiter } from './rate-limit.js';
 import { tokenRoutes } from './token-route.js';
@@ -32,12 +36,20 @@ export interface AuthOptions {
   logger: Logger;
   /** Where the first admin's password is shown once (default: stderr, not the log). */
   announce?: (message: string) => void;
-  /** How often the users file is polled for changes. */
+  /** How often the users file (or the database's change counter) is polled for changes. */
   reloadIntervalMs?: number;
+  /** Set when database.url is: users, teams and signing keys are kept there, shared by replicas. */
+  database?: Database;
 }
 
-export function openKeyRing(config: Config): Promise<KeyRing> {
-  return KeyRing.open(config.auth.keysDir);
+/** The signing keys: in the database when there is one, else in auth.keysDir. */
+export function openKeyRing(config: Config, database?: Database): Promise<KeyRing> {
+  return database ? KeyRing.openStorage(new PostgresKeyStorage(database)) : KeyRing.open(config.auth.keysDir);
+}
+
+/** Users and teams: in the database when there is one, else in the users file auth.usersFile. */
+export function accountsStore(config: Config, database?: Database): AccountsStore {
+  return database ? new PostgresAccountsStore(database) : new FileAccountsStore(config.auth.usersFile);
 }
 
 export function tokenService(config: Config, keys: KeyRing): TokenService {
@@ -51,31 +63,33 @@ export function tokenService(config: Config, keys: KeyRing): TokenService {
 }
 
 /** The token service alone, for processes that mint namespace tokens without serving HTTP. */
-export async function openTokenService(config: Config): Promise<TokenService> {
-  return tokenService(config, await openKeyRing(config));
+export async function openTokenService(config: Config, database?: Database): Promise<TokenService> {
+  return tokenService(config, await openKeyRing(config, database));
 }
 
 export async function createAuth(config: Config, options: AuthOptions): Promise<Auth> {
   const log = options.logger.child({ module: 'auth' });
-  const users = new UserStore(config.auth.users, config.auth.usersFile);
+  const users = new UserStore(config.auth.users, accountsStore(config, options.database));
   await users.load();
   if (users.size === 0) {
-    const admin = await createFirstAdmin(config.auth.usersFile, config.storage.root);
-    const announce = options.announce ?? ((m: string) => process.stderr.write(m));
-    announce(
-      `\nlayover: no users were configured, so user "${admin.name}" was created with password\n\n    ${admin.password}\n\n`
-        + `It is shown only this once and is stored in ${admin.passwordFile} (mode 0600).\n`
-        + `Change it with: layover user passwd ${admin.name}\n\n`,
-    );
-    log.warn({ user: admin.name, passwordFile: admin.passwordFile }, 'created the first admin user');
+    const admin = await createFirstAdmin(users.store, config.storage.root);
+    if (admin) {
+      const announce = options.announce ?? ((m: string) => process.stderr.write(m));
+      announce(
+        `\nlayover: no users were configured, so user "${admin.name}" was created with password\n\n    ${admin.password}\n\n`
+          + `It is shown only this once and is stored in ${admin.passwordFile} (mode 0600).\n`
+          + `Change it with: layover user passwd ${admin.name}\n\n`,
+      );
+      log.warn({ user: admin.name, passwordFile: admin.passwordFile }, 'created the first admin user');
+    }
     await users.load();
   }
   users.watch((err) => {
-    if (err) log.error({ file: users.file, problem: err.message }, 'users file not reloaded; previous users stay in force');
-    else log.info({ file: users.file, users: users.size }, 'users file reloaded');
+    if (err) log.error({ accounts: users.store.location, problem: err.message }, 'users not reloaded; previous users stay in force');
+    else log.info({ accounts: users.store.location, users: users.size }, 'users reloaded');
   }, options.reloadIntervalMs);
 
-  const keys = await openKeyRing(config);
+  const keys = await openKeyRing(config, options.database);
   keys.watch((err) => log.error({ problem: err.message }, 'signing keys not reloaded'));
   const tokens = tokenService(config, keys);
   const policy = new Policy(config);

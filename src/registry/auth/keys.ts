@@ -1,5 +1,6 @@
 // The token signing keys: ES256 key pairs with ids, kept in one JSON file (mode 0600) so the
-// CLI and the server share them. Rotation makes a new key current and gives the old ones a
+// CLI and the server share them, or in PostgreSQL (keys-postgres.ts) so that every replica signs
+// and verifies with the same keys. Rotation makes a new key current and gives the old ones a
 // retirement date; tokens signed by a retired key stop verifying, which is how long-lived
 // namespace tokens are revoked.
 import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type Cry
 export const ALGORITHM = 'ES256';
 const FILE_NAME = 'signing-keys.json';
 
-interface StoredKey {
+export interface StoredKey {
   kid: string;
   createdAt: string;
   /** When set, the key verifies until then and never signs again. */
@@ -29,7 +30,7 @@ interface LoadedKey {
 
 export interface KeyInfo { kid: string; createdAt: Date; retireAt?: Date; current: boolean }
 
-async function newKey(): Promise<StoredKey> {
+export async function newKey(): Promise<StoredKey> {
   const { privateKey } = await generateKeyPair(ALGORITHM, { extractable: true });
   const privateJwk = await exportJWK(privateKey);
   const kid = (await calculateJwkThumbprint({ kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y } as JWK)).slice(0, 16);
@@ -49,24 +50,35 @@ async function loadKey(stored: StoredKey): Promise<LoadedKey> {
   };
 }
 
-export class KeyRing {
-  private keys: LoadedKey[] = [];
+/** Where the keys are kept. */
+export interface KeyStorage {
+  /** For messages: the file, or the database URL without its password. */
+  readonly location: string;
+  read(): Promise<StoredKey[]>;
+  /** Stores `key` unless keys exist already (two processes starting at once: the first wins). */
+  createFirst(key: StoredKey): Promise<void>;
+  /** Read-modify-write of the whole set (atomic against other writers where the storage can be). */
+  update(change: (keys: StoredKey[]) => StoredKey[]): Promise<void>;
+  /** Calls `onChange` once the stored keys may have changed. */
+  watch(onChange: () => Promise<void>, onError: (err: Error) => void): void;
+  close(): void;
+}
+
+export class FileKeyStorage implements KeyStorage {
   private listener: (() => void) | undefined;
-  private lastReload = 0;
 
-  private constructor(readonly file: string, private readonly now: () => number) {}
+  private constructor(readonly file: string) {}
 
-  /** Opens (creating on first use) the key file in `dir`. */
-  static async open(dir: string, options: { now?: () => number } = {}): Promise<KeyRing> {
-    const ring = new KeyRing(path.join(dir, FILE_NAME), options.now ?? Date.now);
+  static async open(dir: string): Promise<FileKeyStorage> {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const stored = await ring.readStored();
-    if (!stored.length) await ring.createFirst();
-    await ring.reload();
-    return ring;
+    return new FileKeyStorage(path.join(dir, FILE_NAME));
   }
 
-  private async readStored(): Promise<StoredKey[]> {
+  get location(): string {
+    return this.file;
+  }
+
+  async read(): Promise<StoredKey[]> {
     let text: string;
     try {
       text = await readFile(this.file, 'utf8');
@@ -79,8 +91,7 @@ export class KeyRing {
     return doc.keys;
   }
 
-  private async createFirst(): Promise<void> {
-    const key = await newKey();
+  async createFirst(key: StoredKey): Promise<void> {
     try {
       // wx: when two processes start at once, the first file wins and the other reads it.
       const handle = await open(this.file, 'wx', 0o600);
@@ -91,35 +102,65 @@ export class KeyRing {
     }
   }
 
-  private async writeStored(keys: StoredKey[]): Promise<void> {
+  async update(change: (keys: StoredKey[]) => StoredKey[]): Promise<void> {
+    const keys = change(await this.read());
     const tmp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
     await writeFile(tmp, JSON.stringify({ keys }, null, 2), { mode: 0o600 });
     await rename(tmp, this.file);
   }
 
-  async reload(): Promise<void> {
-    this.lastReload = this.now();
-    const stored = await this.readStored();
-    const loaded = await Promise.all(stored.map(loadKey));
-    if (!loaded.some((k) => k.retireAt === undefined)) throw new Error(`${this.file}: no current signing key`);
-    this.keys = loaded;
-  }
-
-  /** Re-reads the file at most once a second: an unknown kid may be a key another process made. */
-  async reloadIfStale(): Promise<void> {
-    if (this.now() - this.lastReload >= 1000) await this.reload();
-  }
-
   /** Follows changes made by `layover token rotate` while the server runs. */
-  watch(onError: (err: Error) => void): void {
+  watch(onChange: () => Promise<void>, onError: (err: Error) => void): void {
     if (this.listener) return;
-    this.listener = () => void this.reload().catch(onError);
+    this.listener = () => void onChange().catch(onError);
     watchFile(this.file, { interval: 1000, persistent: false }, this.listener);
   }
 
   close(): void {
     if (this.listener) unwatchFile(this.file, this.listener);
     this.listener = undefined;
+  }
+}
+
+export class KeyRing {
+  private keys: LoadedKey[] = [];
+  private lastReload = 0;
+
+  private constructor(readonly storage: KeyStorage, private readonly now: () => number) {}
+
+  /** Opens (creating on first use) the key file in `dir`. */
+  static async open(dir: string, options: { now?: () => number } = {}): Promise<KeyRing> {
+    return KeyRing.openStorage(await FileKeyStorage.open(dir), options);
+  }
+
+  /** Opens the keys kept in `storage`, creating the first key when there is none. */
+  static async openStorage(storage: KeyStorage, options: { now?: () => number } = {}): Promise<KeyRing> {
+    const ring = new KeyRing(storage, options.now ?? Date.now);
+    if (!(await storage.read()).length) await storage.createFirst(await newKey());
+    await ring.reload();
+    return ring;
+  }
+
+  async reload(): Promise<void> {
+    this.lastReload = this.now();
+    const stored = await this.storage.read();
+    const loaded = await Promise.all(stored.map(loadKey));
+    if (!loaded.some((k) => k.retireAt === undefined)) throw new Error(`${this.storage.location}: no current signing key`);
+    this.keys = loaded;
+  }
+
+  /** Re-reads the keys at most once a second: an unknown kid may be a key another process made. */
+  async reloadIfStale(): Promise<void> {
+    if (this.now() - this.lastReload >= 1000) await this.reload();
+  }
+
+  /** Follows rotations made elsewhere (`layover token rotate`, another replica) while the server runs. */
+  watch(onError: (err: Error) => void): void {
+    this.storage.watch(() => this.reload(), onError);
+  }
+
+  close(): void {
+    this.storage.close();
   }
 
   current(): { kid: string; privateKey: CryptoKey } {
@@ -147,14 +188,16 @@ export class KeyRing {
   async rotate(graceMs: number): Promise<string> {
     const now = this.now();
     const deadline = now + graceMs;
-    const kept = (await this.readStored())
-      .map((k) => {
-        const retire = k.retireAt === undefined ? deadline : Math.min(new Date(k.retireAt).getTime(), deadline);
-        return { ...k, retireAt: new Date(retire).toISOString() };
-      })
-      .filter((k) => new Date(k.retireAt).getTime() > now);
     const key = await newKey();
-    await this.writeStored([...kept, key]);
+    await this.storage.update((stored) => [
+      ...stored
+        .map((k) => {
+          const retire = k.retireAt === undefined ? deadline : Math.min(new Date(k.retireAt).getTime(), deadline);
+          return { ...k, retireAt: new Date(retire).toISOString() };
+        })
+        .filter((k) => new Date(k.retireAt).getTime() > now),
+      key,
+    ]);
     await this.reload();
     return key.kid;
   }

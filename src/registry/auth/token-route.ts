@@ -3,6 +3,7 @@
 // the requested scope intersected with what the policy allows, never more.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config/config.js';
+import { databaseAnswer } from '../../database/answer.js';
 import { RegistryError } from '../errors.js';
 import { ANONYMOUS, type Principal } from './access.js';
 import { AuthFailure, parseBasic, principalId, type Authenticator } from './authenticate.js';
@@ -104,6 +105,11 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
   }
 
   function fail(reply: FastifyReply, err: unknown): void {
+    const unavailable = databaseAnswer(err, reply.log);
+    if (unavailable) {
+      void reply.code(unavailable.status).headers({ ...unavailable.headers, 'Cache-Control': 'no-store' }).send(unavailable.body());
+      return;
+    }
     if (!(err instanceof TokenRequestError)) throw err;
     const headers: Record<string, string> = { 'Cache-Control': 'no-store' };
     if (err.status === 401) headers['WWW-Authenticate'] = `Basic realm="${config.auth.service}"`;

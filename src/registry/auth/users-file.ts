@@ -18,7 +18,8 @@ export class UsersFileError extends Error {
   }
 }
 
-function validate(file: string, doc: unknown): UsersDocument {
+/** Checks a users document (`where` names its origin in messages); returns it normalised. */
+export function validate(file: string, doc: unknown): UsersDocument {
   if (doc === null || doc === undefined) return { users: [], teams: [] };
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new UsersFileError(file, 'must be a mapping with "users" and "teams"');
   const raw = doc as { users?: unknown; teams?: unknown };

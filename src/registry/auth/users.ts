@@ -1,8 +1,9 @@
-// The users the registry knows: the configuration's `auth.users` plus the users file, which is
-// re-read whenever it changes (a mounted Secret is updated in place by the kubelet).
-import { unwatchFile, watchFile } from 'node:fs';
+// The users the registry knows: the configuration's `auth.users` plus the stored accounts (the
+// users file, or PostgreSQL: accounts-store.ts), re-read whenever they change (a mounted Secret is
+// updated in place by the kubelet; another replica or the CLI edits the database).
 import type { Config } from '../../config/config.js';
-import { readUsersFile, type UsersDocument } from './users-file.js';
+import type { AccountsStore } from './accounts-store.js';
+import type { UsersDocument } from './users-file.js';
 
 export interface UserRecord {
   name: string;
@@ -17,15 +18,13 @@ export interface UserRecord {
 export class UserStore {
   private users = new Map<string, UserRecord>();
   private fileTeams = new Set<string>();
-  private listener: (() => void) | undefined;
-
-  constructor(private readonly configUsers: Config['auth']['users'], readonly file: string) {
+  constructor(private readonly configUsers: Config['auth']['users'], readonly store: AccountsStore) {
     this.apply({ users: [], teams: [] });
   }
 
-  /** Reads the users file; on an invalid file the previous users stay in force and it throws. */
+  /** Reads the stored accounts; when they are invalid or unreachable the previous users stay in force and it throws. */
   async load(): Promise<void> {
-    this.apply(await readUsersFile(this.file));
+    this.apply(await this.store.read());
   }
 
   private apply(doc: UsersDocument): void {
@@ -57,17 +56,21 @@ export class UserStore {
     return [...all].sort();
   }
 
-  /** Polls the file's stat once a second; a Secret's symlink swap is seen like an edit. */
+  /** Reloads on every change the store sees (polled once a second by default). */
   watch(onReload: (err?: Error) => void, intervalMs = 1000): void {
-    if (this.listener) return;
-    this.listener = () => {
-      this.load().then(() => onReload(), (err: Error) => onReload(err));
-    };
-    watchFile(this.file, { interval: intervalMs, persistent: false }, this.listener);
+    this.store.watch(async () => {
+      try {
+        await this.load();
+      } catch (err) {
+        onReload(err as Error);
+        // A store that polls tries the reload again at its next tick.
+        throw err;
+      }
+      onReload();
+    }, intervalMs);
   }
 
   close(): void {
-    if (this.listener) unwatchFile(this.file, this.listener);
-    this.listener = undefined;
+    this.store.close();
   }
 }

@@ -143,13 +143,25 @@ export async function evictMirrorCache(store: Store, evictable: (repository: str
 }
 
 /** Runs eviction every `everyMs` while the budget or expiry is configured; returns a stop function. */
-export function scheduleEviction(store: Store, evictable: (repository: string) => boolean, policy: EvictionPolicy, everyMs: number, log?: Pick<Logger, 'info' | 'warn'>): () => void {
+/**
+ * `clusterLock`: with replicas on one database, a round runs only on the replica that takes the
+ * lock (the others skip it), so the shared cache is measured and trimmed once, not once per replica.
+ */
+export function scheduleEviction(
+  store: Store,
+  evictable: (repository: string) => boolean,
+  policy: EvictionPolicy,
+  everyMs: number,
+  log?: Pick<Logger, 'info' | 'warn'>,
+  clusterLock?: <T>(fn: () => Promise<T>) => Promise<unknown>,
+): () => void {
   if (policy.maxBytes === undefined && policy.expireAfterMs === undefined) return () => undefined;
   let running = false;
+  const evict = () => evictMirrorCache(store, evictable, policy, { log });
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    evictMirrorCache(store, evictable, policy, { log })
+    (clusterLock ? clusterLock(evict) : evict())
       .catch((err: unknown) => log?.warn({ err }, 'mirror cache eviction failed'))
       .finally(() => (running = false));
   }, everyMs);

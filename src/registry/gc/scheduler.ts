@@ -1,5 +1,7 @@
 // Runs garbage collection every `gc.interval` and on demand, one run at a time, and remembers
-// what the last runs did for the API, the CLI and the UI.
+// what the last runs did for the API, the CLI and the UI. With replicas on a shared database, one
+// run at a time in the whole cluster: a run takes the cluster lock (an advisory lock) or is
+// skipped, saying so.
 import type { Config } from '../../config/config.js';
 import type { Logger } from '../../log.js';
 import type { Store } from '../storage/store.js';
@@ -19,11 +21,17 @@ export interface GcStatus {
 }
 
 export class GcBusyError extends Error {
-  constructor() {
-    super('garbage collection is already running');
+  constructor(readonly where: 'here' | 'elsewhere' = 'here') {
+    super(where === 'here' ? 'garbage collection is already running' : 'garbage collection is already running on another replica');
     this.name = 'GcBusyError';
   }
 }
+
+/**
+ * Runs `fn` if no other process of the cluster runs GC; `acquired: false` when one does.
+ * (database/advisory-lock.ts with LOCK.gc; absent for a single process.)
+ */
+export type ClusterLock = <T>(fn: () => Promise<T>) => Promise<{ acquired: true; value: T } | { acquired: false }>;
 
 export class GcScheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -37,6 +45,7 @@ export class GcScheduler {
     private readonly store: Store,
     private readonly config: Pick<Config, 'gc' | 'registry'>,
     private readonly log: Pick<Logger, 'info' | 'error'>,
+    private readonly clusterLock?: ClusterLock,
   ) {}
 
   /** Schedules the periodic runs (the first one `gc.interval` from now). */
@@ -68,21 +77,31 @@ export class GcScheduler {
 
   private fire(): void {
     this.run({ dryRun: false })
-      .catch(() => undefined) // recorded in lastError and logged by run()
+      .catch(() => undefined) // a skip or a failure: logged (and a failure recorded) by run()
       .finally(() => {
         if (this.timer) this.schedule();
       });
   }
 
-  /** One run now; throws GcBusyError while another is in progress. */
+  /**
+   * One run now; throws GcBusyError while another is in progress here or, for a run that
+   * deletes, on another replica (a dry run deletes nothing and needs no cluster lock).
+   */
   async run(options: { dryRun: boolean }): Promise<GcReport> {
     if (this.running) throw new GcBusyError();
-    const run = collectGarbage(this.store, {
+    const collect = () => collectGarbage(this.store, {
       dryRun: options.dryRun,
       keepUntagged: this.config.gc.keepUntagged,
       graceMs: this.config.gc.graceMs,
       uploadMaxAgeMs: this.config.registry.uploadMaxAgeMs,
     });
+    const lock = options.dryRun ? undefined : this.clusterLock;
+    const run = lock
+      ? lock(collect).then((locked) => {
+          if (!locked.acquired) throw new GcBusyError('elsewhere');
+          return locked.value;
+        })
+      : collect();
     this.running = run;
     try {
       const report = await run;
@@ -99,6 +118,10 @@ export class GcScheduler {
       );
       return report;
     } catch (err) {
+      if (err instanceof GcBusyError) {
+        this.log.info({ reason: err.message }, 'garbage collection skipped');
+        throw err;
+      }
       gcRuns.inc({ outcome: 'failed', dry_run: String(options.dryRun) });
       this.lastError = { at: new Date().toISOString(), message: (err as Error).message };
       this.log.error({ problem: (err as Error).message }, 'garbage collection failed');

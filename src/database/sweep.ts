@@ -1,0 +1,47 @@
+// Garbage collection across replicas: the rule that keeps a sweep on one replica from deleting
+// what a writer on another is about to reference. The in-process ReferenceGuard (gc/guard.ts)
+// only sees its own process; with PostgreSQL the decision is re-made in the database, in the
+// transaction that deletes:
+//
+//  1. A sweep deletes a blob record only in a transaction that first locks the blob's row
+//     (FOR UPDATE) and then, in a fresh statement, finds no reference written since the run's
+//     cutoff (markStart - window): no link created since, no manifest revision created since that
+//     references it or whose bytes it is, and the record itself older than the cutoff. Else the
+//     blob is kept (StillReferencedError) and the run counts it as "recent". The same transaction
+//     leaves a tombstone (gc_tombstones: digest, deleted_at).
+//  2. A writer that references blobs (putManifest) or links one (link) locks the rows of those
+//     blobs FOR SHARE in its own transaction first. So either the writer commits first, and the
+//     sweep's locked re-check sees the new reference (1) and keeps the blob; or the sweep commits
+//     first, and the writer finds the blob gone with a tombstone younger than TOMBSTONE_WINDOW_MS:
+//     its existence check, made earlier in the same request, is stale, and it refuses
+//     (MANIFEST_BLOB_UNKNOWN / BLOB_UNKNOWN; the client pushes the blob again).
+//  3. An untagged manifest revision is deleted only in a transaction that locks its row and finds
+//     it not rewritten since the cutoff, no tag pointing at it, and no index or referrer written
+//     since the cutoff that names it.
+// Times are the replicas' clocks: keep them within gc.grace of each other (NTP does).
+// Not covered: a blob whose bytes are re-published (a concurrent upload of the very digest being
+// swept) in the milliseconds between the sweep's record delete and its content delete.
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** How long a tombstone makes a reference to a missing blob a refusal rather than a mirror's lazy blob. */
+export const TOMBSTONE_WINDOW_MS = 60_000;
+
+const sweeping = new AsyncLocalStorage<{ cutoff: number }>();
+
+/** Runs `remove` as a GC sweep step: metadata deletes inside it apply the rule above. */
+export function runSweep<T>(cutoff: number, remove: () => Promise<T>): Promise<T> {
+  return sweeping.run({ cutoff }, remove);
+}
+
+/** The cutoff of the sweep step this call is part of; undefined outside a sweep. */
+export function sweepCutoff(): number | undefined {
+  return sweeping.getStore()?.cutoff;
+}
+
+/** The locked re-check found a reference written since the mark: nothing was deleted. */
+export class StillReferencedError extends Error {
+  constructor(digest: string) {
+    super(`${digest} was referenced since garbage collection marked it`);
+    this.name = 'StillReferencedError';
+  }
+}

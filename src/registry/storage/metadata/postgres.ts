@@ -1,0 +1,438 @@
+// The metadata on PostgreSQL (`pg`, database/database.ts), shared by every replica when
+// database.url is set. Same schema and semantics as the embedded SQLite engine (sqlite.ts): the
+// statements of metadata/schema.ts in the postgres dialect, parameterised queries, and one
+// transaction wherever several rows change together. Scans page through the table by key in
+// batches, so that neither side ever holds a whole table in memory. Deletes made by a GC sweep,
+// and the writes that reference blobs, follow the cross-replica rule of database/sweep.ts.
+import type { Digest } from '../../digest.js';
+import { RegistryError } from '../../errors.js';
+import type { Descriptor } from '../../manifest.js';
+import { COORDINATION } from '../../../database/coordination-schema.js';
+import type { Database, Queryable } from '../../../database/database.js';
+import { migrate, type MigrationTrack } from '../../../database/migrate.js';
+import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
+import type { UploadDriverState } from '../content/types.js';
+import { MIGRATIONS, statementsFor } from './schema.js';
+import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
+
+/** The metadata schema as a migration track (database/migrate.ts), in the postgres dialect. */
+export const METADATA_TRACK: MigrationTrack = {
+  table: 'schema_version',
+  migrations: MIGRATIONS.map((m) => ({ version: m.version, statements: statementsFor(m, 'postgres') })),
+};
+
+const SCAN_BATCH = 1_000;
+
+type Row = Record<string, unknown>;
+
+/** The end (exclusive) of the names `ns/...`: '/' + 1 is '0'. */
+function namespaceEnd(namespace: string): string {
+  return `${namespace}0`;
+}
+
+function revisionOf(row: Row): RevisionRecord {
+  return {
+    repository: row.repository as string,
+    digest: row.digest as Digest,
+    mediaType: row.media_type as string,
+    size: Number(row.size),
+    createdAt: Number(row.created_at),
+    ...(row.subject ? { subject: row.subject as Digest } : {}),
+    ...(row.artifact_type ? { artifactType: row.artifact_type as string } : {}),
+    ...(row.annotations ? { annotations: JSON.parse(row.annotations as string) as Record<string, string> } : {}),
+    ...(row.pulled_at !== null && row.pulled_at !== undefined ? { pulledAt: Number(row.pulled_at) } : {}),
+  };
+}
+
+function uploadOf(row: Row): UploadRecord {
+  return {
+    id: row.id as string,
+    repository: row.repository as string,
+    size: Number(row.size),
+    startedAt: Number(row.started_at),
+    updatedAt: Number(row.updated_at),
+    ...(row.driver_state ? { driverState: JSON.parse(row.driver_state as string) as UploadDriverState } : {}),
+  };
+}
+
+/** LIMIT $n takes NULL as "no limit". */
+function limitOf(page: Page): number | null {
+  return page.limit ?? null;
+}
+
+async function ensureRepository(tx: Queryable, name: string, at: number): Promise<void> {
+  await tx.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, at]);
+}
+
+const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
+
+/**
+ * A writer's side of database/sweep.ts: locks the rows of the blobs it is about to reference, so
+ * a sweep of one of them waits for this transaction; returns those that a sweep deleted a moment
+ * ago (gone, with a fresh tombstone): the caller's existence check is then stale.
+ */
+async function lockReferencedBlobs(tx: Queryable, digests: string[]): Promise<string[]> {
+  if (!digests.length) return [];
+  const unique = [...new Set(digests)].sort();
+  const present = new Set((await tx.query<{ digest: string }>('SELECT digest FROM blobs WHERE digest = ANY($1::text[]) ORDER BY digest FOR SHARE', [unique])).map((r) => r.digest));
+  const missing = unique.filter((d) => !present.has(d));
+  if (!missing.length) return [];
+  const swept = await tx.query<{ digest: string }>(`SELECT digest FROM gc_tombstones WHERE digest = ANY($1::text[]) AND deleted_at >= ${NOW_MS} - $2::bigint`, [missing, TOMBSTONE_WINDOW_MS]);
+  return swept.map((r) => r.digest);
+}
+
+export class PostgresMetadata implements MetadataStore {
+  constructor(private readonly db: Database) {}
+
+  /** Brings the schema up to date (under the cluster's migration lock; a no-op once done). */
+  async open(): Promise<void> {
+    await migrate(this.db, [METADATA_TRACK, COORDINATION]);
+  }
+
+  /** Removes tombstones older than `before` (database/sweep.ts); GC calls it after a run. */
+  async purgeTombstones(before: number): Promise<void> {
+    await this.db.query('DELETE FROM gc_tombstones WHERE deleted_at < $1', [before]);
+  }
+
+  /** The pool belongs to the process (database/open.ts), not to this store: nothing to close. */
+  async close(): Promise<void> {}
+
+  /**
+   * Yields every row of `select` in key order, SCAN_BATCH at a time: `select` takes the last
+   * key seen as its parameters ($1.. in `keyOf` order) and must be ordered and limited by it.
+   */
+  private async *scan(first: string, next: string, keyOf: (row: Row) => unknown[]): AsyncIterable<Row> {
+    let rows = await this.db.query<Row>(first, [SCAN_BATCH]);
+    for (;;) {
+      for (const row of rows) yield row;
+      if (rows.length < SCAN_BATCH) return;
+      rows = await this.db.query<Row>(next, [...keyOf(rows[rows.length - 1]!), SCAN_BATCH]);
+    }
+  }
+
+  // ---- blobs ----
+
+  async getBlob(digest: Digest): Promise<BlobRecord | undefined> {
+    const [row] = await this.db.query('SELECT size, created_at FROM blobs WHERE digest = $1', [digest]);
+    return row && { digest, size: Number(row.size), createdAt: Number(row.created_at) };
+  }
+
+  async putBlob(blob: BlobRecord): Promise<void> {
+    await this.db.query('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, blob.createdAt]);
+  }
+
+  async deleteBlob(digest: Digest): Promise<void> {
+    const cutoff = sweepCutoff();
+    await this.db.transaction(async (tx) => {
+      if (cutoff !== undefined) {
+        // A GC sweep: lock the row, then look again with a fresh snapshot (database/sweep.ts, 1).
+        await tx.query('SELECT 1 FROM blobs WHERE digest = $1 FOR UPDATE', [digest]);
+        const [use] = await tx.query<{ used: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND created_at >= $2)
+              OR EXISTS (SELECT 1 FROM links WHERE digest = $1 AND created_at >= $2)
+              OR EXISTS (SELECT 1 FROM manifests WHERE digest = $1 AND created_at >= $2)
+              OR EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest WHERE r.ref = $1 AND m.created_at >= $2) AS used`,
+          [digest, cutoff],
+        );
+        if (use?.used) throw new StillReferencedError(digest);
+        await tx.query(`INSERT INTO gc_tombstones (digest, deleted_at) VALUES ($1, ${NOW_MS}) ON CONFLICT (digest) DO UPDATE SET deleted_at = excluded.deleted_at`, [digest]);
+      }
+      await tx.query('DELETE FROM blobs WHERE digest = $1', [digest]);
+      await tx.query('DELETE FROM blob_sources WHERE digest = $1', [digest]);
+    });
+  }
+
+  async *scanBlobs(): AsyncIterable<BlobRecord> {
+    const rows = this.scan(
+      'SELECT digest, size, created_at FROM blobs ORDER BY digest LIMIT $1',
+      'SELECT digest, size, created_at FROM blobs WHERE digest > $1 ORDER BY digest LIMIT $2',
+      (r) => [r.digest],
+    );
+    for await (const row of rows) yield { digest: row.digest as Digest, size: Number(row.size), createdAt: Number(row.created_at) };
+  }
+
+  async addBlobSource(digest: Digest, source: string): Promise<void> {
+    await this.db.query('INSERT INTO blob_sources (digest, source) VALUES ($1, $2) ON CONFLICT (digest, source) DO NOTHING', [digest, source]);
+  }
+
+  async hasBlobSource(digest: Digest, source: string): Promise<boolean> {
+    return (await this.db.query('SELECT 1 FROM blob_sources WHERE digest = $1 AND source = $2', [digest, source])).length > 0;
+  }
+
+  // ---- links ----
+
+  async link(repository: string, digest: Digest, at: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      if ((await lockReferencedBlobs(tx, [digest])).length) throw new RegistryError('BLOB_UNKNOWN', 'the blob was garbage-collected meanwhile; push it again', { digest });
+      await ensureRepository(tx, repository, at);
+      await tx.query('INSERT INTO links (repository, digest, created_at) VALUES ($1, $2, $3) ON CONFLICT (repository, digest) DO NOTHING', [repository, digest, at]);
+    });
+  }
+
+  async linked(repository: string, digest: Digest): Promise<boolean> {
+    return (await this.db.query('SELECT 1 FROM links WHERE repository = $1 AND digest = $2', [repository, digest])).length > 0;
+  }
+
+  async unlink(repository: string, digest: Digest): Promise<boolean> {
+    return (await this.db.query('DELETE FROM links WHERE repository = $1 AND digest = $2 RETURNING 1', [repository, digest])).length > 0;
+  }
+
+  async listLinks(repository: string): Promise<Digest[]> {
+    return (await this.db.query('SELECT digest FROM links WHERE repository = $1 ORDER BY digest', [repository])).map((r) => r.digest as Digest);
+  }
+
+  async *scanLinks(): AsyncIterable<{ repository: string; digest: Digest }> {
+    const rows = this.scan(
+      'SELECT repository, digest FROM links ORDER BY repository, digest LIMIT $1',
+      'SELECT repository, digest FROM links WHERE (repository, digest) > ($1, $2) ORDER BY repository, digest LIMIT $3',
+      (r) => [r.repository, r.digest],
+    );
+    for await (const row of rows) yield { repository: row.repository as string, digest: row.digest as Digest };
+  }
+
+  // ---- manifests ----
+
+  async putManifest(revision: RevisionRecord, refs: ManifestRef[], referrer?: Descriptor): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const swept = await lockReferencedBlobs(tx, [revision.digest, ...refs.map((r) => r.ref)]);
+      if (swept.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'a referenced blob was garbage-collected meanwhile; push it again', { digest: swept[0] });
+      await ensureRepository(tx, revision.repository, revision.createdAt);
+      await tx.query(
+        `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
+           artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
+        [
+          revision.repository,
+          revision.digest,
+          revision.mediaType,
+          revision.size,
+          revision.subject ?? null,
+          revision.artifactType ?? null,
+          revision.annotations ? JSON.stringify(revision.annotations) : null,
+          referrer ? JSON.stringify(referrer) : null,
+          revision.createdAt,
+          revision.pulledAt ?? null,
+        ],
+      );
+      if (refs.length) {
+        await tx.query(
+          'INSERT INTO manifest_refs (manifest, kind, ref) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (manifest, kind, ref) DO NOTHING',
+          [refs.map((r) => r.manifest), refs.map((r) => r.kind), refs.map((r) => r.ref)],
+        );
+      }
+    });
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<RevisionRecord | undefined> {
+    const [row] = await this.db.query('SELECT * FROM manifests WHERE repository = $1 AND digest = $2', [repository, digest]);
+    return row && revisionOf(row);
+  }
+
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    const cutoff = sweepCutoff();
+    return this.db.transaction(async (tx) => {
+      if (cutoff !== undefined) {
+        // A GC sweep of an untagged revision (database/sweep.ts, 3).
+        await tx.query('SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2 FOR UPDATE', [repository, digest]);
+        const [use] = await tx.query<{ used: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2 AND created_at >= $3)
+              OR EXISTS (SELECT 1 FROM tags WHERE repository = $1 AND digest = $2)
+              OR EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND subject = $2 AND created_at >= $3)
+              OR EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest
+                         WHERE r.ref = $2 AND r.kind = 'child' AND m.repository = $1 AND m.created_at >= $3) AS used`,
+          [repository, digest, cutoff],
+        );
+        if (use?.used) throw new StillReferencedError(digest);
+      }
+      const gone = (await tx.query('DELETE FROM manifests WHERE repository = $1 AND digest = $2 RETURNING 1', [repository, digest])).length > 0;
+      if (gone) await tx.query('DELETE FROM tags WHERE repository = $1 AND digest = $2', [repository, digest]);
+      return gone;
+    });
+  }
+
+  async listManifests(repository: string): Promise<RevisionRecord[]> {
+    return (await this.db.query('SELECT * FROM manifests WHERE repository = $1 ORDER BY digest', [repository])).map(revisionOf);
+  }
+
+  async *scanManifests(): AsyncIterable<RevisionRecord> {
+    const rows = this.scan(
+      'SELECT * FROM manifests ORDER BY repository, digest LIMIT $1',
+      'SELECT * FROM manifests WHERE (repository, digest) > ($1, $2) ORDER BY repository, digest LIMIT $3',
+      (r) => [r.repository, r.digest],
+    );
+    for await (const row of rows) yield revisionOf(row);
+  }
+
+  async *scanManifestRefs(): AsyncIterable<ManifestRef> {
+    const rows = this.scan(
+      'SELECT manifest, kind, ref FROM manifest_refs ORDER BY manifest, kind, ref LIMIT $1',
+      'SELECT manifest, kind, ref FROM manifest_refs WHERE (manifest, kind, ref) > ($1, $2, $3) ORDER BY manifest, kind, ref LIMIT $4',
+      (r) => [r.manifest, r.kind, r.ref],
+    );
+    for await (const row of rows) yield { manifest: row.manifest as Digest, kind: row.kind as ManifestRef['kind'], ref: row.ref as Digest };
+  }
+
+  async manifestRefs(digests: Digest[]): Promise<ManifestRef[]> {
+    if (!digests.length) return [];
+    const rows = await this.db.query('SELECT manifest, kind, ref FROM manifest_refs WHERE manifest = ANY($1::text[]) ORDER BY manifest, kind, ref', [[...new Set(digests)]]);
+    return rows.map((row) => ({ manifest: row.manifest as Digest, kind: row.kind as ManifestRef['kind'], ref: row.ref as Digest }));
+  }
+
+  async recordPulls(pulls: PullTime[]): Promise<void> {
+    if (!pulls.length) return;
+    // One statement for the batch; the last time given for a revision wins, as in a loop of updates.
+    const last = new Map<string, PullTime>();
+    for (const p of pulls) last.set(`${p.repository}@${p.digest}`, p);
+    const batch = [...last.values()];
+    await this.db.query(
+      `UPDATE manifests m SET pulled_at = p.at FROM unnest($1::text[], $2::text[], $3::bigint[]) AS p (repository, digest, at)
+       WHERE m.repository = p.repository AND m.digest = p.digest`,
+      [batch.map((p) => p.repository), batch.map((p) => p.digest), batch.map((p) => p.at)],
+    );
+  }
+
+  async forgetPull(repository: string, digest: Digest): Promise<void> {
+    await this.db.query('UPDATE manifests SET pulled_at = NULL WHERE repository = $1 AND digest = $2', [repository, digest]);
+  }
+
+  // ---- tags ----
+
+  async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    const [row] = await this.db.query('SELECT digest FROM tags WHERE repository = $1 AND tag = $2', [repository, tag]);
+    return row?.digest as Digest | undefined;
+  }
+
+  async setTag(repository: string, tag: string, digest: Digest, at: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await ensureRepository(tx, repository, at);
+      await tx.query(
+        'INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at',
+        [repository, tag, digest, at],
+      );
+    });
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    return (await this.db.query('DELETE FROM tags WHERE repository = $1 AND tag = $2 RETURNING 1', [repository, tag])).length > 0;
+  }
+
+  async listTags(repository: string, page: Page = {}): Promise<TagRecord[] | undefined> {
+    // One statement, so "the repository exists" and its tags are one snapshot.
+    const rows = await this.db.query(
+      `SELECT r.name AS repository, t.tag, t.digest, t.updated_at
+       FROM repositories r
+       LEFT JOIN LATERAL (
+         SELECT tag, digest, updated_at FROM tags WHERE repository = r.name AND tag > $2 ORDER BY tag LIMIT $3
+       ) t ON true
+       WHERE r.name = $1
+       ORDER BY t.tag`,
+      [repository, page.after ?? '', limitOf(page)],
+    );
+    if (!rows.length) return undefined;
+    return rows.filter((r) => r.tag !== null).map((r) => ({ tag: r.tag as string, digest: r.digest as Digest, updatedAt: Number(r.updated_at) }));
+  }
+
+  async *scanTagTargets(): AsyncIterable<{ repository: string; digest: Digest }> {
+    const rows = this.scan(
+      'SELECT DISTINCT repository, digest FROM tags ORDER BY repository, digest LIMIT $1',
+      'SELECT DISTINCT repository, digest FROM tags WHERE (repository, digest) > ($1, $2) ORDER BY repository, digest LIMIT $3',
+      (r) => [r.repository, r.digest],
+    );
+    for await (const row of rows) yield { repository: row.repository as string, digest: row.digest as Digest };
+  }
+
+  // ---- referrers ----
+
+  async listReferrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const rows = await this.db.query('SELECT referrer FROM manifests WHERE repository = $1 AND subject = $2 AND referrer IS NOT NULL ORDER BY digest', [repository, subject]);
+    return rows.map((r) => JSON.parse(r.referrer as string) as Descriptor);
+  }
+
+  // ---- repositories ----
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    return (await this.db.query('SELECT 1 FROM repositories WHERE name = $1', [repository])).length > 0;
+  }
+
+  /** WHERE clause and parameters ($1..) of a (namespace-restricted) page of names. */
+  private namePage(column: string, page: Page & { namespace?: string }): { where: string; params: unknown[] } {
+    const clauses = [`${column} > $1`];
+    const params: unknown[] = [page.after ?? ''];
+    if (page.namespace !== undefined) {
+      clauses.push(`(${column} = $2 OR (${column} > $3 AND ${column} < $4))`);
+      params.push(page.namespace, `${page.namespace}/`, namespaceEnd(page.namespace));
+    }
+    return { where: clauses.join(' AND '), params };
+  }
+
+  async listRepositories(page: Page & { namespace?: string } = {}): Promise<string[]> {
+    const { where, params } = this.namePage('name', page);
+    const rows = await this.db.query(`SELECT name FROM repositories WHERE ${where} ORDER BY name LIMIT $${params.length + 1}`, [...params, limitOf(page)]);
+    return rows.map((r) => r.name as string);
+  }
+
+  async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
+    const { where, params } = this.namePage('r.name', page);
+    const rows = await this.db.query(
+      `SELECT r.name AS name,
+         (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
+         (SELECT MAX(updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
+         (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests
+       FROM repositories r WHERE ${where} ORDER BY r.name LIMIT $${params.length + 1}`,
+      [...params, limitOf(page)],
+    );
+    return rows.map((r) => ({
+      name: r.name as string,
+      tags: Number(r.tags),
+      manifests: Number(r.manifests),
+      ...(r.pushed_at !== null && r.pushed_at !== undefined ? { pushedAt: Number(r.pushed_at) } : {}),
+    }));
+  }
+
+  async deleteRepository(repository: string): Promise<boolean> {
+    return (await this.db.query('DELETE FROM repositories WHERE name = $1 RETURNING 1', [repository])).length > 0;
+  }
+
+  async deleteNamespace(namespace: string): Promise<string[]> {
+    const rows = await this.db.query(
+      'DELETE FROM repositories WHERE name = $1 OR (name > $2 AND name < $3) RETURNING name',
+      [namespace, `${namespace}/`, namespaceEnd(namespace)],
+    );
+    return rows.map((r) => r.name as string).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  // ---- uploads ----
+
+  async createUpload(upload: UploadRecord): Promise<void> {
+    await this.db.query('INSERT INTO uploads (id, repository, size, started_at, updated_at, driver_state) VALUES ($1, $2, $3, $4, $5, $6)', [
+      upload.id,
+      upload.repository,
+      upload.size,
+      upload.startedAt,
+      upload.updatedAt,
+      upload.driverState ? JSON.stringify(upload.driverState) : null,
+    ]);
+  }
+
+  async getUpload(id: string): Promise<UploadRecord | undefined> {
+    const [row] = await this.db.query('SELECT * FROM uploads WHERE id = $1', [id]);
+    return row && uploadOf(row);
+  }
+
+  async updateUpload(id: string, expectedSize: number, size: number, driverState: UploadDriverState | undefined, at: number): Promise<boolean> {
+    const rows = await this.db.query(
+      'UPDATE uploads SET size = $1, driver_state = $2, updated_at = $3 WHERE id = $4 AND size = $5 RETURNING 1',
+      [size, driverState ? JSON.stringify(driverState) : null, at, id, expectedSize],
+    );
+    return rows.length > 0;
+  }
+
+  async deleteUpload(id: string): Promise<boolean> {
+    return (await this.db.query('DELETE FROM uploads WHERE id = $1 RETURNING 1', [id])).length > 0;
+  }
+
+  async listUploads(): Promise<UploadRecord[]> {
+    return (await this.db.query('SELECT * FROM uploads ORDER BY id')).map(uploadOf);
+  }
+}
