@@ -47,6 +47,8 @@ export interface Config {
     uploadMaxAgeMs: number;
     /** Idle upload sessions are swept after this long (registry.uploadIdleTimeout). */
     uploadIdleTimeoutMs: number;
+    /** Pushed manifests may reference blobs and children that are not here (registry.sparseManifests). */
+    sparseManifests: boolean;
   };
   storage: { driver: 'filesystem'; root: string };
   upstreams: UpstreamConfig[];
