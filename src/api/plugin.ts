@@ -47,6 +47,10 @@ function queryOf(req: FastifyRequest): Record<string, string> {
   return (req.query ?? {}) as Record<string, string>;
 }
 
+function dryRun(req: FastifyRequest): boolean {
+  return queryOf(req).dryRun === 'true';
+}
+
 function repositoryParam(req: FastifyRequest, key = 'repository'): string {
   const name = queryOf(req)[key];
   if (typeof name !== 'string' || !isRepositoryName(name)) throw new ApiError(400, 'NAME_INVALID', `query parameter "${key}" must be a repository name`);
@@ -124,6 +128,12 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     const name = repositoryParam(req, 'name');
     const p = await access.check(req, name, ['delete']);
     checkMirrorDelete(p, name);
+    // ?dryRun=true: every check a deletion makes, and what it would take with it; nothing deleted.
+    if (dryRun(req)) {
+      const tags = await store.listTags(name);
+      if (!tags) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+      return { dryRun: true, deleted: { repository: name, tags } };
+    }
     if (!(await store.deleteRepository(name))) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
     req.log.info({ repository: name, by: p.name }, 'repository deleted');
     return { deleted: { repository: name } };
@@ -169,6 +179,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
       throw new ApiError(403, 'DENIED', `you may not delete namespace "${ns}"`);
     }
     checkMirrorDelete(p, ns);
+    if (dryRun(req)) return { dryRun: true, deleted: { namespace: ns, repositories } };
     const deleted = await store.deleteNamespace(ns);
     req.log.info({ namespace: ns, repositories: deleted.length, by: p.name }, 'namespace deleted');
     return { deleted: { namespace: ns, repositories: deleted } };

@@ -1,8 +1,7 @@
 // `layover gc [--dry-run] [--status]`: runs garbage collection on the running layover now (admins).
-import { parseArgs } from 'node:util';
 import type { GcReport } from '../registry/gc/collector.js';
 import type { GcStatus } from '../registry/gc/scheduler.js';
-import { UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
 import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, shortTime } from './client.js';
 
 export const GC_HELP = `layover gc [--dry-run | --status] [options]

@@ -1,28 +1,21 @@
 // The `layover` command: dispatches to one module per subcommand.
-import { ConfigError } from '../config/resolve.js';
 import { UsageError } from './args.js';
-import { SERVE_HELP, serve } from './serve.js';
-import { LOGIN_HELP, login } from './login.js';
-import { TEAM_HELP, team } from './team.js';
-import { TOKEN_HELP, token } from './token.js';
-import { USER_HELP, user } from './user.js';
-import { DU_HELP, du } from './du.js';
-import { GC_HELP, gc } from './gc.js';
-import { LS_HELP, ls } from './ls.js';
-import { RM_HELP, rm } from './rm.js';
 
-type Command = { summary: string; help: string; run: (argv: string[]) => Promise<void> };
+interface CommandModule { help: string; run: (argv: string[]) => Promise<void> }
+type Command = { summary: string; load: () => Promise<CommandModule> };
 
+// Each command's module is imported only when that command runs: `layover --help` or
+// `layover ls` never load the server, its storage or the Kubernetes client.
 const COMMANDS: Record<string, Command> = {
-  serve: { summary: 'run the registry (and webhook/controller when configured)', help: SERVE_HELP, run: serve },
-  user: { summary: 'add, remove or change registry users (users file)', help: USER_HELP, run: user },
-  team: { summary: 'add or remove teams and their members', help: TEAM_HELP, run: team },
-  token: { summary: 'mint namespace tokens; rotate signing keys', help: TOKEN_HELP, run: token },
-  login: { summary: 'store registry credentials in ~/.docker/config.json', help: LOGIN_HELP, run: login },
-  ls: { summary: 'list repositories with sizes, or a repository\'s tags', help: LS_HELP, run: ls },
-  rm: { summary: 'delete a tag, manifest, repository or namespace', help: RM_HELP, run: rm },
-  gc: { summary: 'run garbage collection now (--dry-run: only report)', help: GC_HELP, run: gc },
-  du: { summary: 'storage by namespace, mirrored vs pushed', help: DU_HELP, run: du },
+  serve: { summary: 'run the registry (and webhook/controller when configured)', load: async () => { const m = await import('./serve.js'); return { help: m.SERVE_HELP, run: m.serve }; } },
+  user: { summary: 'add, remove, list or change registry users (users file)', load: async () => { const m = await import('./user.js'); return { help: m.USER_HELP, run: m.user }; } },
+  team: { summary: 'add, remove or list teams and their members', load: async () => { const m = await import('./team.js'); return { help: m.TEAM_HELP, run: m.team }; } },
+  token: { summary: 'mint namespace tokens; rotate signing keys', load: async () => { const m = await import('./token.js'); return { help: m.TOKEN_HELP, run: m.token }; } },
+  login: { summary: 'store registry credentials in ~/.docker/config.json', load: async () => { const m = await import('./login.js'); return { help: m.LOGIN_HELP, run: m.login }; } },
+  ls: { summary: 'list repositories with sizes, or a repository\'s tags', load: async () => { const m = await import('./ls.js'); return { help: m.LS_HELP, run: m.ls }; } },
+  rm: { summary: 'delete a tag, manifest, repository or namespace', load: async () => { const m = await import('./rm.js'); return { help: m.RM_HELP, run: m.rm }; } },
+  gc: { summary: 'run garbage collection now (--dry-run: only report)', load: async () => { const m = await import('./gc.js'); return { help: m.GC_HELP, run: m.gc }; } },
+  du: { summary: 'storage by namespace, mirrored vs pushed', load: async () => { const m = await import('./du.js'); return { help: m.DU_HELP, run: m.du }; } },
 };
 
 function usage(): string {
@@ -34,28 +27,31 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${usage()}\n`);
+    // No command at all is a usage mistake (exit 2), but the usage is what the user wants to see.
+    (name ? process.stdout : process.stderr).write(`${usage()}\n`);
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
-    process.stderr.write(`layover: unknown command "${name}"\n\n${usage()}\n`);
+    process.stderr.write(`layover: unknown command "${name.slice(0, 80)}"; run 'layover --help' for the list\n`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`${command.help}\n`);
-    return 0;
-  }
   try {
-    await command.run(rest);
+    const module = await command.load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(`${module.help}\n`);
+      return 0;
+    }
+    await module.run(rest);
     return 0;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      process.stderr.write(`layover ${name}: ${err.message}\n`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`layover ${name}: ${err.message}${err.showHelp ? `; see 'layover ${name} --help'` : ''}\n`);
       return 2;
     }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    // By name: importing config/resolve.js here would load the schema library for every command.
+    // A configuration's message lists each bad key on its own line.
+    if ((err as Error).name === 'ConfigError') {
       process.stderr.write(`layover ${name}: ${(err as Error).message}\n`);
       return 2;
     }

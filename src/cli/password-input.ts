@@ -9,7 +9,7 @@ export async function passwordFromStdin(): Promise<string> {
   return value;
 }
 
-function promptHidden(question: string): Promise<string> {
+export function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
     let value = '';

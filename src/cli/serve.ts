@@ -1,6 +1,6 @@
 // `layover serve`: the registry, the webhook and the controller, each when its configuration
 // enables it, in one process.
-import { parseArgs } from 'node:util';
+import { parseArgs } from './args.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/resolve.js';
 import { loadConfig } from '../config/load.js';

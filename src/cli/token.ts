@@ -1,10 +1,9 @@
 // `layover token namespace|rotate|keys`: namespace tokens and the signing keys behind them.
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
 import { openKeyRing, tokenService } from '../registry/auth/auth.js';
 import { isKubernetesNamespace } from '../registry/auth/names.js';
-import { UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
 
 export const TOKEN_HELP = `layover token <namespace|rotate|keys> [options]
 
@@ -56,6 +55,6 @@ export async function token(argv: string[]): Promise<void> {
       }
       return;
     default:
-      throw new UsageError(`unknown subcommand "${sub ?? ''}"\n\n${TOKEN_HELP}`);
+      throw new UsageError(`unknown subcommand "${sub ?? ''}"`, true);
   }
 }
