@@ -4,6 +4,7 @@
 // repository they touch, and GC, storage of other namespaces and upstream health are for admins.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.js';
+import { parseDuration } from '../config/units.js';
 import { openAccess, type Access, type Principal } from '../registry/auth/access.js';
 import { parseDigest } from '../registry/digest.js';
 import { RegistryError } from '../registry/errors.js';
@@ -203,8 +204,17 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     const p = await requireAdmin(req);
     const dry = queryOf(req).dryRun;
     const dryRun = dry !== undefined && dry !== 'false' && dry !== '0';
-    req.log.info({ by: p.name, dryRun }, 'garbage collection requested');
-    return gc.run({ dryRun });
+    const grace = queryOf(req).grace;
+    let graceMs: number | undefined;
+    if (grace !== undefined) {
+      try {
+        graceMs = parseDuration(grace);
+      } catch (err) {
+        throw new ApiError(400, 'GRACE_INVALID', `query parameter "grace": ${(err as Error).message}`);
+      }
+    }
+    req.log.info({ by: p.name, dryRun, graceMs }, 'garbage collection requested');
+    return gc.run({ dryRun, graceMs });
   });
 
   app.get('/upstreams', async (req) => {

@@ -75,12 +75,12 @@ export class GcScheduler {
   }
 
   /** One run now; throws GcBusyError while another is in progress. */
-  async run(options: { dryRun: boolean }): Promise<GcReport> {
+  async run(options: { dryRun: boolean; /** This run only: instead of gc.grace (an admin's `layover gc --grace`). */ graceMs?: number }): Promise<GcReport> {
     if (this.running) throw new GcBusyError();
     const run = collectGarbage(this.store, {
       dryRun: options.dryRun,
       keepUntagged: this.config.gc.keepUntagged,
-      graceMs: this.config.gc.graceMs,
+      graceMs: options.graceMs ?? this.config.gc.graceMs,
       uploadMaxAgeMs: this.config.registry.uploadMaxAgeMs,
     });
     this.running = run;
