@@ -4,6 +4,7 @@ import { parseDuration } from '../config/units.js';
 import { openKeyRing, tokenService } from '../registry/auth/auth.js';
 import { isKubernetesNamespace } from '../registry/auth/names.js';
 import { parseArgs, UsageError } from './args.js';
+import { print, printJson, table } from './client.js';
 
 export const TOKEN_HELP = `layover token <namespace|rotate|keys> [options]
 
@@ -11,7 +12,7 @@ export const TOKEN_HELP = `layover token <namespace|rotate|keys> [options]
                                 password of user "namespace:NAME" in a pull secret)
   rotate [--grace 24h]          make a new signing key; tokens signed by older keys stop
                                 working after the grace period (0: at once, revoking them)
-  keys                          list the signing keys
+  keys [--json]                 list the signing keys
 
 Options:
   -c, --config FILE    configuration (else $LAYOVER_CONFIG, else embedded defaults)`;
@@ -30,10 +31,12 @@ export async function token(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { config: { type: 'string', short: 'c' }, ttl: { type: 'string' }, grace: { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, ttl: { type: 'string' }, grace: { type: 'string' }, json: { type: 'boolean' } },
   });
   const [sub, name, ...extra] = positionals;
-  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if (sub === undefined) throw new UsageError('usage: layover token <namespace|rotate|keys> ...', true);
+  if (!['namespace', 'rotate', 'keys'].includes(sub)) throw new UsageError(`unknown subcommand "${sub.slice(0, 80)}"`, true);
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`, true);
   const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG);
   const keys = await openKeyRing(config);
   switch (sub) {
@@ -49,11 +52,12 @@ export async function token(argv: string[]): Promise<void> {
       process.stdout.write(`new signing key ${kid}\n`);
       return;
     }
-    case 'keys':
-      for (const k of keys.list()) {
-        process.stdout.write(`${k.kid}\t${k.createdAt.toISOString()}\t${k.current ? 'current' : `retires ${k.retireAt?.toISOString() ?? '-'}`}\n`);
-      }
+    case 'keys': {
+      const list = keys.list().map((k) => ({ kid: k.kid, createdAt: k.createdAt.toISOString(), current: k.current, ...(k.retireAt ? { retireAt: k.retireAt.toISOString() } : {}) }));
+      if (values.json) return printJson({ keys: list });
+      print(table(['KEY', 'CREATED', 'STATUS'], list.map((k) => [k.kid, k.createdAt, k.current ? 'current' : `retires ${k.retireAt ?? '-'}`])));
       return;
+    }
     default:
       throw new UsageError(`unknown subcommand "${sub ?? ''}"`, true);
   }
