@@ -101,7 +101,7 @@ export async function serve(argv: string[]): Promise<void> {
 
   if (config.node.enabled) {
     const { startNode } = await import('../node/server.js');
-    const node = await startNode(config, { logger });
+    const node = await startNode({ host: config.node.host, port: config.node.port, registry: config.node.registry }, { logger });
     roles.push({ name: 'node', close: () => node.close() });
   }
 

@@ -4,13 +4,9 @@ import Value from 'typebox/value';
 import { ConfigSchema, type RawConfig } from './schema.js';
 import type { Config } from './config.js';
 import { parseDuration, parseListen, parseSize } from './units.js';
+import { ConfigError } from './errors.js';
 
-export class ConfigError extends Error {
-  constructor(readonly problems: string[], source?: string) {
-    super(`invalid configuration${source ? ` in ${source}` : ''}:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** Keys of the documented shape whose role is not built yet: accepted, with a warning. */
 const NOT_YET_BUILT: string[] = [];

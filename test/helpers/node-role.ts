@@ -4,8 +4,7 @@ import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { resolveConfig } from '../../src/config/resolve.js';
-import { createLogger } from '../../src/log.js';
+import { lineLogger } from '../../src/node/line-logger.js';
 import { startNode } from '../../src/node/server.js';
 import { startChild } from './child-process.js';
 import { freePort } from './free-port.js';
@@ -37,8 +36,7 @@ export async function startNodeRole(registryUrl: string): Promise<NodeRoleHandle
   const tmp = makeTempDir('layover-node-');
   const logFile = path.join(tmp.path, 'node.log');
   const logStream = createWriteStream(logFile, { flags: 'a' });
-  const config = resolveConfig(nodeRaw(registryUrl, 0), { baseDir: tmp.path });
-  const node = await startNode(config, { logger: createLogger('info', logStream) });
+  const node = await startNode({ host: '127.0.0.1', port: 0, registry: registryUrl }, { logger: lineLogger('info', logStream) });
   return {
     url: node.url,
     host: `127.0.0.1:${node.port}`,
@@ -53,17 +51,21 @@ export async function startNodeRole(registryUrl: string): Promise<NodeRoleHandle
 }
 
 /**
- * `layover serve` with only the node role enabled; `compiled` runs dist/ with the image's node
- * flags, `nodeFlags` adds more (the DaemonSet's NODE_OPTIONS).
+ * `layover node`, as the DaemonSet runs it (or `layover serve` with only the node role enabled,
+ * `viaServe`); `compiled` runs dist/ with the image's node flags, or `nodeFlags` instead (the
+ * DaemonSet's command).
  */
-export async function spawnNodeRole(registryUrl: string, opts: { compiled?: boolean; nodeFlags?: string[] } = {}): Promise<SpawnedNodeRole> {
+export async function spawnNodeRole(registryUrl: string, opts: { compiled?: boolean; nodeFlags?: string[]; viaServe?: boolean } = {}): Promise<SpawnedNodeRole> {
   const tmp = makeTempDir('layover-node-');
   const port = await freePort();
   const configFile = path.join(tmp.path, 'node.yaml');
   writeFileSync(configFile, stringify(nodeRaw(registryUrl, port)));
   const logFile = path.join(tmp.path, 'node.log');
-  const entry = opts.compiled ? [...IMAGE_NODE_FLAGS, ...(opts.nodeFlags ?? []), await compiledEntry()] : [...(opts.nodeFlags ?? []), path.join(REPO_ROOT, 'bin', 'layover.js')];
-  const child = startChild(process.execPath, [...entry, 'serve', '--config', configFile], {
+  // The DaemonSet's command replaces the image's entry point, flags included.
+  const flags = opts.nodeFlags ?? (opts.compiled ? IMAGE_NODE_FLAGS : []);
+  const entry = [...flags, opts.compiled ? await compiledEntry() : path.join(REPO_ROOT, 'bin', 'layover.js')];
+  const command = opts.viaServe ? ['serve', '--config', configFile] : ['node', '--listen', `127.0.0.1:${port}`, '--registry', registryUrl];
+  const child = startChild(process.execPath, [...entry, ...command], {
     stdoutFile: logFile,
     cwd: tmp.path,
     env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, ...(opts.compiled ? IMAGE_ENV : {}) },

@@ -17,6 +17,7 @@ import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
 import { computeDigest, randomBlob } from '../helpers/oci-content.js';
 import { socketExchange } from '../helpers/raw-http.js';
 import { getBytes, uploadBlob } from '../helpers/registry-client.js';
+import { runTool, ToolError } from '../helpers/run-tool.js';
 import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -31,6 +32,18 @@ let node: NodeRoleHandle;
 let pushed: OciImage;
 let mirrored: OciImage;
 let pullSecret: { user: string; password: string };
+
+const BIN = path.resolve(import.meta.dirname, '../../bin/layover.js');
+
+async function runLayover(args: string[]): Promise<{ code: number; stderr: string }> {
+  try {
+    const { stderr } = await runTool('node', [BIN, ...args], { timeoutMs: 30_000 });
+    return { code: 0, stderr };
+  } catch (err) {
+    if (!(err instanceof ToolError)) throw err;
+    return { code: Number(err.code), stderr: err.stderr };
+  }
+}
 
 const blob = (dir: string, digest: string) => readFile(path.join(dir, 'blobs', 'sha256', digest.replace('sha256:', '')));
 
@@ -80,25 +93,100 @@ describe('the node role in front of the registry', () => {
     expect((await blob(out, pushed.config.digest)).equals(pushed.config.bytes)).toBe(true);
   }, 120_000);
 
-  it('concurrent large GETs come through intact while read slabs are reused (digest of every body)', async () => {
+  it('concurrent large GETs come through intact (digest of every body)', async () => {
     const blobs = [0, 1, 2, 3].map((i) => randomBlob(12 * 2 ** 20 + i * 4099, `node-slab-${i}`));
     for (const b of blobs) await uploadBlob(registry.url, 'shop/big', b.digest, b.bytes, ADMIN);
     const bodies = await Promise.all([...blobs, ...blobs].map((b) => getBytes(`${node.url}/v2/shop/big/blobs/${b.digest}`, { auth: pullSecret })));
     expect(bodies.map((r) => [r.status, computeDigest(r.body)])).toEqual([...blobs, ...blobs].map((b) => [200, b.digest]));
   }, 120_000);
 
-  it('`layover serve` runs it alone from a configuration with only node.enabled, as the DaemonSet does', async () => {
+  it('`layover node` runs it alone with only Node\'s own modules loaded, as the DaemonSet does', async () => {
     const spawned = await spawnNodeRole(registry.url);
     try {
       expect((await fetch(`${spawned.url}/readyz`)).status).toBe(200);
       const res = await fetch(`${spawned.url}/v2/`);
       expect(res.status).toBe(401);
       expect(res.headers.get('www-authenticate')).toContain(`realm="${spawned.url}/token"`);
-      expect(spawned.log()).toMatch(/layover node role listening/);
+      // pino's line shape, so one log pipeline reads every role.
+      const line = spawned.log().split('\n').find((l) => l.includes('layover node role listening'));
+      expect(JSON.parse(line ?? '{}')).toMatchObject({ level: 30, msg: 'layover node role listening', registry: new URL(registry.url).origin });
     } finally {
       await spawned.close();
     }
   }, 60_000);
+
+  it('`layover serve` runs it too, from a configuration with only node.enabled', async () => {
+    const spawned = await spawnNodeRole(registry.url, { viaServe: true });
+    try {
+      const res = await fetch(`${spawned.url}/v2/`);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toContain(`realm="${spawned.url}/token"`);
+    } finally {
+      await spawned.close();
+    }
+  }, 60_000);
+
+  it('`layover node` refuses bad arguments in one line with exit code 2', async () => {
+    for (const [args, message] of [
+      [['--listen', '127.0.0.1:30080'], /NodePort range/],
+      [['--registry', 'https://registry.example'], /plain HTTP/],
+      [['--listen', 'nonsense'], /host:port/],
+      [['--bogus'], /bogus/],
+    ] as const) {
+      const result = await runLayover(['node', ...args]);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr).toMatch(message);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    }
+  }, 60_000);
+
+  it('a client that hangs up mid-blob frees the registry side; a registry that dies mid-blob cuts the client off, never a short 200', async () => {
+    const big = randomBlob(64 * 2 ** 20, 'node-hangup');
+    await uploadBlob(registry.url, 'shop/hangup', big.digest, big.bytes, ADMIN);
+    const url = `${node.url}/v2/shop/hangup/blobs/${big.digest}`;
+    const auth = `Basic ${Buffer.from(`${pullSecret.user}:${pullSecret.password}`).toString('base64')}`;
+    const token = await fetch(`${node.url}/token?service=layover&scope=repository:shop/hangup:pull`, { headers: { authorization: auth } });
+    const bearer = `Bearer ${((await token.json()) as { token: string }).token}`;
+    // Hang up after the first bytes, several times: the node role keeps answering afterwards.
+    for (let i = 0; i < 3; i++) {
+      const abort = new AbortController();
+      const res = await fetch(url, { headers: { authorization: bearer }, signal: abort.signal });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      await reader.read();
+      abort.abort();
+      await reader.cancel().catch(() => undefined);
+    }
+    const whole = await getBytes(url, { auth: pullSecret });
+    expect(computeDigest(whole.body)).toBe(big.digest);
+
+    const dying = await spawnLayover({}, { logLevel: 'warn' });
+    const front = await startNodeRole(dying.url);
+    try {
+      const blobBytes = randomBlob(96 * 2 ** 20, 'node-dying');
+      await uploadBlob(dying.url, 'x/dying', blobBytes.digest, blobBytes.bytes);
+      const res = await fetch(`${front.url}/v2/x/dying/blobs/${blobBytes.digest}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-length')).toBe(String(blobBytes.bytes.length));
+      const reader = res.body!.getReader();
+      await reader.read();
+      await dying.kill('SIGKILL');
+      let received = 0;
+      const drained = (async () => {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return 'ended';
+          received += value.length;
+        }
+      })();
+      // The body must fail (a cut connection), never end cleanly short of Content-Length.
+      await expect(drained).rejects.toThrow();
+      expect(received).toBeLessThan(blobBytes.bytes.length);
+    } finally {
+      await front.close();
+      await dying.close();
+    }
+  }, 120_000);
 
   it('answers 502 in the registry error format when the registry is unreachable, and never forwards an absolute target', async () => {
     const orphan = await startNodeRole('http://127.0.0.1:9');

@@ -5,6 +5,7 @@
 // ConfigMaps carry (valid, and agreeing with each other and with the manifests).
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { nodeArgs } from '../../src/node/settings.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { Config } from '../../src/config/config.js';
@@ -20,8 +21,7 @@ import {
 import { schemaProblems } from './deploy-schema.js';
 
 const KUSTOMIZATIONS = ['deploy/base', 'deploy/overlays/kind', 'deploy/overlays/persistence', 'deploy/overlays/ephemeral', 'deploy/overlays/cert-manager', 'deploy/overlays/nodeport'];
-/** The node role's ConfigMap and namespace (deploy/base/node-*.yaml). */
-const NODE_CONFIG = 'layover-node-config';
+/** The node role's namespace (deploy/base/node-*.yaml). */
 const NODE_NAMESPACE = 'layover-node';
 
 type Labels = Record<string, string>;
@@ -104,7 +104,7 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
       // hostNetwork is forbidden by the baseline level too: only privileged admits the DaemonSet.
       expect(findObject(objs, 'Namespace', NODE_NAMESPACE).metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('privileged');
       // The node role's own objects, and the webhook's read of its DaemonSet's readiness.
-      expect(nodeObjects.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'DaemonSet', 'Role', 'RoleBinding', 'ServiceAccount']);
+      expect(nodeObjects.map((o) => o.kind).sort()).toEqual(['DaemonSet', 'Role', 'RoleBinding', 'ServiceAccount']);
     }
     const names = objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
     expect(new Set(names).size).toBe(names.length);
@@ -237,32 +237,46 @@ describe.each(KUSTOMIZATIONS.filter((dir) => !dir.endsWith('nodeport')))('%s: th
   const objs = objectsOf(dir);
   const daemonSet = () => findObject(objs, 'DaemonSet', 'layover-node') as Workload;
 
+  /** What `layover node` makes of the DaemonSet's arguments (src/node/settings.ts), as it runs them. */
+  const nodeSettings = () => {
+    const container = first((daemonSet().spec.template.spec as PodSpec).containers, 'node container');
+    const args = container.args ?? [];
+    expect(args[0]).toBe('node');
+    return nodeArgs(args.slice(1)).settings;
+  };
+
   it('a DaemonSet on the host network, on every node whatever its taints, at node-critical priority, probed on the loopback', () => {
     const pod = daemonSet().spec.template.spec as PodSpec & Record<string, unknown>;
     expect(pod).toMatchObject({ hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet', priorityClassName: 'system-node-critical', tolerations: [{ operator: 'Exists' }], automountServiceAccountToken: false });
-    const config = resolved(objs, NODE_CONFIG);
+    const settings = nodeSettings();
     const container = first(pod.containers, 'node container');
-    expect(container.ports).toContainEqual(expect.objectContaining({ name: 'node', containerPort: config.node.port }));
+    expect(container.ports).toContainEqual(expect.objectContaining({ name: 'node', containerPort: settings.port }));
     // On the host network the Pod IP is the node's address, where the node role does not listen.
-    for (const probe of [container.readinessProbe, container.livenessProbe]) expect(probe?.httpGet?.host).toBe(config.node.host);
+    for (const probe of [container.readinessProbe, container.livenessProbe]) expect(probe?.httpGet?.host).toBe(settings.host);
     expect(container.readinessProbe?.httpGet?.path).toBe('/readyz');
     expect(container.livenessProbe?.httpGet?.path).toBe('/healthz');
-    expect(container.args).toEqual(['serve', '--config', container.volumeMounts?.find((m) => m.name === 'config')?.mountPath]);
     expect(at(daemonSet(), 'spec.updateStrategy.rollingUpdate')).toEqual({ maxUnavailable: 1, maxSurge: 0 });
   });
 
-  it('its configuration runs the node role alone, on the loopback outside the NodePort range, forwarding to the registry Service', () => {
-    const config = resolved(objs, NODE_CONFIG);
-    expect(config.node.enabled).toBe(true);
-    expect(config.registry.enabled || config.webhook.enabled || config.controller.enabled).toBe(false);
-    expect(config.node.host).toBe('127.0.0.1');
-    expect(config.node.port < 30000 || config.node.port > 32767).toBe(true);
+  it('runs `layover node` from the image\'s entry point with its own V8 flags (the image\'s would otherwise win over NODE_OPTIONS)', () => {
+    const container = first((daemonSet().spec.template.spec as PodSpec).containers, 'node container') as { command?: string[] };
+    const command = container.command ?? [];
+    expect(command[0]).toBe('node');
+    expect(command.at(-1)).toBe('/app/bin/layover.js');
+    expect(command.slice(1, -1).every((flag) => flag.startsWith('--'))).toBe(true);
+    expect(command).toContain('--max-old-space-size=16');
+  });
+
+  it('listens on the loopback outside the NodePort range, forwarding to the registry Service', () => {
+    const settings = nodeSettings();
+    expect(settings.host).toBe('127.0.0.1');
+    expect(settings.port < 30000 || settings.port > 32767).toBe(true);
     const service = findObject(objs, 'Service', 'layover-registry');
-    expect(config.node.registry).toBe(`http://${service.metadata.name}.${service.metadata.namespace}.svc:${first(at<Port[]>(service, 'spec.ports'), 'port').port}`);
+    expect(settings.registry).toBe(`http://${service.metadata.name}.${service.metadata.namespace}.svc:${first(at<Port[]>(service, 'spec.ports'), 'port').port}`);
   });
 
   it('the webhook rewrites to it and the controller writes pull secrets for it (rewriteTarget: node, same node.listen)', () => {
-    const node = resolved(objs, NODE_CONFIG).node;
+    const node = nodeSettings();
     for (const name of [WEBHOOK_CONFIG, REGISTRY_CONFIG]) {
       const config = resolved(objs, name);
       expect(config.webhook.rewriteTarget, name).toBe('node');
@@ -283,8 +297,8 @@ describe('overlays', () => {
       const { node: _node, ...baseConfig } = configOf(base, name);
       expect({ ...config, webhook: { ...config.webhook, rewriteTarget: 'node' } }, name).toEqual(baseConfig);
     }
-    // The node role's Namespace, DaemonSet, ConfigMap and ServiceAccount, and the webhook's Role and RoleBinding there.
-    expect(objs.length).toBe(base.length - 6);
+    // The node role's Namespace, DaemonSet and ServiceAccount, and the webhook's Role and RoleBinding there.
+    expect(objs.length).toBe(base.length - 5);
   });
 
   it('base: the cluster picks the NodePort; one registry replica on a 10Gi claim of the default class, kept when deleted', () => {
