@@ -1,13 +1,36 @@
 #!/usr/bin/env node
-// In a checkout the TypeScript sources run through tsx, so `npx layover` works right after
-// `npm ci` with no build step; the container image ships only the compiled dist/.
-import { existsSync } from 'node:fs';
+// Runs the compiled dist/ when it is there and newer than every source file (`npm run build`
+// makes it; the container image ships only dist/): it starts in a fraction of the time tsx takes
+// to compile the sources. In a checkout without a build, or with sources changed since, the
+// TypeScript sources run through tsx, so `npx layover` works right after `npm ci`.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
 
-const src = new URL('../src/cli/main.ts', import.meta.url);
-if (existsSync(src)) {
+const root = fileURLToPath(new URL('..', import.meta.url));
+const srcDir = path.join(root, 'src');
+const compiled = path.join(root, 'dist', 'cli', 'main.js');
+
+/** The newest modification time of the sources tsc compiles (and of its configuration). */
+function newestSource() {
+  let newest = statSync(path.join(root, 'tsconfig.json'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  for (const entry of readdirSync(srcDir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
+    const mtime = statSync(path.join(entry.parentPath ?? entry.path, entry.name)).mtimeMs;
+    if (mtime > newest) newest = mtime;
+  }
+  return newest;
+}
+
+function compiledIsCurrent() {
+  const built = statSync(compiled, { throwIfNoEntry: false });
+  return built !== undefined && (!existsSync(srcDir) || built.mtimeMs >= newestSource());
+}
+
+if (compiledIsCurrent()) {
+  await import(new URL('../dist/cli/main.js', import.meta.url).href);
+} else {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(src.href);
-} else {
-  await import(new URL('../dist/cli/main.js', import.meta.url).href);
+  await import(new URL('../src/cli/main.ts', import.meta.url).href);
 }

@@ -4,6 +4,7 @@
 // repository they touch, and GC, storage of other namespaces and upstream health are for admins.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/config.js';
+import { parseDuration } from '../config/units.js';
 import { databaseAnswer } from '../database/answer.js';
 import { openAccess, type Access, type Principal } from '../registry/auth/access.js';
 import { parseDigest } from '../registry/digest.js';
@@ -46,6 +47,10 @@ export class ApiError extends Error {
 
 function queryOf(req: FastifyRequest): Record<string, string> {
   return (req.query ?? {}) as Record<string, string>;
+}
+
+function dryRun(req: FastifyRequest): boolean {
+  return queryOf(req).dryRun === 'true';
 }
 
 function repositoryParam(req: FastifyRequest, key = 'repository'): string {
@@ -122,6 +127,12 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     const name = repositoryParam(req, 'name');
     const p = await access.check(req, name, ['delete']);
     checkMirrorDelete(p, name);
+    // ?dryRun=true: every check a deletion makes, and what it would take with it; nothing deleted.
+    if (dryRun(req)) {
+      const tags = await store.listTags(name);
+      if (!tags) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+      return { dryRun: true, deleted: { repository: name, tags } };
+    }
     if (!(await store.deleteRepository(name))) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
     req.log.info({ repository: name, by: p.name }, 'repository deleted');
     return { deleted: { repository: name } };
@@ -167,6 +178,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
       throw new ApiError(403, 'DENIED', `you may not delete namespace "${ns}"`);
     }
     checkMirrorDelete(p, ns);
+    if (dryRun(req)) return { dryRun: true, deleted: { namespace: ns, repositories } };
     const deleted = await store.deleteNamespace(ns);
     req.log.info({ namespace: ns, repositories: deleted.length, by: p.name }, 'namespace deleted');
     return { deleted: { namespace: ns, repositories: deleted } };
@@ -190,8 +202,17 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     const p = await requireAdmin(req);
     const dry = queryOf(req).dryRun;
     const dryRun = dry !== undefined && dry !== 'false' && dry !== '0';
-    req.log.info({ by: p.name, dryRun }, 'garbage collection requested');
-    return gc.run({ dryRun });
+    const grace = queryOf(req).grace;
+    let graceMs: number | undefined;
+    if (grace !== undefined) {
+      try {
+        graceMs = parseDuration(grace);
+      } catch (err) {
+        throw new ApiError(400, 'GRACE_INVALID', `query parameter "grace": ${(err as Error).message}`);
+      }
+    }
+    req.log.info({ by: p.name, dryRun, graceMs }, 'garbage collection requested');
+    return gc.run({ dryRun, graceMs });
   });
 
   app.get('/upstreams', async (req) => {

@@ -1,7 +1,8 @@
 // What `layover ls | rm | gc | du` share: where the running layover is, whose credentials to
 // use, one JSON call to its /api/v1, and turning every failure into one clear line.
 import { readFile } from 'node:fs/promises';
-import { dockerConfigFile } from './login.js';
+import { dockerConfigFile, isLoopbackHost } from './login.js';
+import { promptHidden } from './password-input.js';
 import { UsageError } from './args.js';
 
 export const CLIENT_OPTIONS = {
@@ -11,9 +12,11 @@ export const CLIENT_OPTIONS = {
 } as const;
 
 export const CLIENT_HELP = `Connection:
-      --url URL         the running layover (else $LAYOVER_URL, else http://127.0.0.1:5000)
-  -u, --user NAME:PASSWORD
-                        credentials (else $LAYOVER_USER and $LAYOVER_PASSWORD, else what
+      --url URL         the running layover, a URL or HOST:PORT (http:// for loopback hosts,
+                        else https://); else $LAYOVER_URL, else http://127.0.0.1:5000
+  -u, --user NAME[:PASSWORD]
+                        credentials; NAME alone takes $LAYOVER_PASSWORD or asks on the
+                        terminal (else $LAYOVER_USER and $LAYOVER_PASSWORD, else what
                         'layover login' stored for the URL's host)
       --json            print the API's JSON answer instead of a table`;
 
@@ -44,6 +47,27 @@ async function storedCredentials(host: string, env: NodeJS.ProcessEnv): Promise<
   return undefined;
 }
 
+/**
+ * The running layover's base URL. A bare `host:port` is accepted as `layover login` takes it:
+ * plain HTTP for loopback hosts, HTTPS for every other.
+ */
+export function baseUrl(raw: string, source = '--url'): URL {
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `${isLoopbackHost(raw.replace(/\/.*$/, '')) ? 'http' : 'https'}://${raw}`;
+  let base: URL;
+  try {
+    base = new URL(withScheme);
+  } catch {
+    throw new UsageError(`${source}: "${raw.slice(0, 200)}" is not a URL nor a host:port`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new UsageError(`${source}: "${raw.slice(0, 200)}" must be http:// or https://`);
+  return base;
+}
+
+async function askPassword(user: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError(`--user ${user}: no terminal to ask for the password; pass --user ${user}:PASSWORD or set LAYOVER_PASSWORD`);
+  return promptHidden(`Password for ${user}: `);
+}
+
 export class LayoverClient {
   private constructor(
     readonly base: URL,
@@ -51,18 +75,14 @@ export class LayoverClient {
   ) {}
 
   static async from(values: ClientValues, env: NodeJS.ProcessEnv = process.env): Promise<LayoverClient> {
-    const raw = values.url ?? env.LAYOVER_URL ?? DEFAULT_URL;
-    let base: URL;
-    try {
-      base = new URL(raw);
-    } catch {
-      throw new UsageError(`--url: "${raw}" is not a URL`);
-    }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new UsageError(`--url: "${raw}" must be http:// or https://`);
+    const base = baseUrl(values.url ?? env.LAYOVER_URL ?? DEFAULT_URL, values.url !== undefined ? '--url' : 'LAYOVER_URL');
     let basic: string | undefined;
     if (values.user !== undefined) {
-      if (!values.user.includes(':')) throw new UsageError('--user must be NAME:PASSWORD');
-      basic = Buffer.from(values.user).toString('base64');
+      const colon = values.user.indexOf(':');
+      if (colon === 0 || values.user === '') throw new UsageError('--user needs a user name: NAME or NAME:PASSWORD');
+      // NAME alone: the password from $LAYOVER_PASSWORD, else asked on the terminal (never echoed).
+      const credentials = colon !== -1 ? values.user : `${values.user}:${env.LAYOVER_PASSWORD ?? (await askPassword(values.user))}`;
+      basic = Buffer.from(credentials).toString('base64');
     } else if (env.LAYOVER_USER) {
       basic = Buffer.from(`${env.LAYOVER_USER}:${env.LAYOVER_PASSWORD ?? ''}`).toString('base64');
     } else {

@@ -1,7 +1,6 @@
 // `layover du`: storage by namespace, mirrored (cache) versus pushed.
-import { parseArgs } from 'node:util';
 import type { StorageUsage } from '../api/inventory.js';
-import { UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
 import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, table } from './client.js';
 
 export const DU_HELP = `layover du [options]

@@ -1,8 +1,8 @@
 // `layover gc [--dry-run] [--status]`: runs garbage collection on the running layover now (admins).
-import { parseArgs } from 'node:util';
 import type { GcReport } from '../registry/gc/collector.js';
 import type { GcStatus } from '../registry/gc/scheduler.js';
-import { UsageError } from './args.js';
+import { parseDuration } from '../config/units.js';
+import { parseArgs, UsageError } from './args.js';
 import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, shortTime } from './client.js';
 
 export const GC_HELP = `layover gc [--dry-run | --status] [options]
@@ -13,6 +13,9 @@ gc.grace; pushes and pulls go on meanwhile. Abandoned uploads are removed too.
 
 Options:
       --dry-run         report what would be deleted and how many bytes, delete nothing
+      --grace DURATION  this run only, instead of gc.grace (default 10m): also collect what
+                        was written more recently (0: everything unreferenced; a push still
+                        in progress may then have to start over)
       --status          show the schedule and what the last run did
 ${CLIENT_HELP}`;
 
@@ -27,9 +30,16 @@ function summary(r: GcReport): string {
 }
 
 export async function gc(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...CLIENT_OPTIONS, 'dry-run': { type: 'boolean' }, status: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...CLIENT_OPTIONS, 'dry-run': { type: 'boolean' }, status: { type: 'boolean' }, grace: { type: 'string' } } });
   if (positionals.length) throw new UsageError('usage: layover gc [--dry-run | --status]');
-  if (values.status && values['dry-run']) throw new UsageError('--status and --dry-run exclude each other');
+  if (values.status && (values['dry-run'] || values.grace !== undefined)) throw new UsageError('--status takes neither --dry-run nor --grace');
+  if (values.grace !== undefined) {
+    try {
+      parseDuration(values.grace);
+    } catch (err) {
+      throw new UsageError(`--grace: ${(err as Error).message}`);
+    }
+  }
   const client = await LayoverClient.from(values);
   if (values.status) {
     const s = await client.call<GcStatus>('GET', 'gc');
@@ -40,7 +50,7 @@ export async function gc(argv: string[]): Promise<void> {
     if (s.lastError) print(`last error: ${shortTime(s.lastError.at)} ${s.lastError.message}`);
     return;
   }
-  const report = await client.call<GcReport>('POST', 'gc', values['dry-run'] ? { dryRun: 'true' } : {});
+  const report = await client.call<GcReport>('POST', 'gc', { ...(values['dry-run'] ? { dryRun: 'true' } : {}), ...(values.grace !== undefined ? { grace: values.grace } : {}) });
   if (values.json) return printJson(report);
   print(summary(report));
 }

@@ -4,9 +4,7 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/load.js';
-import { UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
 import { readPassword } from './password-input.js';
 
 export const LOGIN_HELP = `layover login [HOST] [options]
@@ -23,7 +21,7 @@ Options:
       --no-verify       store without checking against the registry
   -c, --config FILE     configuration (else $LAYOVER_CONFIG, else embedded defaults)`;
 
-function isLoopbackHost(host: string): boolean {
+export function isLoopbackHost(host: string): boolean {
   const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
   return name === 'localhost' || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
@@ -77,7 +75,9 @@ export async function login(argv: string[]): Promise<void> {
     },
   });
   if (positionals.length > 1) throw new UsageError('usage: layover login [HOST]');
-  const host = positionals[0] ?? (await loadConfig(values.config ?? process.env.LAYOVER_CONFIG)).registry.publicHost;
+  // Imported here: the configuration's schema library takes a while to load, and the commands
+  // that share this module's helpers (ls, rm, gc, du) never read a configuration.
+  const host = positionals[0] ?? (await (await import('../config/load.js')).loadConfig(values.config ?? process.env.LAYOVER_CONFIG)).registry.publicHost;
   const username = values.username ?? process.env.USER;
   if (!username) throw new UsageError('--username is required');
   const password = await readPassword(values['password-stdin'] ?? false);

@@ -1,7 +1,6 @@
 // `layover ls [REPO]`: the repositories one may pull, with sizes; or one repository's tags.
-import { parseArgs } from 'node:util';
 import type { RepositoryInfo, TagInfo } from '../api/inventory.js';
-import { UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
 import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, shortTime, table } from './client.js';
 
 export const LS_HELP = `layover ls [REPO] [options]

@@ -12,8 +12,8 @@ type Command = { summary: string; load: () => Promise<Loaded> };
 const COMMANDS: Record<string, Command> = {
   serve: { summary: 'run the registry (and webhook/controller/node when configured)', load: async () => { const m = await import('./serve.js'); return { help: m.SERVE_HELP, run: m.serve }; } },
   node: { summary: 'run the node-local entry point alone (the node DaemonSet)', load: async () => { const m = await import('./node.js'); return { help: m.NODE_HELP, run: m.node }; } },
-  user: { summary: 'add, remove or change registry users (users file)', load: async () => { const m = await import('./user.js'); return { help: m.USER_HELP, run: m.user }; } },
-  team: { summary: 'add or remove teams and their members', load: async () => { const m = await import('./team.js'); return { help: m.TEAM_HELP, run: m.team }; } },
+  user: { summary: 'add, remove, list or change registry users (users file)', load: async () => { const m = await import('./user.js'); return { help: m.USER_HELP, run: m.user }; } },
+  team: { summary: 'add, remove or list teams and their members', load: async () => { const m = await import('./team.js'); return { help: m.TEAM_HELP, run: m.team }; } },
   token: { summary: 'mint namespace tokens; rotate signing keys', load: async () => { const m = await import('./token.js'); return { help: m.TOKEN_HELP, run: m.token }; } },
   login: { summary: 'store registry credentials in ~/.docker/config.json', load: async () => { const m = await import('./login.js'); return { help: m.LOGIN_HELP, run: m.login }; } },
   ls: { summary: 'list repositories with sizes, or a repository\'s tags', load: async () => { const m = await import('./ls.js'); return { help: m.LS_HELP, run: m.ls }; } },
@@ -31,30 +31,31 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(`${usage()}\n`);
+    // No command at all is a usage mistake (exit 2), but the usage is what the user wants to see.
+    (name ? process.stdout : process.stderr).write(`${usage()}\n`);
     return name ? 0 : 2;
   }
-  const command = COMMANDS[name];
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   if (!command) {
-    process.stderr.write(`layover: unknown command "${name}"\n\n${usage()}\n`);
+    process.stderr.write(`layover: unknown command "${name.slice(0, 80)}"; run 'layover --help' for the list\n`);
     return 2;
   }
-  const loaded = await command.load();
-  if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(`${loaded.help}\n`);
-    return 0;
-  }
   try {
+    const loaded = await command.load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      process.stdout.write(`${loaded.help}\n`);
+      return 0;
+    }
     await loaded.run(rest);
     return 0;
   } catch (err) {
-    if (err instanceof ConfigError || err instanceof UsageError || err instanceof NodeSettingsError) {
-      process.stderr.write(`layover ${name}: ${err.message}\n`);
+    if (err instanceof UsageError) {
+      process.stderr.write(`layover ${name}: ${err.message}${err.showHelp ? `; see 'layover ${name} --help'` : ''}\n`);
       return 2;
     }
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' || code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' || code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-      process.stderr.write(`layover ${name}: ${(err as Error).message}\n`);
+    // A configuration's message lists each bad key on its own line.
+    if (err instanceof ConfigError || err instanceof NodeSettingsError) {
+      process.stderr.write(`layover ${name}: ${err.message}\n`);
       return 2;
     }
     process.stderr.write(`layover ${name}: ${(err as Error).message}\n`);

@@ -9,7 +9,10 @@ export async function passwordFromStdin(): Promise<string> {
   return value;
 }
 
-function promptHidden(question: string): Promise<string> {
+/** What was typed after the Enter that ended the previous prompt (a paste of two lines). */
+let typedAhead = '';
+
+export function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   return new Promise((resolve, reject) => {
     let value = '';
@@ -26,14 +29,24 @@ function promptHidden(question: string): Promise<string> {
       else resolve(value);
     };
     const onData = (chunk: string) => {
-      for (const ch of chunk) {
-        if (ch === '\r' || ch === '\n') return done();
+      for (let i = 0; i < chunk.length; i++) {
+        const ch = chunk[i] as string;
+        if (ch === '\r' || ch === '\n') {
+          typedAhead = chunk.slice(chunk[i + 1] === '\n' && ch === '\r' ? i + 2 : i + 1);
+          return done();
+        }
         if (ch === '\u0003') return done(new UsageError('cancelled'));
+        if (ch === '\u0004') return done(new UsageError('no password given'));
         if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
         else value += ch;
       }
     };
     stdin.on('data', onData);
+    if (typedAhead) {
+      const ahead = typedAhead;
+      typedAhead = '';
+      onData(ahead);
+    }
   });
 }
 

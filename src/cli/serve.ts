@@ -1,6 +1,6 @@
 // `layover serve`: the registry, the webhook and the controller, each when its configuration
 // enables it, in one process.
-import { parseArgs } from 'node:util';
+import { parseArgs } from './args.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/resolve.js';
 import { loadConfig } from '../config/load.js';
@@ -53,6 +53,10 @@ export async function serve(argv: string[]): Promise<void> {
   const bootLog = createLogger('info');
   const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg));
   checkRoles(config);
+  // Before anything is created (storage, the first admin, keys): a missing file stops the start.
+  const { referencedFileProblems } = await import('../config/files.js');
+  const missing = await referencedFileProblems(config);
+  if (missing.length) throw new ConfigError(missing, config.source);
   const logger = createLogger(config.log.level);
   const roles: Role[] = [];
   const kube = config.webhook.enabled || config.controller.enabled ? await clusterClient(logger) : undefined;

@@ -1,8 +1,8 @@
 // `layover team add|rm|add-member|rm-member|list`: teams in the users file.
-import { parseArgs } from 'node:util';
 import { addMember, addTeam, checkRemoval, namespaceRepositories, removeAccount, removeMember } from '../registry/auth/accounts.js';
-import { UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
 import { COMMON_OPTIONS, accountsFrom, confirmRemoval, openStorage, out } from './accounts-cli.js';
+import { printJson, table } from './client.js';
 
 export const TEAM_HELP = `layover team <add|rm|add-member|rm-member|list> [options]
 
@@ -11,50 +11,59 @@ export const TEAM_HELP = `layover team <add|rm|add-member|rm-member|list> [optio
                             TEAM/); shows what goes, --yes does it
   add-member TEAM USER      add USER to TEAM
   rm-member TEAM USER       remove USER from TEAM
-  list                      teams and their members
+  list [--json]             teams and their members
 
 Options:
   -c, --config FILE    configuration (else $LAYOVER_CONFIG, else embedded defaults)
       --file FILE      users file to edit (default: the database when database.url
                        is set, else auth.usersFile)
-  -y, --yes            confirm removal`;
+  -y, --yes            confirm removal
+      --json           list: print JSON`;
+
+const SUBCOMMANDS = ['add', 'rm', 'add-member', 'rm-member', 'list'] as const;
 
 export async function team(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: COMMON_OPTIONS });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...COMMON_OPTIONS, json: { type: 'boolean' } } });
   const [sub, name, member, ...extra] = positionals;
-  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if (sub === undefined) throw new UsageError('usage: layover team <add|rm|add-member|rm-member|list> ...', true);
+  if (!(SUBCOMMANDS as readonly string[]).includes(sub)) throw new UsageError(`unknown subcommand "${sub.slice(0, 80)}"`, true);
+  const takes = sub === 'list' ? 0 : sub === 'add-member' || sub === 'rm-member' ? 2 : 1;
+  const given = [name, member, ...extra].filter((a) => a !== undefined);
+  if (given.length > takes) throw new UsageError(`unexpected arguments: ${given.slice(takes).join(' ')}`, true);
+  if (sub !== 'list' && !name) throw new UsageError(`usage: layover team ${sub} TEAM${takes === 2 ? ' USER' : ''}`, true);
   const session = await accountsFrom(values);
   const { config, accounts } = session;
   try {
     if (sub === 'list') {
       const doc = await accounts.store.read();
       const users = [...config.auth.users, ...doc.users];
-      const teams = new Set([...doc.teams, ...users.flatMap((u) => u.teams ?? [])]);
-      for (const t of [...teams].sort()) out(`${t}\t${users.filter((u) => u.teams?.includes(t)).map((u) => u.name).join(',') || '-'}`);
+      const names = new Set([...doc.teams, ...users.flatMap((u) => u.teams ?? [])]);
+      const teams = [...names].sort().map((t) => ({ name: t, members: users.filter((u) => u.teams?.includes(t)).map((u) => u.name) }));
+      if (values.json) return printJson({ teams });
+      if (!teams.length) return out('no teams');
+      out(table(['TEAM', 'MEMBERS'], teams.map((t) => [t.name, t.members.join(',') || '-'])));
       return;
     }
-    if (!name) throw new UsageError(`usage: layover team ${sub ?? '<add|rm|add-member|rm-member|list>'} TEAM`);
+    const team = name as string;
     switch (sub) {
       case 'add':
-        await addTeam(accounts, name);
-        out(`team "${name}" added`);
+        await addTeam(accounts, team);
+        out(`team "${team}" added`);
         return;
       case 'add-member':
       case 'rm-member':
-        if (!member) throw new UsageError(`usage: layover team ${sub} TEAM USER`);
-        await (sub === 'add-member' ? addMember : removeMember)(accounts, name, member);
-        out(sub === 'add-member' ? `"${member}" added to team "${name}"` : `"${member}" removed from team "${name}"`);
+        if (!member) throw new UsageError(`usage: layover team ${sub} TEAM USER`, true);
+        await (sub === 'add-member' ? addMember : removeMember)(accounts, team, member);
+        out(sub === 'add-member' ? `"${member}" added to team "${team}"` : `"${member}" removed from team "${team}"`);
         return;
       case 'rm': {
-        await checkRemoval(accounts, 'team', name);
+        await checkRemoval(accounts, 'team', team);
         const storage = await openStorage(config, session.database);
-        if (!confirmRemoval('team', name, await namespaceRepositories(storage, name), values.yes)) return;
-        const deleted = await removeAccount(accounts, 'team', name, storage);
-        out(`team "${name}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
+        if (!confirmRemoval('team', team, await namespaceRepositories(storage, team), values.yes)) return;
+        const deleted = await removeAccount(accounts, 'team', team, storage);
+        out(`team "${team}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
         return;
       }
-      default:
-        throw new UsageError(`unknown subcommand "${sub}"\n\n${TEAM_HELP}`);
     }
   } finally {
     await session.close();

@@ -1,5 +1,4 @@
 // `layover token namespace|rotate|keys`: namespace tokens and the signing keys behind them.
-import { parseArgs } from 'node:util';
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
 import { openDatabase } from '../database/open.js';
@@ -7,7 +6,8 @@ import { openKeyRing, tokenService } from '../registry/auth/auth.js';
 import type { KeyRing } from '../registry/auth/keys.js';
 import { isKubernetesNamespace } from '../registry/auth/names.js';
 import type { Config } from '../config/config.js';
-import { UsageError } from './args.js';
+import { parseArgs, UsageError } from './args.js';
+import { print, printJson, table } from './client.js';
 
 export const TOKEN_HELP = `layover token <namespace|rotate|keys> [options]
 
@@ -15,7 +15,7 @@ export const TOKEN_HELP = `layover token <namespace|rotate|keys> [options]
                                 password of user "namespace:NAME" in a pull secret)
   rotate [--grace 24h]          make a new signing key; tokens signed by older keys stop
                                 working after the grace period (0: at once, revoking them)
-  keys                          list the signing keys
+  keys [--json]                 list the signing keys
 
 Options:
   -c, --config FILE    configuration (else $LAYOVER_CONFIG, else embedded defaults)`;
@@ -34,10 +34,12 @@ export async function token(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: { config: { type: 'string', short: 'c' }, ttl: { type: 'string' }, grace: { type: 'string' } },
+    options: { config: { type: 'string', short: 'c' }, ttl: { type: 'string' }, grace: { type: 'string' }, json: { type: 'boolean' } },
   });
   const [sub, name, ...extra] = positionals;
-  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if (sub === undefined) throw new UsageError('usage: layover token <namespace|rotate|keys> ...', true);
+  if (!['namespace', 'rotate', 'keys'].includes(sub)) throw new UsageError(`unknown subcommand "${sub.slice(0, 80)}"`, true);
+  if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`, true);
   const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG);
   // With database.url the keys are the replicas' shared ones: a rotation here reaches them all.
   const database = config.database ? await openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' }) : undefined;
@@ -48,7 +50,7 @@ export async function token(argv: string[]): Promise<void> {
   }
 }
 
-async function tokenCommand(sub: string | undefined, name: string | undefined, values: { ttl?: string; grace?: string }, keys: KeyRing, config: Config): Promise<void> {
+async function tokenCommand(sub: string | undefined, name: string | undefined, values: { ttl?: string; grace?: string; json?: boolean }, keys: KeyRing, config: Config): Promise<void> {
   switch (sub) {
     case 'namespace': {
       if (!name || !isKubernetesNamespace(name)) throw new UsageError('usage: layover token namespace NAME (a Kubernetes namespace name)');
@@ -62,12 +64,13 @@ async function tokenCommand(sub: string | undefined, name: string | undefined, v
       process.stdout.write(`new signing key ${kid}\n`);
       return;
     }
-    case 'keys':
-      for (const k of keys.list()) {
-        process.stdout.write(`${k.kid}\t${k.createdAt.toISOString()}\t${k.current ? 'current' : `retires ${k.retireAt?.toISOString() ?? '-'}`}\n`);
-      }
+    case 'keys': {
+      const list = keys.list().map((k) => ({ kid: k.kid, createdAt: k.createdAt.toISOString(), current: k.current, ...(k.retireAt ? { retireAt: k.retireAt.toISOString() } : {}) }));
+      if (values.json) return printJson({ keys: list });
+      print(table(['KEY', 'CREATED', 'STATUS'], list.map((k) => [k.kid, k.createdAt, k.current ? 'current' : `retires ${k.retireAt ?? '-'}`])));
       return;
+    }
     default:
-      throw new UsageError(`unknown subcommand "${sub ?? ''}"\n\n${TOKEN_HELP}`);
+      throw new UsageError(`unknown subcommand "${sub ?? ''}"`, true);
   }
 }

@@ -55,6 +55,8 @@ export interface Config {
     uploadMaxAgeMs: number;
     /** Idle upload sessions are swept after this long (registry.uploadIdleTimeout). */
     uploadIdleTimeoutMs: number;
+    /** Pushed manifests may reference blobs and children that are not here (registry.sparseManifests). */
+    sparseManifests: boolean;
   };
   storage: { driver: 'filesystem' | 's3'; root: string; s3?: S3Config };
   /** Set: metadata and coordination live in PostgreSQL (database/), shared by replicas. */

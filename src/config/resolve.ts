@@ -140,6 +140,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       chunkMinLength: unit('registry.chunkMinLength', reg.chunkMinLength, 0, parseSize),
       uploadMaxAgeMs: unit('registry.uploadMaxAge', reg.uploadMaxAge, 24 * 3_600_000, parseDuration),
       uploadIdleTimeoutMs: unit('registry.uploadIdleTimeout', reg.uploadIdleTimeout, 3_600_000, parseDuration),
+      sparseManifests: reg.sparseManifests ?? false,
     },
     storage: { driver: raw.storage?.driver ?? 'filesystem', root: storageRoot, s3: resolveS3(raw.storage, abs, checked, unit) },
     database: db && {

@@ -72,6 +72,11 @@ export const ConfigSchema = Type.Object({
     uploadMaxAge: Type.Optional(Duration),
     /** An upload session that received nothing for this long is abandoned and removed (default 1h, at least 1s). */
     uploadIdleTimeout: Type.Optional(Duration),
+    /**
+     * Accept pushed manifests whose blobs or child manifests are absent (sparse images and
+     * indexes, allowed by distribution-spec when a registry opts in); default false.
+     */
+    sparseManifests: Type.Optional(Type.Boolean()),
   }, strict)),
   storage: Type.Optional(Type.Object({
     /** Where blob content goes: `filesystem` (under root, the default) or `s3` (storage.s3). */

@@ -2,7 +2,7 @@
 // parseArgs, not the registry's YAML/JSON-schema configuration loader: that loader and its
 // dependencies would double what this small process holds (see test/bench/node.ts).
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
+import { parseArgs, UsageError } from '../cli/args.js';
 import { isNodeLogLevel, type NodeLogLevel } from './line-logger.js';
 
 export interface NodeSettings {
@@ -60,6 +60,8 @@ export function nodeArgs(argv: string[]): { settings: NodeSettings; logLevel: No
       allowPositionals: false,
     });
   } catch (err) {
+    // The CLI's own wording ("unknown option --bogus"), not Node's; cli/args.ts loads only node:util.
+    if (err instanceof UsageError) throw new NodeSettingsError(`${err.message}; see 'layover node --help'`);
     throw new NodeSettingsError((err as Error).message.split('\n')[0] ?? 'bad arguments');
   }
   const { values } = parsed;

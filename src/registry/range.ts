@@ -5,27 +5,46 @@ export type RangeResult =
   | { kind: 'partial'; start: number; end: number }
   | { kind: 'unsatisfiable' };
 
+const RANGE_SPEC = /^(\d*)\s*-\s*(\d*)$/;
+
 /**
- * Parses `Range: bytes=…` for a resource of `size` bytes (RFC 9110 §14.1.2). Only a single range is
- * served partially; a header that is malformed, of another unit, or lists several ranges is
- * ignored (a full 200), as the RFC allows.
+ * Parses `Range: bytes=…` for a resource of `size` bytes (RFC 9110 §14.1.1, §14.2). A header that
+ * does not follow the grammar, or names another unit, is ignored (a full 200). One that follows it
+ * but where no range can be served (every `first-last` has last < first, or starts past the end)
+ * is unsatisfiable (416). Several ranges are served whole (no multipart answers), unless none of
+ * them is satisfiable.
  */
 export function parseRange(header: string | undefined, size: number): RangeResult {
   if (header === undefined) return { kind: 'full' };
-  const match = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  const match = /^\s*bytes\s*=\s*(.*?)\s*$/i.exec(header);
   if (!match) return { kind: 'full' };
-  const [, first = '', last = ''] = match;
-  if (first.length > 15 || last.length > 15) return { kind: 'full' };
-  if (first === '' && last === '') return { kind: 'full' };
+  const specs = (match[1] ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (specs.length === 0) return { kind: 'full' };
+  const ranges: RangeResult[] = [];
+  for (const spec of specs) {
+    const parts = RANGE_SPEC.exec(spec);
+    if (!parts) return { kind: 'full' };
+    const [, first = '', last = ''] = parts;
+    if (first === '' && last === '') return { kind: 'full' };
+    if (first.length > 15 || last.length > 15) return { kind: 'full' };
+    ranges.push(oneRange(first, last, size));
+  }
+  const satisfiable = ranges.filter((r) => r.kind === 'partial');
+  if (satisfiable.length === 0) return { kind: 'unsatisfiable' };
+  return ranges.length === 1 ? (ranges[0] as RangeResult) : { kind: 'full' };
+}
+
+function oneRange(first: string, last: string, size: number): RangeResult {
   if (first === '') {
     const suffix = Number(last);
     if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
     return { kind: 'partial', start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(first);
-  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
-  if (last !== '' && Number(last) < start) return { kind: 'full' };
+  // An int-range whose last-pos is before its first-pos is invalid (§14.1.1): nothing to serve.
+  if (last !== '' && Number(last) < start) return { kind: 'unsatisfiable' };
   if (start >= size) return { kind: 'unsatisfiable' };
+  const end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
   return { kind: 'partial', start, end };
 }
 

@@ -113,8 +113,12 @@ export class RegistryService {
     if (ref.digest && ref.digest !== digest) {
       throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference', { expected: ref.digest, actual: digest });
     }
-    const missing = await missingReferences(this.store, repository, info);
-    if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing });
+    // Sparse manifests (an opt-in): a client may push an index without all its platforms, or an
+    // image whose layers live elsewhere; reads of what is absent answer 404 as usual.
+    if (!this.config.registry.sparseManifests) {
+      const missing = await missingReferences(this.store, repository, info);
+      if (missing.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', undefined, { missing });
+    }
     // A subject that is not here (yet) is accepted, as the spec asks: referrers may arrive first.
     await storeManifest(this.store, repository, bytes, digest, info);
     for (const tag of [...(ref.tag ? [ref.tag] : []), ...extraTags]) await this.store.setTag(repository, tag, digest);
@@ -151,6 +155,22 @@ export class RegistryService {
     if (!stat) return undefined;
     await this.store.linkBlob(repository, digest);
     return stat;
+  }
+
+  /**
+   * Automatic content discovery (a mount without `from`): links the blob from the first
+   * repository holding it that `readable` allows, in lexical order. Only those repositories are
+   * looked at, so the answer (and its time) says nothing about the others. A mirror repository
+   * links a blob only once its upstream delivered or confirmed it there, so it mounts only what
+   * pulling it would have given.
+   */
+  async mountFromReadable(repository: string, digest: Digest, readable: (repository: string) => boolean): Promise<BlobStat | undefined> {
+    for (const candidate of await this.store.listRepositories()) {
+      if (!readable(candidate)) continue;
+      const stat = await this.mount(repository, digest, candidate);
+      if (stat) return stat;
+    }
+    return undefined;
   }
 
   /** Monolithic upload in one request (POST ?digest= with a body). */

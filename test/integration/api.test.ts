@@ -156,6 +156,20 @@ describe('/api/v1 with auth on', () => {
     expect(status.body).toMatchObject({ running: false, keepUntagged: false });
     expect((status.body.lastDryRun as { finishedAt: string }).finishedAt).toBe(dry.body.finishedAt);
     expect((await call('GET', 'upstreams', admin)).status).toBe(200);
+    // ?grace= overrides gc.grace for one run; a bad one is refused before anything runs.
+    const bad = await call('POST', 'gc?dryRun=true&grace=soon', admin);
+    expect(bad.status).toBe(400);
+    expect((bad.body.error as { code: string }).code).toBe('GRACE_INVALID');
+    expect((await call('POST', 'gc?dryRun=true&grace=0', admin)).status).toBe(200);
+  });
+
+  it('a dry run of deleting a repository or a namespace checks everything and deletes nothing', async () => {
+    expect((await call('DELETE', 'repository?name=bob/secret&dryRun=true', alice)).status).toBe(403);
+    const repo = await call('DELETE', 'repository?name=bob/secret&dryRun=true', bob);
+    expect(repo.body).toEqual({ dryRun: true, deleted: { repository: 'bob/secret', tags: ['v1'] } });
+    const ns = await call('DELETE', 'namespace?name=bob&dryRun=true', bob);
+    expect(ns.body).toEqual({ dryRun: true, deleted: { namespace: 'bob', repositories: ['bob/secret'] } });
+    expect(await tags('bob/secret')).toEqual(['v1']);
   });
 
   it('deletes a namespace only when the caller may delete all of it', async () => {

@@ -131,7 +131,7 @@ describe('layover ls / rm / gc / du', { timeout: 180_000 }, () => {
   it('rm --namespace removes all its repositories; gc reclaims the bytes and du shows it', async () => {
     const one = await push('dev/one', 'v1', alice, 300_000);
     const two = await push('dev/two', 'v1', alice, 200_000);
-    await cli(['rm', 'alice/app', ...as(alice)]); // leftovers of the previous test: an empty repository
+    await cli(['rm', 'alice/app', '--yes', ...as(alice)]); // leftovers of the previous test: an empty repository
     await new Promise((r) => setTimeout(r, 2100)); // past the GC guard's minimum window
     await cli(['gc', ...as(admin)]); // a clean slate, so that what follows is only dev's bytes
     const before = JSON.parse((await cli(['du', '--json', ...as(admin)])).stdout) as { namespaces: { namespace: string; bytes: number }[]; storedBytes: number };
@@ -141,8 +141,8 @@ describe('layover ls / rm / gc / du', { timeout: 180_000 }, () => {
     expect(table.stdout).toMatch(/^NAMESPACE\s+KIND\s+REPOS\s+SIZE\s+BYTES/);
     expect(table.stdout).toMatch(new RegExp(`dev\\s+pushed\\s+2\\s+[\\d.]+ KiB\\s+${one.bytes + two.bytes}`));
 
-    expectOneLineError(await cli(['rm', '--namespace', 'dev', ...as(bob)]), /permission denied/);
-    const rm = await cli(['rm', '--namespace', 'dev', ...as(alice)]);
+    expectOneLineError(await cli(['rm', '--namespace', 'dev', '--yes', ...as(bob)]), /permission denied/);
+    const rm = await cli(['rm', '--namespace', 'dev', '--yes', ...as(alice)]);
     expect(rm.stdout.trim()).toBe('deleted namespace dev: 2 repositories (dev/one, dev/two)');
     expect((await cli(['ls', '--json', ...as(admin)])).stdout).not.toContain('dev/');
 

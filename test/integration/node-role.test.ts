@@ -131,7 +131,8 @@ describe('the node role in front of the registry', () => {
       [['--listen', '127.0.0.1:30080'], /NodePort range/],
       [['--registry', 'https://registry.example'], /plain HTTP/],
       [['--listen', 'nonsense'], /host:port/],
-      [['--bogus'], /bogus/],
+      [['--bogus'], /^layover node: unknown option --bogus; see 'layover node --help'$/m],
+      [['--listen'], /^layover node: option --listen needs a value/],
     ] as const) {
       const result = await runLayover(['node', ...args]);
       expect(result.code, args.join(' ')).toBe(2);

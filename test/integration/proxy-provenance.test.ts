@@ -112,6 +112,37 @@ describe('an upstream that claims every digest', () => {
     expect(res.statusCode).toBe(202); // an upload session, not 201 Created
     expect(await store().blobLinked('bob/app', secret.digest as Digest)).toBe(false);
   });
+
+  it('nor by mounting without from once he tried it through every lying mirror repository', async () => {
+    for (const variant of ['wrong', 'empty', 'nolength', 'head', 'mount']) await fetchAll(`${layover.url}${blobPath(`lie/${variant}/x`, secret.digest)}`, 'GET', BOB);
+    for (const who of [BOB, undefined]) {
+      const res = await request(`${layover.url}/v2/bob/found/blobs/uploads/?mount=${secret.digest}`, {
+        method: 'POST',
+        headers: { ...(who ? { authorization: basicAuthHeader(who) } : {}), 'content-length': '0' },
+      });
+      await res.body.dump();
+      expect(res.statusCode).toBe(who ? 202 : 401);
+    }
+    expect(await store().blobLinked('bob/found', secret.digest as Digest)).toBe(false);
+  });
+});
+
+describe('mounting mirrored content without from', () => {
+  it('a blob the upstream delivered to a mirror repository mounts into the caller\'s own repository', async () => {
+    const blob = randomBlob(80_000, 'provenance-mount-mirrored');
+    await uploadBlob(upstream.url, 'team/base', blob.digest, Buffer.from(blob.bytes));
+    expect((await fetchAll(`${layover.url}${blobPath('up/team/base', blob.digest)}`, 'GET', BOB)).status).toBe(200);
+    relay.reset();
+    const res = await request(`${layover.url}/v2/bob/built/blobs/uploads/?mount=${blob.digest}`, {
+      method: 'POST',
+      headers: { authorization: basicAuthHeader(BOB), 'content-length': '0' },
+    });
+    await res.body.dump();
+    expect(res.statusCode).toBe(201);
+    expect(relay.count('GET', blobPath('team/base', blob.digest))).toBe(0);
+    const got = await fetchAll(`${layover.url}${blobPath('bob/built', blob.digest)}`, 'GET', BOB);
+    expect(got.body.equals(Buffer.from(blob.bytes))).toBe(true);
+  });
 });
 
 describe('blobs that are already stored, from a real upstream', () => {

@@ -135,8 +135,9 @@ describe('DIGEST_INVALID and TAG_INVALID', () => {
     expect((await call('GET', location)).status).toBe(204);
   });
 
-  it.each(['%2e%2e', '.hidden', '-dash', 'x'.repeat(129), 'a%00', 'a%2fb', 'tag%20x'])('tag %s is 400 TAG_INVALID', async (tag) => {
-    expectError(await call('GET', `/v2/err/repo/manifests/${tag}`), 400, 'TAG_INVALID');
+  it.each(['%2e%2e', '.hidden', '-dash', 'x'.repeat(129), 'a%00', 'a%2fb', 'tag%20x'])('tag %s is 400 TAG_INVALID on writes, 404 MANIFEST_UNKNOWN on reads', async (tag) => {
+    expectError(await call('GET', `/v2/err/repo/manifests/${tag}`), 404, 'MANIFEST_UNKNOWN');
+    expect((await call('HEAD', `/v2/err/repo/manifests/${tag}`)).status).toBe(404);
     expectError(await call('DELETE', `/v2/err/repo/manifests/${tag}`), 400, 'TAG_INVALID');
     expectError(await call('PUT', `/v2/err/repo/manifests/${tag}`, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, Buffer.from('{}')), 400, 'TAG_INVALID');
   });

@@ -398,16 +398,26 @@ describe('cross-repository mount', () => {
     expect(done.status).toBe(201);
   });
 
-  it('falls back to 202 for an unknown blob, an unknown source, a missing or invalid from', async () => {
+  it('falls back to 202 for an unknown blob, an unknown source, an invalid from', async () => {
     const unknown = computeDigest('never pushed');
     const known = randomBlob(100);
     await uploadBlob(layover.url, 'mount/src', known.digest, known.bytes);
-    for (const query of [`mount=${unknown}&from=mount/src`, `mount=${known.digest}&from=mount/nowhere`, `mount=${known.digest}`, `mount=${known.digest}&from=../mount/src`, `mount=${known.digest}&from=Mount/Src`]) {
+    for (const query of [`mount=${unknown}&from=mount/src`, `mount=${known.digest}&from=mount/nowhere`, `mount=${known.digest}&from=../mount/src`, `mount=${known.digest}&from=Mount/Src`]) {
       const res = await call('POST', `/v2/mount/dst3/blobs/uploads/?${query}`, { 'content-length': '0' });
       expect(res.status, query).toBe(202);
       expect(String(res.headers.location), query).toMatch(/^\/v2\/mount\/dst3\/blobs\/uploads\//);
     }
     expect((await call('HEAD', `/v2/mount/dst3/blobs/${known.digest}`)).status).toBe(404);
+  });
+
+  it('without from, mounts from any repository that has the blob (all are readable here)', async () => {
+    const blob = randomBlob(100);
+    await uploadBlob(layover.url, 'mount/anywhere', blob.digest, blob.bytes);
+    const res = await call('POST', `/v2/mount/dst4/blobs/uploads/?mount=${blob.digest}`, { 'content-length': '0' });
+    expect(res.status).toBe(201);
+    expect(res.headers['docker-content-digest']).toBe(blob.digest);
+    await expectBlob('mount/dst4', blob.digest, blob.bytes);
+    expect((await call('POST', `/v2/mount/dst4/blobs/uploads/?mount=${computeDigest('never pushed either')}`, { 'content-length': '0' })).status).toBe(202);
   });
 
   it('an invalid mount digest is 400 DIGEST_INVALID', async () => {

@@ -1,6 +1,6 @@
 // `layover serve` as a user runs it: the roles its configuration enables, and clear refusals.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,5 +65,37 @@ describe('layover serve', () => {
     const { output, exited } = run('registry: { lisen: "127.0.0.1:0" }\n');
     expect(await exited).toBe(2);
     expect(output()).toContain('registry.lisen: unknown key');
+  });
+
+  it('checks every file and command the configuration names before creating anything, naming each key', async () => {
+    const port = await freePort();
+    const { output, exited } = run([
+      `registry: { listen: "127.0.0.1:${port}", tls: { cert: ./tls/cert.pem, key: ./tls/key.pem } }`,
+      'storage: { root: ./data }',
+      'upstreams:',
+      '  - { prefix: ghcr.io, url: https://ghcr.io, username: bot, passwordFile: ./secrets/ghcr }',
+      '  - { prefix: internal, url: https://registry.internal:8443, ca: ./internal-ca.pem }',
+      '  - { prefix: ecr, url: https://ecr.example, credentialHelper: "AWS_REGION=x no-such-helper-cmd --print" }',
+      '  - { prefix: quay.io, url: https://quay.io, credentialHelper: "echo AWS:$(aws ecr get-login-password)" }',
+      '',
+    ].join('\n'));
+    expect(await exited).toBe(2);
+    const text = output();
+    expect(text).toContain('registry.tls.cert: ');
+    expect(text).toMatch(/registry\.tls\.key: \S*tls\/key\.pem does not exist/);
+    expect(text).toMatch(/upstreams\.0\.passwordFile: \S*secrets\/ghcr does not exist/);
+    expect(text).toMatch(/upstreams\.1\.ca: \S*internal-ca\.pem does not exist/);
+    expect(text).toContain('upstreams.2.credentialHelper: "no-such-helper-cmd" is not a command on PATH');
+    // A helper whose program is there (a shell builtin) passes; what its $(...) runs is its own business.
+    expect(text).not.toContain('upstreams.3');
+    // Nothing was created: no storage root, no first admin.
+    expect(existsSync(path.join(tmp!.path, 'data'))).toBe(false);
+  });
+
+  it('a directory where a file is wanted is named too', async () => {
+    const port = await freePort();
+    const { output, exited } = run(`registry: { listen: "127.0.0.1:${port}" }\nstorage: { root: ./data }\nupstreams: [{ prefix: internal, url: "https://r.example", ca: "." }]\n`);
+    expect(await exited).toBe(2);
+    expect(output()).toMatch(/upstreams\.0\.ca: \S+ is not a file/);
   });
 });

@@ -184,7 +184,7 @@ describe('HTTP Range', () => {
     expect(parseRange(header, size)).toEqual(want);
   });
 
-  it.each(['bytes=1000-', 'bytes=1000-1000', 'bytes=5000-6000', 'bytes=-0'])('%s is unsatisfiable', (header) => {
+  it.each(['bytes=1000-', 'bytes=1000-1000', 'bytes=5000-6000', 'bytes=-0', 'bytes=500-0', 'bytes=5-2', 'bytes=5000-, 2-1'])('%s is unsatisfiable', (header) => {
     expect(parseRange(header, size)).toEqual({ kind: 'unsatisfiable' });
   });
 
@@ -194,7 +194,7 @@ describe('HTTP Range', () => {
   });
 
   it.each([
-    undefined, '', 'bytes', 'bytes=', 'bytes=-', 'bytes=a-b', 'bytes=5-2', 'bytes=0-1,3-4', 'items=0-1', 'bytes=1.5-2',
+    undefined, '', 'bytes', 'bytes=', 'bytes=-', 'bytes=a-b', 'bytes=0-1,3-4', 'bytes=0-1,5000-', 'bytes=0-1,x', 'items=0-1', 'bytes=1.5-2',
     'bytes=-1-2', 'bytes=0x10-', `bytes=${'9'.repeat(16)}-`, `bytes=0-${'9'.repeat(16)}`, 'bytes=+1-2', 'bytes=１-２', 'bytes=0-1\u0000',
   ])('%s is ignored (full content)', (header) => {
     expect(parseRange(header, size)).toEqual({ kind: 'full' });

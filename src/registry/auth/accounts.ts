@@ -56,6 +56,20 @@ function teamExists(doc: UsersDocument, name: string): boolean {
   return doc.teams.includes(name) || doc.users.some((u) => u.teams?.includes(name));
 }
 
+/**
+ * The checks addUser (or setPassword) makes, without writing: the CLI runs them before it asks
+ * for a password, so nobody types one twice to be told the name is taken.
+ */
+export async function checkUserChange(accounts: Accounts, change: 'add' | 'passwd', name: string, teams: string[] = []): Promise<void> {
+  const doc = await accounts.store.read();
+  if (change === 'passwd') {
+    fileUser(accounts, doc, name);
+    return;
+  }
+  checkNewName(accounts, doc, name, 'user');
+  for (const team of teams) if (!teamExists(doc, team)) throw new AccountError(`no team "${team}" (create it with: layover team add ${team})`);
+}
+
 export async function addUser(accounts: Accounts, name: string, password: string, options: { admin?: boolean; teams?: string[] } = {}): Promise<void> {
   const passwordHash = await hashPassword(password);
   await edit(accounts, (doc) => {

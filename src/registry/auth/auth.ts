@@ -77,7 +77,7 @@ export async function createAuth(config: Config, options: AuthOptions): Promise<
       const announce = options.announce ?? ((m: string) => process.stderr.write(m));
       announce(
         `\nlayover: no users were configured, so user "${admin.name}" was created with password\n\n    ${admin.password}\n\n`
-          + `It is shown only this once and is stored in ${admin.passwordFile} (mode 0600).\n`
+          + `It is not shown again, and is kept in ${admin.passwordFile} (mode 0600): read it from there.\n`
           + `Change it with: layover user passwd ${admin.name}\n\n`,
       );
       log.warn({ user: admin.name, passwordFile: admin.passwordFile }, 'created the first admin user');

@@ -87,12 +87,12 @@ export class GcScheduler {
    * One run now; throws GcBusyError while another is in progress here or, for a run that
    * deletes, on another replica (a dry run deletes nothing and needs no cluster lock).
    */
-  async run(options: { dryRun: boolean }): Promise<GcReport> {
+  async run(options: { dryRun: boolean; /** This run only: instead of gc.grace (an admin's `layover gc --grace`). */ graceMs?: number }): Promise<GcReport> {
     if (this.running) throw new GcBusyError();
     const collect = () => collectGarbage(this.store, {
       dryRun: options.dryRun,
       keepUntagged: this.config.gc.keepUntagged,
-      graceMs: this.config.gc.graceMs,
+      graceMs: options.graceMs ?? this.config.gc.graceMs,
       uploadMaxAgeMs: this.config.registry.uploadMaxAgeMs,
     });
     const lock = options.dryRun ? undefined : this.clusterLock;

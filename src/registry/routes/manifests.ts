@@ -1,11 +1,15 @@
 // GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference>
 import { readLimited } from '../body.js';
 import { RegistryError } from '../errors.js';
+import { isTag } from '../names.js';
 import { parseReference } from '../service.js';
 import type { Call, RouteContext } from './context.js';
 
 export async function getManifest(ctx: RouteContext, call: Call, name: string, reference: string): Promise<void> {
   const { req, reply } = call;
+  // A name that cannot be a tag names no manifest: reads answer 404 as for any absent tag (the
+  // conformance suite asks this); only a write of such a tag is a client error (400 TAG_INVALID).
+  if (!reference.includes(':') && !isTag(reference)) throw new RegistryError('MANIFEST_UNKNOWN', undefined, { name, reference: reference.slice(0, 200) });
   parseReference(reference);
   const withBody = req.method !== 'HEAD';
   const hit = await ctx.sourceFor(name).getManifest(name, reference, withBody);
@@ -23,7 +27,10 @@ export async function getManifest(ctx: RouteContext, call: Call, name: string, r
 export async function putManifest(ctx: RouteContext, call: Call, name: string, reference: string): Promise<void> {
   const { req, reply, query } = call;
   const bytes = await readLimited(req.raw, ctx.config.registry.maxManifestBytes);
-  const result = await ctx.service.putManifest(name, reference, bytes, req.headers['content-type'], query.getAll('tag'));
+  const tags = query.getAll('tag');
+  const result = await ctx.service.putManifest(name, reference, bytes, req.headers['content-type'], tags);
+  // One OCI-Tag per ?tag= stored, so the client knows each was applied (distribution-spec main).
+  if (tags.length) reply.header('OCI-Tag', [...new Set(tags)]);
   reply.code(201).header('Location', `/v2/${name}/manifests/${result.digest}`).header('Docker-Content-Digest', result.digest).header('Content-Length', 0);
   if (result.subject) reply.header('OCI-Subject', result.subject);
   reply.send();

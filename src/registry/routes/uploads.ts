@@ -50,13 +50,17 @@ export async function startUpload(ctx: RouteContext, call: Call, name: string): 
     // nothing about whether the source has the blob. A mirror is a fine source (an image built
     // FROM a mirrored base): only what it has cached mounts, and eviction never deletes a blob
     // that a pushed repository links.
-    if (from !== null && isRepositoryName(from) && ctx.access.allows(call.principal, from, 'pull')) {
-      const mounted = await ctx.service.mount(name, digest, from);
-      if (mounted) {
-        req.raw.resume();
-        sendCreated(reply, name, digest);
-        return;
-      }
+    // Without `from`, any repository the caller may pull will do (automatic content discovery).
+    const mounted =
+      from === null
+        ? await ctx.service.mountFromReadable(name, digest, (repository) => ctx.access.allows(call.principal, repository, 'pull'))
+        : isRepositoryName(from) && ctx.access.allows(call.principal, from, 'pull')
+          ? await ctx.service.mount(name, digest, from)
+          : undefined;
+    if (mounted) {
+      req.raw.resume();
+      sendCreated(reply, name, digest);
+      return;
     }
   }
   const digestParam = query.get('digest');
