@@ -20,7 +20,13 @@ import {
 } from '../e2e/manifests.js';
 import { schemaProblems } from './deploy-schema.js';
 
-const KUSTOMIZATIONS = ['deploy/base', 'deploy/overlays/kind', 'deploy/overlays/persistence', 'deploy/overlays/ephemeral', 'deploy/overlays/cert-manager', 'deploy/overlays/nodeport'];
+const KUSTOMIZATIONS = ['deploy/base', 'deploy/overlays/kind', 'deploy/overlays/persistence', 'deploy/overlays/ephemeral', 'deploy/overlays/cert-manager', 'deploy/overlays/nodeport', 'deploy/overlays/scale-out'];
+/** Secrets users create from deploy/secrets/*.example.yaml, by name, with the keys each template has. */
+const SECRET_TEMPLATES = new Map<string, string[]>();
+for (const file of await readdir(path.join(REPO_ROOT, 'deploy/secrets'))) {
+  const doc = parse(await readFile(path.join(REPO_ROOT, 'deploy/secrets', file), 'utf8')) as { metadata: { name: string }; stringData?: Record<string, string> };
+  SECRET_TEMPLATES.set(doc.metadata.name, Object.keys(doc.stringData ?? {}));
+}
 /** The node role's namespace (deploy/base/node-*.yaml). */
 const NODE_NAMESPACE = 'layover-node';
 
@@ -112,7 +118,11 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
 
   it('selectors select: each workload its own Pods, each Service and PDB exactly one workload, on ports that exist', () => {
     const all = workloads(objs);
-    const expected = [`${dir.endsWith('ephemeral') ? 'Deployment' : 'StatefulSet'}/layover-registry`, 'Deployment/layover-webhook', ...(dir.endsWith('nodeport') ? [] : ['DaemonSet/layover-node'])];
+    const scaleOut = dir.endsWith('scale-out');
+    const expected = [
+      `${dir.endsWith('ephemeral') || scaleOut ? 'Deployment' : 'StatefulSet'}/layover-registry`, 'Deployment/layover-webhook',
+      ...(dir.endsWith('nodeport') ? [] : ['DaemonSet/layover-node']), ...(scaleOut ? ['Deployment/layover-controller'] : []),
+    ];
     expect(all.map((w) => `${w.kind}/${w.metadata.name}`).sort()).toEqual(expected.sort());
     for (const w of all) expect(selects(w.spec.selector.matchLabels, w.spec.template.metadata.labels), w.metadata.name).toBe(true);
     for (const selecting of objs.filter((o) => o.kind === 'Service' || o.kind === 'PodDisruptionBudget')) {
@@ -138,7 +148,9 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
         if (volume.configMap) expect(names('ConfigMap')).toContain(volume.configMap.name);
         if (volume.secret && !volume.secret.optional) {
           const madeByWebhook = w.metadata.name === 'layover-webhook' && volume.secret.secretName === resolved(objs, WEBHOOK_CONFIG).webhook.certSecretName;
-          expect(certificateSecrets.has(volume.secret.secretName) || madeByWebhook, volume.secret.secretName).toBe(true);
+          // Or one the user creates from a template in deploy/secrets/ (the scale-out overlay's keys).
+          const templated = SECRET_TEMPLATES.has(volume.secret.secretName);
+          expect(certificateSecrets.has(volume.secret.secretName) || madeByWebhook || templated, volume.secret.secretName).toBe(true);
         }
       }
       for (const container of pod.containers) {
@@ -187,7 +199,8 @@ describe.each(KUSTOMIZATIONS)('%s', (dir) => {
     expect(registry.readinessProbe?.httpGet?.path).toBe('/readyz');
   });
 
-  it('the registry ConfigMap is a valid configuration that runs registry + controller on the mounted volume and port', () => {
+  // The scale-out overlay runs them apart, on no volume (its own describe below).
+  if (!dir.endsWith('scale-out')) it('the registry ConfigMap is a valid configuration that runs registry + controller on the mounted volume and port', () => {
     const config = resolved(objs, REGISTRY_CONFIG);
     const w = registryWorkload(objs);
     const container = first(w.spec.template.spec.containers, 'registry container');
@@ -458,5 +471,60 @@ describe('what the end-to-end suite applies', () => {
     ]);
     expect(moved.containerdConfigPatches).toEqual(cluster.containerdConfigPatches);
     expect(() => kindClusterWithPorts(cluster, new Map([[30501, 41001]]))).toThrow(/no host port for NodePort 30500/);
+  });
+});
+
+describe('deploy/overlays/scale-out', () => {
+  const objs = objectsOf('deploy/overlays/scale-out');
+  const deployment = (name: string) => findObject(objs, 'Deployment', name) as Workload & { spec: { replicas?: number; strategy?: { type: string } } };
+  const containerOf = (w: Workload) => first(w.spec.template.spec.containers, `${w.metadata.name} container`);
+  const mountPath = (w: Workload, volume: string) => containerOf(w).volumeMounts?.find((m) => m.name === volume)?.mountPath ?? '/nowhere';
+  const secretOf = (w: Workload, volume: string) => w.spec.template.spec.volumes?.find((v) => v.name === volume)?.secret?.secretName ?? '';
+  const configOfWorkload = (w: Workload) => resolved(objs, w.spec.template.spec.volumes?.find((v) => v.name === 'config')?.configMap?.name.replace(/-[a-z0-9]{10}$/, '') ?? '');
+
+  it('three stateless registry replicas spread over nodes, one down at a time, with no API token', () => {
+    const registry = deployment('layover-registry');
+    expect(registry.spec.replicas).toBe(3);
+    const pod = registry.spec.template.spec as PodSpec & { automountServiceAccountToken?: boolean; topologySpreadConstraints?: Array<{ topologyKey: string; maxSkew: number; labelSelector: { matchLabels: Labels } }> };
+    expect(pod.automountServiceAccountToken).toBe(false);
+    const spread = pod.topologySpreadConstraints?.find((c) => c.topologyKey === 'kubernetes.io/hostname');
+    expect(spread?.maxSkew).toBe(1);
+    expect(selects(spread?.labelSelector.matchLabels ?? { none: 'x' }, registry.spec.template.metadata.labels)).toBe(true);
+    const pdb = findObject(objs, 'PodDisruptionBudget', 'layover-registry');
+    expect(at(pdb, 'spec.maxUnavailable')).toBe(1);
+    expect(containerOf(registry).readinessProbe?.httpGet?.path).toBe('/readyz');
+    // No volume claim: nothing ties a replica to a node.
+    expect(registry.spec.volumeClaimTemplates).toBeUndefined();
+    expect(pod.volumes?.some((v) => v.persistentVolumeClaim)).toBe(false);
+  });
+
+  it('its configuration: blob content in S3 and metadata in PostgreSQL, keys and URL read from the mounted Secrets, no controller', () => {
+    const registry = deployment('layover-registry');
+    const config = configOfWorkload(registry);
+    expect(config.storage.driver).toBe('s3');
+    expect(config.controller.enabled).toBe(false);
+    expect(config.storage.root.startsWith(mountPath(registry, 'spool'))).toBe(true);
+    const s3 = config.storage.s3;
+    for (const file of [s3?.accessKeyIdFile, s3?.secretAccessKeyFile]) {
+      expect(file?.startsWith(`${mountPath(registry, 's3')}/`)).toBe(true);
+      expect(SECRET_TEMPLATES.get(secretOf(registry, 's3'))).toContain(path.basename(file ?? ''));
+    }
+    expect(config.database?.urlFile?.startsWith(`${mountPath(registry, 'database')}/`)).toBe(true);
+    expect(SECRET_TEMPLATES.get(secretOf(registry, 'database'))).toContain(path.basename(config.database?.urlFile ?? ''));
+  });
+
+  it('the pull-secret controller runs once, beside the same storage and database, outside the registry Service', () => {
+    const controller = deployment('layover-controller');
+    expect(controller.spec.replicas).toBe(1);
+    expect(controller.spec.strategy?.type).toBe('Recreate');
+    expect(controller.spec.template.spec.serviceAccountName).toBe('layover-registry');
+    const config = configOfWorkload(controller);
+    expect(config.controller.enabled && config.registry.enabled && config.auth.enabled).toBe(true);
+    const registryConfig = configOfWorkload(deployment('layover-registry'));
+    expect(config.storage.s3).toEqual(registryConfig.storage.s3);
+    expect(config.database).toEqual(registryConfig.database);
+    for (const key of ['namespaceLabel', 'pullSecretName', 'ownNamespace', 'serviceName', 'rewriteTarget'] as const) expect(config.webhook[key], key).toBe(registryConfig.webhook[key]);
+    const service = findObject(objs, 'Service', 'layover-registry');
+    expect(selects(at<Labels>(service, 'spec.selector'), controller.spec.template.metadata.labels)).toBe(false);
   });
 });
