@@ -116,7 +116,7 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   // The store opened here is closed here (the database last, after GC and eviction stopped).
   if (!options.store) app.addHook('onClose', async () => store.close());
   await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams });
-  await app.register(healthPlugin, { storageRoot: config.storage.root, database });
+  await app.register(healthPlugin, { storageRoot: config.storage.root, database, content: store });
   await app.register(uiPlugin);
   return app;
 }

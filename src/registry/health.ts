@@ -12,6 +12,10 @@ export interface HealthOptions {
   database?: { ping(): Promise<void> };
   /** How long the database may take to answer a readiness ping (default 2 s). */
   databaseTimeoutMs?: number;
+  /** The blob content's store, when it is remote (an S3 bucket): ready only while it answers. */
+  content?: { pingContent?(signal: AbortSignal): Promise<void> };
+  /** How long the content store may take to answer (default 2 s). */
+  contentTimeoutMs?: number;
 }
 
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
@@ -27,7 +31,7 @@ export async function healthPlugin(app: FastifyInstance, options: HealthOptions)
   // restarts the Pod (restarting would not bring either back).
   app.get('/healthz', async () => ({ status: 'ok' }));
   // Readiness: a registry that cannot write its storage (volume gone read-only) or reach its
-  // database takes no traffic; the Service sends it to the replicas that can.
+  // database or its object store takes no traffic; the Service sends it to the replicas that can.
   app.get('/readyz', async (_req, reply) => {
     try {
       await access(options.storageRoot, constants.W_OK);
@@ -39,6 +43,13 @@ export async function healthPlugin(app: FastifyInstance, options: HealthOptions)
         await within(options.database.ping(), options.databaseTimeoutMs ?? 2_000);
       } catch {
         return reply.code(503).send({ status: 'database unreachable' });
+      }
+    }
+    if (options.content?.pingContent) {
+      try {
+        await options.content.pingContent(AbortSignal.timeout(options.contentTimeoutMs ?? 2_000));
+      } catch {
+        return reply.code(503).send({ status: 'object storage unreachable' });
       }
     }
     return { status: 'ok' };

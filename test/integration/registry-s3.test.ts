@@ -17,6 +17,7 @@ import { uploadBlob } from '../helpers/registry-client.js';
 import { runTool } from '../helpers/run-tool.js';
 import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+import { waitFor } from '../helpers/wait-for.js';
 
 let rgw: CephRgw;
 let s3: S3Client;
@@ -188,4 +189,21 @@ describe('layover on S3 (Ceph RGW)', () => {
       await upstream?.close();
     }
   });
+
+  // Last: it stops the gateway for a while.
+  it('readiness fails while the bucket does not answer and comes back with it, liveness stays up', async () => {
+    const status = async (p: string) => (await request(`${layover.url}${p}`)).statusCode;
+    expect(await status('/readyz')).toBe(200);
+    const gateway = rgw.pids.at(-1)!;
+    process.kill(gateway, 'SIGSTOP');
+    try {
+      await waitFor(async () => (await status('/readyz')) === 503, 20_000, 200);
+      const answer = await request(`${layover.url}/readyz`);
+      expect(await answer.body.json()).toEqual({ status: 'object storage unreachable' });
+      expect(await status('/healthz')).toBe(200);
+    } finally {
+      process.kill(gateway, 'SIGCONT');
+    }
+    await waitFor(async () => (await status('/readyz')) === 200, 20_000, 200);
+  }, 60_000);
 });

@@ -140,6 +140,10 @@ export class ComposedStore implements Store {
     }
   }
 
+  async pingContent(signal: AbortSignal): Promise<void> {
+    await this.content.ping?.(signal);
+  }
+
   async blobUrl(digest: Digest): Promise<string | undefined> {
     return this.content.presignedUrl?.(digest);
   }

@@ -102,6 +102,8 @@ export interface Store {
    * object store); undefined when the driver cannot give one (the filesystem).
    */
   blobUrl?(digest: Digest): Promise<string | undefined>;
+  /** Throws while the blob content's store (an object store) cannot be reached: see BlobContent.ping. */
+  pingContent?(signal: AbortSignal): Promise<void>;
   /**
    * Where a blob's bytes came from: `source` (an opaque id of one upstream, proxy/source-id.ts)
    * delivered them, verified. Only a mirror's cache fill records it, so a pushed blob never

@@ -17,7 +17,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import { digestOf, hashOf, parseDigest, type Algorithm, type Digest } from '../../digest.js';
 import { RegistryError } from '../../errors.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange } from '../store.js';
@@ -70,6 +70,11 @@ export class S3Content implements BlobContent {
     // Spool files are this process's alone and never referenced after a restart.
     for (const name of await readdir(this.options.spoolDir)) await rm(path.join(this.options.spoolDir, name), { force: true, recursive: true });
     return this;
+  }
+
+  /** The bucket answers (HeadBucket): what a replica needs to serve any blob. */
+  async ping(signal: AbortSignal): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }), { abortSignal: signal });
   }
 
   async close(): Promise<void> {

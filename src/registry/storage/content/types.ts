@@ -65,6 +65,11 @@ export interface BlobContent {
   freeBytes(): Promise<number | undefined>;
   /** A short-lived URL a client can GET the blob from directly (object stores); absent when there is none. */
   presignedUrl?(digest: Digest): Promise<string>;
+  /**
+   * Throws while the store behind the driver cannot be reached (readiness); drivers whose bytes
+   * are local have nothing to check beyond the storage root, which the health route checks.
+   */
+  ping?(signal: AbortSignal): Promise<void>;
 
   // ---- upload data (the session record itself is metadata) ----
   /** Prepares storage for a new session; the returned state goes into its record. */
