@@ -15,6 +15,7 @@ import { FileHasher } from '../file-hasher.js';
 import { isUploadId, Layout } from '../layout.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange } from '../store.js';
 import type { AppendResult, BeforePublish, BlobContent, ContentOptions, UploadData, UploadDriverState } from './types.js';
+import { sliceChunks } from './slice-chunks.js';
 
 /** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
 const IO_CHUNK = 512 * 1024;
@@ -113,18 +114,6 @@ class FileBlobWriter implements BlobWriter {
   }
 }
 
-function sliceChunks(chunks: Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const chunk of chunks) {
-    if (skip >= chunk.length) {
-      skip -= chunk.length;
-      continue;
-    }
-    out.push(skip ? chunk.subarray(skip) : chunk);
-    skip = 0;
-  }
-  return out;
-}
 
 export class FilesystemContent implements BlobContent {
   private readonly layout: Layout;

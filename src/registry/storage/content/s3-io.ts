@@ -8,6 +8,7 @@ import type { Digest } from '../../digest.js';
 import { RegistryError } from '../../errors.js';
 import { FileHasher } from '../file-hasher.js';
 import type { BlobReader, BlobStat, BlobWriter } from '../store.js';
+import { sliceChunks } from './slice-chunks.js';
 
 /** Yields `source`'s chunks while hashing and counting them. */
 export class Hashed {
@@ -212,15 +213,3 @@ export class SpoolWriter implements BlobWriter {
   }
 }
 
-function sliceChunks(chunks: Buffer[], skip: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const chunk of chunks) {
-    if (skip >= chunk.length) {
-      skip -= chunk.length;
-      continue;
-    }
-    out.push(skip ? chunk.subarray(skip) : chunk);
-    skip = 0;
-  }
-  return out;
-}

@@ -12,6 +12,7 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
+import { namespaceEnd, revisionOf, revisionParams, uploadOf, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
 import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
 
@@ -23,39 +24,6 @@ export const METADATA_TRACK: MigrationTrack = {
 
 const SCAN_BATCH = 1_000;
 
-type Row = Record<string, unknown>;
-
-/** The end (exclusive) of the names `ns/...`: '/' + 1 is '0'. */
-function namespaceEnd(namespace: string): string {
-  return `${namespace}0`;
-}
-
-function revisionOf(row: Row): RevisionRecord {
-  return {
-    repository: row.repository as string,
-    digest: row.digest as Digest,
-    mediaType: row.media_type as string,
-    size: Number(row.size),
-    createdAt: Number(row.created_at),
-    ...(row.subject ? { subject: row.subject as Digest } : {}),
-    ...(row.artifact_type ? { artifactType: row.artifact_type as string } : {}),
-    ...(row.annotations ? { annotations: JSON.parse(row.annotations as string) as Record<string, string> } : {}),
-    ...(row.pulled_at !== null && row.pulled_at !== undefined ? { pulledAt: Number(row.pulled_at) } : {}),
-  };
-}
-
-function uploadOf(row: Row): UploadRecord {
-  return {
-    id: row.id as string,
-    repository: row.repository as string,
-    size: Number(row.size),
-    startedAt: Number(row.started_at),
-    updatedAt: Number(row.updated_at),
-    ...(row.driver_state ? { driverState: JSON.parse(row.driver_state as string) as UploadDriverState } : {}),
-  };
-}
-
-/** LIMIT $n takes NULL as "no limit". */
 function limitOf(page: Page): number | null {
   return page.limit ?? null;
 }
@@ -202,18 +170,7 @@ export class PostgresMetadata implements MetadataStore {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
            artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
-        [
-          revision.repository,
-          revision.digest,
-          revision.mediaType,
-          revision.size,
-          revision.subject ?? null,
-          revision.artifactType ?? null,
-          revision.annotations ? JSON.stringify(revision.annotations) : null,
-          referrer ? JSON.stringify(referrer) : null,
-          revision.createdAt,
-          revision.pulledAt ?? null,
-        ],
+        revisionParams(revision, referrer),
       );
       if (refs.length) {
         await tx.query(

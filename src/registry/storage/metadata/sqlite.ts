@@ -6,41 +6,11 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
+import { namespaceEnd, revisionOf, revisionParams, uploadOf, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
 import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
 
-type Row = Record<string, unknown>;
 type Statement = Database.Statement<unknown[], Row>;
-
-/** The end (exclusive) of the names `ns/...`: '/' + 1 is '0'. */
-function namespaceEnd(namespace: string): string {
-  return `${namespace}0`;
-}
-
-function revisionOf(row: Row): RevisionRecord {
-  return {
-    repository: row.repository as string,
-    digest: row.digest as Digest,
-    mediaType: row.media_type as string,
-    size: Number(row.size),
-    createdAt: Number(row.created_at),
-    ...(row.subject ? { subject: row.subject as Digest } : {}),
-    ...(row.artifact_type ? { artifactType: row.artifact_type as string } : {}),
-    ...(row.annotations ? { annotations: JSON.parse(row.annotations as string) as Record<string, string> } : {}),
-    ...(row.pulled_at !== null && row.pulled_at !== undefined ? { pulledAt: Number(row.pulled_at) } : {}),
-  };
-}
-
-function uploadOf(row: Row): UploadRecord {
-  return {
-    id: row.id as string,
-    repository: row.repository as string,
-    size: Number(row.size),
-    startedAt: Number(row.started_at),
-    updatedAt: Number(row.updated_at),
-    ...(row.driver_state ? { driverState: JSON.parse(row.driver_state as string) as UploadDriverState } : {}),
-  };
-}
 
 export interface SqliteOptions {
   /**
@@ -228,18 +198,7 @@ export class SqliteMetadata implements MetadataStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
          artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
-    ).run(
-      revision.repository,
-      revision.digest,
-      revision.mediaType,
-      revision.size,
-      revision.subject ?? null,
-      revision.artifactType ?? null,
-      revision.annotations ? JSON.stringify(revision.annotations) : null,
-      referrer ? JSON.stringify(referrer) : null,
-      revision.createdAt,
-      revision.pulledAt ?? null,
-    );
+    ).run(...revisionParams(revision, referrer));
     const insertRef = this.sql('INSERT INTO manifest_refs (manifest, kind, ref) VALUES (?, ?, ?) ON CONFLICT (manifest, kind, ref) DO NOTHING');
     for (const r of refs) insertRef.run(r.manifest, r.kind, r.ref);
   }

@@ -1,0 +1,54 @@
+// The rows both SQL engines return, as the metadata types: one mapping, so that SQLite and
+// PostgreSQL can never disagree on what a stored row means (the schema is shared: schema.ts).
+import type { Digest } from '../../digest.js';
+import type { Descriptor } from '../../manifest.js';
+import type { UploadDriverState } from '../content/types.js';
+import type { RevisionRecord, UploadRecord } from './types.js';
+
+export type Row = Record<string, unknown>;
+
+/** The end (exclusive) of the names `ns/...`: '/' + 1 is '0'. */
+export function namespaceEnd(namespace: string): string {
+  return `${namespace}0`;
+}
+
+export function revisionOf(row: Row): RevisionRecord {
+  return {
+    repository: row.repository as string,
+    digest: row.digest as Digest,
+    mediaType: row.media_type as string,
+    size: Number(row.size),
+    createdAt: Number(row.created_at),
+    ...(row.subject ? { subject: row.subject as Digest } : {}),
+    ...(row.artifact_type ? { artifactType: row.artifact_type as string } : {}),
+    ...(row.annotations ? { annotations: JSON.parse(row.annotations as string) as Record<string, string> } : {}),
+    ...(row.pulled_at !== null && row.pulled_at !== undefined ? { pulledAt: Number(row.pulled_at) } : {}),
+  };
+}
+
+export function uploadOf(row: Row): UploadRecord {
+  return {
+    id: row.id as string,
+    repository: row.repository as string,
+    size: Number(row.size),
+    startedAt: Number(row.started_at),
+    updatedAt: Number(row.updated_at),
+    ...(row.driver_state ? { driverState: JSON.parse(row.driver_state as string) as UploadDriverState } : {}),
+  };
+}
+
+/** The values of a revision row, in the column order both engines' upserts name them. */
+export function revisionParams(revision: RevisionRecord, referrer: Descriptor | undefined): (string | number | null)[] {
+  return [
+    revision.repository,
+    revision.digest,
+    revision.mediaType,
+    revision.size,
+    revision.subject ?? null,
+    revision.artifactType ?? null,
+    revision.annotations ? JSON.stringify(revision.annotations) : null,
+    referrer ? JSON.stringify(referrer) : null,
+    revision.createdAt,
+    revision.pulledAt ?? null,
+  ];
+}
