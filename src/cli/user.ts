@@ -65,9 +65,10 @@ export async function user(argv: string[]): Promise<void> {
   try {
     if (sub === 'list') {
       const doc = await accounts.store.read();
+      const source = session.database ? 'database' : 'users file';
       const users = [
         ...config.auth.users.map((u) => ({ name: u.name, admin: u.admin ?? false, teams: u.teams ?? [], source: 'configuration' })),
-        ...doc.users.map((u) => ({ name: u.name, admin: u.admin ?? false, teams: u.teams ?? [], source: accounts.store.location })),
+        ...doc.users.map((u) => ({ name: u.name, admin: u.admin ?? false, teams: u.teams ?? [], source })),
       ];
       if (values.json) return printJson({ users });
       if (!users.length) return out('no users');

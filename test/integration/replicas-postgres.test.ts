@@ -107,7 +107,7 @@ describe('two replicas on one PostgreSQL', () => {
     // Replica 2 reloads the accounts by itself (change counter, polled every second).
     await waitFor(async () => (await status(`${two.url}/v2/`, { authorization: basicAuthHeader(dave) })).status === 200, 10_000);
     const listed = await cli(['user', 'list', '--config', two.configFile]);
-    expect(listed.stdout).toMatch(/^dave\t-\t-$/m);
+    expect(listed.stdout).toMatch(/^dave\s+-\s+-\s+database$/m);
 
     const old = await token(one.url, dave, 'repository:dave/tool:pull,push');
     const pushUrl = `${two.url}/v2/dave/tool/blobs/uploads/`;
