@@ -37,4 +37,7 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 npx tsc -p tsconfig.test.json
+# The compiled dist/, as the image ships it: bin/layover.js runs it while it is newer than every
+# source, so the many CLI and `serve` processes the tests start skip tsx's compile each time.
+npx tsc -p tsconfig.json
 npx vitest run "$@"
