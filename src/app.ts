@@ -6,7 +6,6 @@ import { apiPlugin, type UpstreamHealth } from './api/plugin.js';
 import type { Database } from './database/database.js';
 import { withTryAdvisoryLock } from './database/advisory-lock.js';
 import { LOCK } from './database/locks.js';
-import { openDatabase } from './database/open.js';
 import { createLogger, type Logger } from './log.js';
 import type { Access } from './registry/auth/access.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
@@ -42,6 +41,8 @@ export interface AppOptions {
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
   const logger = options.logger ?? createLogger(config.log.level);
   if (options.database || !config.database) return build(config, { ...options, logger });
+  // Imported here: `pg` is for replicas that share a database, not for the embedded default.
+  const { openDatabase } = await import('./database/open.js');
   const database = await openDatabase(config.database, { logger: logger.child({ module: 'database' }) });
   try {
     const app = await build(config, { ...options, logger, database });

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
 import type { Database } from '../database/database.js';
-import { openDatabase } from '../database/open.js';
 import { FileAccountsStore } from '../registry/auth/accounts-store.js';
 import { accountsOf, type Accounts, type NamespaceStorage } from '../registry/auth/accounts.js';
 import { accountsStore } from '../registry/auth/auth.js';
@@ -29,7 +28,7 @@ export interface AccountsSession {
 export async function accountsFrom(values: { config?: string; file?: string }): Promise<AccountsSession> {
   const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG);
   let database: Database | undefined;
-  if (!values.file && config.database) database = await openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' });
+  if (!values.file && config.database) database = await (await import('../database/open.js')).openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' });
   const store = values.file ? new FileAccountsStore(path.resolve(values.file)) : accountsStore(config, database);
   return { config, accounts: accountsOf(config, store), database, close: async () => database?.close() };
 }

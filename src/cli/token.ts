@@ -1,7 +1,6 @@
 // `layover token namespace|rotate|keys`: namespace tokens and the signing keys behind them.
 import { loadConfig } from '../config/load.js';
 import { parseDuration } from '../config/units.js';
-import { openDatabase } from '../database/open.js';
 import { openKeyRing, tokenService } from '../registry/auth/auth.js';
 import type { KeyRing } from '../registry/auth/keys.js';
 import { isKubernetesNamespace } from '../registry/auth/names.js';
@@ -42,7 +41,7 @@ export async function token(argv: string[]): Promise<void> {
   if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`, true);
   const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG);
   // With database.url the keys are the replicas' shared ones: a rotation here reaches them all.
-  const database = config.database ? await openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' }) : undefined;
+  const database = config.database ? await (await import('../database/open.js')).openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' }) : undefined;
   try {
     await tokenCommand(sub, name, values, await openKeyRing(config, database), config);
   } finally {

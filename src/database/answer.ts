@@ -2,7 +2,7 @@
 // the Distribution error format, with Retry-After, and one log line per outage rather than one
 // per request. Nothing was changed: a request either ran its transaction or did not.
 import { RegistryError } from '../registry/errors.js';
-import { isDatabaseUnavailable } from './database.js';
+import { isDatabaseUnavailable } from './errors.js';
 
 const RETRY_AFTER_SECONDS = 5;
 const LOG_EVERY_MS = 30_000;

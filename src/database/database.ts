@@ -4,43 +4,14 @@
 // connections by itself once the server is back, so nothing here has to reconnect.
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { DatabaseUnavailableError, describeFailure, isConnectionFailure } from './errors.js';
 import { redactUrl } from './url.js';
+
+export { DatabaseUnavailableError, isConnectionFailure, isDatabaseUnavailable } from './errors.js';
 
 /** What a query runs on: the pool, or one connection inside a transaction. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, params?: unknown[]): Promise<R[]>;
-}
-
-export class DatabaseUnavailableError extends Error {
-  constructor(cause: unknown) {
-    super(`the database is unreachable (${describe(cause)})`, { cause });
-    this.name = 'DatabaseUnavailableError';
-  }
-}
-
-export function isDatabaseUnavailable(err: unknown): err is DatabaseUnavailableError {
-  return err instanceof DatabaseUnavailableError;
-}
-
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
-// SQLSTATEs that mean "the server is not there for you right now", not "your statement is wrong":
-// class 08 (connection exception), shutdown and start-up (57P01-57P03), too many connections.
-const UNAVAILABLE_STATES = /^(08...|57P0[1-3]|53300)$/;
-const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|not queryable|Client was closed|connection error/i;
-
-/** True when `err` says the server could not be reached or went away, as opposed to a query error. */
-export function isConnectionFailure(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_STATES.test(code))) return true;
-  if (err instanceof AggregateError) return err.errors.some(isConnectionFailure);
-  return UNAVAILABLE_MESSAGES.test(err.message);
-}
-
-function describe(err: unknown): string {
-  if (!(err instanceof Error)) return String(err);
-  const code = (err as { code?: unknown }).code;
-  return typeof code === 'string' ? code : err.message.split('\n')[0]!.slice(0, 120);
 }
 
 /** Connection failures become DatabaseUnavailableError; anything else is rethrown as it is. */
@@ -87,11 +58,11 @@ export class Database implements Queryable {
     });
     // An idle connection cut by a server restart or a failover emits 'error' on the pool; with no
     // listener that would crash the process. The pool has already dropped the connection.
-    this.pool.on('error', (err) => log?.warn({ problem: describe(err) }, 'database connection lost; the next query opens a new one'));
+    this.pool.on('error', (err) => log?.warn({ problem: describeFailure(err) }, 'database connection lost; the next query opens a new one'));
     // A connection checked out (a transaction, a held advisory lock) has no pool listener while
     // it is out: give every connection one for its whole life, so no 'error' event goes unheard.
     this.pool.on('connect', (client) => {
-      client.on('error', (err) => log?.debug({ problem: describe(err) }, 'database connection error'));
+      client.on('error', (err) => log?.debug({ problem: describeFailure(err) }, 'database connection error'));
     });
   }
 

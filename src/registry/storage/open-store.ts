@@ -9,13 +9,13 @@ import { fsyncs } from './durable.js';
 import { contentFactory } from './content/open-content.js';
 import { METADATA_FILE, openEmbeddedStore } from './embedded.js';
 import { SqliteMetadata } from './metadata/sqlite.js';
-import { openSharedStore } from './shared.js';
 import type { Store } from './store.js';
 
 export async function openStore(config: Config, database?: Database): Promise<Store> {
   const { driver, root, s3 } = config.storage;
   const bucket = driver === 's3' ? s3 : undefined;
-  if (database) return openSharedStore(root, database, undefined, bucket);
+  // The PostgreSQL store and the S3 client are imported only by the configurations that use them.
+  if (database) return (await import('./shared.js')).openSharedStore(root, database, undefined, bucket);
   if (bucket) return openS3Store(root, bucket);
   return openEmbeddedStore(root);
 }

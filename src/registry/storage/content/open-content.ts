@@ -4,8 +4,6 @@
 import path from 'node:path';
 import type { S3Config } from '../../../config/config.js';
 import { FilesystemContent } from './filesystem.js';
-import { checkBucket, createS3Client } from './s3-client.js';
-import { S3Content } from './s3.js';
 import type { BlobContent, ContentOptions } from './types.js';
 
 export type ContentFactory = (options: ContentOptions) => Promise<BlobContent>;
@@ -13,6 +11,9 @@ export type ContentFactory = (options: ContentOptions) => Promise<BlobContent>;
 /** Files under `root`, or the bucket `s3` (spool files of downloads in progress under `root`). */
 export async function contentFactory(root: string, s3: S3Config | undefined): Promise<ContentFactory> {
   if (!s3) return (options) => new FilesystemContent(root, options).init();
+  // The AWS SDK only where S3 is configured: it adds tens of MiB to a process that never uses it.
+  const { checkBucket, createS3Client } = await import('./s3-client.js');
+  const { S3Content } = await import('./s3.js');
   const client = createS3Client(s3);
   try {
     await checkBucket(client, s3);
