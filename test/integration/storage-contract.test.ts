@@ -108,6 +108,10 @@ describe.each(STORAGE_DRIVERS)('storage contract: $name', (driver) => {
     expect(await store.blobLinked('team/one', digest)).toBe(true);
     expect(await store.blobLinked('team/two', digest)).toBe(false);
     expect(await store.listBlobLinks('team/one')).toEqual([digest]);
+    await store.linkBlob('alpha/z', digest);
+    expect(await store.repositoriesLinking(digest)).toEqual(['alpha/z', 'team/one']);
+    expect(await store.repositoriesLinking(digestOf(seededBytes('link-none', 10)))).toEqual([]);
+    expect(await store.unlinkBlob('alpha/z', digest)).toBe(true);
     expect(await store.repositoryExists('team/one')).toBe(true);
     expect(await store.unlinkBlob('team/one', digest)).toBe(true);
     expect(await store.unlinkBlob('team/one', digest)).toBe(false);

@@ -299,6 +299,11 @@ export class ComposedStore implements Store {
     return this.metadata.repositoryExists(repository);
   }
 
+  async repositoriesLinking(digest: Digest): Promise<string[]> {
+    if (!parseDigest(digest)) return [];
+    return this.metadata.repositoriesLinking(digest);
+  }
+
   async listRepositories(page?: Page & { namespace?: string }): Promise<string[]> {
     return this.metadata.listRepositories(page);
   }

@@ -154,6 +154,8 @@ export interface Store {
   repositoryExists(repository: string): Promise<boolean>;
   /** A page of repository names (all without `page`), sorted lexically; `namespace`: only `ns` and `ns/...`. */
   listRepositories(page?: Page & { namespace?: string }): Promise<string[]>;
+  /** The repositories that link `digest`, sorted lexically (a listing: not a use of the digest). */
+  repositoriesLinking(digest: Digest): Promise<string[]>;
   deleteRepository(repository: string): Promise<boolean>;
   /** Removes every repository whose first path component is `namespace`. */
   deleteNamespace(namespace: string): Promise<string[]>;

@@ -141,6 +141,10 @@ export class PostgresMetadata implements MetadataStore {
     return (await this.db.query('SELECT 1 FROM links WHERE repository = $1 AND digest = $2', [repository, digest])).length > 0;
   }
 
+  async repositoriesLinking(digest: Digest): Promise<string[]> {
+    return (await this.db.query('SELECT repository FROM links WHERE digest = $1 ORDER BY repository', [digest])).map((row) => row.repository as string);
+  }
+
   async unlink(repository: string, digest: Digest): Promise<boolean> {
     return (await this.db.query('DELETE FROM links WHERE repository = $1 AND digest = $2 RETURNING 1', [repository, digest])).length > 0;
   }

@@ -169,6 +169,10 @@ export class SqliteMetadata implements MetadataStore {
     return this.sql('SELECT 1 AS x FROM links WHERE repository = ? AND digest = ?').get(repository, digest) !== undefined;
   }
 
+  async repositoriesLinking(digest: Digest): Promise<string[]> {
+    return this.sql('SELECT repository FROM links WHERE digest = ? ORDER BY repository').all(digest).map((row) => row.repository as string);
+  }
+
   async unlink(repository: string, digest: Digest): Promise<boolean> {
     return this.durable(this.sql('DELETE FROM links WHERE repository = ? AND digest = ?').run(repository, digest).changes > 0);
   }

@@ -99,6 +99,8 @@ export interface MetadataStore {
   linked(repository: string, digest: Digest): Promise<boolean>;
   unlink(repository: string, digest: Digest): Promise<boolean>;
   listLinks(repository: string): Promise<Digest[]>;
+  /** The repositories that link `digest`, sorted lexically (an indexed lookup: links_by_digest). */
+  repositoriesLinking(digest: Digest): Promise<string[]>;
   /** Every (repository, digest) link. */
   scanLinks(): AsyncIterable<{ repository: string; digest: Digest }>;
 
