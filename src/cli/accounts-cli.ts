@@ -5,7 +5,7 @@ import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
 import type { Database } from '../database/database.js';
 import { FileAccountsStore } from '../registry/auth/accounts-store.js';
-import { accountsOf, type Accounts, type NamespaceStorage } from '../registry/auth/accounts.js';
+import { accountsOf, checkRemoval, namespaceRepositories, removeAccount, type Accounts, type NamespaceStorage } from '../registry/auth/accounts.js';
 import { accountsStore } from '../registry/auth/auth.js';
 import { openStore } from '../registry/storage/open-store.js';
 
@@ -42,8 +42,20 @@ export function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
 
+/**
+ * `user rm` and `team rm`: removing an account deletes its namespace, so it first says which
+ * repositories go, and changes nothing without --yes.
+ */
+export async function removeWithNamespace(session: AccountsSession, kind: 'user' | 'team', name: string, yes: boolean | undefined): Promise<void> {
+  await checkRemoval(session.accounts, kind, name);
+  const storage = await openStorage(session.config, session.database);
+  if (!confirmRemoval(kind, name, await namespaceRepositories(storage, name), yes)) return;
+  const deleted = await removeAccount(session.accounts, kind, name, storage);
+  out(`${kind} "${name}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
+}
+
 /** Prints what removing `name` deletes; true when --yes says to go ahead. */
-export function confirmRemoval(kind: 'user' | 'team', name: string, repositories: string[], yes: boolean | undefined): boolean {
+function confirmRemoval(kind: 'user' | 'team', name: string, repositories: string[], yes: boolean | undefined): boolean {
   out(`Removing ${kind} "${name}" deletes its namespace "${name}/" with ${repositories.length} ${repositories.length === 1 ? 'repository' : 'repositories'}${repositories.length ? ':' : '.'}`);
   for (const r of repositories) out(`  ${r}`);
   if (!yes) {

@@ -1,7 +1,7 @@
 // `layover team add|rm|add-member|rm-member|list`: teams in the users file.
-import { addMember, addTeam, checkRemoval, namespaceRepositories, removeAccount, removeMember } from '../registry/auth/accounts.js';
+import { addMember, addTeam, removeMember } from '../registry/auth/accounts.js';
 import { parseArgs, UsageError } from './args.js';
-import { COMMON_OPTIONS, accountsFrom, confirmRemoval, openStorage, out } from './accounts-cli.js';
+import { COMMON_OPTIONS, accountsFrom, out, removeWithNamespace } from './accounts-cli.js';
 import { printJson, table } from './client.js';
 
 export const TEAM_HELP = `layover team <add|rm|add-member|rm-member|list> [options]
@@ -56,14 +56,8 @@ export async function team(argv: string[]): Promise<void> {
         await (sub === 'add-member' ? addMember : removeMember)(accounts, team, member);
         out(sub === 'add-member' ? `"${member}" added to team "${team}"` : `"${member}" removed from team "${team}"`);
         return;
-      case 'rm': {
-        await checkRemoval(accounts, 'team', team);
-        const storage = await openStorage(config, session.database);
-        if (!confirmRemoval('team', team, await namespaceRepositories(storage, team), values.yes)) return;
-        const deleted = await removeAccount(accounts, 'team', team, storage);
-        out(`team "${team}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
-        return;
-      }
+      case 'rm':
+        return await removeWithNamespace(session, 'team', team, values.yes);
     }
   } finally {
     await session.close();

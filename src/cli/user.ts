@@ -1,8 +1,8 @@
 // `layover user add|passwd|rm|list|hash`: manage the users file.
-import { addUser, checkRemoval, checkUserChange, namespaceRepositories, removeAccount, setPassword } from '../registry/auth/accounts.js';
+import { addUser, checkUserChange, setPassword } from '../registry/auth/accounts.js';
 import { hashPassword, randomPassword } from '../registry/auth/password.js';
 import { parseArgs, UsageError } from './args.js';
-import { COMMON_OPTIONS, accountsFrom, confirmRemoval, openStorage, out } from './accounts-cli.js';
+import { COMMON_OPTIONS, accountsFrom, out, removeWithNamespace } from './accounts-cli.js';
 import { printJson, table } from './client.js';
 import { passwordFromStdin, readNewPassword } from './password-input.js';
 
@@ -87,14 +87,8 @@ export async function user(argv: string[]): Promise<void> {
         if (generated) out(`password (shown once): ${password}`);
         return;
       }
-      case 'rm': {
-        await checkRemoval(accounts, 'user', account);
-        const storage = await openStorage(config, session.database);
-        if (!confirmRemoval('user', account, await namespaceRepositories(storage, account), values.yes)) return;
-        const deleted = await removeAccount(accounts, 'user', account, storage);
-        out(`user "${account}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
-        return;
-      }
+      case 'rm':
+        return await removeWithNamespace(session, 'user', account, values.yes);
     }
   } finally {
     await session.close();
