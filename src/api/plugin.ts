@@ -23,6 +23,12 @@ export interface UpstreamHealth {
   hitRate?: number;
   hits: number;
   misses: number;
+  servedFromCacheBytes?: number;
+  fetchedUpstreamBytes?: number;
+  /** Moving average of the time to an upstream answer's headers (ms), and the last one. */
+  latencyMs?: number;
+  lastLatencyMs?: number;
+  lastError?: { message: string; at: string };
 }
 
 export interface ApiPluginOptions {
