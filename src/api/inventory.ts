@@ -54,7 +54,7 @@ export interface StorageUsage {
   blobs: number;
   /** Bytes of blobs only mirror namespaces hold: what the cache budget (cache.maxSize) counts. */
   cacheBytes: number;
-  /** Bytes of blobs held by more than one namespace: counted in each of them, stored once. */
+  /** Bytes of blobs held by more than one repository: counted in each one's size, stored once. */
   sharedBytes: number;
 }
 
@@ -275,13 +275,20 @@ export class Inventory {
   async storage(repositories: string[]): Promise<StorageUsage> {
     await this.loadAll();
     const byNamespace = new Map<string, { repositories: number; digests: Set<Digest> }>();
+    // How many repositories hold each blob: more than one, and it is a shared layer.
+    const holders = new Map<Digest, number>();
     for (const repository of repositories) {
       const ns = namespaceOf(repository);
       let entry = byNamespace.get(ns);
       if (!entry) byNamespace.set(ns, (entry = { repositories: 0, digests: new Set() }));
       entry.repositories += 1;
       const nodes = await this.manifests(repository);
-      for (const digest of nodes.keys()) this.closure(nodes, digest, entry.digests);
+      const own = new Set<Digest>();
+      for (const digest of nodes.keys()) this.closure(nodes, digest, own);
+      for (const d of own) {
+        entry.digests.add(d);
+        holders.set(d, (holders.get(d) ?? 0) + 1);
+      }
     }
     const namespaces: NamespaceUsage[] = [];
     for (const [namespace, entry] of [...byNamespace].sort(([a], [b]) => a.localeCompare(b))) {
@@ -290,16 +297,9 @@ export class Inventory {
     const sizes = this.sizes ?? new Map<Digest, number>();
     let storedBytes = 0;
     for (const size of sizes.values()) storedBytes += size;
-    // How many namespaces hold each blob, and whether a pushed one does (then no budget counts it).
-    const holders = new Map<Digest, number>();
+    // A blob a pushed namespace holds is never evicted, so the cache budget does not count it.
     const pushed = new Set<Digest>();
-    for (const [namespace, entry] of byNamespace) {
-      const mirror = this.mirrorNamespaces.has(namespace);
-      for (const d of entry.digests) {
-        holders.set(d, (holders.get(d) ?? 0) + 1);
-        if (!mirror) pushed.add(d);
-      }
-    }
+    for (const [namespace, entry] of byNamespace) if (!this.mirrorNamespaces.has(namespace)) for (const d of entry.digests) pushed.add(d);
     let cacheBytes = 0;
     let sharedBytes = 0;
     for (const [d, count] of holders) {

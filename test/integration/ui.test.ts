@@ -55,7 +55,7 @@ async function logIn(who: Auth): Promise<void> {
   await page.fill('#login-user', who.user);
   await page.fill('#login-password', who.password);
   await page.click('#login-submit');
-  await page.waitForSelector('#repos-view:not([hidden]) #namespaces li');
+  await page.waitForSelector('#login-view', { state: 'hidden' });
 }
 
 beforeAll(async () => {
@@ -108,7 +108,8 @@ describe('web UI in headless chromium', () => {
 
   it('a developer browses own and team namespaces, sees tags with platforms, copies a pull command and deletes a tag', async () => {
     await logIn(alice);
-    expect(await page.isVisible('#admin-tab')).toBe(false);
+    await page.waitForSelector('#repos-view:not([hidden]) #namespaces li');
+    expect(await page.isVisible('#overview-tab')).toBe(false);
     const namespaces = await page.locator('#namespaces button').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-namespace')));
     expect(namespaces.slice(0, 2)).toEqual(['alice', 'web']);
     expect(namespaces).not.toContain('bob');
@@ -125,6 +126,8 @@ describe('web UI in headless chromium', () => {
     await page.waitForSelector('#message:not([hidden])');
 
     await page.click('button[data-delete-tag="1.0.0"]');
+    await page.waitForSelector('#confirm[open]');
+    await page.click('#confirm-ok');
     await page.waitForSelector('tr[data-tag="1.0.0"]', { state: 'detached' });
     expect(await page.textContent('#message')).toContain('Deleted alice/web-frontend:1.0.0');
     expect(await tagsOf('alice/web-frontend')).toEqual(['1.1.0', 'latest']);
@@ -137,8 +140,8 @@ describe('web UI in headless chromium', () => {
 
   it('an admin sees every namespace, storage, GC status, and runs GC', async () => {
     await logIn(admin);
-    await page.click('#admin-tab');
-    await page.waitForSelector('#ns-table tbody tr');
+    // An admin lands on the registry overview.
+    await page.waitForSelector('#overview-view:not([hidden]) #ns-table tbody tr');
     const rows = await page.locator('#ns-table tbody tr').allTextContents();
     expect(rows.some((r) => r.startsWith('docker.io') && r.includes('mirror'))).toBe(true);
     expect(rows.some((r) => r.startsWith('alice') && r.includes('pushed'))).toBe(true);
@@ -149,6 +152,8 @@ describe('web UI in headless chromium', () => {
     // (waitForFunction would need eval, which the page's CSP rightly forbids)
     await page.locator('#gc-result', { hasText: /^Would free/ }).waitFor();
     await page.click('#gc-run');
+    await page.waitForSelector('#confirm[open]');
+    await page.click('#confirm-ok');
     await page.locator('#gc-result', { hasText: /^Freed/ }).waitFor();
     expect(await page.textContent('dd[data-gc="Last run"]')).toMatch(/ago: freed/);
   });

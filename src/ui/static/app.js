@@ -403,7 +403,7 @@ function renderStorage(storage, cache) {
   $('stat-stored').textContent = bytes(storage.storedBytes);
   $('stat-stored-sub').textContent = `${storage.blobs} blobs, each stored once`;
   $('stat-shared').textContent = bytes(storage.sharedBytes);
-  $('shared-explain').textContent = 'Layers used by more than one namespace count in each namespace\'s size but are stored once, so the namespaces add up to more than what is on disk.';
+  $('shared-explain').textContent = 'Layers used by more than one repository count in the size of each, but are stored once: sizes add up to more than what is on disk.';
   const used = storage.cacheBytes;
   if (cache.maxBytes !== undefined) {
     const fraction = used / cache.maxBytes;
