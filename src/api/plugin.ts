@@ -256,7 +256,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
       }
     }
     const intervalMs = config.usage.sampleIntervalMs;
-    return { intervalMs, keepMs: config.usage.keepMs, samples: await usageHistory(store, Date.now() - backMs, intervalMs) };
+    return { intervalMs, keepMs: config.usage.keepMs, samples: await usageHistory(store.metadata, Date.now() - backMs, intervalMs) };
   });
 
   app.get('/users', async (req) => {

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from '../log.js';
-import type { UsageSample } from '../registry/storage/metadata/types.js';
+import type { MetadataStore, UsageSample } from '../registry/storage/metadata/types.js';
 import type { Store } from '../registry/storage/store.js';
 import { Inventory } from './inventory.js';
 
@@ -88,8 +88,8 @@ export type UsagePoint = Omit<UsageSample, 'replica'>;
  * The samples since `since`, one point per interval: storage as the latest replica measured it,
  * traffic added up over the replicas (each row holds only what its replica moved).
  */
-export async function usageHistory(store: Store, since: number, intervalMs: number): Promise<UsagePoint[]> {
-  const rows = await store.metadata.listUsageSamples(since, MAX_ROWS);
+export async function usageHistory(metadata: MetadataStore, since: number, intervalMs: number): Promise<UsagePoint[]> {
+  const rows = await metadata.listUsageSamples(since, MAX_ROWS);
   const points = new Map<number, UsagePoint>();
   for (const row of rows) {
     const bucket = Math.floor(row.at / intervalMs) * intervalMs;

@@ -427,7 +427,7 @@ function renderStorage(storage, cache) {
     openableRow({ 'data-ns': n.namespace, 'aria-label': `Browse ${n.namespace}` }, () => { state.namespace = n.namespace; state.repository = null; showView('repos').catch(failed); },
       el('td', {}, n.namespace),
       el('td', {}, el('span', { class: `badge ${n.kind}` }, n.kind === 'mirror' ? 'cached (mirror)' : 'pushed')),
-      el('td', { class: 'num' }, n.repositories),
+      el('td', { class: 'num opt' }, n.repositories),
       el('td', { class: 'num' }, bytes(n.bytes)))));
 }
 

@@ -21,7 +21,7 @@ function draw(container, series, data) {
     width,
     height: 220,
     series: [{}, ...series.map((s, i) => ({ label: s, stroke: COLORS[i % COLORS.length], width: 2, value: (_u, v) => formatBytes(v) }))],
-    axes: [{}, { size: 70, values: (_u, ticks) => ticks.map(formatBytes) }],
+    axes: [{}, { size: 84, values: (_u, ticks) => ticks.map(formatBytes) }],
     scales: { y: { range: (_u, min, max) => [0, Math.max(max, 1)] } },
     legend: { live: false },
     cursor: { drag: { x: false, y: false } },
