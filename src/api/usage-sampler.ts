@@ -26,7 +26,7 @@ export interface UsageSamplerOptions {
   now?: () => number;
 }
 
-/** At most this many rows are read for one history (14 days of 5-minute samples of 7 replicas). */
+/** At most this many rows (the newest) are read for one history: 14 days of 5-minute samples of 7 replicas. */
 const MAX_ROWS = 30_000;
 
 export class UsageSampler {

@@ -408,6 +408,6 @@ export class PostgresMetadata implements MetadataStore {
   }
 
   async listUsageSamples(since: number, limit: number): Promise<UsageSample[]> {
-    return (await this.db.query('SELECT * FROM usage_samples WHERE at >= $1 ORDER BY at, replica LIMIT $2', [since, limit])).map(usageSampleOf);
+    return (await this.db.query('SELECT * FROM (SELECT * FROM usage_samples WHERE at >= $1 ORDER BY at DESC, replica DESC LIMIT $2) AS recent ORDER BY at, replica', [since, limit])).map(usageSampleOf);
   }
 }

@@ -397,6 +397,6 @@ export class SqliteMetadata implements MetadataStore {
   }
 
   async listUsageSamples(since: number, limit: number): Promise<UsageSample[]> {
-    return this.sql('SELECT * FROM usage_samples WHERE at >= ? ORDER BY at, replica LIMIT ?').all(since, limit).map(usageSampleOf);
+    return this.sql('SELECT * FROM (SELECT * FROM usage_samples WHERE at >= ? ORDER BY at DESC, replica DESC LIMIT ?) AS recent ORDER BY at, replica').all(since, limit).map(usageSampleOf);
   }
 }

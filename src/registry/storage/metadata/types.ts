@@ -163,7 +163,7 @@ export interface MetadataStore {
   // ---- usage history (the web page's charts) ----
   /** Adds a sample and drops every sample taken before `keepAfter` (any replica's). */
   addUsageSample(sample: UsageSample, keepAfter: number): Promise<void>;
-  /** Samples taken at or after `since`, oldest first, at most `limit`. */
+  /** Samples taken at or after `since`, oldest first; the newest `limit` when there are more. */
   listUsageSamples(since: number, limit: number): Promise<UsageSample[]>;
 }
 
