@@ -22,7 +22,8 @@ function draw(container, series, data) {
     height: 220,
     series: [{}, ...series.map((s, i) => ({ label: s, stroke: COLORS[i % COLORS.length], width: 2, value: (_u, v) => formatBytes(v) }))],
     axes: [{}, { size: 84, values: (_u, ticks) => ticks.map(formatBytes) }],
-    scales: { y: { range: (_u, min, max) => [0, Math.max(max, 1)] } },
+    // From zero, with headroom above the highest point so a peak is not cut by the frame.
+    scales: { y: { range: (_u, _min, max) => [0, Math.max(max * 1.15, 1)] } },
     legend: { live: false },
     cursor: { drag: { x: false, y: false } },
   };
