@@ -2,7 +2,8 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
-import { apiPlugin, type UpstreamHealth } from './api/plugin.js';
+import { apiPlugin, type EvictionStats, type UpstreamHealth } from './api/plugin.js';
+import { UsageSampler } from './api/usage-sampler.js';
 import type { Database } from './database/database.js';
 import { withTryAdvisoryLock } from './database/advisory-lock.js';
 import { LOCK } from './database/locks.js';
@@ -97,9 +98,16 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   registerMetrics(app);
   const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, logger.child({ module: 'proxy' }));
   const mirrors = options.mirrors ?? built;
+  const evictions: EvictionStats = { runs: 0, images: 0, bytesFreed: 0 };
   if (built) {
     const evictionLock = database && (<T>(fn: () => Promise<T>) => withTryAdvisoryLock(database, LOCK.eviction, fn));
-    const stopEviction = scheduleEviction(store, (repo) => built.evictable(repo), { maxBytes: config.cache.maxBytes, expireAfterMs: config.cache.expireAfterMs }, 60_000, logger.child({ module: 'eviction' }), evictionLock);
+    const noteEviction = (report: { bytesBefore: number; bytesAfter: number; evicted: unknown[] }) => {
+      evictions.runs += 1;
+      evictions.images += report.evicted.length;
+      evictions.bytesFreed += Math.max(0, report.bytesBefore - report.bytesAfter);
+      evictions.lastRunAt = new Date().toISOString();
+    };
+    const stopEviction = scheduleEviction(store, (repo) => built.evictable(repo), { maxBytes: config.cache.maxBytes, expireAfterMs: config.cache.expireAfterMs }, 60_000, logger.child({ module: 'eviction' }), evictionLock, noteEviction);
     app.addHook('onClose', async () => {
       stopEviction();
       await built.close();
@@ -114,9 +122,22 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   if (database) app.decorate('database', database);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
+  // Storage and traffic over time for the web page's charts, stopped before the store closes.
+  const sampler = new UsageSampler({
+    store,
+    mirrorNamespaces: new Set(config.upstreams.flatMap((u) => [u.prefix, ...u.aliases])),
+    intervalMs: config.usage.sampleIntervalMs,
+    keepMs: config.usage.keepMs,
+    ...(built ? { traffic: () => built.traffic() } : {}),
+    log: logger.child({ module: 'usage' }),
+  });
+  sampler.start();
+  app.addHook('onClose', async () => sampler.stop());
   // The store opened here is closed here (the database last, after GC and eviction stopped).
   if (!options.store) app.addHook('onClose', async () => store.close());
-  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams });
+  const users = app.auth?.users;
+  const accounts = users && (() => ({ users: users.list(), teams: users.teams() }));
+  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams, evictions: () => ({ ...evictions }), ...(accounts ? { accounts } : {}) });
   await app.register(healthPlugin, { storageRoot: config.storage.root, database, content: store });
   await app.register(uiPlugin);
   return app;

@@ -3,6 +3,8 @@
 // (browsing is not a use that should delay collection) and count blobs actually stored, so a
 // mirror's manifests whose layers were never pulled count only what was cached.
 import type { Digest } from '../registry/digest.js';
+import type { Descriptor } from '../registry/manifest.js';
+import { artifactKind, type ArtifactKind } from './artifact-kind.js';
 import { readBlobBytes } from '../registry/gc/manifests.js';
 import { namespaceOf } from '../registry/names.js';
 import { toStored } from '../registry/storage/composed-store.js';
@@ -13,6 +15,11 @@ export interface TagInfo {
   tag: string;
   digest: Digest;
   mediaType: string;
+  /** The manifest's artifact type (its config's media type when it names none). */
+  artifactType?: string;
+  kind: ArtifactKind;
+  /** Manifests of this repository whose subject is this one (signatures, SBOMs...). */
+  referrers: number;
   /** Bytes on disk of the manifest, its config and layers (an index: with its children). */
   size: number;
   platforms: string[];
@@ -45,6 +52,19 @@ export interface StorageUsage {
   /** Every blob on disk, counted once. */
   storedBytes: number;
   blobs: number;
+  /** Bytes of blobs only mirror namespaces hold: what the cache budget (cache.maxSize) counts. */
+  cacheBytes: number;
+  /** Bytes of blobs held by more than one repository: counted in each one's size, stored once. */
+  sharedBytes: number;
+}
+
+export interface ReferrerInfo {
+  digest: Digest;
+  mediaType: string;
+  artifactType?: string;
+  kind: ArtifactKind;
+  size: number;
+  annotations?: Record<string, string>;
 }
 
 interface ManifestNode {
@@ -179,7 +199,10 @@ export class Inventory {
     const tags = await this.store.metadata.listTags(name);
     if (!tags) return undefined;
     const nodes = await this.manifests(name);
-    const pulled = new Map((await this.revisions(name)).map((r) => [r.digest, r.pulledAt] as const));
+    const revisions = await this.revisions(name);
+    const pulled = new Map(revisions.map((r) => [r.digest, r.pulledAt] as const));
+    const referrers = new Map<Digest, number>();
+    for (const r of revisions) if (r.subject) referrers.set(r.subject, (referrers.get(r.subject) ?? 0) + 1);
     const bytesByDigest = new Map<Digest, number>();
     const platformsByDigest = new Map<Digest, string[]>();
     const out: TagInfo[] = [];
@@ -194,6 +217,9 @@ export class Inventory {
         tag: t.tag,
         digest: t.digest,
         mediaType: node?.meta.mediaType ?? 'unknown',
+        ...(node?.meta.artifactType ? { artifactType: node.meta.artifactType } : {}),
+        kind: artifactKind(node?.meta.mediaType ?? '', node?.meta.artifactType),
+        referrers: referrers.get(t.digest) ?? 0,
         size,
         platforms,
         pushedAt: new Date(t.updatedAt).toISOString(),
@@ -201,6 +227,19 @@ export class Inventory {
       });
     }
     return out;
+  }
+
+  /** The manifests of `repository` whose subject is `subject`, labelled by kind. */
+  async referrers(repository: string, subject: Digest): Promise<ReferrerInfo[]> {
+    const descriptors: Descriptor[] = await this.store.metadata.listReferrers(repository, subject);
+    return descriptors.map((d) => ({
+      digest: d.digest as Digest,
+      mediaType: d.mediaType,
+      ...(d.artifactType ? { artifactType: d.artifactType } : {}),
+      kind: artifactKind(d.mediaType, d.artifactType),
+      size: d.size,
+      ...(d.annotations ? { annotations: d.annotations } : {}),
+    }));
   }
 
   /** An image's platform from its config, an index's from its descriptors (small reads, once per digest). */
@@ -236,13 +275,20 @@ export class Inventory {
   async storage(repositories: string[]): Promise<StorageUsage> {
     await this.loadAll();
     const byNamespace = new Map<string, { repositories: number; digests: Set<Digest> }>();
+    // How many repositories hold each blob: more than one, and it is a shared layer.
+    const holders = new Map<Digest, number>();
     for (const repository of repositories) {
       const ns = namespaceOf(repository);
       let entry = byNamespace.get(ns);
       if (!entry) byNamespace.set(ns, (entry = { repositories: 0, digests: new Set() }));
       entry.repositories += 1;
       const nodes = await this.manifests(repository);
-      for (const digest of nodes.keys()) this.closure(nodes, digest, entry.digests);
+      const own = new Set<Digest>();
+      for (const digest of nodes.keys()) this.closure(nodes, digest, own);
+      for (const d of own) {
+        entry.digests.add(d);
+        holders.set(d, (holders.get(d) ?? 0) + 1);
+      }
     }
     const namespaces: NamespaceUsage[] = [];
     for (const [namespace, entry] of [...byNamespace].sort(([a], [b]) => a.localeCompare(b))) {
@@ -251,7 +297,19 @@ export class Inventory {
     const sizes = this.sizes ?? new Map<Digest, number>();
     let storedBytes = 0;
     for (const size of sizes.values()) storedBytes += size;
+    // A blob a pushed namespace holds is never evicted, so the cache budget does not count it.
+    const pushed = new Set<Digest>();
+    for (const [namespace, entry] of byNamespace) if (!this.mirrorNamespaces.has(namespace)) for (const d of entry.digests) pushed.add(d);
+    let cacheBytes = 0;
+    let sharedBytes = 0;
+    for (const [d, count] of holders) {
+      const size = sizes.get(d) ?? 0;
+      if (count > 1) sharedBytes += size;
+      if (!pushed.has(d)) cacheBytes += size;
+    }
     return {
+      cacheBytes,
+      sharedBytes,
       namespaces,
       mirrorBytes: namespaces.filter((n) => n.kind === 'mirror').reduce((a, n) => a + n.bytes, 0),
       pushedBytes: namespaces.filter((n) => n.kind === 'pushed').reduce((a, n) => a + n.bytes, 0),

@@ -14,6 +14,7 @@ import { GcBusyError, type GcScheduler } from '../registry/gc/scheduler.js';
 import { isRepositoryName, isTag, namespaceOf } from '../registry/names.js';
 import type { Store } from '../registry/storage/store.js';
 import { Inventory } from './inventory.js';
+import { usageHistory } from './usage-sampler.js';
 
 export interface UpstreamHealth {
   prefix: string;
@@ -23,6 +24,12 @@ export interface UpstreamHealth {
   hitRate?: number;
   hits: number;
   misses: number;
+  servedFromCacheBytes?: number;
+  fetchedUpstreamBytes?: number;
+  /** Moving average of the time to an upstream answer's headers (ms), and the last one. */
+  latencyMs?: number;
+  lastLatencyMs?: number;
+  lastError?: { message: string; at: string };
 }
 
 export interface ApiPluginOptions {
@@ -32,6 +39,17 @@ export interface ApiPluginOptions {
   access?: Access;
   /** Upstream health and cache figures, when the pull-through cache provides them. */
   upstreams?: () => Promise<UpstreamHealth[]>;
+  /** What the cache budget's eviction removed since this process started. */
+  evictions?: () => EvictionStats;
+  /** Users and teams (auth enabled), for the admin's read-only list. */
+  accounts?: () => { users: { name: string; admin: boolean; teams: string[] }[]; teams: string[] };
+}
+
+export interface EvictionStats {
+  runs: number;
+  images: number;
+  bytesFreed: number;
+  lastRunAt?: string;
 }
 
 export class ApiError extends Error {
@@ -213,6 +231,54 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     }
     req.log.info({ by: p.name, dryRun, graceMs }, 'garbage collection requested');
     return gc.run({ dryRun, graceMs });
+  });
+
+  app.get('/cache', async (req) => {
+    await requireAdmin(req);
+    const { maxBytes, expireAfterMs } = config.cache;
+    return {
+      ...(maxBytes !== undefined ? { maxBytes } : {}),
+      ...(expireAfterMs !== undefined ? { expireAfterMs } : {}),
+      evictions: opts.evictions?.() ?? { runs: 0, images: 0, bytesFreed: 0 },
+    };
+  });
+
+  // Storage and traffic over time (api/usage-sampler.ts); ?since= a duration back from now (default 24h).
+  app.get('/usage', async (req) => {
+    await requireAdmin(req);
+    let backMs = 86_400_000;
+    const since = queryOf(req).since;
+    if (since !== undefined) {
+      try {
+        backMs = parseDuration(since);
+      } catch (err) {
+        throw new ApiError(400, 'SINCE_INVALID', `query parameter "since": ${(err as Error).message}`);
+      }
+    }
+    const intervalMs = config.usage.sampleIntervalMs;
+    return { intervalMs, keepMs: config.usage.keepMs, samples: await usageHistory(store.metadata, Date.now() - backMs, intervalMs) };
+  });
+
+  app.get('/users', async (req) => {
+    await requireAdmin(req);
+    return { users: (opts.accounts?.().users ?? []).map((u) => ({ name: u.name, admin: u.admin, teams: u.teams })).sort((a, b) => a.name.localeCompare(b.name)) };
+  });
+
+  app.get('/teams', async (req) => {
+    await requireAdmin(req);
+    const accounts = opts.accounts?.();
+    const teams = (accounts?.teams ?? []).map((name) => ({ name, members: (accounts?.users ?? []).filter((u) => u.teams.includes(name)).map((u) => u.name).sort() }));
+    return { teams };
+  });
+
+  // The manifests that refer to one (signatures, SBOMs, attestations), labelled by kind.
+  app.get('/referrers', async (req) => {
+    const name = repositoryParam(req);
+    const digest = parseDigest(String(queryOf(req).digest ?? ''))?.digest;
+    if (!digest) throw new ApiError(400, 'DIGEST_INVALID', 'query parameter "digest" must be a digest');
+    await access.check(req, name, ['pull']);
+    if (!(await store.repositoryExists(name))) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+    return { referrers: await inventory().referrers(name, digest) };
   });
 
   app.get('/upstreams', async (req) => {

@@ -114,6 +114,8 @@ export interface Config {
   };
   controller: { enabled: boolean; resyncMs: number; tokenTTLMs: number };
   gc: { intervalMs: number; keepUntagged: boolean; graceMs: number };
+  /** Usage samples for the web page's charts (api/usage-sampler.ts). */
+  usage: { sampleIntervalMs: number; keepMs: number };
   log: { level: string };
   /** Where the configuration came from, for messages; undefined for the embedded defaults. */
   source?: string;

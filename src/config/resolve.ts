@@ -217,6 +217,10 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       keepUntagged: raw.gc?.keepUntagged ?? false,
       graceMs: unit('gc.grace', raw.gc?.grace, 10 * 60_000, parseDuration),
     },
+    usage: {
+      sampleIntervalMs: positive('usage.sampleInterval', raw.usage?.sampleInterval, 5 * 60_000),
+      keepMs: positive('usage.keep', raw.usage?.keep, 14 * 86_400_000),
+    },
     log: { level: raw.log?.level ?? 'info' },
     source: options.source,
   };

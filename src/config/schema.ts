@@ -211,6 +211,11 @@ export const ConfigSchema = Type.Object({
     keepUntagged: Type.Optional(Type.Boolean()),
     grace: Type.Optional(Duration),
   }, strict)),
+  /** The web page's charts over time: how often storage and traffic are sampled, and for how long kept. */
+  usage: Type.Optional(Type.Object({
+    sampleInterval: Type.Optional(Duration),
+    keep: Type.Optional(Duration),
+  }, strict)),
   log: Type.Optional(Type.Object({
     level: Type.Optional(Type.Union([
       Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),

@@ -8,7 +8,7 @@ import type { Digest } from '../../src/registry/digest.js';
 import { RegistryService } from '../../src/registry/service.js';
 import { PASSWORDS, TEST_USERS } from '../fixtures/auth/config.js';
 import { openStoreOf, startLayover, type InProcessLayover } from '../helpers/layover.js';
-import { buildIndex, buildManifest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
+import { buildIndex, buildManifest, emptyConfig, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
 import { basicAuthHeader, getBytes, pushContent, type Auth } from '../helpers/registry-client.js';
 
 const admin: Auth = { user: 'admin', password: PASSWORDS.admin };
@@ -190,12 +190,51 @@ describe('/api/v1 with auth on', () => {
     expect((await call('GET', 'repository?name=alice/multi', alice)).status).toBe(404);
   });
 
+  it('keeps the web page\'s admin figures for admins: cache, usage history, users and teams', async () => {
+    for (const endpoint of ['cache', 'usage', 'users', 'teams']) {
+      expect((await call('GET', endpoint)).status, endpoint).toBe(401);
+      expect((await call('GET', endpoint, alice)).status, endpoint).toBe(403);
+    }
+    const cache = await call('GET', 'cache', admin);
+    expect(cache.body).toEqual({ evictions: { runs: 0, images: 0, bytesFreed: 0 } });
+    const usage = await call('GET', 'usage?since=1h', admin);
+    expect(usage.body).toMatchObject({ intervalMs: 300_000, keepMs: 14 * 86_400_000, samples: [] });
+    const bad = await call('GET', 'usage?since=yesterday', admin);
+    expect(bad.status).toBe(400);
+    expect((bad.body.error as { code: string }).code).toBe('SINCE_INVALID');
+    const users = (await call('GET', 'users', admin)).body.users as { name: string; admin: boolean; teams: string[] }[];
+    expect(users).toContainEqual({ name: 'alice', admin: false, teams: ['dev'] });
+    expect(users).toContainEqual({ name: 'admin', admin: true, teams: [] });
+    // No password hash (nor anything else secret) leaves the server.
+    expect(JSON.stringify(users)).not.toMatch(/password|hash/i);
+    const teams = (await call('GET', 'teams', admin)).body.teams as { name: string; members: string[] }[];
+    expect(teams).toContainEqual({ name: 'dev', members: ['alice'] });
+  });
+
+  it('lists referrers to whoever may pull the repository, and labels tags by kind', async () => {
+    const subject = image('referred');
+    await pushContent(layover.url, 'alice/signed', 'v1', subject.blobs, subject.manifest, alice);
+    const empty = emptyConfig();
+    const payload = randomBlob(100, 'sbom', 'application/spdx+json');
+    const sbom = buildManifest({ config: empty, layers: [payload], artifactType: 'application/spdx+json', subject: subject.manifest });
+    await pushContent(layover.url, 'alice/signed', sbom.digest, [empty, payload], sbom, alice);
+    const res = await call('GET', `referrers?repository=alice/signed&digest=${subject.manifest.digest}`, alice);
+    expect(res.body).toEqual({ referrers: [{ digest: sbom.digest, mediaType: sbom.mediaType, artifactType: 'application/spdx+json', kind: 'sbom', size: sbom.size }] });
+    expect((await call('GET', `referrers?repository=alice/signed&digest=${subject.manifest.digest}`, bob)).status).toBe(403);
+    expect((await call('GET', 'referrers?repository=alice/signed&digest=nope', alice)).status).toBe(400);
+    const repo = (await call('GET', 'repository?name=alice/signed', alice)).body.tagList as { tag: string; kind: string; referrers: number }[];
+    expect(repo).toEqual([expect.objectContaining({ tag: 'v1', kind: 'image', referrers: 1 })]);
+  });
+
   it('serves the UI page with a strict content security policy', async () => {
     const page = await getBytes(`${layover.url}/ui/`);
     expect(page.status).toBe(200);
     expect(page.body.toString()).toContain('<script type="module" src="/ui/app.js">');
     expect(String(page.headers['content-security-policy'])).toContain("script-src 'self'");
     expect((await getBytes(`${layover.url}/ui/app.js`)).status).toBe(200);
+    const uplot = await getBytes(`${layover.url}/ui/vendor/uplot.js`);
+    expect(uplot.status).toBe(200);
+    expect(uplot.body.toString()).toContain('uPlot');
     expect((await getBytes(`${layover.url}/ui/../package.json`)).status).not.toBe(200);
   });
 });

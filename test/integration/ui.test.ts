@@ -1,7 +1,7 @@
 // The web UI in a real browser (Debian's chromium, headless, driven by playwright-core): log in,
 // browse namespaces → repositories → tags, delete a tag and check through the API that it is
-// gone, see that a developer gets no admin view, and run GC from the admin view. Saves the
-// screenshot the README shows (docs/ui.png).
+// gone, see that a developer gets no admin view, and run GC from the admin view. Renders the
+// repository page to a screenshot (the README's pictures come from ui-overview.test.ts).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,11 +17,7 @@ import { buildIndex, buildManifest, imageConfig, randomBlob, type Content, type 
 import { getBytes, pushContent, type Auth } from '../helpers/registry-client.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-// The README's picture is rewritten only on request (UPDATE_SCREENSHOTS=1), so a test run leaves
-// the tracked file alone; otherwise the screenshot goes to a temporary file and is checked there.
-const SCREENSHOT = process.env.UPDATE_SCREENSHOTS === '1'
-  ? path.resolve(import.meta.dirname, '../../docs/ui.png')
-  : path.join(tmpdir(), `layover-ui-${process.pid}.png`);
+const SCREENSHOT = path.join(tmpdir(), `layover-ui-${process.pid}.png`);
 const admin: Auth = { user: 'admin', password: PASSWORDS.admin };
 const alice: Auth = { user: 'alice', password: PASSWORDS.alice };
 let layover: InProcessLayover;
@@ -55,7 +51,7 @@ async function logIn(who: Auth): Promise<void> {
   await page.fill('#login-user', who.user);
   await page.fill('#login-password', who.password);
   await page.click('#login-submit');
-  await page.waitForSelector('#repos-view:not([hidden]) #namespaces li');
+  await page.waitForSelector('#login-view', { state: 'hidden' });
 }
 
 beforeAll(async () => {
@@ -108,7 +104,8 @@ describe('web UI in headless chromium', () => {
 
   it('a developer browses own and team namespaces, sees tags with platforms, copies a pull command and deletes a tag', async () => {
     await logIn(alice);
-    expect(await page.isVisible('#admin-tab')).toBe(false);
+    await page.waitForSelector('#repos-view:not([hidden]) #namespaces li');
+    expect(await page.isVisible('#overview-tab')).toBe(false);
     const namespaces = await page.locator('#namespaces button').evaluateAll((bs) => bs.map((b) => b.getAttribute('data-namespace')));
     expect(namespaces.slice(0, 2)).toEqual(['alice', 'web']);
     expect(namespaces).not.toContain('bob');
@@ -125,6 +122,8 @@ describe('web UI in headless chromium', () => {
     await page.waitForSelector('#message:not([hidden])');
 
     await page.click('button[data-delete-tag="1.0.0"]');
+    await page.waitForSelector('#confirm[open]');
+    await page.click('#confirm-ok');
     await page.waitForSelector('tr[data-tag="1.0.0"]', { state: 'detached' });
     expect(await page.textContent('#message')).toContain('Deleted alice/web-frontend:1.0.0');
     expect(await tagsOf('alice/web-frontend')).toEqual(['1.1.0', 'latest']);
@@ -137,8 +136,8 @@ describe('web UI in headless chromium', () => {
 
   it('an admin sees every namespace, storage, GC status, and runs GC', async () => {
     await logIn(admin);
-    await page.click('#admin-tab');
-    await page.waitForSelector('#ns-table tbody tr');
+    // An admin lands on the registry overview.
+    await page.waitForSelector('#overview-view:not([hidden]) #ns-table tbody tr');
     const rows = await page.locator('#ns-table tbody tr').allTextContents();
     expect(rows.some((r) => r.startsWith('docker.io') && r.includes('mirror'))).toBe(true);
     expect(rows.some((r) => r.startsWith('alice') && r.includes('pushed'))).toBe(true);
@@ -149,11 +148,13 @@ describe('web UI in headless chromium', () => {
     // (waitForFunction would need eval, which the page's CSP rightly forbids)
     await page.locator('#gc-result', { hasText: /^Would free/ }).waitFor();
     await page.click('#gc-run');
+    await page.waitForSelector('#confirm[open]');
+    await page.click('#confirm-ok');
     await page.locator('#gc-result', { hasText: /^Freed/ }).waitFor();
     expect(await page.textContent('dd[data-gc="Last run"]')).toMatch(/ago: freed/);
   });
 
-  it('saves the README screenshot', async () => {
+  it('renders the repository page to a screenshot', async () => {
     await page.click('button[data-view="repos"]');
     await page.click('button[data-namespace="alice"]');
     await page.click('tr[data-repository="alice/api"]');

@@ -55,7 +55,7 @@ describe('Dockerfile and .dockerignore', () => {
     // The UI's files are in the context and land where src/ui/plugin.ts looks in dist/.
     const ui = copies.find((c) => c.args.startsWith('src/ui/static '));
     expect(ui?.args.split(/\s+/)[1]).toBe('./dist/ui/static');
-    for (const file of ['index.html', 'app.js', 'style.css']) expect(ignore.ignores(`src/ui/static/${file}`), file).toBe(false);
+    for (const file of ['index.html', 'app.js', 'charts.js', 'style.css', 'favicon.svg']) expect(ignore.ignores(`src/ui/static/${file}`), file).toBe(false);
     // Local state never goes into the context.
     for (const local of ['node_modules/x', 'data/blobs', 'dist/app.js', '.git/config', 'webhook-certs/tls.key']) expect(ignore.ignores(local), local).toBe(true);
   });
@@ -122,6 +122,8 @@ describe('the image layout, rebuilt from a real build', () => {
       const ui = await fetch(`${base}/ui/`);
       expect(ui.status).toBe(200);
       expect(await ui.text()).toMatch(/<html/i);
+      // The charting library comes from the production dependencies, and the favicon is there.
+      for (const asset of ['/ui/vendor/uplot.js', '/ui/vendor/uplot.css', '/ui/charts.js', '/favicon.ico']) expect((await fetch(`${base}${asset}`)).status, asset).toBe(200);
       // The first admin was created on the storage root, as the README tells admins to read it.
       await expect(stat(path.join(tmp.path, 'data/_auth/admin-password'))).resolves.toBeDefined();
     } finally {

@@ -154,10 +154,15 @@ export function scheduleEviction(
   everyMs: number,
   log?: Pick<Logger, 'info' | 'warn'>,
   clusterLock?: <T>(fn: () => Promise<T>) => Promise<unknown>,
+  onReport?: (report: EvictionReport) => void,
 ): () => void {
   if (policy.maxBytes === undefined && policy.expireAfterMs === undefined) return () => undefined;
   let running = false;
-  const evict = () => evictMirrorCache(store, evictable, policy, { log });
+  const evict = async () => {
+    const report = await evictMirrorCache(store, evictable, policy, { log });
+    onReport?.(report);
+    return report;
+  };
   const timer = setInterval(() => {
     if (running) return;
     running = true;

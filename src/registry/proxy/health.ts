@@ -34,13 +34,26 @@ export class UpstreamHealth {
     return this.failures >= this.opts.downAfterFailures;
   }
 
+  /** The last answer's latency (to its headers), and a moving average, for the web page. */
+  latency: { lastMs: number; averageMs: number } | undefined;
+  /** The last failure's reason and time (ms since the epoch); kept after recovery, as history. */
+  lastError: { message: string; at: number } | undefined;
+
+  /** An answer's headers arrived `ms` after the request went out (whatever its status). */
+  answered(ms: number): void {
+    // An exponential average over roughly the last ten answers: steady, yet follows a change.
+    const averageMs = this.latency ? this.latency.averageMs * 0.9 + ms * 0.1 : ms;
+    this.latency = { lastMs: ms, averageMs };
+  }
+
   succeeded(): void {
     this.failures = 0;
     this.downUntil = 0;
     this.probing = false;
   }
 
-  failed(): void {
+  failed(reason = 'failed'): void {
+    this.lastError = { message: reason, at: this.now() };
     this.failures += 1;
     this.probing = false;
     if (this.failures >= this.opts.downAfterFailures) this.downUntil = this.now() + this.opts.downForMs;

@@ -12,6 +12,21 @@ import { PullThroughSource } from './pull-through.js';
 import { UpstreamClient } from './upstream-client.js';
 import { namesOf, namespacesOf } from './upstream-names.js';
 
+export interface UpstreamStatus {
+  prefix: string;
+  url: string;
+  up: boolean;
+  hits: number;
+  misses: number;
+  hitRate?: number;
+  servedFromCacheBytes: number;
+  fetchedUpstreamBytes: number;
+  /** Moving average of the time to an answer's headers, and the last one. */
+  latencyMs?: number;
+  lastLatencyMs?: number;
+  lastError?: { message: string; at: string };
+}
+
 interface Mirror {
   upstream: UpstreamConfig;
   client: UpstreamClient;
@@ -56,12 +71,35 @@ export class Mirrors implements MirrorRouter {
     return mirror !== undefined && !mirror.upstream.pushable;
   }
 
-  /** Per upstream: whether it is up, and how many mirror reads were served locally or needed it. */
-  status(): { prefix: string; url: string; up: boolean; hits: number; misses: number; hitRate?: number }[] {
+  /** Per upstream: whether it is up, its latency and last error, and how many mirror reads were served locally or needed it. */
+  status(): UpstreamStatus[] {
     return this.mirrors.map(({ upstream, source }) => {
-      const { hits, misses } = source.counts;
-      return { prefix: upstream.prefix, url: upstream.url, up: !source.health.down, hits, misses, ...(hits + misses ? { hitRate: hits / (hits + misses) } : {}) };
+      const { hits, misses, servedFromCacheBytes, fetchedUpstreamBytes } = source.counts;
+      const { latency, lastError } = source.health;
+      return {
+        prefix: upstream.prefix,
+        url: upstream.url,
+        up: !source.health.down,
+        hits,
+        misses,
+        ...(hits + misses ? { hitRate: hits / (hits + misses) } : {}),
+        servedFromCacheBytes,
+        fetchedUpstreamBytes,
+        ...(latency ? { latencyMs: Math.round(latency.averageMs), lastLatencyMs: latency.lastMs } : {}),
+        ...(lastError ? { lastError: { message: lastError.message, at: new Date(lastError.at).toISOString() } } : {}),
+      };
     });
+  }
+
+  /** Bytes served from the cache and fetched from upstreams since this process started (all upstreams). */
+  traffic(): { servedFromCacheBytes: number; fetchedUpstreamBytes: number } {
+    let servedFromCacheBytes = 0;
+    let fetchedUpstreamBytes = 0;
+    for (const { source } of this.mirrors) {
+      servedFromCacheBytes += source.counts.servedFromCacheBytes;
+      fetchedUpstreamBytes += source.counts.fetchedUpstreamBytes;
+    }
+    return { servedFromCacheBytes, fetchedUpstreamBytes };
   }
 
   async close(): Promise<void> {

@@ -74,8 +74,8 @@ export class PullThroughSource implements ContentSource {
   /** Blob sizes from the manifests fetched or served for each repository. */
   private readonly expectedSizes = new ExpectedSizes();
   private readonly pullRecordedAt = new LRUCache<string, number>({ max: 10_000 });
-  /** Reads served locally and reads that needed the upstream, for the admin API. */
-  readonly counts = { hits: 0, misses: 0 };
+  /** Reads served locally and reads that needed the upstream, and their bytes, for the admin API and the web page's traffic chart. */
+  readonly counts = { hits: 0, misses: 0, servedFromCacheBytes: 0, fetchedUpstreamBytes: 0 };
 
   constructor(private readonly opts: PullThroughOptions) {
     this.client = opts.client;
@@ -105,6 +105,7 @@ export class PullThroughSource implements ContentSource {
     const hit = await this.local.getBlob(repository, digest);
     if (hit) {
       this.hit('blob');
+      if (withBody) this.counts.servedFromCacheBytes += hit.stat.size;
       return hit;
     }
     const key = `${repository}@${digest}`;
@@ -204,7 +205,10 @@ export class PullThroughSource implements ContentSource {
     }
     const writer = await this.store.openBlobWriter({ digest, size });
     const download = await BlobDownload.start(res.body, size, writer, {
-      onBytes: (n) => upstreamBytes.inc({ upstream: this.label }, n),
+      onBytes: (n) => {
+        upstreamBytes.inc({ upstream: this.label }, n);
+        this.counts.fetchedUpstreamBytes += n;
+      },
       onCommitted: async () => {
         await this.store.recordBlobSource(digest, this.source);
         await this.store.linkBlob(repository, digest);
@@ -223,7 +227,7 @@ export class PullThroughSource implements ContentSource {
         this.timedOut(error);
       } else {
         upstreamErrors.inc({ upstream: this.label, reason: 'network' });
-        this.health.failed();
+        this.health.failed(`blob download broke off: ${error.message}`);
         this.log?.warn({ upstream: this.label, repository, digest, reason: error.message }, 'upstream blob download broke off: nothing cached');
       }
     });
@@ -296,6 +300,7 @@ export class PullThroughSource implements ContentSource {
       const hit = await this.local.getManifest(repository, reference, withBody);
       if (hit) {
         this.hit('manifest');
+        this.counts.servedFromCacheBytes += hit.bytes?.length ?? 0;
         this.recordPull(repository, hit.meta.digest);
         return hit;
       }
@@ -309,6 +314,7 @@ export class PullThroughSource implements ContentSource {
         const hit = await this.local.getManifest(repository, cached, withBody);
         if (hit) {
           this.hit('manifest');
+          this.counts.servedFromCacheBytes += hit.bytes?.length ?? 0;
           this.recordPull(repository, hit.meta.digest);
           return hit;
         }
@@ -393,6 +399,7 @@ export class PullThroughSource implements ContentSource {
       deadline.clear();
     }
     upstreamBytes.inc({ upstream: this.label }, bytes.length);
+    this.counts.fetchedUpstreamBytes += bytes.length;
     const ref = parseReference(reference);
     const claimed = ref.digest ?? header(res, 'docker-content-digest');
     const algorithm = (claimed ? parseDigest(claimed)?.algorithm : undefined) ?? 'sha256';
@@ -432,7 +439,7 @@ export class PullThroughSource implements ContentSource {
       // Out of time (ours or undici's): 504; cut off (a reset, a close): 502.
       const failure = deadline.expired ? deadline.error : upstreamFailure(this.label, err, 'manifest body');
       if (failure instanceof UpstreamTimeout) throw this.timedOut(failure);
-      this.health.failed();
+      this.health.failed(`broke off while sending a manifest: ${failure.reason}`);
       upstreamErrors.inc({ upstream: this.label, reason: 'network' });
       this.log?.warn({ upstream: this.label, reason: failure.reason }, 'upstream broke off while sending a manifest');
       throw new RegistryError('UNAVAILABLE', `upstream ${this.label} broke off while sending the manifest`, { upstream: this.label }, { status: 502 });
@@ -466,8 +473,10 @@ export class PullThroughSource implements ContentSource {
     }
     const limit = deadline ?? this.deadline(path.includes('/manifests/') ? 'manifest' : 'blob');
     let res: UpstreamResponse;
+    const startedAt = Date.now();
     try {
       res = await this.client.request(method, path, remote, headers, limit.signal);
+      this.health.answered(Date.now() - startedAt);
     } catch (err) {
       throw this.exchangeError(limit.expired ? limit.error : err);
     } finally {
@@ -476,7 +485,7 @@ export class PullThroughSource implements ContentSource {
     }
     if (res.status === 429) upstreamErrors.inc({ upstream: this.label, reason: 'rate_limited' });
     this.gate.note(res.status, header(res, 'retry-after'));
-    if (res.status >= 500) this.health.failed();
+    if (res.status >= 500) this.health.failed(`answered ${res.status}`);
     else this.health.succeeded();
     return res;
   }
@@ -497,13 +506,13 @@ export class PullThroughSource implements ContentSource {
     }
     if (err instanceof UpstreamTimeout) return this.timedOut(err);
     if (err instanceof UpstreamBadAnswer) {
-      this.health.failed();
+      this.health.failed(err.message);
       upstreamErrors.inc({ upstream: this.label, reason: 'bad_answer' });
       this.log?.warn({ upstream: this.label, reason: err.reason }, 'upstream sent an unusable answer');
       return new RegistryError('UNAVAILABLE', err.message, { upstream: this.label }, { status: 502 });
     }
     if (err instanceof UpstreamUnreachable) {
-      this.health.failed();
+      this.health.failed(`unreachable: ${err.reason}`);
       upstreamErrors.inc({ upstream: this.label, reason: 'network' });
       this.log?.warn({ upstream: this.label, reason: err.reason }, 'upstream unreachable');
       // A certificate we do not trust is the operator's to fix: say so (the code is no secret).
@@ -515,7 +524,7 @@ export class PullThroughSource implements ContentSource {
 
   /** An exchange out of time: a gateway timeout for the client, a failure of the upstream. */
   private timedOut(err: UpstreamTimeout): RegistryError {
-    this.health.failed();
+    this.health.failed(`no answer in time (${err.what})`);
     upstreamErrors.inc({ upstream: this.label, reason: 'timeout' });
     this.log?.warn({ upstream: this.label, what: err.what }, 'upstream did not answer in time');
     return gatewayTimeout(err);

@@ -12,9 +12,9 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, uploadOf, type Row } from './rows.js';
+import { namespaceEnd, revisionOf, revisionParams, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
-import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
+import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord, UsageSample } from './types.js';
 
 /** The metadata schema as a migration track (database/migrate.ts), in the postgres dialect. */
 export const METADATA_TRACK: MigrationTrack = {
@@ -395,5 +395,19 @@ export class PostgresMetadata implements MetadataStore {
 
   async listUploads(): Promise<UploadRecord[]> {
     return (await this.db.query('SELECT * FROM uploads ORDER BY id')).map(uploadOf);
+  }
+
+  // ---- usage history ----
+
+  async addUsageSample(sample: UsageSample, keepAfter: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO usage_samples (replica, at, mirror_bytes, pushed_bytes, stored_bytes, served_from_cache_bytes, fetched_upstream_bytes, namespaces) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (replica, at) DO NOTHING', usageSampleParams(sample));
+      // Every replica prunes; deleting rows another replica already deleted is no conflict.
+      await tx.query('DELETE FROM usage_samples WHERE at < $1', [keepAfter]);
+    });
+  }
+
+  async listUsageSamples(since: number, limit: number): Promise<UsageSample[]> {
+    return (await this.db.query('SELECT * FROM (SELECT * FROM usage_samples WHERE at >= $1 ORDER BY at DESC, replica DESC LIMIT $2) AS recent ORDER BY at, replica', [since, limit])).map(usageSampleOf);
   }
 }

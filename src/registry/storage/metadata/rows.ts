@@ -3,7 +3,7 @@
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import type { RevisionRecord, UploadRecord } from './types.js';
+import type { RevisionRecord, UploadRecord, UsageSample } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -51,4 +51,28 @@ export function revisionParams(revision: RevisionRecord, referrer: Descriptor | 
     revision.createdAt,
     revision.pulledAt ?? null,
   ];
+}
+
+export function usageSampleOf(row: Row): UsageSample {
+  let namespaces: Record<string, number> = {};
+  try {
+    const parsed: unknown = JSON.parse(String(row.namespaces));
+    if (parsed && typeof parsed === 'object') namespaces = parsed as Record<string, number>;
+  } catch {
+    // A row no reader understands is shown without its namespaces rather than failing the page.
+  }
+  return {
+    replica: String(row.replica),
+    at: Number(row.at),
+    mirrorBytes: Number(row.mirror_bytes),
+    pushedBytes: Number(row.pushed_bytes),
+    storedBytes: Number(row.stored_bytes),
+    servedFromCacheBytes: Number(row.served_from_cache_bytes),
+    fetchedUpstreamBytes: Number(row.fetched_upstream_bytes),
+    namespaces,
+  };
+}
+
+export function usageSampleParams(s: UsageSample): unknown[] {
+  return [s.replica, s.at, s.mirrorBytes, s.pushedBytes, s.storedBytes, s.servedFromCacheBytes, s.fetchedUpstreamBytes, JSON.stringify(s.namespaces)];
 }

@@ -87,6 +87,26 @@ export const MIGRATIONS: Migration[] = [
       )`,
     ],
   },
+  {
+    // The web page's charts over time (api/usage-sampler.ts): one row per replica and sample.
+    // Storage figures are the same whoever measures them; traffic is what this replica served
+    // since its previous sample, so readers add the replicas' rows of one moment up.
+    version: 2,
+    statements: [
+      `CREATE TABLE usage_samples (
+        replica TEXT NOT NULL,
+        at BIGINT NOT NULL,
+        mirror_bytes BIGINT NOT NULL,
+        pushed_bytes BIGINT NOT NULL,
+        stored_bytes BIGINT NOT NULL,
+        served_from_cache_bytes BIGINT NOT NULL,
+        fetched_upstream_bytes BIGINT NOT NULL,
+        namespaces TEXT NOT NULL,
+        PRIMARY KEY (replica, at)
+      )`,
+      'CREATE INDEX usage_samples_by_at ON usage_samples (at)',
+    ],
+  },
 ];
 
 /** The statements of a migration in the given dialect. */

@@ -6,9 +6,9 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, uploadOf, type Row } from './rows.js';
+import { namespaceEnd, revisionOf, revisionParams, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
-import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
+import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord, UsageSample } from './types.js';
 
 type Statement = Database.Statement<unknown[], Row>;
 
@@ -384,5 +384,19 @@ export class SqliteMetadata implements MetadataStore {
 
   async listUploads(): Promise<UploadRecord[]> {
     return this.sql('SELECT * FROM uploads ORDER BY id').all().map(uploadOf);
+  }
+
+  // ---- usage history ----
+
+  async addUsageSample(sample: UsageSample, keepAfter: number): Promise<void> {
+    this.transaction(() => {
+      // A replica samples once per moment; a repeat (a clock stepped back) is dropped, not an error.
+      this.sql('INSERT INTO usage_samples (replica, at, mirror_bytes, pushed_bytes, stored_bytes, served_from_cache_bytes, fetched_upstream_bytes, namespaces) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (replica, at) DO NOTHING').run(...usageSampleParams(sample));
+      this.sql('DELETE FROM usage_samples WHERE at < ?').run(keepAfter);
+    });
+  }
+
+  async listUsageSamples(since: number, limit: number): Promise<UsageSample[]> {
+    return this.sql('SELECT * FROM (SELECT * FROM usage_samples WHERE at >= ? ORDER BY at DESC, replica DESC LIMIT ?) AS recent ORDER BY at, replica').all(since, limit).map(usageSampleOf);
   }
 }

@@ -159,4 +159,25 @@ export interface MetadataStore {
   updateUpload(id: string, expectedSize: number, size: number, driverState: UploadDriverState | undefined, at: number): Promise<boolean>;
   deleteUpload(id: string): Promise<boolean>;
   listUploads(): Promise<UploadRecord[]>;
+
+  // ---- usage history (the web page's charts) ----
+  /** Adds a sample and drops every sample taken before `keepAfter` (any replica's). */
+  addUsageSample(sample: UsageSample, keepAfter: number): Promise<void>;
+  /** Samples taken at or after `since`, oldest first; the newest `limit` when there are more. */
+  listUsageSamples(since: number, limit: number): Promise<UsageSample[]>;
+}
+
+/** What the registry held and moved at one moment, as one replica measured it. */
+export interface UsageSample {
+  replica: string;
+  at: number;
+  mirrorBytes: number;
+  pushedBytes: number;
+  storedBytes: number;
+  /** Bytes this replica served to clients from its cache since its previous sample. */
+  servedFromCacheBytes: number;
+  /** Bytes this replica fetched from upstreams since its previous sample. */
+  fetchedUpstreamBytes: number;
+  /** Bytes per namespace (a blob shared by two namespaces counts in both). */
+  namespaces: Record<string, number>;
 }
