@@ -7,7 +7,12 @@ import type { Database } from './database/database.js';
 import { withTryAdvisoryLock } from './database/advisory-lock.js';
 import { LOCK } from './database/locks.js';
 import { createLogger, type Logger } from './log.js';
-import type { Access } from './registry/auth/access.js';
+import { AuditLog } from './audit/audit-log.js';
+import { registerAccessLog } from './registry/access-log.js';
+import { openAccess, type Access } from './registry/auth/access.js';
+import { notingPrincipals } from './registry/auth/principal-note.js';
+import { PullRecorder } from './registry/pull-recorder.js';
+import { reportStorage } from './registry/storage-metrics.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
 import { scheduleEviction } from './registry/gc/eviction.js';
 import { GcScheduler, type ClusterLock } from './registry/gc/scheduler.js';
@@ -85,16 +90,23 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   app.server.on('checkExpectation', answerExpectation);
   continueOnFirstRead(app.server);
   const store = options.store ?? (await openStore(config, database));
+  const audit = new AuditLog(store.metadata, config.audit.retentionMs, logger.child({ module: 'audit' }));
+  app.decorate('audit', audit);
+  // Before any route is registered, so that every request is counted and logged (metrics.ts, access-log.ts).
+  registerMetrics(app);
+  registerAccessLog(app, { enabled: config.log.access, audit: audit.record });
+  const stopStorageMetrics = reportStorage(store.metadata, config.cache.maxBytes, logger.child({ module: 'metrics' }));
   let access = options.access;
   if (!access && config.auth.enabled) {
-    const auth = await createAuth(config, { logger, database });
+    const auth = await createAuth(config, { logger, database, audit: audit.record });
     app.decorate('auth', auth);
     app.addHook('onClose', async () => auth.close());
     await auth.routes(app);
     access = auth.access;
   }
+  // The access log and the audit trail name who asked (auth/principal-note.ts).
+  if (access && access !== openAccess) access = notingPrincipals(access);
   // The pull-through cache: one mirror per configured upstream, its cache budget, and /metrics.
-  registerMetrics(app);
   const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, logger.child({ module: 'proxy' }));
   const mirrors = options.mirrors ?? built;
   if (built) {
@@ -106,7 +118,8 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
     });
   }
   const upstreams = options.upstreams ?? (built && (async () => built.status()));
-  await app.register(registryPlugin, { config, store, access, mirrors });
+  const pulls = new PullRecorder(store.metadata, config.registry.pullRecordIntervalMs, logger.child({ module: 'pulls' }));
+  await app.register(registryPlugin, { config, store, access, mirrors, pulls });
   // With a shared database, one GC run at a time in the whole cluster.
   const clusterLock: ClusterLock | undefined = database && ((fn) => withTryAdvisoryLock(database, LOCK.gc, fn));
   const gc = new GcScheduler(store, config, logger.child({ module: 'gc' }), clusterLock);
@@ -114,9 +127,15 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   if (database) app.decorate('database', database);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
+  // What waits in memory is written before the store closes.
+  app.addHook('onClose', async () => {
+    stopStorageMetrics();
+    await pulls.close();
+    await audit.close();
+  });
   // The store opened here is closed here (the database last, after GC and eviction stopped).
   if (!options.store) app.addHook('onClose', async () => store.close());
-  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams });
+  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, audit, access, upstreams });
   await app.register(healthPlugin, { storageRoot: config.storage.root, database, content: store });
   await app.register(uiPlugin);
   return app;
@@ -130,5 +149,7 @@ declare module 'fastify' {
     gc: GcScheduler;
     /** The shared PostgreSQL database, when database.url is set (its `location` has no password). */
     database?: Database;
+    /** The audit trail (audit/audit-log.ts). */
+    audit: AuditLog;
   }
 }

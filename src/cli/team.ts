@@ -1,5 +1,6 @@
 // `layover team add|rm|add-member|rm-member|list`: teams in the users file.
 import { addMember, addTeam, checkRemoval, namespaceRepositories, removeAccount, removeMember } from '../registry/auth/accounts.js';
+import { auditFromCli } from '../audit/cli-audit.js';
 import { parseArgs, UsageError } from './args.js';
 import { COMMON_OPTIONS, accountsFrom, confirmRemoval, openStorage, out } from './accounts-cli.js';
 import { printJson, table } from './client.js';
@@ -48,12 +49,14 @@ export async function team(argv: string[]): Promise<void> {
     switch (sub) {
       case 'add':
         await addTeam(accounts, team);
+        await auditFromCli(config, session.database, { action: 'team.add', target: team, outcome: 'ok' });
         out(`team "${team}" added`);
         return;
       case 'add-member':
       case 'rm-member':
         if (!member) throw new UsageError(`usage: layover team ${sub} TEAM USER`, true);
         await (sub === 'add-member' ? addMember : removeMember)(accounts, team, member);
+        await auditFromCli(config, session.database, { action: `team.${sub}`, target: team, outcome: 'ok', detail: { user: member } });
         out(sub === 'add-member' ? `"${member}" added to team "${team}"` : `"${member}" removed from team "${team}"`);
         return;
       case 'rm': {
@@ -61,6 +64,7 @@ export async function team(argv: string[]): Promise<void> {
         const storage = await openStorage(config, session.database);
         if (!confirmRemoval('team', team, await namespaceRepositories(storage, team), values.yes)) return;
         const deleted = await removeAccount(accounts, 'team', team, storage);
+        await auditFromCli(config, session.database, { action: 'team.rm', target: team, outcome: 'ok', detail: { repositoriesDeleted: deleted.length } });
         out(`team "${team}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
         return;
       }

@@ -1,6 +1,7 @@
 // `layover user add|passwd|rm|list|hash`: manage the users file.
 import { addUser, checkRemoval, checkUserChange, namespaceRepositories, removeAccount, setPassword } from '../registry/auth/accounts.js';
 import { hashPassword, randomPassword } from '../registry/auth/password.js';
+import { auditFromCli } from '../audit/cli-audit.js';
 import { parseArgs, UsageError } from './args.js';
 import { COMMON_OPTIONS, accountsFrom, confirmRemoval, openStorage, out } from './accounts-cli.js';
 import { printJson, table } from './client.js';
@@ -83,6 +84,7 @@ export async function user(argv: string[]): Promise<void> {
         const { password, generated } = await newPassword(values);
         if (sub === 'add') await addUser(accounts, account, password, { admin: values.admin, teams: values.team });
         else await setPassword(accounts, account, password);
+        await auditFromCli(config, session.database, { action: `user.${sub}`, target: account, outcome: 'ok', ...(sub === 'add' ? { detail: { admin: values.admin ?? false, teams: values.team ?? [] } } : {}) });
         out(sub === 'add' ? `user "${account}" added to ${accounts.store.location}` : `password of "${account}" changed`);
         if (generated) out(`password (shown once): ${password}`);
         return;
@@ -92,6 +94,7 @@ export async function user(argv: string[]): Promise<void> {
         const storage = await openStorage(config, session.database);
         if (!confirmRemoval('user', account, await namespaceRepositories(storage, account), values.yes)) return;
         const deleted = await removeAccount(accounts, 'user', account, storage);
+        await auditFromCli(config, session.database, { action: 'user.rm', target: account, outcome: 'ok', detail: { repositoriesDeleted: deleted.length } });
         out(`user "${account}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
         return;
       }
