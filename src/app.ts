@@ -127,14 +127,18 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   if (database) app.decorate('database', database);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
-  // What waits in memory is written before the store closes.
-  app.addHook('onClose', async () => {
+  // What waits in memory (pull times, audit entries) is written before the store closes: in the
+  // same hook, as fastify does not run onClose hooks in the order they were added.
+  const flush = async () => {
     stopStorageMetrics();
     await pulls.close();
     await audit.close();
-  });
+  };
   // The store opened here is closed here (the database last, after GC and eviction stopped).
-  if (!options.store) app.addHook('onClose', async () => store.close());
+  app.addHook('onClose', async () => {
+    await flush();
+    if (!options.store) await store.close();
+  });
   await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, audit, access, upstreams });
   await app.register(healthPlugin, { storageRoot: config.storage.root, database, content: store });
   await app.register(uiPlugin);
