@@ -69,7 +69,8 @@ for (const engine of ['embedded', 'postgres'] as const) {
           registry: { pullRecordInterval: '1h' },
           cache: { maxSize: '1GiB' },
         },
-        database ? { database } : {},
+        // A loaded machine: restarts under tsx may take a while.
+        { startTimeoutMs: 90_000, ...(database ? { database } : {}) },
       );
       const layer = randomBlob(30_000, `observe-${engine}`);
       layerBytes = layer.size;
