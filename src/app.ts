@@ -52,7 +52,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   try {
     const app = await build(config, { ...options, logger, database });
     // Added last, so it runs after every other onClose hook that may still use the database.
-    app.addHook('onClose', async () => database.close());
+    // (fastify runs the root's onClose hooks last-added first: what waits in memory is written here.)
+    app.addHook('onClose', async () => {
+      await app.flushPending();
+      await database.close();
+    });
     return app;
   } catch (err) {
     await database.close();
@@ -128,12 +132,13 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   gc.start();
   app.addHook('onClose', async () => gc.stop());
   // What waits in memory (pull times, audit entries) is written before the store closes: in the
-  // same hook, as fastify does not run onClose hooks in the order they were added.
+  // same hook, as fastify runs onClose hooks last-added first (and before the database's, above).
   const flush = async () => {
     stopStorageMetrics();
     await pulls.close();
     await audit.close();
   };
+  app.decorate('flushPending', flush);
   // The store opened here is closed here (the database last, after GC and eviction stopped).
   app.addHook('onClose', async () => {
     await flush();
@@ -155,5 +160,7 @@ declare module 'fastify' {
     database?: Database;
     /** The audit trail (audit/audit-log.ts). */
     audit: AuditLog;
+    /** Writes what waits in memory (pull times, audit entries) while the store is still open. */
+    flushPending(): Promise<void>;
   }
 }

@@ -81,7 +81,7 @@ export interface AuditEvent {
   at: number;
   /** A user's name, `namespace:NAME` (a Kubernetes namespace's token), `anonymous`, or `cli:OSUSER`. */
   actor: string;
-  /** push, delete, login, user.add, user.passwd, user.rm, team.add, team.rm, team.add-member, team.remove-member, key.rotate */
+  /** push, delete, login, user.add, user.passwd, user.rm, team.add, team.rm, team.add-member, team.rm-member, key.rotate, token.namespace */
   action: string;
   /** What it acted on: `repo:tag`, `repo@digest`, a repository, a namespace, a user, a team, a key id. */
   target: string;
