@@ -8,7 +8,10 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { REPO_ROOT, configOf, findObject, render, REGISTRY_CONFIG, type K8sObject } from '../e2e/manifests.js';
+import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { buildManifest, imageConfig, randomBlob } from '../helpers/oci-content.js';
+import { getBytes, pushContent } from '../helpers/registry-client.js';
 
 interface Target { expr: string }
 interface Panel { title: string; targets?: Target[]; datasource?: { uid: string } }
@@ -29,18 +32,37 @@ function family(series: string, declared: Set<string>): string {
 
 describe('deploy/monitoring', { timeout: 120_000 }, () => {
   let layover: InProcessLayover;
+  let upstream: DockerRegistry;
   let declared: Set<string>;
   let dashboard: Dashboard;
+  let text: string;
 
   beforeAll(async () => {
-    layover = await startLayover({ cache: { maxSize: '1GiB' } });
+    // A pull through a real upstream, so the upstream and mirror series have values too.
+    upstream = await startDockerRegistry();
+    layover = await startLayover({ cache: { maxSize: '1GiB' }, upstreams: [{ prefix: 'up', url: upstream.url }] });
+    const layer = randomBlob(20_000, 'observe-upstream');
+    const config = imageConfig([layer.digest]);
+    const manifest = buildManifest({ config, layers: [layer] });
+    await pushContent(upstream.url, 'lib/img', 'v1', [config, layer], manifest);
+    expect((await getBytes(`${layover.url}/v2/up/lib/img/manifests/v1`)).status).toBe(200);
+    expect((await getBytes(`${layover.url}/v2/up/lib/img/blobs/${layer.digest}`)).status).toBe(200);
     const res = await request(`${layover.url}/metrics`);
     expect(res.statusCode).toBe(200);
-    const text = await res.body.text();
+    text = await res.body.text();
     declared = new Set([...text.matchAll(/^# TYPE (\S+) \S+$/gm)].map((m) => m[1] as string));
     dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as Dashboard;
   });
-  afterAll(async () => layover?.close());
+  afterAll(async () => {
+    await layover?.close();
+    await upstream?.close();
+  });
+
+  it('observes upstream latency by upstream and kind, and counts mirrored storage', () => {
+    expect(Number(/^layover_upstream_request_duration_seconds_count\{upstream="up",kind="manifest"\} (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^layover_upstream_request_duration_seconds_count\{upstream="up",kind="blob"\} (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^layover_storage_blobs\{origin="mirrored"\} (\d+)/m.exec(text)?.[1])).toBeGreaterThanOrEqual(1);
+  });
 
   it('queries only metrics that a real /metrics scrape declares', () => {
     const used = new Set<string>();
