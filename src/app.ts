@@ -8,7 +8,12 @@ import type { Database } from './database/database.js';
 import { withTryAdvisoryLock } from './database/advisory-lock.js';
 import { LOCK } from './database/locks.js';
 import { createLogger, type Logger } from './log.js';
-import type { Access } from './registry/auth/access.js';
+import { AuditLog } from './audit/audit-log.js';
+import { registerAccessLog } from './registry/access-log.js';
+import { openAccess, type Access } from './registry/auth/access.js';
+import { notingPrincipals } from './registry/auth/principal-note.js';
+import { PullRecorder } from './registry/pull-recorder.js';
+import { reportStorage } from './registry/storage-metrics.js';
 import { createAuth, type Auth } from './registry/auth/auth.js';
 import { scheduleEviction } from './registry/gc/eviction.js';
 import { GcScheduler, type ClusterLock } from './registry/gc/scheduler.js';
@@ -48,7 +53,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   try {
     const app = await build(config, { ...options, logger, database });
     // Added last, so it runs after every other onClose hook that may still use the database.
-    app.addHook('onClose', async () => database.close());
+    // (fastify runs the root's onClose hooks last-added first: what waits in memory is written here.)
+    app.addHook('onClose', async () => {
+      await app.flushPending();
+      await database.close();
+    });
     return app;
   } catch (err) {
     await database.close();
@@ -86,16 +95,23 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   app.server.on('checkExpectation', answerExpectation);
   continueOnFirstRead(app.server);
   const store = options.store ?? (await openStore(config, database));
+  const audit = new AuditLog(store.metadata, config.audit.retentionMs, logger.child({ module: 'audit' }));
+  app.decorate('audit', audit);
+  // Before any route is registered, so that every request is counted and logged (metrics.ts, access-log.ts).
+  registerMetrics(app);
+  registerAccessLog(app, { enabled: config.log.access, audit: audit.record });
+  const stopStorageMetrics = reportStorage(store.metadata, config.cache.maxBytes, logger.child({ module: 'metrics' }));
   let access = options.access;
   if (!access && config.auth.enabled) {
-    const auth = await createAuth(config, { logger, database });
+    const auth = await createAuth(config, { logger, database, audit: audit.record });
     app.decorate('auth', auth);
     app.addHook('onClose', async () => auth.close());
     await auth.routes(app);
     access = auth.access;
   }
+  // The access log and the audit trail name who asked (auth/principal-note.ts).
+  if (access && access !== openAccess) access = notingPrincipals(access);
   // The pull-through cache: one mirror per configured upstream, its cache budget, and /metrics.
-  registerMetrics(app);
   const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, logger.child({ module: 'proxy' }));
   const mirrors = options.mirrors ?? built;
   const evictions: EvictionStats = { runs: 0, images: 0, bytesFreed: 0 };
@@ -114,7 +130,8 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
     });
   }
   const upstreams = options.upstreams ?? (built && (async () => built.status()));
-  await app.register(registryPlugin, { config, store, access, mirrors });
+  const pulls = new PullRecorder(store.metadata, config.registry.pullRecordIntervalMs, logger.child({ module: 'pulls' }));
+  await app.register(registryPlugin, { config, store, access, mirrors, pulls });
   // With a shared database, one GC run at a time in the whole cluster.
   const clusterLock: ClusterLock | undefined = database && ((fn) => withTryAdvisoryLock(database, LOCK.gc, fn));
   const gc = new GcScheduler(store, config, logger.child({ module: 'gc' }), clusterLock);
@@ -122,7 +139,7 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   if (database) app.decorate('database', database);
   gc.start();
   app.addHook('onClose', async () => gc.stop());
-  // Storage and traffic over time for the web page's charts, stopped before the store closes.
+  // Storage and traffic over time for the web page's charts.
   const sampler = new UsageSampler({
     store,
     mirrorNamespaces: new Set(config.upstreams.flatMap((u) => [u.prefix, ...u.aliases])),
@@ -132,12 +149,23 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
     log: logger.child({ module: 'usage' }),
   });
   sampler.start();
-  app.addHook('onClose', async () => sampler.stop());
+  // What waits in memory (pull times, audit entries) is written before the store closes: in the
+  // same hook, as fastify runs onClose hooks last-added first (and before the database's, above).
+  const flush = async () => {
+    stopStorageMetrics();
+    await pulls.close();
+    await audit.close();
+  };
+  app.decorate('flushPending', flush);
   // The store opened here is closed here (the database last, after GC and eviction stopped).
-  if (!options.store) app.addHook('onClose', async () => store.close());
+  app.addHook('onClose', async () => {
+    await sampler.stop();
+    await flush();
+    if (!options.store) await store.close();
+  });
   const users = app.auth?.users;
   const accounts = users && (() => ({ users: users.list(), teams: users.teams() }));
-  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, access, upstreams, evictions: () => ({ ...evictions }), ...(accounts ? { accounts } : {}) });
+  await app.register(apiPlugin, { prefix: '/api/v1', config, store, gc, audit, access, upstreams, evictions: () => ({ ...evictions }), ...(accounts ? { accounts } : {}) });
   await app.register(healthPlugin, { storageRoot: config.storage.root, database, content: store });
   await app.register(uiPlugin);
   return app;
@@ -151,5 +179,9 @@ declare module 'fastify' {
     gc: GcScheduler;
     /** The shared PostgreSQL database, when database.url is set (its `location` has no password). */
     database?: Database;
+    /** The audit trail (audit/audit-log.ts). */
+    audit: AuditLog;
+    /** Writes what waits in memory (pull times, audit entries) while the store is still open. */
+    flushPending(): Promise<void>;
   }
 }

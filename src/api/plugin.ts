@@ -3,6 +3,7 @@
 // principal may do there: listings show only what it may pull, deletions need `delete` on every
 // repository they touch, and GC, storage of other namespaces and upstream health are for admins.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { Config } from '../config/config.js';
 import { parseDuration } from '../config/units.js';
 import { databaseAnswer } from '../database/answer.js';
@@ -36,6 +37,8 @@ export interface ApiPluginOptions {
   config: Config;
   store: Store;
   gc: GcScheduler;
+  /** The audit trail, for admins (GET /audit). */
+  audit?: AuditLog;
   access?: Access;
   /** Upstream health and cache figures, when the pull-through cache provides them. */
   upstreams?: () => Promise<UpstreamHealth[]>;
@@ -213,7 +216,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
 
   app.get('/gc', async (req) => {
     await requireAdmin(req);
-    return gc.status();
+    return gc.describe();
   });
 
   app.post('/gc', async (req) => {
@@ -279,6 +282,20 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     await access.check(req, name, ['pull']);
     if (!(await store.repositoryExists(name))) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
     return { referrers: await inventory().referrers(name, digest) };
+  });
+
+  // The audit trail, newest first: ?limit= (1-1000, default 100), ?before=ID (the next page), ?action=.
+  app.get('/audit', async (req) => {
+    await requireAdmin(req);
+    const q = queryOf(req);
+    const limit = q.limit === undefined ? 100 : Number(q.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new ApiError(400, 'LIMIT_INVALID', 'query parameter "limit" must be an integer from 1 to 1000');
+    const before = q.before === undefined ? undefined : Number(q.before);
+    if (before !== undefined && (!Number.isSafeInteger(before) || before < 1)) throw new ApiError(400, 'BEFORE_INVALID', 'query parameter "before" must be an entry id');
+    if (q.action !== undefined && !/^[a-z][a-z.-]{0,39}$/.test(q.action)) throw new ApiError(400, 'ACTION_INVALID', 'query parameter "action" must be an action such as push, delete, login or user');
+    if (!opts.audit) return { events: [] };
+    const events = await opts.audit.list({ limit, ...(before !== undefined ? { before } : {}), ...(q.action !== undefined ? { action: q.action } : {}) });
+    return { events: events.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
   });
 
   app.get('/upstreams', async (req) => {

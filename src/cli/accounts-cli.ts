@@ -1,6 +1,7 @@
 // What `layover user` and `layover team` share: the accounts (users file, or the database when
 // database.url is set) and the storage they act on.
 import path from 'node:path';
+import { auditFromCli } from '../audit/cli-audit.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
 import type { Database } from '../database/database.js';
@@ -51,6 +52,7 @@ export async function removeWithNamespace(session: AccountsSession, kind: 'user'
   const storage = await openStorage(session.config, session.database);
   if (!confirmRemoval(kind, name, await namespaceRepositories(storage, name), yes)) return;
   const deleted = await removeAccount(session.accounts, kind, name, storage);
+  await auditFromCli(session.config, session.database, { action: `${kind}.rm`, target: name, outcome: 'ok', detail: { repositoriesDeleted: deleted.length } });
   out(`${kind} "${name}" removed; ${deleted.length} repositories deleted (garbage collection reclaims their blobs)`);
 }
 

@@ -1,6 +1,6 @@
 // `layover gc [--dry-run] [--status]`: runs garbage collection on the running layover now (admins).
 import type { GcReport } from '../registry/gc/collector.js';
-import type { GcStatus } from '../registry/gc/scheduler.js';
+import type { GcHistoryEntry, GcStatus } from '../registry/gc/scheduler.js';
 import { parseDuration } from '../config/units.js';
 import { parseArgs, UsageError } from './args.js';
 import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, shortTime } from './client.js';
@@ -42,12 +42,16 @@ export async function gc(argv: string[]): Promise<void> {
   }
   const client = await LayoverClient.from(values);
   if (values.status) {
-    const s = await client.call<GcStatus>('GET', 'gc');
+    const s = await client.call<GcStatus & { history?: GcHistoryEntry[] }>('GET', 'gc');
     if (values.json) return printJson(s);
     print(`schedule:  every ${Math.round(s.intervalMs / 3_600_000)} h, grace ${Math.round(s.graceMs / 1000)} s${s.keepUntagged ? ', untagged manifests kept' : ''}${s.running ? ' (running now)' : ''}`);
     print(`next run:  ${shortTime(s.nextRunAt)}`);
     print(s.lastRun ? `last run:  ${shortTime(s.lastRun.finishedAt)}, freed ${humanBytes(s.lastRun.blobs.bytesFreed)} (${s.lastRun.blobs.deleted} blobs, ${s.lastRun.manifests.deleted} manifests)` : 'last run:  never');
     if (s.lastError) print(`last error: ${shortTime(s.lastError.at)} ${s.lastError.message}`);
+    if (s.history?.length) {
+      print('history:');
+      for (const h of s.history) print(`  ${shortTime(h.finishedAt)}  ${h.report ? `freed ${humanBytes(h.report.blobs.bytesFreed)} (${h.report.blobs.deleted} blobs, ${h.report.manifests.deleted} manifests) in ${h.report.durationMs} ms` : `failed: ${h.error ?? ''}`}`);
+    }
     return;
   }
   const report = await client.call<GcReport>('POST', 'gc', { ...(values['dry-run'] ? { dryRun: 'true' } : {}), ...(values.grace !== undefined ? { grace: values.grace } : {}) });

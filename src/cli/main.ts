@@ -19,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   ls: { summary: 'list repositories with sizes, or a repository\'s tags', load: async () => { const m = await import('./ls.js'); return { help: m.LS_HELP, run: m.ls }; } },
   rm: { summary: 'delete a tag, manifest, repository or namespace', load: async () => { const m = await import('./rm.js'); return { help: m.RM_HELP, run: m.rm }; } },
   gc: { summary: 'run garbage collection now (--dry-run: only report)', load: async () => { const m = await import('./gc.js'); return { help: m.GC_HELP, run: m.gc }; } },
+  audit: { summary: 'show the audit trail: pushes, deletes, logins, account and key changes', load: async () => { const m = await import('./audit.js'); return { help: m.AUDIT_HELP, run: m.audit }; } },
   du: { summary: 'storage by namespace, mirrored vs pushed', load: async () => { const m = await import('./du.js'); return { help: m.DU_HELP, run: m.du }; } },
 };
 

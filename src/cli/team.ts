@@ -1,5 +1,6 @@
 // `layover team add|rm|add-member|rm-member|list`: teams in the users file.
 import { addMember, addTeam, removeMember } from '../registry/auth/accounts.js';
+import { auditFromCli } from '../audit/cli-audit.js';
 import { parseArgs, UsageError } from './args.js';
 import { COMMON_OPTIONS, accountsFrom, out, removeWithNamespace } from './accounts-cli.js';
 import { printJson, table } from './client.js';
@@ -48,12 +49,14 @@ export async function team(argv: string[]): Promise<void> {
     switch (sub) {
       case 'add':
         await addTeam(accounts, team);
+        await auditFromCli(config, session.database, { action: 'team.add', target: team, outcome: 'ok' });
         out(`team "${team}" added`);
         return;
       case 'add-member':
       case 'rm-member':
         if (!member) throw new UsageError(`usage: layover team ${sub} TEAM USER`, true);
         await (sub === 'add-member' ? addMember : removeMember)(accounts, team, member);
+        await auditFromCli(config, session.database, { action: `team.${sub}`, target: team, outcome: 'ok', detail: { user: member } });
         out(sub === 'add-member' ? `"${member}" added to team "${team}"` : `"${member}" removed from team "${team}"`);
         return;
       case 'rm':

@@ -5,6 +5,8 @@ import { openKeyRing, tokenService } from '../registry/auth/auth.js';
 import type { KeyRing } from '../registry/auth/keys.js';
 import { isKubernetesNamespace } from '../registry/auth/names.js';
 import type { Config } from '../config/config.js';
+import type { AuditEntry } from '../audit/audit-log.js';
+import { auditFromCli } from '../audit/cli-audit.js';
 import { parseArgs, UsageError } from './args.js';
 import { print, printJson, table } from './client.js';
 
@@ -43,23 +45,27 @@ export async function token(argv: string[]): Promise<void> {
   // With database.url the keys are the replicas' shared ones: a rotation here reaches them all.
   const database = config.database ? await (await import('../database/open.js')).openDatabase(config.database, { waitMs: 0, applicationName: 'layover-cli' }) : undefined;
   try {
-    await tokenCommand(sub, name, values, await openKeyRing(config, database), config);
+    await tokenCommand(sub, name, values, await openKeyRing(config, database), config, (entry) => auditFromCli(config, database, entry));
   } finally {
     await database?.close();
   }
 }
 
-async function tokenCommand(sub: string | undefined, name: string | undefined, values: { ttl?: string; grace?: string; json?: boolean }, keys: KeyRing, config: Config): Promise<void> {
+type Audit = (entry: Omit<AuditEntry, 'actor'>) => Promise<void>;
+
+async function tokenCommand(sub: string | undefined, name: string | undefined, values: { ttl?: string; grace?: string; json?: boolean }, keys: KeyRing, config: Config, audit: Audit): Promise<void> {
   switch (sub) {
     case 'namespace': {
       if (!name || !isKubernetesNamespace(name)) throw new UsageError('usage: layover token namespace NAME (a Kubernetes namespace name)');
       const issued = await tokenService(config, keys).mintNamespaceToken(name, duration(values.ttl, 365 * 86_400_000, 'ttl'));
+      await audit({ action: 'token.namespace', target: `namespace:${name}`, outcome: 'ok', detail: { keyId: issued.keyId, expiresAt: issued.expiresAt.toISOString() } });
       process.stdout.write(`${issued.token}\n`);
       process.stderr.write(`token for namespace:${name}, key ${issued.keyId}, expires ${issued.expiresAt.toISOString()}\n`);
       return;
     }
     case 'rotate': {
       const kid = await keys.rotate(duration(values.grace, 24 * 3_600_000, 'grace'));
+      await audit({ action: 'key.rotate', target: kid, outcome: 'ok', detail: { graceMs: duration(values.grace, 24 * 3_600_000, 'grace') } });
       process.stdout.write(`new signing key ${kid}\n`);
       return;
     }

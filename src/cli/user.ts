@@ -1,6 +1,7 @@
 // `layover user add|passwd|rm|list|hash`: manage the users file.
 import { addUser, checkUserChange, setPassword } from '../registry/auth/accounts.js';
 import { hashPassword, randomPassword } from '../registry/auth/password.js';
+import { auditFromCli } from '../audit/cli-audit.js';
 import { parseArgs, UsageError } from './args.js';
 import { COMMON_OPTIONS, accountsFrom, out, removeWithNamespace } from './accounts-cli.js';
 import { printJson, table } from './client.js';
@@ -83,6 +84,7 @@ export async function user(argv: string[]): Promise<void> {
         const { password, generated } = await newPassword(values);
         if (sub === 'add') await addUser(accounts, account, password, { admin: values.admin, teams: values.team });
         else await setPassword(accounts, account, password);
+        await auditFromCli(config, session.database, { action: `user.${sub}`, target: account, outcome: 'ok', ...(sub === 'add' ? { detail: { admin: values.admin ?? false, teams: values.team ?? [] } } : {}) });
         out(sub === 'add' ? `user "${account}" added to ${accounts.store.location}` : `password of "${account}" changed`);
         if (generated) out(`password (shown once): ${password}`);
         return;

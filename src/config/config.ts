@@ -57,6 +57,8 @@ export interface Config {
     uploadIdleTimeoutMs: number;
     /** Pushed manifests may reference blobs and children that are not here (registry.sparseManifests). */
     sparseManifests: boolean;
+    /** Pull times of pushed images are batched in memory and written this often (registry.pullRecordInterval). */
+    pullRecordIntervalMs: number;
   };
   storage: { driver: 'filesystem' | 's3'; root: string; s3?: S3Config };
   /** Set: metadata and coordination live in PostgreSQL (database/), shared by replicas. */
@@ -113,10 +115,12 @@ export interface Config {
     namespace: string;
   };
   controller: { enabled: boolean; resyncMs: number; tokenTTLMs: number };
-  gc: { intervalMs: number; keepUntagged: boolean; graceMs: number };
+  gc: { intervalMs: number; keepUntagged: boolean; graceMs: number; /** Past runs kept (gc.history). */ historyRuns: number };
+  audit: { retentionMs: number };
+  /** `access`: the access log (log.access). */
   /** Usage samples for the web page's charts (api/usage-sampler.ts). */
   usage: { sampleIntervalMs: number; keepMs: number };
-  log: { level: string };
+  log: { level: string; access: boolean };
   /** Where the configuration came from, for messages; undefined for the embedded defaults. */
   source?: string;
 }

@@ -141,6 +141,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       uploadMaxAgeMs: unit('registry.uploadMaxAge', reg.uploadMaxAge, 24 * 3_600_000, parseDuration),
       uploadIdleTimeoutMs: unit('registry.uploadIdleTimeout', reg.uploadIdleTimeout, 3_600_000, parseDuration),
       sparseManifests: reg.sparseManifests ?? false,
+      pullRecordIntervalMs: unit('registry.pullRecordInterval', reg.pullRecordInterval, 30_000, parseDuration),
     },
     storage: { driver: raw.storage?.driver ?? 'filesystem', root: storageRoot, s3: resolveS3(raw.storage, abs, checked, unit) },
     database: db && {
@@ -216,12 +217,14 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       intervalMs: unit('gc.interval', raw.gc?.interval, 48 * 3_600_000, parseDuration),
       keepUntagged: raw.gc?.keepUntagged ?? false,
       graceMs: unit('gc.grace', raw.gc?.grace, 10 * 60_000, parseDuration),
+      historyRuns: raw.gc?.history ?? 20,
     },
     usage: {
       sampleIntervalMs: positive('usage.sampleInterval', raw.usage?.sampleInterval, 5 * 60_000),
       keepMs: positive('usage.keep', raw.usage?.keep, 14 * 86_400_000),
     },
-    log: { level: raw.log?.level ?? 'info' },
+    audit: { retentionMs: unit('audit.retention', raw.audit?.retention, 90 * 86_400_000, parseDuration) },
+    log: { level: raw.log?.level ?? 'info', access: raw.log?.access ?? true },
     source: options.source,
   };
   // A shorter timeout would sweep sessions between a client's chunks.

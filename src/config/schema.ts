@@ -77,6 +77,8 @@ export const ConfigSchema = Type.Object({
      * indexes, allowed by distribution-spec when a registry opts in); default false.
      */
     sparseManifests: Type.Optional(Type.Boolean()),
+    /** How often pull times of pushed images are written, batched (default 30s). */
+    pullRecordInterval: Type.Optional(Duration),
   }, strict)),
   storage: Type.Optional(Type.Object({
     /** Where blob content goes: `filesystem` (under root, the default) or `s3` (storage.s3). */
@@ -210,6 +212,12 @@ export const ConfigSchema = Type.Object({
     interval: Type.Optional(Duration),
     keepUntagged: Type.Optional(Type.Boolean()),
     grace: Type.Optional(Duration),
+    /** How many past runs are kept for the API and the web page (default 20). */
+    history: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+  }, strict)),
+  audit: Type.Optional(Type.Object({
+    /** Audit entries older than this are removed (default 90d). */
+    retention: Type.Optional(Duration),
   }, strict)),
   /** The web page's charts over time: how often storage and traffic are sampled, and for how long kept. */
   usage: Type.Optional(Type.Object({
@@ -217,6 +225,8 @@ export const ConfigSchema = Type.Object({
     keep: Type.Optional(Duration),
   }, strict)),
   log: Type.Optional(Type.Object({
+    /** One line per request that changes state or moves a blob or manifest, at info (default true). */
+    access: Type.Optional(Type.Boolean()),
     level: Type.Optional(Type.Union([
       Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
       Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),

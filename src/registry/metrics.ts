@@ -3,7 +3,7 @@
 // series of the pull-through cache carries the upstream prefix, so two caches in one process
 // (tests) stay apart.
 import type { FastifyInstance } from 'fastify';
-import { Counter, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const metricsRegistry = new Registry();
 
@@ -69,6 +69,37 @@ export const cacheEvictions = new Counter({
   registers: [metricsRegistry],
 });
 
+/** Seconds: from a manifest HEAD in milliseconds to a large blob over a slow link. */
+const LATENCY_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+export const requestDuration = new Histogram({
+  name: 'layover_http_request_duration_seconds',
+  help: 'Time to answer a request (until the last byte was handed to the socket), by templated route and method',
+  labelNames: ['route', 'method'],
+  buckets: LATENCY_BUCKETS,
+  registers: [metricsRegistry],
+});
+
+export const upstreamLatency = new Histogram({
+  name: 'layover_upstream_request_duration_seconds',
+  help: 'Time until an upstream registry answered a request (headers), by upstream and kind (manifest, blob)',
+  labelNames: ['upstream', 'kind'],
+  buckets: LATENCY_BUCKETS,
+  registers: [metricsRegistry],
+});
+
+export const cacheUsedBytes = new Gauge({
+  name: 'layover_cache_used_bytes',
+  help: 'Mirrored bytes counted against cache.maxSize (blobs only mirrors hold), as of the last eviction pass',
+  registers: [metricsRegistry],
+});
+
+export const cacheMaxBytes = new Gauge({
+  name: 'layover_cache_max_bytes',
+  help: 'The cache budget, cache.maxSize (0: no budget)',
+  registers: [metricsRegistry],
+});
+
 const ROUTES: [RegExp, string][] = [
   [/\/blobs\/uploads(?:\/|$)/, 'upload'],
   [/\/blobs\//, 'blob'],
@@ -88,17 +119,28 @@ export function routeOf(path: string): string {
   return 'other';
 }
 
+let defaultsCollected = false;
+
 /**
  * Counts every answered request and registers GET /metrics. Called on the root instance (not
  * `register`ed), so the hook sees the routes of every plugin.
  */
 export function registerMetrics(app: FastifyInstance): void {
+  // Process metrics (CPU, memory, event loop lag, GC), once per process whatever the number of apps.
+  if (!defaultsCollected) {
+    collectDefaultMetrics({ register: metricsRegistry });
+    defaultsCollected = true;
+  }
   app.addHook('onResponse', async (req, reply) => {
     const url = req.url;
     const q = url.indexOf('?');
-    const route = routeOf(q === -1 ? url : url.slice(0, q));
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = routeOf(path);
     const status = reply.statusCode;
     requestsTotal.inc({ route, method: req.method, status: String(status) });
+    // Outside /v2/ the route's template (e.g. /api/v1/repository), never the raw path: bounded labels.
+    const template = path.startsWith('/v2') ? route : (req.routeOptions.url ?? 'unmatched');
+    requestDuration.observe({ route: template, method: req.method }, reply.elapsedTime / 1000);
     if (req.method === 'GET' && (route === 'blob' || route === 'manifest') && (status === 200 || status === 206) && reply.raw.writableFinished) {
       const length = Number(reply.getHeader('content-length'));
       if (Number.isFinite(length)) clientBytes.inc({ route }, length);

@@ -11,6 +11,7 @@ import type { Call, RouteContext } from './routes/context.js';
 import { catalog, listTags, referrers } from './routes/listing.js';
 import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
 import { parseEndpoint, type Endpoint } from './routes/path.js';
+import type { PullRecorder } from './pull-recorder.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
 import { RegistryService, type ContentSource } from './service.js';
 import { isStorageFull, logStorageFull, storageAnswer } from './storage/errors.js';
@@ -34,6 +35,7 @@ export interface RegistryPluginOptions {
   store: Store;
   access?: Access;
   mirrors?: MirrorRouter;
+  pulls?: PullRecorder;
 }
 
 type Handler = (ctx: RouteContext, call: Call, endpoint: Endpoint) => Promise<void>;
@@ -104,6 +106,7 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     service,
     sourceFor: (repository) => mirrors?.sourceFor(repository) ?? service.local,
     isMirror: (repository) => mirrors?.sourceFor(repository) !== undefined,
+    ...(opts.pulls ? { pulls: opts.pulls } : {}),
   };
 
   // Bodies are streamed by the handlers (blobs) or read with a limit (manifests): no parser here.

@@ -123,6 +123,37 @@ describe.each(STORAGE_DRIVERS)('storage contract: $name', (driver) => {
     expect(await store.blobFromSource(digest, 'e'.repeat(32))).toBe(false);
   });
 
+  it('history: audit entries (filtered, paged, pruned), the last N garbage collection runs, storage totals by provenance', async () => {
+    await fresh();
+    const m = store.metadata;
+    const t0 = Date.now();
+    await m.appendAudit([
+      { at: t0 - 10_000, actor: 'alice', action: 'push', target: 'alice/app:v1', outcome: 'ok', client: '127.0.0.1', detail: { digest: 'sha256:x' } },
+      { at: t0 - 5_000, actor: 'bob', action: 'login', target: 'bob', outcome: 'failed', detail: { reason: 'password' } },
+    ]);
+    await m.appendAudit([{ at: t0, actor: 'cli:root', action: 'user.add', target: 'carol', outcome: 'ok' }, { at: t0, actor: 'cli:root', action: 'users', target: 'x', outcome: 'ok' }]);
+    const all = await m.listAudit({ limit: 10 });
+    expect(all.map((e) => e.action)).toEqual(['users', 'user.add', 'login', 'push']);
+    expect(all[3]).toEqual({ id: all[3]?.id, at: t0 - 10_000, actor: 'alice', action: 'push', target: 'alice/app:v1', outcome: 'ok', client: '127.0.0.1', detail: { digest: 'sha256:x' } });
+    // `user` matches user.add, not users.
+    expect((await m.listAudit({ limit: 10, action: 'user' })).map((e) => e.target)).toEqual(['carol']);
+    expect((await m.listAudit({ limit: 2, before: all[1]?.id })).map((e) => e.action)).toEqual(['login', 'push']);
+    expect(await m.pruneAudit(t0 - 7_000)).toBe(1);
+    expect((await m.listAudit({ limit: 10 })).map((e) => e.action)).toEqual(['users', 'user.add', 'login']);
+
+    for (let i = 1; i <= 4; i++) await m.recordGcRun({ finishedAt: t0 + i, dryRun: false, outcome: i === 3 ? 'failed' : 'ok', report: i === 3 ? { message: 'boom' } : { freed: i } }, 3);
+    const runs = await m.listGcRuns(10);
+    expect(runs.map((r) => [r.finishedAt - t0, r.outcome, r.report])).toEqual([[4, 'ok', { freed: 4 }], [3, 'failed', { message: 'boom' }], [2, 'ok', { freed: 2 }]]);
+
+    expect(await m.storageTotals()).toEqual({ pushed: { blobs: 0, bytes: 0 }, mirrored: { blobs: 0, bytes: 0 } });
+    const pushed = seededBytes('pushed', 700);
+    const mirrored = seededBytes('mirrored', 300);
+    await store.ingestBlob(Readable.from([pushed]), { digest: digestOf(pushed) });
+    await store.ingestBlob(Readable.from([mirrored]), { digest: digestOf(mirrored) });
+    await store.recordBlobSource(digestOf(mirrored), 'f'.repeat(32));
+    expect(await m.storageTotals()).toEqual({ pushed: { blobs: 1, bytes: 700 }, mirrored: { blobs: 1, bytes: 300 } });
+  });
+
   it('manifests, tags and pull times: overwrite, delete, and deleting a manifest drops its tags', async () => {
     await fresh();
     const a = manifestBytes('a');

@@ -2,6 +2,7 @@
 // keys, token service, policy, login limiter, the Access the routes call and the /token routes.
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/config.js';
+import type { AuditSink } from '../../audit/audit-log.js';
 import type { Logger } from '../../log.js';
 import type { Access } from './access.js';
 import { AccessControl } from './access-control.js';
@@ -40,6 +41,8 @@ export interface AuthOptions {
   reloadIntervalMs?: number;
   /** Set when database.url is: users, teams and signing keys are kept there, shared by replicas. */
   database?: Database;
+  /** The audit trail: logins, and the first admin's creation. */
+  audit?: AuditSink;
 }
 
 /** The signing keys: in the database when there is one, else in auth.keysDir. */
@@ -81,6 +84,7 @@ export async function createAuth(config: Config, options: AuthOptions): Promise<
           + `Change it with: layover user passwd ${admin.name}\n\n`,
       );
       log.warn({ user: admin.name, passwordFile: admin.passwordFile }, 'created the first admin user');
+      options.audit?.({ actor: 'layover', action: 'user.add', target: admin.name, outcome: 'ok', detail: { admin: true, firstAdmin: true } });
     }
     await users.load();
   }
@@ -106,7 +110,7 @@ export async function createAuth(config: Config, options: AuthOptions): Promise<
     mintNamespaceToken: (namespace) => tokens.mintNamespaceToken(namespace),
     currentKeyId: () => tokens.currentKeyId(),
     async routes(app) {
-      await app.register(tokenRoutes, { config, policy, authn });
+      await app.register(tokenRoutes, { config, policy, authn, ...(options.audit ? { audit: options.audit } : {}) });
     },
     close() {
       users.close();

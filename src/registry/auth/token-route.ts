@@ -2,6 +2,7 @@
 // `POST /token` containerd prefers (`grant_type=password` or `refresh_token`). The token grants
 // the requested scope intersected with what the policy allows, never more.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditSink } from '../../audit/audit-log.js';
 import type { Config } from '../../config/config.js';
 import { databaseAnswer } from '../../database/answer.js';
 import { RegistryError } from '../errors.js';
@@ -16,6 +17,8 @@ export interface TokenRouteOptions {
   config: Config;
   policy: Policy;
   authn: Authenticator;
+  /** Logins with a password, both outcomes, go to the audit trail. */
+  audit?: AuditSink;
 }
 
 interface Grant { principal: Principal; refresh: boolean }
@@ -57,9 +60,11 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
   async function fromPassword(req: FastifyRequest, username: string, password: string): Promise<Grant> {
     try {
       const principal = await authn.password(req.ip, username, password);
+      opts.audit?.({ actor: username, action: 'login', target: username, outcome: 'ok', client: req.ip });
       return { principal, refresh: principal.kind === 'user' };
     } catch (err) {
       if (!(err instanceof AuthFailure)) throw err;
+      opts.audit?.({ actor: username, action: 'login', target: username, outcome: 'failed', client: req.ip, detail: { reason: err.reason } });
       req.log.info({ client: req.ip, reason: err.detail }, 'token request refused');
       if (err.reason === 'limited') throw new TokenRequestError(429, 'TOOMANYREQUESTS', 'too many failed logins, try later', err.retryAfterMs);
       if (err.reason === 'busy') throw new TokenRequestError(429, 'TOOMANYREQUESTS', 'too many logins at once, try later', err.retryAfterMs);

@@ -4,7 +4,7 @@
 // as a manifest (pushed content) is never deleted nor counted against the budget.
 import type { Logger } from '../../log.js';
 import type { Digest } from '../digest.js';
-import { cacheEvictions } from '../metrics.js';
+import { cacheEvictions, cacheUsedBytes } from '../metrics.js';
 import type { Store } from '../storage/store.js';
 
 export interface EvictionPolicy {
@@ -132,6 +132,7 @@ export async function evictMirrorCache(store: Store, evictable: (repository: str
     else skippedInUse += 1;
   }
   cacheEvictions.inc(freed);
+  cacheUsedBytes.set(bytes);
   const report: EvictionReport = {
     bytesBefore,
     bytesAfter: bytes,

@@ -1,5 +1,7 @@
 // Runs garbage collection every `gc.interval` and on demand, one run at a time, and remembers
-// what the last runs did for the API, the CLI and the UI. With replicas on a shared database, one
+// what the last runs did for the API, the CLI and the UI: the last `gc.history` runs that delete
+// (and their failures) are kept in the metadata database (table gc_runs), so they survive
+// restarts and every replica shows the cluster's runs; dry runs are kept in memory only. With replicas on a shared database, one
 // run at a time in the whole cluster: a run takes the cluster lock (an advisory lock) or is
 // skipped, saying so.
 import type { Config } from '../../config/config.js';
@@ -18,6 +20,17 @@ export interface GcStatus {
   lastRun?: GcReport;
   lastDryRun?: GcReport;
   lastError?: { at: string; message: string };
+}
+
+/** One past run (not a dry run), newest first in GcScheduler.history(). */
+export interface GcHistoryEntry {
+  id: number;
+  finishedAt: string;
+  outcome: 'ok' | 'failed';
+  /** What the run did and freed (outcome ok). */
+  report?: GcReport;
+  /** Why it failed (outcome failed). */
+  error?: string;
 }
 
 export class GcBusyError extends Error {
@@ -43,8 +56,8 @@ export class GcScheduler {
 
   constructor(
     private readonly store: Store,
-    private readonly config: Pick<Config, 'gc' | 'registry'>,
-    private readonly log: Pick<Logger, 'info' | 'error'>,
+    private readonly config: { gc: Omit<Config['gc'], 'historyRuns'> & { historyRuns?: number }; registry: Config['registry'] },
+    private readonly log: Pick<Logger, 'info' | 'error' | 'warn'>,
     private readonly clusterLock?: ClusterLock,
   ) {}
 
@@ -111,6 +124,7 @@ export class GcScheduler {
         this.lastRun = report;
         gcFreedBytes.inc(report.blobs.bytesFreed);
         gcLastRun.set(Date.parse(report.finishedAt) / 1000);
+        await this.remember(Date.parse(report.finishedAt), 'ok', report);
       }
       this.log.info(
         { dryRun: report.dryRun, durationMs: report.durationMs, blobsDeleted: report.blobs.deleted, bytesFreed: report.blobs.bytesFreed, manifestsDeleted: report.manifests.deleted, uploadsRemoved: report.uploadsRemoved },
@@ -125,10 +139,42 @@ export class GcScheduler {
       gcRuns.inc({ outcome: 'failed', dry_run: String(options.dryRun) });
       this.lastError = { at: new Date().toISOString(), message: (err as Error).message };
       this.log.error({ problem: (err as Error).message }, 'garbage collection failed');
+      if (!options.dryRun) await this.remember(Date.now(), 'failed', { message: (err as Error).message });
       throw err;
     } finally {
       this.running = undefined;
     }
+  }
+
+  private get keep(): number {
+    return this.config.gc.historyRuns ?? 20;
+  }
+
+  /** Keeps the run in the history; a failure to do so is logged, never the run's failure. */
+  private async remember(finishedAt: number, outcome: 'ok' | 'failed', report: unknown): Promise<void> {
+    try {
+      await this.store.metadata.recordGcRun({ finishedAt, dryRun: false, outcome, report }, this.keep);
+    } catch (err) {
+      this.log.warn({ err }, 'could not keep the garbage collection run in its history');
+    }
+  }
+
+  /** The last `gc.history` runs that delete, newest first. */
+  async history(): Promise<GcHistoryEntry[]> {
+    return (await this.store.metadata.listGcRuns(this.keep)).map((run) => ({
+      id: run.id,
+      finishedAt: new Date(run.finishedAt).toISOString(),
+      outcome: run.outcome,
+      ...(run.outcome === 'ok' ? { report: run.report as GcReport } : { error: String((run.report as { message?: unknown }).message ?? '') }),
+    }));
+  }
+
+  /** status() with the history; after a restart, lastRun is the newest kept run. */
+  async describe(): Promise<GcStatus & { history: GcHistoryEntry[] }> {
+    const history = await this.history();
+    const status = this.status();
+    const lastRun = status.lastRun ?? history.find((h) => h.report)?.report;
+    return { ...status, ...(lastRun ? { lastRun } : {}), history };
   }
 
   status(): GcStatus {

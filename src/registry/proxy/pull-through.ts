@@ -9,7 +9,7 @@ import { BodyTooLarge, readBounded } from '../body.js';
 import { digestOf, parseDigest, type Digest } from '../digest.js';
 import { RegistryError } from '../errors.js';
 import { MANIFEST_MEDIA_TYPES, parseManifest, type ManifestInfo } from '../manifest.js';
-import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors, upstreamRefused } from '../metrics.js';
+import { cacheHits, cacheMisses, coalescedRequests, upstreamBytes, upstreamErrors, upstreamRefused, upstreamLatency } from '../metrics.js';
 import { LocalContent, parseReference, storeManifest, type BlobHit, type ContentSource, type ManifestHit } from '../service.js';
 import { isStorageFull, logStorageFull, StorageError, storageAnswer, storageFullError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
@@ -473,10 +473,12 @@ export class PullThroughSource implements ContentSource {
     }
     const limit = deadline ?? this.deadline(path.includes('/manifests/') ? 'manifest' : 'blob');
     let res: UpstreamResponse;
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     try {
       res = await this.client.request(method, path, remote, headers, limit.signal);
-      this.health.answered(Date.now() - startedAt);
+      const tookMs = performance.now() - startedAt;
+      this.health.answered(tookMs);
+      upstreamLatency.observe({ upstream: this.label, kind: path.includes('/manifests/') ? 'manifest' : 'blob' }, tookMs / 1000);
     } catch (err) {
       throw this.exchangeError(limit.expired ? limit.error : err);
     } finally {

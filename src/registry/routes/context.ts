@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../../config/config.js';
 import type { Access, Principal } from '../auth/access.js';
+import type { PullRecorder } from '../pull-recorder.js';
 import type { ContentSource, RegistryService } from '../service.js';
 
 export interface RouteContext {
@@ -12,6 +13,8 @@ export interface RouteContext {
   sourceFor(repository: string): ContentSource;
   /** True where the repository is a mirror namespace (pushes and deletes refused). */
   isMirror(repository: string): boolean;
+  /** Notes pulls of pushed images (mirrors note their own). */
+  pulls?: PullRecorder;
 }
 
 export interface Call {

@@ -22,6 +22,8 @@ export async function getManifest(ctx: RouteContext, call: Call, name: string, r
     return;
   }
   reply.code(200).send(hit.bytes);
+  // A pull is a GET that got the manifest (a HEAD only asks whether it changed).
+  if (!ctx.isMirror(name)) ctx.pulls?.record(name, meta.digest);
 }
 
 export async function putManifest(ctx: RouteContext, call: Call, name: string, reference: string): Promise<void> {

@@ -12,9 +12,9 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, revisionOf, revisionParams, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
-import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord, UsageSample } from './types.js';
+import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
 
 /** The metadata schema as a migration track (database/migrate.ts), in the postgres dialect. */
 export const METADATA_TRACK: MigrationTrack = {
@@ -23,6 +23,12 @@ export const METADATA_TRACK: MigrationTrack = {
 };
 
 const SCAN_BATCH = 1_000;
+
+/** A clause written with `?` placeholders (rows.ts, shared with SQLite) in PostgreSQL's `$n`. */
+function numbered(clause: string, from = 1): string {
+  let n = from;
+  return clause.replace(/\?/g, () => `$${n++}`);
+}
 
 function limitOf(page: Page): number | null {
   return page.limit ?? null;
@@ -361,6 +367,43 @@ export class PostgresMetadata implements MetadataStore {
       [namespace, `${namespace}/`, namespaceEnd(namespace)],
     );
     return rows.map((r) => r.name as string).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  // ---- history ----
+
+  async appendAudit(events: AuditEvent[]): Promise<void> {
+    if (!events.length) return;
+    const cols = events.map(auditParams);
+    await this.db.query(
+      `INSERT INTO audit_events (at, actor, action, target, outcome, client, detail)
+       SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])`,
+      [0, 1, 2, 3, 4, 5, 6].map((i) => cols.map((c) => c[i])),
+    );
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const { where, params } = auditWhere(query);
+    return (await this.db.query<Row>(`SELECT * FROM audit_events ${numbered(where)} ORDER BY id DESC LIMIT $${params.length + 1}`, [...params, query.limit])).map(auditOf);
+  }
+
+  async pruneAudit(before: number): Promise<number> {
+    const [row] = await this.db.query<{ n: string }>('WITH gone AS (DELETE FROM audit_events WHERE at < $1 RETURNING 1) SELECT COUNT(*) AS n FROM gone', [before]);
+    return Number(row?.n ?? 0);
+  }
+
+  async recordGcRun(run: Omit<GcRunRecord, 'id'>, keep: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query('INSERT INTO gc_runs (finished_at, dry_run, outcome, report) VALUES ($1, $2, $3, $4)', [run.finishedAt, run.dryRun ? 1 : 0, run.outcome, JSON.stringify(run.report)]);
+      await tx.query('DELETE FROM gc_runs WHERE id NOT IN (SELECT id FROM gc_runs ORDER BY id DESC LIMIT $1)', [keep]);
+    });
+  }
+
+  async listGcRuns(limit: number): Promise<GcRunRecord[]> {
+    return (await this.db.query<Row>('SELECT * FROM gc_runs ORDER BY id DESC LIMIT $1', [limit])).map(gcRunOf);
+  }
+
+  async storageTotals(): Promise<StorageTotals> {
+    return totalsOf(await this.db.query<Row>(STORAGE_TOTALS_SQL));
   }
 
   // ---- uploads ----

@@ -6,9 +6,9 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, revisionOf, revisionParams, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
-import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord, UsageSample } from './types.js';
+import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
 
 type Statement = Database.Statement<unknown[], Row>;
 
@@ -352,6 +352,42 @@ export class SqliteMetadata implements MetadataStore {
         return names;
       }),
     );
+  }
+
+  // ---- history ----
+
+  async appendAudit(events: AuditEvent[]): Promise<void> {
+    if (!events.length) return;
+    const insert = this.sql('INSERT INTO audit_events (at, actor, action, target, outcome, client, detail) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.transaction(() => {
+      for (const e of events) insert.run(...auditParams(e));
+    });
+    await this.syncLog();
+  }
+
+  async listAudit(query: AuditQuery): Promise<AuditRecord[]> {
+    const { where, params } = auditWhere(query);
+    return this.sql(`SELECT * FROM audit_events ${where} ORDER BY id DESC LIMIT ?`).all(...params, query.limit).map(auditOf);
+  }
+
+  async pruneAudit(before: number): Promise<number> {
+    return this.sql('DELETE FROM audit_events WHERE at < ?').run(before).changes;
+  }
+
+  async recordGcRun(run: Omit<GcRunRecord, 'id'>, keep: number): Promise<void> {
+    this.transaction(() => {
+      this.sql('INSERT INTO gc_runs (finished_at, dry_run, outcome, report) VALUES (?, ?, ?, ?)').run(run.finishedAt, run.dryRun ? 1 : 0, run.outcome, JSON.stringify(run.report));
+      this.sql('DELETE FROM gc_runs WHERE id NOT IN (SELECT id FROM gc_runs ORDER BY id DESC LIMIT ?)').run(keep);
+    });
+    await this.syncLog();
+  }
+
+  async listGcRuns(limit: number): Promise<GcRunRecord[]> {
+    return this.sql('SELECT * FROM gc_runs ORDER BY id DESC LIMIT ?').all(limit).map(gcRunOf);
+  }
+
+  async storageTotals(): Promise<StorageTotals> {
+    return totalsOf(this.sql(STORAGE_TOTALS_SQL).all());
   }
 
   // ---- uploads ----

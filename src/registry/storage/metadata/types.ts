@@ -76,6 +76,50 @@ export interface PullTime {
   at: number;
 }
 
+/** One entry of the audit trail: who did what to which target, and whether it worked. */
+export interface AuditEvent {
+  at: number;
+  /** A user's name, `namespace:NAME` (a Kubernetes namespace's token), `anonymous`, or `cli:OSUSER`. */
+  actor: string;
+  /** push, delete, login, user.add, user.passwd, user.rm, team.add, team.rm, team.add-member, team.rm-member, key.rotate, token.namespace */
+  action: string;
+  /** What it acted on: `repo:tag`, `repo@digest`, a repository, a namespace, a user, a team, a key id. */
+  target: string;
+  outcome: 'ok' | 'failed';
+  /** The client's address, when it came over HTTP. */
+  client?: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditRecord extends AuditEvent {
+  id: number;
+}
+
+export interface AuditQuery {
+  /** At most this many, newest first. */
+  limit: number;
+  /** Only entries older than this id (the next page). */
+  before?: number;
+  /** Only this action, or its sub-actions (`user` matches `user.add`). */
+  action?: string;
+}
+
+/** One garbage collection run as kept for its history: the collector's report, or the failure. */
+export interface GcRunRecord {
+  id: number;
+  finishedAt: number;
+  dryRun: boolean;
+  outcome: 'ok' | 'failed';
+  /** JSON: a GcReport for `ok`, `{ message }` for `failed`. */
+  report: unknown;
+}
+
+/** Blob records by provenance: `mirrored` ones were delivered by an upstream (blob_sources), the rest were pushed. */
+export interface StorageTotals {
+  pushed: { blobs: number; bytes: number };
+  mirrored: { blobs: number; bytes: number };
+}
+
 export interface MetadataStore {
   /** Runs pending migrations (metadata/schema.ts); idempotent. */
   open(): Promise<void>;
@@ -148,6 +192,18 @@ export interface MetadataStore {
   deleteRepository(repository: string): Promise<boolean>;
   /** Removes `namespace` and every `namespace/...` repository; returns their names. */
   deleteNamespace(namespace: string): Promise<string[]>;
+
+  // ---- history: the audit trail, garbage collection runs, totals for the metrics ----
+  appendAudit(events: AuditEvent[]): Promise<void>;
+  listAudit(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Removes entries older than `before`; returns how many. */
+  pruneAudit(before: number): Promise<number>;
+  /** Appends a run and keeps only the newest `keep` runs. */
+  recordGcRun(run: Omit<GcRunRecord, 'id'>, keep: number): Promise<void>;
+  /** The newest runs first. */
+  listGcRuns(limit: number): Promise<GcRunRecord[]>;
+  /** One aggregate query over the blob records. */
+  storageTotals(): Promise<StorageTotals>;
 
   // ---- upload sessions ----
   createUpload(upload: UploadRecord): Promise<void>;
