@@ -156,6 +156,27 @@ describe('cold pulls spread over three replicas', () => {
     }
   }, 240_000);
 
+  it('a ranged GET on a follower is served from the holder\'s download: 206, the exact bytes, still one upstream GET', async () => {
+    const bytes = seededBytes('cold-range', 12 * MiB);
+    const digest = computeDigest(bytes);
+    await uploadBlob(upstream.url, REPO, digest, bytes);
+    relay.throttle(2 * MiB, (r) => r.method === 'GET' && r.path === blobPath(digest));
+    try {
+      const whole = pull(0, digest);
+      const holder = await waitFor(() => leaseHolder(digest), 30_000);
+      const follower = replicas[(holder.index + 1) % 3] as SpawnedLayover;
+      const res = await request(`${follower.url}/v2/up/${REPO}/blobs/${digest}`, { headers: { authorization: `Bearer ${bearer}`, range: 'bytes=1000000-3999999' } });
+      const part = Buffer.from(await res.body.arrayBuffer());
+      expect(res.statusCode).toBe(206);
+      expect(res.headers['content-range']).toBe(`bytes 1000000-3999999/${bytes.length}`);
+      expect(part.equals(bytes.subarray(1_000_000, 4_000_000))).toBe(true);
+      expect(await whole).toMatchObject({ status: 200, bytes: bytes.length, sha256: digest });
+      expect(relay.count('GET', blobPath(digest))).toBe(1);
+    } finally {
+      relay.throttle(null);
+    }
+  }, 120_000);
+
   it('a HEAD of a cold blob starts no download and takes no lease', async () => {
     const blob = await pushUpstream('cold-head', 3 * MiB);
     const res = await request(`${replicas[1]?.url}/v2/up/${REPO}/blobs/${blob.digest}`, { method: 'HEAD', headers: { authorization: basicAuthHeader(admin) } });
