@@ -61,10 +61,10 @@ interface Pull {
 }
 
 /** GETs a blob through replica `i` (mirror prefix `up/`), hashing it as it arrives. */
-async function pull(i: number, digest: string): Promise<Pull> {
+async function pull(i: number, digest: string, repo = REPO): Promise<Pull> {
   const replica = replicas[i] as SpawnedLayover;
   const started = Date.now();
-  const res = await request(`${replica.url}/v2/up/${REPO}/blobs/${digest}`, { headers: { authorization: `Bearer ${bearer}` } });
+  const res = await request(`${replica.url}/v2/up/${repo}/blobs/${digest}`, { headers: { authorization: `Bearer ${bearer}` } });
   const hash = createHash('sha256');
   const out: Pull = { replica: i, status: res.statusCode, bytes: 0, sha256: '' };
   try {
@@ -172,6 +172,25 @@ describe('cold pulls spread over three replicas', () => {
       expect(part.equals(bytes.subarray(1_000_000, 4_000_000))).toBe(true);
       expect(await whole).toMatchObject({ status: 200, bytes: bytes.length, sha256: digest });
       expect(relay.count('GET', blobPath(digest))).toBe(1);
+    } finally {
+      relay.throttle(null);
+    }
+  }, 120_000);
+
+  it('one blob pulled through two repositories of the upstream, on every replica: one GET, the second repository confirmed by a HEAD', async () => {
+    const bytes = seededBytes('cold-two-repos', 12 * MiB);
+    const digest = computeDigest(bytes);
+    await uploadBlob(upstream.url, REPO, digest, bytes);
+    await uploadBlob(upstream.url, 'lib/other', digest, bytes);
+    const blobGets = () => relay.count('GET', blobPath(digest)) + relay.count('GET', `/v2/lib/other/blobs/${digest}`);
+    relay.throttle(2 * MiB, (r) => r.method === 'GET' && r.path.endsWith(digest));
+    try {
+      const first = pull(0, digest);
+      await waitFor(() => leaseHolder(digest), 30_000);
+      const others = [pull(0, digest, 'lib/other'), pull(1, digest, 'lib/other'), pull(2, digest, 'lib/other'), pull(1, digest)];
+      for (const p of await Promise.all([first, ...others])) expect(p, `through replica ${p.replica}`).toMatchObject({ status: 200, bytes: bytes.length, sha256: digest });
+      expect(blobGets()).toBe(1);
+      expect(relay.count('HEAD', `/v2/lib/other/blobs/${digest}`)).toBeGreaterThanOrEqual(1);
     } finally {
       relay.throttle(null);
     }

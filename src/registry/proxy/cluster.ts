@@ -27,7 +27,9 @@ export function clusterPulls(config: Config, database: Database, tokens: TokenSe
   // The slowest upstream sets the waits: a holder answers once its upstream sent the headers.
   const timeouts = config.upstreams.map((u) => u.timeouts);
   const headersTimeoutMs = Math.max(10_000, ...timeouts.map((t) => t.blobHeadersMs)) + 5_000;
-  const bodyTimeoutMs = Math.max(30_000, ...timeouts.map((t) => t.blobRateWindowMs)) * 2;
+  // Silence this long on a peer's stream means it froze (a killed one closes at once); the holder's
+  // commit of a large blob to the object store is a silent stretch too.
+  const bodyTimeoutMs = Math.max(120_000, ...timeouts.map((t) => t.blobRateWindowMs * 4));
   const mintToken = tokens && (async () => (await tokens.issueAccess(`replica:${advertiseUrl}`, [PEER_ACCESS])).token);
   const follower = new PeerFollower({ mintToken, headersTimeoutMs, bodyTimeoutMs, log });
   log.info({ advertiseUrl }, 'cold pulls coordinated with the other replicas');

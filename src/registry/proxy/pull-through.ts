@@ -76,6 +76,8 @@ export class PullThroughSource implements ContentSource {
   private readonly blobs = new Map<string, Promise<Started>>();
   /** Downloads running here by digest, whichever repository started them: what other replicas follow. */
   private readonly downloads = new Map<Digest, { repository: string; started: Promise<Started> }>();
+  /** Downloads whose body rate is watched already (a joined one is watched once). */
+  private readonly watched = new WeakSet<BlobDownload>();
   private readonly manifests = new Map<string, Promise<ManifestHit | undefined>>();
   // lru-cache allocates room for `max` entries up front, and every full collection scans it: an
   // entry evicted early costs only a HEAD upstream (or an extra pull record), so keep them modest.
@@ -131,7 +133,7 @@ export class PullThroughSource implements ContentSource {
       this.miss('blob');
       const started = this.startBlob(repository, digest, avoidPeer);
       pending = started;
-      void started.then((download) => download instanceof BlobDownload && this.watchBody(download), () => undefined);
+      void started.then((download) => download instanceof BlobDownload && !this.watched.has(download) && this.watchBody(download), () => undefined);
       this.blobs.set(key, started);
       const running = { repository, started };
       if (!this.downloads.has(digest)) this.downloads.set(digest, running);
@@ -213,6 +215,12 @@ export class PullThroughSource implements ContentSource {
     }
     const cluster = this.opts.cluster;
     if (!cluster) return this.download(repository, digest);
+    // The lease is this replica's whichever repository asks: a download running here for another
+    // one is joined (once the upstream confirms this repository has the blob), not repeated.
+    // (An entry for this repository is this very call's own: never awaited here.)
+    const running = this.downloads.get(digest);
+    const joined = running && running.repository !== repository ? await this.downloadForPeer(repository, digest) : undefined;
+    if (joined) return joined;
     const claim = await cluster.leases.claim(this.source, digest, avoidPeer);
     if (claim.kind === 'follow') return { peer: claim.peer };
     try {
@@ -322,6 +330,7 @@ export class PullThroughSource implements ContentSource {
    * fails, its file is dropped, and every client of it is told (504) or cut off at once.
    */
   private watchBody(download: BlobDownload): void {
+    this.watched.add(download);
     const t = this.upstream.timeouts;
     const rate = { bytesPerSecond: t.blobMinBytesPerSecond, windowMs: t.blobRateWindowMs };
     const stop = watchRate(() => download.bytesReceived, rate, () => {
