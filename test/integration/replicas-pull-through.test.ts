@@ -110,7 +110,7 @@ beforeAll(async () => {
   // One first, so that the migrations are done once; the other two together.
   replicas = [await spawnLayover(raw, opts)];
   replicas.push(...(await Promise.all([spawnLayover(raw, opts), spawnLayover(raw, opts)])));
-  const res = await request(`${replicas[0]?.url}/token?service=layover&scope=${encodeURIComponent(`repository:up/${REPO}:pull`)}`, { headers: { authorization: basicAuthHeader(admin) } });
+  const res = await request(`${replicas[0]?.url}/token?service=layover&scope=${encodeURIComponent(`repository:up/${REPO}:pull`)}&scope=${encodeURIComponent('repository:up/lib/other:pull')}`, { headers: { authorization: basicAuthHeader(admin) } });
   bearer = ((await res.body.json()) as { token: string }).token;
 }, 300_000);
 
