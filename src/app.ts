@@ -102,17 +102,29 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   registerAccessLog(app, { enabled: config.log.access, audit: audit.record });
   const stopStorageMetrics = reportStorage(store.metadata, config.cache.maxBytes, logger.child({ module: 'metrics' }));
   let access = options.access;
+  let auth: Auth | undefined;
   if (!access && config.auth.enabled) {
-    const auth = await createAuth(config, { logger, database, audit: audit.record });
-    app.decorate('auth', auth);
-    app.addHook('onClose', async () => auth.close());
-    await auth.routes(app);
-    access = auth.access;
+    const created = await createAuth(config, { logger, database, audit: audit.record });
+    auth = created;
+    app.decorate('auth', created);
+    app.addHook('onClose', async () => created.close());
+    await created.routes(app);
+    access = created.access;
   }
   // The access log and the audit trail name who asked (auth/principal-note.ts).
   if (access && access !== openAccess) access = notingPrincipals(access);
   // The pull-through cache: one mirror per configured upstream, its cache budget, and /metrics.
-  const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, logger.child({ module: 'proxy' }));
+  const proxyLog = logger.child({ module: 'proxy' });
+  // Replicas on one database download a cold blob once between them. Imported here: the embedded
+  // default loads none of it.
+  const cluster = options.mirrors || !config.upstreams.length || !database
+    ? undefined
+    : (await import('./registry/proxy/cluster.js')).clusterPulls(config, database, auth?.tokens, proxyLog);
+  const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, proxyLog, cluster);
+  if (cluster && built) {
+    await cluster.routes(app, built);
+    app.addHook('onClose', async () => cluster.close());
+  }
   const mirrors = options.mirrors ?? built;
   const evictions: EvictionStats = { runs: 0, images: 0, bytesFreed: 0 };
   if (built) {

@@ -63,6 +63,8 @@ export interface Config {
   storage: { driver: 'filesystem' | 's3'; root: string; s3?: S3Config };
   /** Set: metadata and coordination live in PostgreSQL (database/), shared by replicas. */
   database?: DatabaseConfig;
+  /** Set with `database`: the URL the other replicas reach this one at (cluster.advertiseUrl). */
+  cluster?: { advertiseUrl: string };
   upstreams: UpstreamConfig[];
   cache: { maxBytes?: number; expireAfterMs?: number; downAfterFailures: number; downForMs: number };
   auth: {

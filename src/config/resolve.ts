@@ -1,5 +1,6 @@
 // Validates a parsed YAML document against the schema and fills in the defaults.
 import path from 'node:path';
+import { hostname } from 'node:os';
 import Value from 'typebox/value';
 import { ConfigSchema, type RawConfig } from './schema.js';
 import type { Config, S3Config } from './config.js';
@@ -150,6 +151,7 @@ export function resolveConfig(input: unknown, options: { source?: string; baseDi
       maxConnections: db.maxConnections ?? 10,
       connectTimeoutMs: positive('database.connectTimeout', db.connectTimeout, 5_000),
     },
+    cluster: db && { advertiseUrl: advertiseUrl(raw.cluster?.advertiseUrl, Boolean(reg.tls), regListen, checked) },
     upstreams,
     cache: {
       maxBytes: unit('cache.maxSize', raw.cache?.maxSize, undefined, parseSize),
@@ -288,4 +290,28 @@ function resolveS3(
     redirect: s3.redirect ?? false,
     redirectTTLMs,
   };
+}
+
+/**
+ * Where the other replicas reach this one: as configured, else the Pod's own address (POD_IP,
+ * from the downward API) or a specific listen address, on the registry's port.
+ */
+function advertiseUrl(configured: string | undefined, tls: boolean, listen: { host: string; port: number }, checked: string[]): string {
+  const scheme = tls ? 'https' : 'http';
+  if (configured !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(configured);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password || url.search || url.hash) {
+      checked.push('cluster.advertiseUrl: not an http(s) URL without credentials, query or fragment');
+    }
+    return configured.replace(/\/+$/, '');
+  }
+  const podIp = process.env.POD_IP;
+  const wildcard = listen.host === '0.0.0.0' || listen.host === '::' || listen.host === '';
+  const host = podIp || (wildcard ? hostname() : listen.host);
+  return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${listen.port}`;
 }

@@ -117,6 +117,14 @@ export const ConfigSchema = Type.Object({
     /** How long a request waits for a connection before it fails with 503 (default 5s). */
     connectTimeout: Type.Optional(Duration),
   }, strict)),
+  /** How replicas that share `database` reach each other (used only when database is set). */
+  cluster: Type.Optional(Type.Object({
+    /**
+     * The base URL other replicas reach this one at, named in the lease of a blob it downloads so
+     * that they stream it from here (default: http(s)://$POD_IP:<registry port>, else the listen address).
+     */
+    advertiseUrl: Type.Optional(Type.String({ minLength: 1 })),
+  }, strict)),
   upstreams: Type.Optional(Type.Array(UpstreamSchema)),
   cache: Type.Optional(Type.Object({
     maxSize: Type.Optional(Size),

@@ -101,3 +101,37 @@ describe('configuration', () => {
     await expect(loadConfig(file)).rejects.toThrow(/not valid YAML/);
   });
 });
+
+describe('cluster.advertiseUrl', () => {
+  const db = { url: 'postgres://layover@db:5432/layover' };
+  const withPodIp = <T>(ip: string | undefined, fn: () => T): T => {
+    const saved = process.env.POD_IP;
+    if (ip === undefined) delete process.env.POD_IP;
+    else process.env.POD_IP = ip;
+    try {
+      return fn();
+    } finally {
+      if (saved === undefined) delete process.env.POD_IP;
+      else process.env.POD_IP = saved;
+    }
+  };
+
+  it('is only set with a database: the embedded default has no cluster', () => {
+    expect(withPodIp('10.0.0.9', () => resolveConfig({}).cluster)).toBeUndefined();
+  });
+
+  it('defaults to the Pod IP, else the listen address, on the registry port (https with TLS)', () => {
+    expect(withPodIp('10.0.0.9', () => resolveConfig({ database: db, registry: { listen: '0.0.0.0:5000' } }).cluster?.advertiseUrl)).toBe('http://10.0.0.9:5000');
+    expect(withPodIp('fd00::9', () => resolveConfig({ database: db, registry: { listen: '0.0.0.0:5000' } }).cluster?.advertiseUrl)).toBe('http://[fd00::9]:5000');
+    expect(withPodIp(undefined, () => resolveConfig({ database: db, registry: { listen: '127.0.0.1:5123' } }).cluster?.advertiseUrl)).toBe('http://127.0.0.1:5123');
+    const tls = { cert: '/tls/tls.crt', key: '/tls/tls.key' };
+    expect(withPodIp('10.0.0.9', () => resolveConfig({ database: db, registry: { listen: '0.0.0.0:5443', tls } }).cluster?.advertiseUrl)).toBe('https://10.0.0.9:5443');
+  });
+
+  it('takes an explicit URL, and refuses one that is no plain http(s) base URL', () => {
+    expect(resolveConfig({ database: db, cluster: { advertiseUrl: 'http://layover-0.layover:5000/' } }).cluster?.advertiseUrl).toBe('http://layover-0.layover:5000');
+    for (const bad of ['layover:5000', 'ftp://x:21', 'http://user:pw@x:5000', 'http://x:5000/?a=1']) {
+      expect(() => resolveConfig({ database: db, cluster: { advertiseUrl: bad } }), bad).toThrow(/cluster.advertiseUrl/);
+    }
+  });
+});

@@ -36,6 +36,7 @@ interface Probe { httpGet?: { host?: string; path: string; port: number | string
 interface Mount { name: string; mountPath: string; subPath?: string; readOnly?: boolean }
 interface Container {
   name: string; image: string; args?: string[]; ports?: Port[]; volumeMounts?: Mount[];
+  env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
   livenessProbe?: Probe; readinessProbe?: Probe; startupProbe?: Probe;
   resources?: { requests?: Labels; limits?: Labels };
   securityContext?: { allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; privileged?: boolean; capabilities?: { drop?: string[]; add?: string[] } };
@@ -511,6 +512,23 @@ describe('deploy/overlays/scale-out', () => {
     }
     expect(config.database?.urlFile?.startsWith(`${mountPath(registry, 'database')}/`)).toBe(true);
     expect(SECRET_TEMPLATES.get(secretOf(registry, 'database'))).toContain(path.basename(config.database?.urlFile ?? ''));
+  });
+
+  it('each replica advertises its Pod IP on the registry port, where the others stream the blobs it downloads', () => {
+    const registry = deployment('layover-registry');
+    const container = containerOf(registry);
+    expect(container.env?.find((e) => e.name === 'POD_IP')?.valueFrom?.fieldRef?.fieldPath).toBe('status.podIP');
+    const saved = process.env.POD_IP;
+    process.env.POD_IP = '10.42.0.7';
+    try {
+      const config = configOfWorkload(registry);
+      const port = container.ports?.find((p) => p.name === 'registry')?.containerPort;
+      expect(config.registry.port).toBe(port);
+      expect(config.cluster?.advertiseUrl).toBe(`http://10.42.0.7:${port}`);
+    } finally {
+      if (saved === undefined) delete process.env.POD_IP;
+      else process.env.POD_IP = saved;
+    }
   });
 
   it('the pull-secret controller runs once, beside the same storage and database, outside the registry Service', () => {

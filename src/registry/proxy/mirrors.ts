@@ -8,7 +8,7 @@ import type { MirrorRouter } from '../plugin.js';
 import type { ContentSource } from '../service.js';
 import type { Store } from '../storage/store.js';
 import { UpstreamHealth } from './health.js';
-import { PullThroughSource } from './pull-through.js';
+import { PullThroughSource, type PullThroughOptions } from './pull-through.js';
 import { UpstreamClient } from './upstream-client.js';
 import { namesOf, namespacesOf } from './upstream-names.js';
 
@@ -49,6 +49,11 @@ export class Mirrors implements MirrorRouter {
   private mirrorOf(repository: string): Mirror | undefined {
     if (!repository.includes('/')) return undefined;
     return this.byName.get(namespaceOf(repository));
+  }
+
+  /** The mirror of the upstream with this source id (source-id.ts), for replicas following a download. */
+  sourceById(id: string): PullThroughSource | undefined {
+    return this.mirrors.find((m) => m.source.sourceId === id)?.source;
   }
 
   sourceFor(repository: string): ContentSource | undefined {
@@ -107,12 +112,12 @@ export class Mirrors implements MirrorRouter {
   }
 }
 
-export function buildMirrors(config: Config, store: Store, logger?: Logger): Mirrors {
+export function buildMirrors(config: Config, store: Store, logger?: Logger, cluster?: PullThroughOptions['cluster']): Mirrors {
   return new Mirrors(
     config.upstreams.map((upstream) => {
       const client = new UpstreamClient(upstream);
       const health = new UpstreamHealth({ downAfterFailures: config.cache.downAfterFailures, downForMs: config.cache.downForMs });
-      const source = new PullThroughSource({ store, client, health, maxManifestBytes: config.registry.maxManifestBytes, logger });
+      const source = new PullThroughSource({ store, client, health, maxManifestBytes: config.registry.maxManifestBytes, logger, cluster });
       return { upstream, client, source };
     }),
   );

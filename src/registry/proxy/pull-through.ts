@@ -14,6 +14,8 @@ import { LocalContent, parseReference, storeManifest, type BlobHit, type Content
 import { isStorageFull, logStorageFull, StorageError, storageAnswer, storageFullError } from '../storage/errors.js';
 import type { Store } from '../storage/store.js';
 import { BlobDownload } from './blob-download.js';
+import type { PeerFollower } from './cluster-follow.js';
+import type { PullLeases } from './cluster-lease.js';
 import { Deadline, UpstreamTimeout, watchRate } from './deadline.js';
 import { ExpectedSizes } from './expected-sizes.js';
 import { UpstreamHealth } from './health.js';
@@ -33,7 +35,13 @@ export interface PullThroughOptions {
   maxManifestBytes: number;
   logger?: Logger;
   now?: () => number;
+  /** Replicas on one database: one of them downloads a cold blob, the others stream it from that one. */
+  cluster?: { leases: PullLeases; follower: PeerFollower };
 }
+
+/** Another replica holds the lease for this blob and downloads it: stream from `peer`. */
+interface AtPeer { peer: string }
+type Started = BlobDownload | AtPeer | undefined;
 
 /** Why a cached tag is served unrevalidated, from the error its revalidation met. */
 function staleReason(status: number): string {
@@ -63,9 +71,13 @@ export class PullThroughSource implements ContentSource {
   private readonly local: LocalContent;
   private readonly log: Logger | undefined;
   private readonly now: () => number;
-  /** This upstream's id in the store's provenance markers. */
+  /** This upstream's id in the store's provenance markers (and in blob leases). */
   private readonly source: string;
-  private readonly blobs = new Map<string, Promise<BlobDownload | undefined>>();
+  private readonly blobs = new Map<string, Promise<Started>>();
+  /** Downloads running here by digest, whichever repository started them: what other replicas follow. */
+  private readonly downloads = new Map<Digest, { repository: string; started: Promise<Started> }>();
+  /** Downloads whose body rate is watched already (a joined one is watched once). */
+  private readonly watched = new WeakSet<BlobDownload>();
   private readonly manifests = new Map<string, Promise<ManifestHit | undefined>>();
   // lru-cache allocates room for `max` entries up front, and every full collection scans it: an
   // entry evicted early costs only a HEAD upstream (or an extra pull record), so keep them modest.
@@ -89,6 +101,10 @@ export class PullThroughSource implements ContentSource {
     this.source = sourceId(this.upstream);
   }
 
+  get sourceId(): string {
+    return this.source;
+  }
+
   private get label(): string {
     return this.upstream.prefix;
   }
@@ -101,7 +117,7 @@ export class PullThroughSource implements ContentSource {
 
   // ---- blobs ----
 
-  async getBlob(repository: string, digest: Digest, withBody: boolean): Promise<BlobHit | undefined> {
+  async getBlob(repository: string, digest: Digest, withBody: boolean, _signal?: AbortSignal, avoidPeer?: string): Promise<BlobHit | undefined> {
     const hit = await this.local.getBlob(repository, digest);
     if (hit) {
       this.hit('blob');
@@ -115,15 +131,24 @@ export class PullThroughSource implements ContentSource {
     if (pending) coalescedRequests.inc({ upstream: this.label, kind: 'blob' });
     else {
       this.miss('blob');
-      pending = this.startBlob(repository, digest);
-      void pending.then((started) => started && this.watchBody(started), () => undefined);
-      this.blobs.set(key, pending);
+      const started = this.startBlob(repository, digest, avoidPeer);
+      pending = started;
+      void started.then((download) => download instanceof BlobDownload && !this.watched.has(download) && this.watchBody(download), () => undefined);
+      this.blobs.set(key, started);
+      const running = { repository, started };
+      if (!this.downloads.has(digest)) this.downloads.set(digest, running);
       const forget = () => {
-        if (this.blobs.get(key) === pending) this.blobs.delete(key);
+        if (this.blobs.get(key) === started) this.blobs.delete(key);
+        if (this.downloads.get(digest) === running) this.downloads.delete(digest);
       };
-      pending.then((download) => (download ? download.settled.then(forget) : forget()), forget);
+      started.then((download) => (download instanceof BlobDownload ? download.settled.then(forget) : forget()), forget);
     }
     const download = await pending;
+    if (download && !(download instanceof BlobDownload)) {
+      // Every client here gets its own stream from the peer (the peer serves them all from its one download).
+      const followed = await this.followPeer(download.peer, repository, digest);
+      return followed ?? this.getBlob(repository, digest, withBody, _signal, download.peer);
+    }
     if (!download) {
       // Delivered by this upstream before, for another repository, and it confirmed this one has it.
       return this.local.getBlob(repository, digest);
@@ -173,20 +198,86 @@ export class PullThroughSource implements ContentSource {
     };
   }
 
-  /** Resolves with the running download, or undefined when the blob is now local; 404 throws BLOB_UNKNOWN. */
-  private async startBlob(repository: string, digest: Digest): Promise<BlobDownload | undefined> {
-    const remote = this.remote(repository);
+  /**
+   * Resolves with the running download, with the peer replica that downloads it (cluster), or
+   * undefined when the blob is now local; 404 throws BLOB_UNKNOWN.
+   */
+  private async startBlob(repository: string, digest: Digest, avoidPeer?: string): Promise<Started> {
+    this.remote(repository);
     if ((await this.store.statBlob(digest)) && (await this.store.blobFromSource(digest, this.source))) {
       // This upstream delivered these bytes before (for another of its repositories): whether
       // this repository has them is the upstream's to say, a HEAD, no second copy. Bytes that
       // came any other way (a push, another upstream) are never handed out on an upstream's
       // word: an upstream that says yes to every digest would read anyone's private blobs.
-      const res = await this.call('HEAD', `/v2/${remote}/blobs/${digest}`, remote);
-      discard(res.body);
-      if (res.status !== 200) this.failure(res.status, 'blob', digest);
+      await this.confirmUpstreamHas(repository, digest);
       await this.store.linkBlob(repository, digest);
       return undefined;
     }
+    const cluster = this.opts.cluster;
+    if (!cluster) return this.download(repository, digest);
+    // The lease is this replica's whichever repository asks: a download running here for another
+    // one is joined (once the upstream confirms this repository has the blob), not repeated.
+    // (An entry for this repository is this very call's own: never awaited here.)
+    const running = this.downloads.get(digest);
+    const joined = running && running.repository !== repository ? await this.downloadForPeer(repository, digest) : undefined;
+    if (joined) return joined;
+    const claim = await cluster.leases.claim(this.source, digest, avoidPeer);
+    if (claim.kind === 'follow') return { peer: claim.peer };
+    try {
+      const download = await this.download(repository, digest);
+      void download.settled.then(claim.release);
+      return download;
+    } catch (err) {
+      claim.release();
+      throw err;
+    }
+  }
+
+  /** A HEAD upstream: whether `repository` there has `digest` (BLOB_UNKNOWN, DENIED... when not). */
+  private async confirmUpstreamHas(repository: string, digest: Digest): Promise<void> {
+    const remote = this.remote(repository);
+    const res = await this.call('HEAD', `/v2/${remote}/blobs/${digest}`, remote);
+    discard(res.body);
+    if (res.status !== 200) this.failure(res.status, 'blob', digest);
+  }
+
+  /**
+   * A client's stream of a blob that `peer` downloads; undefined when the peer does not serve it
+   * (unreachable, finished, or failed), and the caller tries again without it.
+   */
+  private async followPeer(peer: string, repository: string, digest: Digest): Promise<BlobHit | undefined> {
+    const follower = this.opts.cluster?.follower;
+    if (!follower) return undefined;
+    const hit = await follower.follow(peer, this.source, repository, digest, {
+      refuse: (size) => this.sizeRefused(repository, digest, size),
+      // The whole blob came through: the peer committed it to the shared store (its last byte
+      // waits for that), and its verdict covered this repository: linked here too.
+      completed: () => this.store.linkBlob(repository, digest).catch((err: unknown) => {
+        this.log?.warn({ repository, digest, reason: (err as Error).message }, 'blob streamed from a peer replica not linked here');
+      }),
+    });
+    if (hit) coalescedRequests.inc({ upstream: this.label, kind: 'blob' });
+    else this.log?.info({ upstream: this.label, digest, peer }, 'the replica downloading a blob did not serve it: pulling it here');
+    return hit;
+  }
+
+  /**
+   * The download another replica follows (cluster-route.ts): the one running here for `digest`,
+   * whichever repository started it. For another repository, the upstream must first confirm
+   * (a HEAD) that that repository has the blob too, as for a blob already cached.
+   */
+  async downloadForPeer(repository: string, digest: Digest): Promise<BlobDownload | undefined> {
+    const running = this.downloads.get(digest);
+    if (!running) return undefined;
+    const download = await running.started.catch(() => undefined);
+    if (!(download instanceof BlobDownload) || download.released || download.error) return undefined;
+    if (running.repository !== repository) await this.confirmUpstreamHas(repository, digest);
+    return download;
+  }
+
+  /** Fetches the blob from the upstream into the store, streaming it to clients meanwhile. */
+  private async download(repository: string, digest: Digest): Promise<BlobDownload> {
+    const remote = this.remote(repository);
     const res = await this.call('GET', `/v2/${remote}/blobs/${digest}`, remote);
     if (res.status !== 200) {
       discard(res.body);
@@ -239,6 +330,7 @@ export class PullThroughSource implements ContentSource {
    * fails, its file is dropped, and every client of it is told (504) or cut off at once.
    */
   private watchBody(download: BlobDownload): void {
+    this.watched.add(download);
     const t = this.upstream.timeouts;
     const rate = { bytesPerSecond: t.blobMinBytesPerSecond, windowMs: t.blobRateWindowMs };
     const stop = watchRate(() => download.bytesReceived, rate, () => {
