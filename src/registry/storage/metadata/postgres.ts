@@ -12,7 +12,7 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, uploadOf, type Row } from './rows.js';
+import { namespaceEnd, revisionOf, revisionParams, revisionUpsert, uploadOf, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
 import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
 
@@ -23,6 +23,8 @@ export const METADATA_TRACK: MigrationTrack = {
 };
 
 const SCAN_BATCH = 1_000;
+
+const REVISION_UPSERT = revisionUpsert((i) => `$${i}`);
 
 function limitOf(page: Page): number | null {
   return page.limit ?? null;
@@ -169,13 +171,7 @@ export class PostgresMetadata implements MetadataStore {
       const swept = await lockReferencedBlobs(tx, [revision.digest, ...refs.map((r) => r.ref)]);
       if (swept.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'a referenced blob was garbage-collected meanwhile; push it again', { digest: swept[0] });
       await ensureRepository(tx, revision.repository, revision.createdAt);
-      await tx.query(
-        `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
-           artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
-        revisionParams(revision, referrer),
-      );
+      await tx.query(REVISION_UPSERT, revisionParams(revision, referrer));
       if (refs.length) {
         await tx.query(
           'INSERT INTO manifest_refs (manifest, kind, ref) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (manifest, kind, ref) DO NOTHING',

@@ -37,7 +37,19 @@ export function uploadOf(row: Row): UploadRecord {
   };
 }
 
-/** The values of a revision row, in the column order both engines' upserts name them. */
+/**
+ * The upsert of a revision row (a rewrite keeps its pull time), its values given by
+ * revisionParams; `param(i)` is the engine's placeholder for the i-th (1-based) value.
+ */
+export function revisionUpsert(param: (i: number) => string): string {
+  const values = Array.from({ length: 10 }, (_, i) => param(i + 1)).join(', ');
+  return `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
+    VALUES (${values})
+    ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
+      artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`;
+}
+
+/** The values of a revision row, in the column order of revisionUpsert. */
 export function revisionParams(revision: RevisionRecord, referrer: Descriptor | undefined): (string | number | null)[] {
   return [
     revision.repository,

@@ -6,11 +6,13 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, uploadOf, type Row } from './rows.js';
+import { namespaceEnd, revisionOf, revisionParams, revisionUpsert, uploadOf, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
 import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
 
 type Statement = Database.Statement<unknown[], Row>;
+
+const REVISION_UPSERT = revisionUpsert(() => '?');
 
 export interface SqliteOptions {
   /**
@@ -197,12 +199,7 @@ export class SqliteMetadata implements MetadataStore {
   /** putManifest inside a caller's transaction (the legacy importer). */
   putManifestNow(revision: RevisionRecord, refs: ManifestRef[], referrer?: Descriptor): void {
     this.ensureRepository(revision.repository, revision.createdAt);
-    this.sql(
-      `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
-         artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
-    ).run(...revisionParams(revision, referrer));
+    this.sql(REVISION_UPSERT).run(...revisionParams(revision, referrer));
     const insertRef = this.sql('INSERT INTO manifest_refs (manifest, kind, ref) VALUES (?, ?, ?) ON CONFLICT (manifest, kind, ref) DO NOTHING');
     for (const r of refs) insertRef.run(r.manifest, r.kind, r.ref);
   }
