@@ -1,6 +1,7 @@
 // Issue 14 benchmark: metadata at scale, layover (SQLite metadata) against docker-registry
 // (Distribution 2.8, filesystem) on the same machine, in one run. Run with
-// `npx tsx test/bench/metadata.ts [--repos 5000,50000] [--tags 10000] [--runs N]`.
+// `npx tsx test/bench/metadata.ts [--repos 5000,50000] [--tags 10000] [--runs N] [--cpu-prof DIR]`
+// (--cpu-prof: layover writes a V8 CPU profile per scenario into DIR).
 // Scenarios, each with both registries seeded with the same content:
 //   tags:    one repository with --tags tags on one manifest
 //   repos-N: N repositories, each with one tagged manifest (its own) over a shared config and layer
@@ -24,7 +25,7 @@ import { requireTool, runTool } from '../helpers/run-tool.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { median } from './measure.js';
 
-const { values: args } = parseArgs({ options: { repos: { type: 'string', default: '5000' }, tags: { type: 'string', default: '10000' }, runs: { type: 'string', default: '9' } } });
+const { values: args } = parseArgs({ options: { repos: { type: 'string', default: '5000' }, tags: { type: 'string', default: '10000' }, runs: { type: 'string', default: '9' }, 'cpu-prof': { type: 'string' } } });
 const RUNS = Math.max(1, Number(args.runs));
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -163,7 +164,7 @@ async function scenario(name: string, repoCount: number, tagCount: number, rows:
     docker = await startDockerRegistry({ logLevel: 'error' });
     seedDistribution(docker.root, seed);
     figures.seedLayoverMs = seedMs;
-    const start = await timed(() => spawnLayover({ gc: { interval: '1000h' } }, { root: layoverRoot, logLevel: 'warn', startTimeoutMs: 1_800_000 }));
+    const start = await timed(() => spawnLayover({ gc: { interval: '1000h' } }, { root: layoverRoot, logLevel: 'warn', startTimeoutMs: 1_800_000, nodeArgs: args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] : [] }));
     layover = start.value;
     figures.layoverStartWithImportMs = start.ms;
 
