@@ -12,7 +12,7 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, revisionUpsert, uploadOf, type Row } from './rows.js';
+import { namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, uploadOf, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
 import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
 
@@ -331,20 +331,7 @@ export class PostgresMetadata implements MetadataStore {
 
   async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
     const { where, params } = this.namePage('r.name', page);
-    const rows = await this.db.query(
-      `SELECT r.name AS name,
-         (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
-         (SELECT MAX(updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
-         (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests
-       FROM repositories r WHERE ${where} ORDER BY r.name LIMIT $${params.length + 1}`,
-      [...params, limitOf(page)],
-    );
-    return rows.map((r) => ({
-      name: r.name as string,
-      tags: Number(r.tags),
-      manifests: Number(r.manifests),
-      ...(r.pushed_at !== null && r.pushed_at !== undefined ? { pushedAt: Number(r.pushed_at) } : {}),
-    }));
+    return (await this.db.query(repositorySummariesSql(where, `$${params.length + 1}`), [...params, limitOf(page)])).map(repositorySummaryOf);
   }
 
   async deleteRepository(repository: string): Promise<boolean> {

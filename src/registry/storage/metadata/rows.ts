@@ -3,7 +3,7 @@
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import type { RevisionRecord, UploadRecord } from './types.js';
+import type { RepositorySummary, RevisionRecord, UploadRecord } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -63,4 +63,34 @@ export function revisionParams(revision: RevisionRecord, referrer: Descriptor | 
     revision.createdAt,
     revision.pulledAt ?? null,
   ];
+}
+
+/**
+ * A page of repository summaries in one statement (both engines): each count and the size is an
+ * indexed lookup per repository of the page, so a page costs O(its size). `where` restricts
+ * `repositories` (aliased r), `limit` is the engine's placeholder for the page size. A
+ * repository's size is that of the distinct stored blobs its manifests hold: the manifests
+ * themselves and what they reference (an index's children, configs, layers), as `ls` shows it.
+ */
+export function repositorySummariesSql(where: string, limit: string): string {
+  return `SELECT r.name,
+      (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
+      (SELECT MAX(t.updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
+      (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests,
+      (SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (
+        SELECT m.digest FROM manifests m WHERE m.repository = r.name
+        UNION
+        SELECT x.ref FROM manifests m JOIN manifest_refs x ON x.manifest = m.digest WHERE m.repository = r.name AND x.kind <> 'unreadable'
+      )) AS size
+    FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ${limit}`;
+}
+
+export function repositorySummaryOf(row: Row): RepositorySummary {
+  return {
+    name: row.name as string,
+    tags: Number(row.tags ?? 0),
+    manifests: Number(row.manifests ?? 0),
+    size: Number(row.size ?? 0),
+    ...(row.pushed_at !== null && row.pushed_at !== undefined ? { pushedAt: Number(row.pushed_at) } : {}),
+  };
 }

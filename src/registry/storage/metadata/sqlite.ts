@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { namespaceEnd, revisionOf, revisionParams, revisionUpsert, uploadOf, type Row } from './rows.js';
+import { namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, uploadOf, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
 import type { BlobRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, TagRecord, UploadRecord } from './types.js';
 
@@ -320,19 +320,7 @@ export class SqliteMetadata implements MetadataStore {
 
   async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
     const { where, params } = this.namePage('r.name', page);
-    const rows = this.sql(
-      `SELECT r.name AS name,
-         (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
-         (SELECT MAX(updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
-         (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests
-       FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ?`,
-    ).all(...params, page.limit ?? -1);
-    return rows.map((r) => ({
-      name: r.name as string,
-      tags: Number(r.tags),
-      manifests: Number(r.manifests),
-      ...(r.pushed_at !== null && r.pushed_at !== undefined ? { pushedAt: Number(r.pushed_at) } : {}),
-    }));
+    return this.sql(repositorySummariesSql(where, '?')).all(...params, page.limit ?? -1).map(repositorySummaryOf);
   }
 
   async deleteRepository(repository: string): Promise<boolean> {
