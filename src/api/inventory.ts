@@ -11,6 +11,9 @@ import { toStored } from '../registry/storage/composed-store.js';
 import type { ManifestRef, RepositorySummary, RevisionRecord } from '../registry/storage/metadata/types.js';
 import type { Store, StoredManifest } from '../registry/storage/store.js';
 
+/** Read per round when a page is asked for (filtering by visibility shrinks batches). */
+const REPOSITORY_BATCH = 1_000;
+
 export interface TagInfo {
   tag: string;
   digest: Digest;
@@ -82,8 +85,8 @@ function platformString(p: unknown): string | undefined {
 
 /**
  * Reads the metadata's indexes, never a manifest's bytes for sizes: one repository costs a few
- * point queries per manifest; every repository (ls, du) costs one scan of each table, so both
- * stay well under a second at tens of thousands of repositories.
+ * point queries per manifest; every repository (ls) is one statement (repositorySummaries); du
+ * costs one scan of each table.
  */
 export class Inventory {
   private sizes: Map<Digest, number> | undefined;
@@ -163,17 +166,14 @@ export class Inventory {
     return total;
   }
 
-  private async info(name: string, summary: RepositorySummary): Promise<RepositoryInfo> {
-    const nodes = await this.manifests(name);
-    const all = new Set<Digest>();
-    for (const digest of nodes.keys()) this.closure(nodes, digest, all);
+  private infoOf(summary: RepositorySummary): RepositoryInfo {
     return {
-      name,
-      namespace: namespaceOf(name),
-      mirror: this.isMirror(name),
+      name: summary.name,
+      namespace: namespaceOf(summary.name),
+      mirror: this.isMirror(summary.name),
       tags: summary.tags,
       manifests: summary.manifests,
-      size: await this.bytesOf(all),
+      size: summary.size,
       ...(summary.pushedAt !== undefined ? { pushedAt: new Date(summary.pushedAt).toISOString() } : {}),
     };
   }
@@ -182,17 +182,31 @@ export class Inventory {
     const tags = await this.store.metadata.listTags(name);
     if (!tags) return undefined;
     const pushedAt = tags.reduce<number | undefined>((a, t) => (a === undefined || t.updatedAt > a ? t.updatedAt : a), undefined);
-    const manifests = (await this.revisions(name)).length;
-    return this.info(name, { name, tags: tags.length, manifests, ...(pushedAt !== undefined ? { pushedAt } : {}) });
+    const nodes = await this.manifests(name);
+    const all = new Set<Digest>();
+    for (const digest of nodes.keys()) this.closure(nodes, digest, all);
+    return this.infoOf({ name, tags: tags.length, manifests: nodes.size, size: await this.bytesOf(all), ...(pushedAt !== undefined ? { pushedAt } : {}) });
   }
 
-  /** Every repository `visible` admits (optionally in one namespace), with sizes, in a few scans. */
-  async repositories(visible: (name: string) => boolean, namespace?: string): Promise<RepositoryInfo[]> {
-    const summaries = (await this.store.metadata.repositorySummaries(namespace === undefined ? {} : { namespace })).filter((s) => visible(s.name));
-    if (summaries.length > 1) await this.loadAll();
+  /**
+   * The repositories `visible` admits (optionally in one namespace), with sizes, after `after`:
+   * at most `limit` of them (all when undefined), read from the metadata in batches, each one
+   * statement with counts and sizes (repositorySummaries). `more` says whether others follow.
+   */
+  async repositories(visible: (name: string) => boolean, page: { namespace?: string; after?: string; limit?: number } = {}): Promise<{ repositories: RepositoryInfo[]; more: boolean }> {
     const out: RepositoryInfo[] = [];
-    for (const summary of summaries) out.push(await this.info(summary.name, summary));
-    return out;
+    const want = page.limit;
+    const batch = want === undefined ? undefined : Math.max(want + 1, Math.min(REPOSITORY_BATCH, 2 * want + 1));
+    for (let after = page.after; ; ) {
+      const summaries = await this.store.metadata.repositorySummaries({ ...(page.namespace === undefined ? {} : { namespace: page.namespace }), after, limit: batch });
+      for (const summary of summaries) {
+        if (!visible(summary.name)) continue;
+        if (want !== undefined && out.length === want) return { repositories: out, more: true };
+        out.push(this.infoOf(summary));
+      }
+      if (batch === undefined || summaries.length < batch) return { repositories: out, more: false };
+      after = summaries[summaries.length - 1]?.name;
+    }
   }
 
   async tags(name: string): Promise<TagInfo[] | undefined> {

@@ -17,6 +17,9 @@ import type { Store } from '../registry/storage/store.js';
 import { Inventory } from './inventory.js';
 import { usageHistory } from './usage-sampler.js';
 
+/** The largest page of repositories one call returns. */
+const MAX_PAGE = 10_000;
+
 export interface UpstreamHealth {
   prefix: string;
   url: string;
@@ -127,12 +130,19 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     return { name: p.name, kind: p.kind, admin: isAdmin(p), teams: p.teams, namespaces: homeNamespaces(config, p), authEnabled: !authOff, registryHost: config.registry.publicHost };
   });
 
+  // ?limit=N&after=NAME: a page, with `next` (the name to pass as `after`) while more follow.
   app.get('/repositories', async (req) => {
     const p = await who(req);
-    const inv = inventory();
-    const ns = queryOf(req).namespace;
-    const repositories = (await inv.repositories((r) => access.allows(p, r, 'pull'), ns)).filter((r) => ns === undefined || r.namespace === ns);
-    return { repositories };
+    const query = queryOf(req);
+    const ns = query.namespace;
+    const after = query.after;
+    if (after !== undefined && !isRepositoryName(after)) throw new ApiError(400, 'NAME_INVALID', 'query parameter "after" must be a repository name');
+    const limit = query.limit === undefined ? undefined : Number(query.limit);
+    if (limit !== undefined && !(Number.isInteger(limit) && limit > 0 && limit <= MAX_PAGE)) throw new ApiError(400, 'LIMIT_INVALID', `query parameter "limit" must be an integer from 1 to ${MAX_PAGE}`);
+    const page = await inventory().repositories((r) => access.allows(p, r, 'pull'), { ...(ns === undefined ? {} : { namespace: ns }), ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
+    const repositories = page.repositories.filter((r) => ns === undefined || r.namespace === ns);
+    const last = page.repositories[page.repositories.length - 1];
+    return { repositories, ...(page.more && last ? { next: last.name } : {}) };
   });
 
   app.get('/repository', async (req) => {

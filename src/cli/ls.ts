@@ -3,6 +3,8 @@ import type { RepositoryInfo, TagInfo } from '../api/inventory.js';
 import { parseArgs, UsageError } from './args.js';
 import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, shortTime, table } from './client.js';
 
+const PAGE = 1_000;
+
 export const LS_HELP = `layover ls [REPO] [options]
 
 Without REPO: every repository you may pull, with its tag count, size and last push.
@@ -12,13 +14,28 @@ Options:
       --namespace NS    only repositories in namespace NS
 ${CLIENT_HELP}`;
 
+/** Pages through the API (a page is one bounded statement on the server, whatever the registry's size). */
+async function allRepositories(client: LayoverClient, namespace: string | undefined): Promise<RepositoryInfo[]> {
+  const out: RepositoryInfo[] = [];
+  for (let after: string | undefined; ; ) {
+    const page = await client.call<{ repositories: RepositoryInfo[]; next?: string }>('GET', 'repositories', {
+      limit: String(PAGE),
+      ...(namespace ? { namespace } : {}),
+      ...(after ? { after } : {}),
+    });
+    out.push(...page.repositories);
+    if (!page.next) return out;
+    after = page.next;
+  }
+}
+
 export async function ls(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, strict: true, options: { ...CLIENT_OPTIONS, namespace: { type: 'string' } } });
   if (positionals.length > 1) throw new UsageError('usage: layover ls [REPO]');
   const client = await LayoverClient.from(values);
   const repo = positionals[0];
   if (repo === undefined) {
-    const answer = await client.call<{ repositories: RepositoryInfo[] }>('GET', 'repositories', values.namespace ? { namespace: values.namespace } : {});
+    const answer = { repositories: await allRepositories(client, values.namespace) };
     if (values.json) return printJson(answer);
     if (!answer.repositories.length) return print('no repositories');
     print(

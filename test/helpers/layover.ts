@@ -43,6 +43,8 @@ export interface LayoverOptions {
   database?: string;
   /** spawnLayover only: how long to wait for it to answer (default 30 s; a first start that imports a large old data directory takes longer). */
   startTimeoutMs?: number;
+  /** spawnLayover only: extra node flags, e.g. `--cpu-prof` for a benchmark's profile. */
+  nodeArgs?: string[];
   /** Blob content in this S3 bucket (storage.driver: s3); the keys go to files, as from a mounted Secret. */
   s3?: S3Target;
 }
@@ -268,7 +270,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const url = `${scheme}://127.0.0.1:${config.registry.port}`;
 
   // Compiled mode runs as the container image does: its V8 flag and malloc settings (see Dockerfile).
-  const entry = opts.compiled ? [...IMAGE_NODE_FLAGS, await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')];
+  const entry = [...(opts.nodeArgs ?? []), ...(opts.compiled ? [...IMAGE_NODE_FLAGS, await compiledEntry()] : [path.join(REPO_ROOT, 'bin', 'layover.js')])];
   let child: Child;
   const launch = async () => {
     child = startChild(process.execPath, [...entry, 'serve', '--config', configFile], {

@@ -92,6 +92,20 @@ describe('/api/v1 with auth on', () => {
     expect(all.map((r) => r.name)).toContain('bob/secret');
     const bobs = (await call('GET', 'repositories?namespace=bob', bob)).body.repositories as { name: string }[];
     expect(bobs.map((r) => r.name)).toEqual(['bob/secret']);
+    // Pages (what `layover ls` walks): only what the caller sees, `next` while more follow.
+    const walked: string[] = [];
+    let followed = 0;
+    for (let after: string | undefined; ; followed++) {
+      const page = (await call('GET', `repositories?limit=2${after ? `&after=${encodeURIComponent(after)}` : ''}`, alice)).body as { repositories: { name: string }[]; next?: string };
+      expect(page.repositories.length).toBeLessThanOrEqual(2);
+      walked.push(...page.repositories.map((r) => r.name));
+      if (!page.next) break;
+      after = page.next;
+    }
+    expect(walked).toEqual(mine.map((r) => r.name).sort());
+    expect(followed).toBe(1); // 4 visible, 2 a page: one `next`
+    expect((await call('GET', 'repositories?limit=0', alice)).status).toBe(400);
+    expect((await call('GET', 'repositories?limit=2&after=..', alice)).status).toBe(400);
   });
 
   it('describes tags with digest, size, platforms and push time; refuses other namespaces', async () => {

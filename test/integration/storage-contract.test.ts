@@ -208,6 +208,28 @@ describe.each(STORAGE_DRIVERS)('storage contract: $name', (driver) => {
     expect((await store.listTagDetails('ns0/tagged', { after: 't010', limit: 1 }))?.map((t) => t.tag)).toEqual(['t011']);
   });
 
+  it('summarises a page of repositories: tag and manifest counts, newest push, bytes of the distinct blobs held', async () => {
+    await fresh();
+    const a = manifestBytes('a');
+    const b = manifestBytes('b');
+    const configA = Buffer.from('config a');
+    await store.ingestBlob(Readable.from([configA]), { digest: digestOf(configA) }); // b's config is never stored: it counts nothing
+    await store.putManifest('team/app', a.bytes, { digest: a.digest, mediaType: OCI_MANIFEST });
+    await store.putManifest('team/app', b.bytes, { digest: b.digest, mediaType: OCI_MANIFEST });
+    await store.setTag('team/app', 'v1', a.digest);
+    await store.setTag('team/app', 'v2', a.digest);
+    await store.setTag('team/app', 'v3', b.digest);
+    await store.putManifest('team/copy', a.bytes, { digest: a.digest, mediaType: OCI_MANIFEST });
+    await store.linkBlob('team/empty', digestOf(configA));
+    const summaries = await store.metadata.repositorySummaries();
+    expect(summaries).toEqual([
+      { name: 'team/app', tags: 3, manifests: 2, size: a.bytes.length + b.bytes.length + configA.length, pushedAt: expect.any(Number) },
+      { name: 'team/copy', tags: 0, manifests: 1, size: a.bytes.length + configA.length },
+      { name: 'team/empty', tags: 0, manifests: 0, size: 0 },
+    ]);
+    expect(await store.metadata.repositorySummaries({ after: 'team/app', limit: 1 })).toEqual([summaries[1]]);
+  });
+
   it('referrers: listed by subject within the repository, gone with their manifest', async () => {
     await fresh();
     const subject = manifestBytes('subject');

@@ -15,7 +15,7 @@ import { FileHasher } from '../file-hasher.js';
 import { isUploadId, Layout } from '../layout.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange } from '../store.js';
 import type { AppendResult, BeforePublish, BlobContent, ContentOptions, UploadData, UploadDriverState } from './types.js';
-import { sliceChunks } from './slice-chunks.js';
+import { writeChunksAt } from './write-chunks.js';
 
 /** Large reads and writes: fewer syscalls per byte than the 64 KiB default. */
 const IO_CHUNK = 512 * 1024;
@@ -70,16 +70,7 @@ class FileBlobWriter implements BlobWriter {
 
   async write(chunks: Buffer[]): Promise<void> {
     if (this.closed) throw new Error('blob writer is closed');
-    let total = 0;
-    for (const chunk of chunks) total += chunk.length;
-    let done = 0;
-    while (done < total) {
-      // writev may write less than asked; continue from where it stopped.
-      const rest = done === 0 ? chunks : sliceChunks(chunks, done);
-      const { bytesWritten } = await this.handle.writev(rest, this.written);
-      done += bytesWritten;
-      this.written += bytesWritten;
-    }
+    this.written += await writeChunksAt(this.handle, chunks, this.written);
     this.hasher.advance(this.written);
   }
 

@@ -8,7 +8,7 @@ import type { Digest } from '../../digest.js';
 import { RegistryError } from '../../errors.js';
 import { FileHasher } from '../file-hasher.js';
 import type { BlobReader, BlobStat, BlobWriter } from '../store.js';
-import { sliceChunks } from './slice-chunks.js';
+import { writeChunksAt } from './write-chunks.js';
 
 /** Yields `source`'s chunks while hashing and counting them. */
 export class Hashed {
@@ -157,15 +157,7 @@ export class SpoolWriter implements BlobWriter {
   async write(chunks: Buffer[]): Promise<void> {
     if (this.closed) throw new Error('blob writer is closed');
     if (this.failed) throw this.failed;
-    let total = 0;
-    for (const chunk of chunks) total += chunk.length;
-    let done = 0;
-    while (done < total) {
-      const rest = done === 0 ? chunks : sliceChunks(chunks, done);
-      const { bytesWritten } = await this.handle.writev(rest, this.written);
-      done += bytesWritten;
-      this.written += bytesWritten;
-    }
+    this.written += await writeChunksAt(this.handle, chunks, this.written);
     this.hasher.advance(this.written);
     this.notify();
   }

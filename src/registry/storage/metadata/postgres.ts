@@ -12,7 +12,7 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, revisionOf, revisionParams, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
 
@@ -29,6 +29,8 @@ function numbered(clause: string, from = 1): string {
   let n = from;
   return clause.replace(/\?/g, () => `$${n++}`);
 }
+
+const REVISION_UPSERT = revisionUpsert((i) => `$${i}`);
 
 function limitOf(page: Page): number | null {
   return page.limit ?? null;
@@ -175,13 +177,7 @@ export class PostgresMetadata implements MetadataStore {
       const swept = await lockReferencedBlobs(tx, [revision.digest, ...refs.map((r) => r.ref)]);
       if (swept.length) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'a referenced blob was garbage-collected meanwhile; push it again', { digest: swept[0] });
       await ensureRepository(tx, revision.repository, revision.createdAt);
-      await tx.query(
-        `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
-           artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
-        revisionParams(revision, referrer),
-      );
+      await tx.query(REVISION_UPSERT, revisionParams(revision, referrer));
       if (refs.length) {
         await tx.query(
           'INSERT INTO manifest_refs (manifest, kind, ref) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT (manifest, kind, ref) DO NOTHING',
@@ -341,20 +337,7 @@ export class PostgresMetadata implements MetadataStore {
 
   async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
     const { where, params } = this.namePage('r.name', page);
-    const rows = await this.db.query(
-      `SELECT r.name AS name,
-         (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
-         (SELECT MAX(updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
-         (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests
-       FROM repositories r WHERE ${where} ORDER BY r.name LIMIT $${params.length + 1}`,
-      [...params, limitOf(page)],
-    );
-    return rows.map((r) => ({
-      name: r.name as string,
-      tags: Number(r.tags),
-      manifests: Number(r.manifests),
-      ...(r.pushed_at !== null && r.pushed_at !== undefined ? { pushedAt: Number(r.pushed_at) } : {}),
-    }));
+    return (await this.db.query(repositorySummariesSql(where, `$${params.length + 1}`), [...params, limitOf(page)])).map(repositorySummaryOf);
   }
 
   async deleteRepository(repository: string): Promise<boolean> {

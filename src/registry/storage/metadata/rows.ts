@@ -3,7 +3,7 @@
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import type { AuditEvent, AuditQuery, AuditRecord, GcRunRecord, RevisionRecord, StorageTotals, UploadRecord, UsageSample } from './types.js';
+import type { AuditEvent, AuditQuery, AuditRecord, GcRunRecord, RepositorySummary, RevisionRecord, StorageTotals, UploadRecord, UsageSample } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -37,7 +37,19 @@ export function uploadOf(row: Row): UploadRecord {
   };
 }
 
-/** The values of a revision row, in the column order both engines' upserts name them. */
+/**
+ * The upsert of a revision row (a rewrite keeps its pull time), its values given by
+ * revisionParams; `param(i)` is the engine's placeholder for the i-th (1-based) value.
+ */
+export function revisionUpsert(param: (i: number) => string): string {
+  const values = Array.from({ length: 10 }, (_, i) => param(i + 1)).join(', ');
+  return `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
+    VALUES (${values})
+    ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
+      artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`;
+}
+
+/** The values of a revision row, in the column order of revisionUpsert. */
 export function revisionParams(revision: RevisionRecord, referrer: Descriptor | undefined): (string | number | null)[] {
   return [
     revision.repository,
@@ -131,3 +143,33 @@ export function totalsOf(rows: Row[]): StorageTotals {
 /** Blob counts and bytes, split by whether an upstream delivered the blob. */
 export const STORAGE_TOTALS_SQL = `SELECT EXISTS (SELECT 1 FROM blob_sources s WHERE s.digest = b.digest) AS mirrored, COUNT(*) AS blobs, COALESCE(SUM(b.size), 0) AS bytes
   FROM blobs b GROUP BY 1`;
+
+/**
+ * A page of repository summaries in one statement (both engines): each count and the size is an
+ * indexed lookup per repository of the page, so a page costs O(its size). `where` restricts
+ * `repositories` (aliased r), `limit` is the engine's placeholder for the page size. A
+ * repository's size is that of the distinct stored blobs its manifests hold: the manifests
+ * themselves and what they reference (an index's children, configs, layers), as `ls` shows it.
+ */
+export function repositorySummariesSql(where: string, limit: string): string {
+  return `SELECT r.name,
+      (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
+      (SELECT MAX(t.updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
+      (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests,
+      (SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (
+        SELECT m.digest FROM manifests m WHERE m.repository = r.name
+        UNION
+        SELECT x.ref FROM manifests m JOIN manifest_refs x ON x.manifest = m.digest WHERE m.repository = r.name AND x.kind <> 'unreadable'
+      )) AS size
+    FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ${limit}`;
+}
+
+export function repositorySummaryOf(row: Row): RepositorySummary {
+  return {
+    name: row.name as string,
+    tags: Number(row.tags ?? 0),
+    manifests: Number(row.manifests ?? 0),
+    size: Number(row.size ?? 0),
+    ...(row.pushed_at !== null && row.pushed_at !== undefined ? { pushedAt: Number(row.pushed_at) } : {}),
+  };
+}

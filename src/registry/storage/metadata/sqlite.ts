@@ -6,11 +6,13 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, revisionOf, revisionParams, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
 
 type Statement = Database.Statement<unknown[], Row>;
+
+const REVISION_UPSERT = revisionUpsert(() => '?');
 
 export interface SqliteOptions {
   /**
@@ -197,12 +199,7 @@ export class SqliteMetadata implements MetadataStore {
   /** putManifest inside a caller's transaction (the legacy importer). */
   putManifestNow(revision: RevisionRecord, refs: ManifestRef[], referrer?: Descriptor): void {
     this.ensureRepository(revision.repository, revision.createdAt);
-    this.sql(
-      `INSERT INTO manifests (repository, digest, media_type, size, subject, artifact_type, annotations, referrer, created_at, pulled_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (repository, digest) DO UPDATE SET media_type = excluded.media_type, size = excluded.size, subject = excluded.subject,
-         artifact_type = excluded.artifact_type, annotations = excluded.annotations, referrer = excluded.referrer, created_at = excluded.created_at`,
-    ).run(...revisionParams(revision, referrer));
+    this.sql(REVISION_UPSERT).run(...revisionParams(revision, referrer));
     const insertRef = this.sql('INSERT INTO manifest_refs (manifest, kind, ref) VALUES (?, ?, ?) ON CONFLICT (manifest, kind, ref) DO NOTHING');
     for (const r of refs) insertRef.run(r.manifest, r.kind, r.ref);
   }
@@ -323,19 +320,7 @@ export class SqliteMetadata implements MetadataStore {
 
   async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
     const { where, params } = this.namePage('r.name', page);
-    const rows = this.sql(
-      `SELECT r.name AS name,
-         (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
-         (SELECT MAX(updated_at) FROM tags t WHERE t.repository = r.name) AS pushed_at,
-         (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name) AS manifests
-       FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ?`,
-    ).all(...params, page.limit ?? -1);
-    return rows.map((r) => ({
-      name: r.name as string,
-      tags: Number(r.tags),
-      manifests: Number(r.manifests),
-      ...(r.pushed_at !== null && r.pushed_at !== undefined ? { pushedAt: Number(r.pushed_at) } : {}),
-    }));
+    return this.sql(repositorySummariesSql(where, '?')).all(...params, page.limit ?? -1).map(repositorySummaryOf);
   }
 
   async deleteRepository(repository: string): Promise<boolean> {

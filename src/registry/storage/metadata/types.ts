@@ -66,6 +66,8 @@ export interface RepositorySummary {
   name: string;
   tags: number;
   manifests: number;
+  /** Bytes of the distinct stored blobs its manifests hold (themselves, their children, configs, layers). */
+  size: number;
   /** Newest tag update; undefined when the repository has no tag. */
   pushedAt?: number;
 }
@@ -186,7 +188,7 @@ export interface MetadataStore {
   repositoryExists(repository: string): Promise<boolean>;
   /** A page of repository names, sorted lexically (prefix: only `ns` and `ns/...`). */
   listRepositories(page?: Page & { namespace?: string }): Promise<string[]>;
-  /** Tag and manifest counts per repository, for a page of repositories. */
+  /** Tag and manifest counts and size per repository, for a page of repositories (one statement). */
   repositorySummaries(page?: Page & { namespace?: string }): Promise<RepositorySummary[]>;
   /** Removes the repository's own tags, revisions, links (a nested repository stays). */
   deleteRepository(repository: string): Promise<boolean>;
