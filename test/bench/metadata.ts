@@ -23,6 +23,7 @@ import { spawnLayover, type SpawnedLayover } from '../helpers/layover.js';
 import { requireTool, runTool } from '../helpers/run-tool.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { median } from './measure.js';
+import { printSummary } from './summary.js';
 
 const { values: args } = parseArgs({ options: { repos: { type: 'string', default: '5000' }, tags: { type: 'string', default: '10000' }, runs: { type: 'string', default: '9' } } });
 const RUNS = Math.max(1, Number(args.runs));
@@ -243,6 +244,11 @@ async function main(): Promise<void> {
     console.log(`${r.scenario.padEnd(12)} ${r.metric.padEnd(26)} ${fmt(r.layoverMs).padStart(10)} ${fmt(r.dockerMs).padStart(10)} ${ratio.padStart(7)}  ${r.target}`);
   }
   for (const [name, f] of Object.entries(results)) console.log(`${name}: seed (layover files) ${fmt(f.seedLayoverMs)}, layover start incl. import ${fmt(f.layoverStartWithImportMs)}`);
+  printSummary({
+    bench: 'metadata',
+    peer: 'docker-registry',
+    rows: rows.map((r) => ({ metric: `${r.scenario} ${r.metric}`, unit: 'ms', digits: 1, layover: r.layoverMs, peer: r.dockerMs, target: r.target })),
+  });
   console.log(JSON.stringify({ bench: 'metadata', runs: RUNS, results }));
 }
 
