@@ -2,8 +2,9 @@
 // enables it, in one process.
 import { parseArgs } from './args.js';
 import type { Config } from '../config/config.js';
-import { ConfigError } from '../config/resolve.js';
+import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import { schemaProblemsInWorker } from '../config/schema-check-worker.js';
 import type { Kube, PodReader } from '../k8s/kube.js';
 import { createLogger, type Logger } from '../log.js';
 
@@ -51,7 +52,8 @@ function checkRoles(config: Config): void {
 export async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const bootLog = createLogger('info');
-  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg));
+  // The schema library is needed once, at start: checked in a thread that takes it away after.
+  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg), schemaProblemsInWorker);
   checkRoles(config);
   // Before anything is created (storage, the first admin, keys): a missing file stops the start.
   const { referencedFileProblems } = await import('../config/files.js');
