@@ -132,7 +132,8 @@ async function main(): Promise<void> {
     for (const t of running) results[t.name].restStartMiB = rssMiB(t.pid);
     const blobUrl = (t: Target) => `${t.url}/v2/bench/blob/blobs/${digest}`;
     for (const t of running) await uploadBlob(t.url, 'bench/blob', digest, { file: blobFile });
-    await sleep(2000);
+    // Longer than layover's quiet time before it collects (idle-gc.ts): "at rest" means at rest.
+    await sleep(5000);
     for (const t of running) results[t.name].afterUploadMiB = rssMiB(t.pid);
 
     // (b) Warm (page cache, lazy state), then GETs taking turns.
@@ -150,7 +151,7 @@ async function main(): Promise<void> {
       results[t.name].concurrentSeconds.push(seconds);
       console.error(`${t.name}: ${CLIENTS} clients ${seconds.toFixed(2)} s, peak RSS ${peakMiB.toFixed(1)} MiB`);
     });
-    await sleep(2000);
+    await sleep(5000);
     for (const t of running) results[t.name].afterLoadMiB = rssMiB(t.pid);
     for (const t of running.splice(0)) await t.close();
 
