@@ -235,6 +235,7 @@ export function resolveValues(raw: RawConfig, schemaProblems: string[], options:
 
 /** The embedded defaults: `layover serve` with no configuration file. */
 
+/** S3 bucket names: 3-63 of lower case, digits, dots and hyphens (what every S3 implementation accepts). */
 const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 /** A key prefix: path segments of safe characters, each followed by '/'. */
 const PREFIX = /^(?:[A-Za-z0-9][A-Za-z0-9._-]*\/)*$/;
