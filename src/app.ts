@@ -14,12 +14,11 @@ import { openAccess, type Access } from './registry/auth/access.js';
 import { notingPrincipals } from './registry/auth/principal-note.js';
 import { PullRecorder } from './registry/pull-recorder.js';
 import { reportStorage } from './registry/storage-metrics.js';
-import { createAuth, type Auth } from './registry/auth/auth.js';
+import type { Auth } from './registry/auth/auth.js';
 import { scheduleEviction } from './registry/gc/eviction.js';
 import { GcScheduler, type ClusterLock } from './registry/gc/scheduler.js';
 import { healthPlugin } from './registry/health.js';
 import { registerMetrics } from './registry/metrics.js';
-import { buildMirrors } from './registry/proxy/mirrors.js';
 import { registryPlugin, type MirrorRouter } from './registry/plugin.js';
 import { continueOnFirstRead } from './registry/expect-continue.js';
 import { answerClientError, answerConnect, answerExpectation, answerFrameworkError, requireHost } from './registry/request-edge.js';
@@ -28,6 +27,7 @@ import { openStore } from './registry/storage/open-store.js';
 import type { Store } from './registry/storage/store.js';
 import { closeOnUnreadBody } from './registry/unread-body.js';
 import { uiPlugin } from './ui/plugin.js';
+import { lazySchemaCompilers } from './lazy-schema-compilers.js';
 
 export interface AppOptions {
   logger?: Logger;
@@ -87,6 +87,7 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
     rewriteUrl: originForm,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   }) as unknown as FastifyInstance;
   // Before any plugin registers, so that they apply to every route.
   closeOnUnreadBody(app);
@@ -104,6 +105,8 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   let access = options.access;
   let auth: Auth | undefined;
   if (!access && config.auth.enabled) {
+    // Imported when enabled: tokens (jose), the users file (yaml) and the caches are for auth only.
+    const { createAuth } = await import('./registry/auth/auth.js');
     const created = await createAuth(config, { logger, database, audit: audit.record });
     auth = created;
     app.decorate('auth', created);
@@ -120,7 +123,9 @@ async function build(config: Config, options: AppOptions & { logger: Logger }): 
   const cluster = options.mirrors || !config.upstreams.length || !database
     ? undefined
     : (await import('./registry/proxy/cluster.js')).clusterPulls(config, database, auth?.tokens, proxyLog);
-  const built = options.mirrors || !config.upstreams.length ? undefined : buildMirrors(config, store, proxyLog, cluster);
+  // Imported when an upstream is configured: the HTTP client (undici, ~8 MiB resident) is for mirrors only.
+  const built = options.mirrors || !config.upstreams.length ? undefined
+    : (await import('./registry/proxy/mirrors.js')).buildMirrors(config, store, proxyLog, cluster);
   if (cluster && built) {
     await cluster.routes(app, built);
     app.addHook('onClose', async () => cluster.close());

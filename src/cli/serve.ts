@@ -2,8 +2,9 @@
 // enables it, in one process.
 import { parseArgs } from './args.js';
 import type { Config } from '../config/config.js';
-import { ConfigError } from '../config/resolve.js';
+import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
+import { schemaProblemsInWorker } from '../config/schema-check-worker.js';
 import type { Kube, PodReader } from '../k8s/kube.js';
 import { createLogger, type Logger } from '../log.js';
 
@@ -51,7 +52,8 @@ function checkRoles(config: Config): void {
 export async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const bootLog = createLogger('info');
-  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg));
+  // The schema library is needed once, at start: checked in a thread that takes it away after.
+  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg), schemaProblemsInWorker);
   checkRoles(config);
   // Before anything is created (storage, the first admin, keys): a missing file stops the start.
   const { referencedFileProblems } = await import('../config/files.js');
@@ -59,6 +61,10 @@ export async function serve(argv: string[]): Promise<void> {
   if (missing.length) throw new ConfigError(missing, config.source);
   const logger = createLogger(config.log.level);
   const roles: Role[] = [];
+  // Garbage left by start-up and by each burst of requests is collected once things are quiet.
+  const { idleGc } = await import('../idle-gc.js');
+  const gc = idleGc();
+  roles.push({ name: 'idle-gc', close: async () => gc.stop() });
   const kube = config.webhook.enabled || config.controller.enabled ? await clusterClient(logger) : undefined;
   if (config.controller.enabled && !kube) {
     throw new ConfigError(['controller.enabled: needs access to a Kubernetes API (run in a Pod, or set KUBECONFIG)'], config.source);
@@ -75,6 +81,7 @@ export async function serve(argv: string[]): Promise<void> {
     const metadata = app.database ? app.database.location : 'embedded';
     logger.info({ address, storage: config.storage.root, metadata, config: config.source ?? '(embedded defaults)' }, 'layover registry listening');
     roles.push({ name: 'registry', close: () => app.close() });
+    gc.track(app.server);
     if (config.controller.enabled) {
       const auth = app.auth;
       if (!kube || !auth) throw new Error('controller: no cluster client or auth module');
@@ -90,14 +97,16 @@ export async function serve(argv: string[]): Promise<void> {
   }
   if (config.webhook.enabled) {
     const { startWebhook } = await import('../webhook/server.js');
-    const { createClusterFacts } = await import('../k8s/cluster-facts.js');
+    // cluster-facts.ts loads @kubernetes/client-node (~50 MiB resident): only with a cluster.
+    const cluster = kube ? (await import('../k8s/cluster-facts.js')).createClusterFacts() : undefined;
     const { mintedCredentials } = await import('../webhook/registry-access.js');
     // With the registry's keys in this process the webhook mints its namespace tokens; otherwise
     // it reads each namespace's pull secret (the default).
     const credentials = mintNamespaceToken && !kube ? mintedCredentials(mintNamespaceToken) : undefined;
-    const webhook = await startWebhook(config, { logger, kube, cluster: kube ? createClusterFacts() : undefined, credentials });
+    const webhook = await startWebhook(config, { logger, kube, cluster, credentials });
     logger.info({ url: webhook.url }, 'layover webhook listening');
     roles.push({ name: 'webhook', close: () => webhook.close() });
+    gc.track(webhook.server);
   }
 
   if (config.node.enabled) {

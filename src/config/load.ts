@@ -3,10 +3,21 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import type { Config } from './config.js';
-import { ConfigError, resolveConfig } from './resolve.js';
+import { ConfigError } from './errors.js';
+import { asRawConfig, resolveValues, type ResolveOptions } from './resolve-values.js';
 
-export async function loadConfig(file: string | undefined, warn?: (msg: string) => void): Promise<Config> {
-  if (!file) return resolveConfig({}, { warn });
+/** How the document is checked against the schema; default: in this process (schema-check.ts). */
+export type SchemaCheck = (raw: unknown) => Promise<string[]>;
+
+const inProcess: SchemaCheck = async (raw) => (await import('./schema-check.js')).schemaProblems(raw);
+
+async function resolveChecked(input: unknown, check: SchemaCheck, options: ResolveOptions): Promise<Config> {
+  const raw = asRawConfig(input, options.source);
+  return resolveValues(raw, await check(raw), options);
+}
+
+export async function loadConfig(file: string | undefined, warn?: (msg: string) => void, check: SchemaCheck = inProcess): Promise<Config> {
+  if (!file) return resolveChecked({}, check, { warn });
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -19,5 +30,5 @@ export async function loadConfig(file: string | undefined, warn?: (msg: string) 
   } catch (err) {
     throw new ConfigError([`not valid YAML: ${(err as Error).message.split('\n')[0]}`], file);
   }
-  return resolveConfig(doc, { source: file, baseDir: path.dirname(path.resolve(file)), warn });
+  return resolveChecked(doc, check, { source: file, baseDir: path.dirname(path.resolve(file)), warn });
 }

@@ -8,6 +8,8 @@ import type { ClusterFacts, Platform } from '../k8s/cluster-facts.js';
 import type { Kube } from '../k8s/kube.js';
 import { resolvePublicHost } from '../k8s/public-host.js';
 import type { Logger } from '../log.js';
+import type { RequestEmitter } from '../idle-gc.js';
+import { lazySchemaCompilers } from '../lazy-schema-compilers.js';
 import { certificateSource } from './certificate-source.js';
 import { defaultHealthURL, startHealthCheck, type RegistryHealth } from './health.js';
 import { createWebhookMetrics } from './metrics.js';
@@ -38,6 +40,8 @@ export interface WebhookDeps {
 export interface WebhookServer {
   close(): Promise<void>;
   url: string;
+  /** The HTTPS server, for what watches its requests (idle-gc.ts). */
+  server: RequestEmitter;
 }
 
 /** Bodies kube-apiserver sends are bounded by its own 3 MiB request limit. */
@@ -114,6 +118,7 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
     // kube-apiserver keeps connections open between reviews.
     keepAliveTimeout: 90_000,
     return503OnClosing: true,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
   });
   server = app.server as unknown as TlsServer;
 
@@ -186,6 +191,7 @@ export async function startWebhook(config: Config, deps: WebhookDeps): Promise<W
 
   return {
     url,
+    server: app.server,
     async close() {
       clearInterval(publicHostTimer);
       certificate.stop();

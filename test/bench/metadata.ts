@@ -28,6 +28,7 @@ import { startPostgres, type Postgres } from '../helpers/postgres.js';
 import { Database } from '../../src/database/database.js';
 import { PostgresMetadata } from '../../src/registry/storage/metadata/postgres.js';
 import { median } from './measure.js';
+import { printSummary } from './summary.js';
 
 const { values: args } = parseArgs({ options: { repos: { type: 'string', default: '5000' }, tags: { type: 'string', default: '10000' }, runs: { type: 'string', default: '9' }, 'cpu-prof': { type: 'string' }, engine: { type: 'string', default: 'sqlite' } } });
 const ENGINE = args.engine === 'postgres' ? 'postgres' : 'sqlite';
@@ -309,6 +310,11 @@ async function main(): Promise<void> {
     console.log(`${r.scenario.padEnd(12)} ${r.metric.padEnd(26)} ${fmt(r.layoverMs).padStart(10)} ${fmt(r.dockerMs).padStart(10)} ${ratio.padStart(7)}  ${r.target}`);
   }
   for (const [name, f] of Object.entries(results)) console.log(`${name} (${ENGINE}): seed ${fmt(f.seedLayoverMs)}, layover start${ENGINE === 'sqlite' ? ' incl. import' : ''} ${fmt(f.layoverStartWithImportMs)}`);
+  printSummary({
+    bench: `metadata (${ENGINE})`,
+    peer: 'docker-registry',
+    rows: rows.map((r) => ({ metric: `${r.scenario} ${r.metric}`, unit: 'ms', digits: 1, layover: r.layoverMs, peer: r.dockerMs, target: r.target })),
+  });
   console.log(JSON.stringify({ bench: 'metadata', engine: ENGINE, runs: RUNS, results }));
 }
 

@@ -21,6 +21,7 @@ import { freePort } from '../helpers/free-port.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitForHttp } from '../helpers/wait-for.js';
 import { curlGet, median, writeBlobFile } from './measure.js';
+import { printSummary, spreadOf } from './summary.js';
 
 const MiB = 2 ** 20;
 /** The V8 flags of the DaemonSet's command (between `node` and the entry point). */
@@ -120,6 +121,18 @@ async function main(): Promise<void> {
     ];
     const width = Math.max(...rows.map((r) => r[0].length));
     console.log(`\nnode role (issue 13)\n${rows.map(([a, b, c]) => `  ${a.padEnd(width)}  ${b.padStart(11)}  ${c}`).join('\n')}`);
+    printSummary({
+      bench: 'node',
+      peer: 'direct GET',
+      note: `${RUNS} GETs each, alternating`,
+      rows: [
+        { metric: 'GET 256 MiB through the node role, median', unit: 's', layover: throughMedian, spread: spreadOf(through), peer: directMedian, target: '≤ 1.05', met: ratio <= 1.05 },
+        ...(socatMedian === undefined ? [] : [{ metric: 'GET 256 MiB through the node role vs socat', unit: 's', layover: throughMedian, peer: socatMedian, peerName: 'socat' }]),
+        { metric: 'node role RSS at rest, started', unit: 'MiB', digits: 1, layover: restStartMiB, target: '< 48 MiB', met: restStartMiB < 48 },
+        { metric: `node role peak RSS, ${CLIENTS} GETs at once`, unit: 'MiB', digits: 1, layover: loadPeakMiB, target: '< 48 MiB', met: loadPeakMiB < 48 },
+        { metric: 'node role RSS at rest, after the load', unit: 'MiB', digits: 1, layover: restAfterMiB, target: '< 48 MiB', met: restAfterMiB < 48 },
+      ],
+    });
     console.log(JSON.stringify({ bench: 'node', restStartMiB, singlePeakMiB, loadPeakMiB, restAfterMiB, directMedian, throughMedian, ratio, socatMedian, socatRatio, concurrentSeconds, runs: RUNS, clients: CLIENTS }));
   } finally {
     await node.close();

@@ -24,6 +24,7 @@ import { makeOciImage } from '../helpers/oci-layout.js';
 import { skopeoCopy } from '../helpers/skopeo.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { median } from './measure.js';
+import { printSummary, spreadOf } from './summary.js';
 
 const MiB = 2 ** 20;
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, rate: { type: 'string', default: '5' }, layers: { type: 'string', default: '6' } } });
@@ -105,6 +106,15 @@ async function main(): Promise<void> {
     JSON.stringify({ bench: 'prefetch', imageBytes, layers: LAYERS, bytesPerSecond: RATE, runs: RUNS, off, on, ratioPull: on.pull / off.pull, ratioTotal: on.total / off.total }),
     '',
   ].join('\n'));
+  printSummary({
+    bench: 'prefetch',
+    peer: 'prefetch off',
+    note: `median of ${RUNS}; ratio = on ÷ off`,
+    rows: [
+      { metric: 'ctr pull with prefetch on, median', unit: 's', digits: 2, layover: on.pull, spread: spreadOf(results.on.pull, 2), peer: off.pull, target: '< 1.0', met: on.pull < off.pull },
+      { metric: 'admission → pulled with prefetch on, median', unit: 's', digits: 2, layover: on.total, spread: spreadOf(results.on.total, 2), peer: off.total, target: '< 1.0', met: on.total < off.total },
+    ],
+  });
 }
 
 main().catch((err: unknown) => {

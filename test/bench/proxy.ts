@@ -34,6 +34,7 @@ import { requireTool } from '../helpers/run-tool.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { curlGet, median, writeBlobFile } from './measure.js';
+import { printSummary, spreadOf } from './summary.js';
 
 const MiB = 2 ** 20;
 const BLOB_SIZE = 256 * MiB;
@@ -195,6 +196,21 @@ async function main(): Promise<void> {
     console.log(`\nprimed page cache: ${PRIME ? 'yes' : 'no'}; runs: ${RUNS}`);
     console.log(`${'metric'.padEnd(44)}${'layover'.padStart(10)}${'dr-proxy'.padStart(10)}${'direct'.padStart(10)}`);
     for (const [label, a, b, c] of rows) console.log(`${label.padEnd(44)}${a.padStart(10)}${b.padStart(10)}${c.padStart(10)}`);
+    printSummary({
+      bench: 'proxy',
+      peer: 'docker-registry proxy',
+      note: `${RUNS} runs, one mirror after the other; primed page cache: ${PRIME ? 'yes' : 'no'}`,
+      rows: [
+        { metric: 'cold pull 256 MiB, median', unit: 's', layover: layover.cold, spread: spreadOf(L.cold), peer: proxy.cold, target: '≤ 1.0', met: layover.cold <= proxy.cold },
+        { metric: 'CPU of the mirror per cold pull', unit: 'CPU-s', digits: 2, layover: layover.coldCpu, spread: spreadOf(L.coldCpu.slice(1), 2), peer: proxy.coldCpu },
+        { metric: 'cold ÷ direct', layover: layover.cold / layover.direct, peer: direct, peerName: 'direct GET, s', ratio: layover.cold / layover.direct, target: '≤ 1.15', met: layover.cold / layover.direct <= 1.15 },
+        { metric: 'warm pull 256 MiB, median', unit: 's', layover: layover.warm, spread: spreadOf(L.warm), peer: proxy.warm },
+        { metric: 'warm ÷ direct', layover: layover.warm / layover.direct, peer: direct, peerName: 'direct GET, s', ratio: layover.warm / layover.direct, target: '≤ 1.0', met: layover.warm / layover.direct <= 1.0 },
+        { metric: `upstream GETs, ${CLIENTS} concurrent cold`, digits: 0, layover: lc.fetches, peer: dc.fetches, target: '1', met: lc.fetches === 1 },
+        { metric: `peak RSS, ${CLIENTS} concurrent cold`, unit: 'MiB', digits: 1, layover: lc.peakRssMiB, peer: dc.peakRssMiB, target: '≤ 128 MiB', met: lc.peakRssMiB <= 128 },
+        { metric: 'RSS at rest before them', unit: 'MiB', digits: 1, layover: lc.restRssMiB, peer: dc.restRssMiB },
+      ],
+    });
     console.log(JSON.stringify({
       bench: 'proxy',
       runs: RUNS,

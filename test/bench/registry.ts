@@ -1,9 +1,16 @@
 // Issue 2 benchmark: layover against docker-registry (Distribution 2.8) on the same machine, in
-// one run. Run with `npx tsx test/bench/registry.ts [--runs N] [--skip-layover]`.
-//   (a) GET of a 256 MiB blob already stored (curl to /dev/null, median of N runs)
-//   (b) skopeo push (copy from a local OCI layout) of a 3-layer ~300 MiB image, fresh storage each run
-//   (c) peak RSS of each registry process while 16 curl clients pull the 256 MiB blob at once
-// Prints a table and one JSON line (`{"bench":"registry",…}`); ratios are layover ÷ docker-registry.
+// one run. Run with `npx tsx test/bench/registry.ts [--runs N] [--concurrent-runs N] [--skip-layover]`.
+// Both registries run side by side for the whole of (a) to (c), so each GET and each load meets
+// the same machine (it is shared and its load drifts):
+//   (a) RSS at rest, started with no traffic; and again after a 256 MiB upload
+//   (b) GET of the 256 MiB blob (curl to /dev/null): layover's and docker-registry's GETs
+//       alternate (A B, B A, A B…), median and spread (min–max) of N each
+//   (c) peak RSS of each registry process while 16 curl clients pull the blob at once, one
+//       registry at a time, alternating, and its RSS at rest after the load
+//   (d) skopeo push (copy from a local OCI layout) of a 3-layer ~300 MiB image, fresh storage
+//       each run, alternating
+// Prints a summary table (summary.ts) and one JSON line (`{"bench":"registry",…}`); ratios are
+// layover ÷ docker-registry.
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
@@ -15,6 +22,7 @@ import { requireTool } from '../helpers/run-tool.js';
 import { skopeoCopy } from '../helpers/skopeo.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { curlGet, median, writeBlobFile } from './measure.js';
+import { printSummary, spreadOf } from './summary.js';
 
 const MiB = 2 ** 20;
 const BLOB_SIZE = 256 * MiB;
@@ -29,8 +37,9 @@ interface Target {
 
 type Starter = () => Promise<Target>;
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, 'skip-layover': { type: 'boolean', default: false } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '5' }, 'concurrent-runs': { type: 'string', default: '2' }, 'skip-layover': { type: 'boolean', default: false } } });
 const RUNS = Math.max(1, Number(args.runs));
+const CONCURRENT_RUNS = Math.max(1, Number(args['concurrent-runs']));
 
 const startLayoverTarget: Starter = async () => {
   const l = await spawnLayover({}, { logLevel: 'warn', compiled: true });
@@ -42,32 +51,19 @@ const startDockerTarget: Starter = async () => {
 };
 
 interface Figures {
-  getSeconds?: number;
-  pushSeconds?: number;
-  peakRssMiB?: number;
-  restRssMiB?: number;
-  concurrentSeconds?: number;
+  gets: number[];
+  pushes: number[];
+  /** Peak RSS under each round of CLIENTS concurrent GETs, MiB. */
+  peaks: number[];
+  concurrentSeconds: number[];
+  restStartMiB?: number;
+  afterUploadMiB?: number;
+  afterLoadMiB?: number;
   error?: string;
 }
 
-async function measureGetAndRss(target: Target, blobFile: string, digest: string, figures: Figures, getTimes: number[]): Promise<void> {
-  await uploadBlob(target.url, 'bench/blob', digest, { file: blobFile });
-  const url = `${target.url}/v2/bench/blob/blobs/${digest}`;
-  await curlGet(url, BLOB_SIZE); // warm: page cache and any lazy state
-  for (let i = 0; i < RUNS; i++) getTimes.push(await curlGet(url, BLOB_SIZE));
-  figures.getSeconds = median(getTimes);
-
-  // RSS at rest before the load, so a high peak can be told apart from memory kept since the upload.
-  figures.restRssMiB = rssBytes(target.pid) / MiB;
-  const resetWorked = resetPeakRss(target.pid);
-  const sampler = sampleRss(target.pid, 10);
-  const started = performance.now();
-  await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(url, BLOB_SIZE)));
-  figures.concurrentSeconds = (performance.now() - started) / 1000;
-  const sampled = sampler.stop();
-  const hwm = resetWorked ? peakRssBytes(target.pid) : 0;
-  figures.peakRssMiB = Math.max(sampled, hwm) / MiB;
-}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const rssMiB = (pid: number) => rssBytes(pid) / MiB;
 
 async function measurePush(start: Starter, image: OciImage): Promise<number> {
   const target = await start();
@@ -80,21 +76,38 @@ async function measurePush(start: Starter, image: OciImage): Promise<number> {
   }
 }
 
-function fmt(n: number | undefined, digits = 2): string {
-  return n === undefined ? 'n/a' : n.toFixed(digits);
+async function peakUnderLoad(target: Target, url: string): Promise<{ peakMiB: number; seconds: number }> {
+  const resetWorked = resetPeakRss(target.pid);
+  const sampler = sampleRss(target.pid, 10);
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CLIENTS }, () => curlGet(url, BLOB_SIZE)));
+  const seconds = (performance.now() - started) / 1000;
+  const sampled = sampler.stop();
+  const hwm = resetWorked ? peakRssBytes(target.pid) : 0;
+  return { peakMiB: Math.max(sampled, hwm) / MiB, seconds };
 }
 
-function ratio(a: number | undefined, b: number | undefined): number | undefined {
-  return a === undefined || b === undefined || b === 0 ? undefined : a / b;
+function errorText(err: unknown): string {
+  return (err as Error).message.split('\n').slice(0, 3).join(' | ');
+}
+
+/** Rounds of `each`, one call per target, the order flipped every round (A B, B A, …). */
+async function alternate(targets: Target[], rounds: number, each: (t: Target) => Promise<void>): Promise<void> {
+  for (let i = 0; i < rounds; i++) for (const t of i % 2 ? [...targets].reverse() : targets) await each(t);
 }
 
 async function main(): Promise<void> {
   requireTool('skopeo');
   requireTool('docker-registry');
+  requireTool('curl');
   const tmp = makeTempDir('layover-bench-');
-  const results: Record<Target['name'], Figures> = { layover: {}, 'docker-registry': {} };
+  const results: Record<Target['name'], Figures> = {
+    layover: { gets: [], pushes: [], peaks: [], concurrentSeconds: [] },
+    'docker-registry': { gets: [], pushes: [], peaks: [], concurrentSeconds: [] },
+  };
   const starters: [Target['name'], Starter][] = [['docker-registry', startDockerTarget]];
   if (!args['skip-layover']) starters.unshift(['layover', startLayoverTarget]);
+  const running: Target[] = [];
   try {
     const t0 = performance.now();
     const blobFile = path.join(tmp.path, 'blob.bin');
@@ -106,69 +119,91 @@ async function main(): Promise<void> {
     const imageMiB = image.layers.reduce((n, l) => n + l.size, 0) / MiB;
     console.error(`set-up: 256 MiB blob and ${imageMiB.toFixed(0)} MiB image in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-    // (a) and (c): one long-lived process of each.
+    // (a) Both started, then left alone: RSS at rest with no traffic; then one upload each.
     for (const [name, start] of starters) {
-      let target: Target | undefined;
       try {
-        target = await start();
-        await measureGetAndRss(target, blobFile, digest, results[name], []);
-        console.error(`${name}: GET median ${fmt(results[name].getSeconds, 3)} s, ${CLIENTS} clients ${fmt(results[name].concurrentSeconds)} s, peak RSS ${fmt(results[name].peakRssMiB, 1)} MiB`);
+        running.push(await start());
       } catch (err) {
-        results[name].error = (err as Error).message.split('\n').slice(0, 3).join(' | ');
+        results[name].error = errorText(err);
         console.error(`${name}: ${results[name].error}`);
-      } finally {
-        await target?.close();
       }
     }
+    await sleep(3000);
+    for (const t of running) results[t.name].restStartMiB = rssMiB(t.pid);
+    const blobUrl = (t: Target) => `${t.url}/v2/bench/blob/blobs/${digest}`;
+    for (const t of running) await uploadBlob(t.url, 'bench/blob', digest, { file: blobFile });
+    // Longer than layover's quiet time before it collects (idle-gc.ts): "at rest" means at rest.
+    await sleep(5000);
+    for (const t of running) results[t.name].afterUploadMiB = rssMiB(t.pid);
 
-    // (b): alternate registries so drift in machine load hits both alike.
-    const pushes: Record<Target['name'], number[]> = { layover: [], 'docker-registry': [] };
+    // (b) Warm (page cache, lazy state), then GETs taking turns.
+    for (const t of running) await curlGet(blobUrl(t), BLOB_SIZE);
+    await alternate(running, RUNS, async (t) => {
+      const s = await curlGet(blobUrl(t), BLOB_SIZE);
+      results[t.name].gets.push(s);
+      console.error(`${t.name}: GET ${s.toFixed(3)} s`);
+    });
+
+    // (c) One registry under load at a time, the other idle; the order alternates.
+    await alternate(running, CONCURRENT_RUNS, async (t) => {
+      const { peakMiB, seconds } = await peakUnderLoad(t, blobUrl(t));
+      results[t.name].peaks.push(peakMiB);
+      results[t.name].concurrentSeconds.push(seconds);
+      console.error(`${t.name}: ${CLIENTS} clients ${seconds.toFixed(2)} s, peak RSS ${peakMiB.toFixed(1)} MiB`);
+    });
+    await sleep(5000);
+    for (const t of running) results[t.name].afterLoadMiB = rssMiB(t.pid);
+    for (const t of running.splice(0)) await t.close();
+
+    // (d) Alternating registries so drift in machine load hits both alike.
     const pushRuns = Math.min(RUNS, 3);
     for (let i = 0; i < pushRuns; i++) {
-      for (const [name, start] of starters) {
+      for (const [name, start] of i % 2 ? [...starters].reverse() : starters) {
         if (results[name].error) continue;
         try {
-          pushes[name].push(await measurePush(start, image));
+          results[name].pushes.push(await measurePush(start, image));
         } catch (err) {
-          results[name].error = (err as Error).message.split('\n').slice(0, 3).join(' | ');
+          results[name].error = errorText(err);
           console.error(`${name}: push failed: ${results[name].error}`);
         }
       }
     }
-    for (const [name] of starters) if (pushes[name].length) results[name].pushSeconds = median(pushes[name]);
 
     const l = results.layover;
     const d = results['docker-registry'];
-    const rows: [string, number | undefined, number | undefined, number][] = [
-      ['GET 256 MiB blob, median s', l.getSeconds, d.getSeconds, 3],
-      ['skopeo push 3x100 MiB, median s', l.pushSeconds, d.pushSeconds, 2],
-      [`peak RSS, ${CLIENTS} clients, MiB`, l.peakRssMiB, d.peakRssMiB, 1],
-      ['RSS at rest before the load, MiB', l.restRssMiB, d.restRssMiB, 1],
-      [`${CLIENTS} concurrent GETs, s`, l.concurrentSeconds, d.concurrentSeconds, 2],
-    ];
-    console.log(`\n${'metric'.padEnd(34)}${'layover'.padStart(10)}${'docker-reg'.padStart(12)}${'ratio'.padStart(8)}`);
-    for (const [label, a, b, digits] of rows) {
-      console.log(`${label.padEnd(34)}${fmt(a, digits).padStart(10)}${fmt(b, digits).padStart(12)}${fmt(ratio(a, b)).padStart(8)}`);
-    }
+    const med = (xs: number[]) => (xs.length ? median(xs) : undefined);
+    const max = (xs: number[]) => (xs.length ? Math.max(...xs) : undefined);
+    const layoverPeak = max(l.peaks);
+    const dockerPeak = max(d.peaks);
+    printSummary({
+      bench: 'registry',
+      peer: 'docker-registry',
+      note: `${RUNS} GETs each, alternating; ${CONCURRENT_RUNS} rounds of ${CLIENTS} concurrent GETs; shared machine (load ${(await import('node:os')).loadavg()[0]!.toFixed(1)})`,
+      rows: [
+        { metric: 'GET 256 MiB blob, median', unit: 's', layover: med(l.gets), spread: spreadOf(l.gets), peer: med(d.gets), target: '≤ 1.0', met: (med(l.gets) ?? Infinity) <= (med(d.gets) ?? 0) },
+        { metric: 'skopeo push 3x100 MiB, median', unit: 's', digits: 2, layover: med(l.pushes), spread: spreadOf(l.pushes, 2), peer: med(d.pushes), target: '≤ 1.0', met: (med(l.pushes) ?? Infinity) <= (med(d.pushes) ?? 0) },
+        { metric: 'RSS at rest, started', unit: 'MiB', digits: 1, layover: l.restStartMiB, peer: d.restStartMiB, target: '≤ 60 MiB', met: (l.restStartMiB ?? Infinity) <= 60 },
+        { metric: 'RSS after a 256 MiB upload', unit: 'MiB', digits: 1, layover: l.afterUploadMiB, peer: d.afterUploadMiB, target: '≤ 80 MiB', met: (l.afterUploadMiB ?? Infinity) <= 80 },
+        { metric: `peak RSS, ${CLIENTS} concurrent GETs (max)`, unit: 'MiB', digits: 1, layover: layoverPeak, spread: spreadOf(l.peaks, 1), peer: dockerPeak, target: '≤ 1.0', met: (layoverPeak ?? Infinity) <= (dockerPeak ?? 0) },
+        { metric: `${CLIENTS} concurrent GETs, median`, unit: 's', digits: 2, layover: med(l.concurrentSeconds), spread: spreadOf(l.concurrentSeconds, 2), peer: med(d.concurrentSeconds) },
+        { metric: 'RSS at rest after the load', unit: 'MiB', digits: 1, layover: l.afterLoadMiB, peer: d.afterLoadMiB },
+      ],
+    });
     if (l.error) console.log(`layover: ${l.error}`);
     if (d.error) console.log(`docker-registry: ${d.error}`);
     console.log(JSON.stringify({
       bench: 'registry',
       runs: RUNS,
+      concurrentRuns: CONCURRENT_RUNS,
       blobMiB: BLOB_SIZE / MiB,
       imageMiB: Number(imageMiB.toFixed(1)),
       clients: CLIENTS,
       layover: l,
       dockerRegistry: d,
-      ratio: {
-        get: ratio(l.getSeconds, d.getSeconds),
-        push: ratio(l.pushSeconds, d.pushSeconds),
-        peakRss: ratio(l.peakRssMiB, d.peakRssMiB),
-        concurrentGet: ratio(l.concurrentSeconds, d.concurrentSeconds),
-      },
-      targets: { getRatio: 1, pushRatio: 1, layoverPeakRssMiB: 128 },
+      targets: { getRatio: 1, pushRatio: 1, restMiB: 60, afterUploadMiB: 80, peakRatio: 1 },
     }));
   } finally {
+    for (const t of running) await t.close().catch(() => undefined);
     tmp.cleanup();
   }
 }

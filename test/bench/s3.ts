@@ -19,6 +19,7 @@ import { requireTool } from '../helpers/run-tool.js';
 import { skopeoCopy } from '../helpers/skopeo.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { median, writeBlobFile } from './measure.js';
+import { printSummary, spreadOf } from './summary.js';
 
 const MiB = 2 ** 20;
 const BLOB_SIZE = 256 * MiB;
@@ -132,6 +133,16 @@ async function main(): Promise<void> {
     ];
     console.log(`\n${'metric'.padEnd(38)}${'layover'.padStart(10)}${'docker-reg'.padStart(12)}${'ratio'.padStart(8)}`);
     for (const [label, a, b, digits] of rows) console.log(`${label.padEnd(38)}${fmt(a, digits).padStart(10)}${fmt(b, digits).padStart(12)}${fmt(ratio(a, b)).padStart(8)}`);
+    printSummary({
+      bench: 's3',
+      peer: 'docker-registry',
+      note: `${RUNS} runs, alternating`,
+      rows: [
+        { metric: 'GET 256 MiB blob via S3, median', unit: 's', layover: l.getSeconds, spread: spreadOf(get.layover), peer: d.getSeconds, target: '≤ 1.0', met: (l.getSeconds ?? Infinity) <= (d.getSeconds ?? 0) },
+        { metric: 'skopeo push 3x100 MiB to S3, median', unit: 's', digits: 2, layover: l.pushSeconds, spread: spreadOf(push.layover, 2), peer: d.pushSeconds, target: '≤ 1.0', met: (l.pushSeconds ?? Infinity) <= (d.pushSeconds ?? 0) },
+        { metric: 'GET 256 MiB, redirect mode (-L)', unit: 's', layover: l.redirectGetSeconds, spread: spreadOf(getRedirect.layover), peer: d.redirectGetSeconds },
+      ],
+    });
     console.log(JSON.stringify({
       bench: 's3',
       runs: RUNS,

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { compiledEntry } from '../helpers/layover.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -19,7 +20,7 @@ afterEach(() => {
   tmp = undefined;
 });
 
-function run(configYaml: string): { output: () => string; exited: Promise<number | null> } {
+function run(configYaml: string, entry = BIN): { output: () => string; exited: Promise<number | null> } {
   tmp = makeTempDir('layover-serve-');
   const file = path.join(tmp.path, 'config.yaml');
   writeFileSync(file, configYaml);
@@ -27,7 +28,7 @@ function run(configYaml: string): { output: () => string; exited: Promise<number
   const env = { ...process.env };
   delete env.KUBERNETES_SERVICE_HOST;
   delete env.KUBECONFIG;
-  child = spawn(process.execPath, [BIN, 'serve', '--config', file], { cwd: tmp.path, env });
+  child = spawn(process.execPath, [entry, 'serve', '--config', file], { cwd: tmp.path, env });
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child?.on('exit', (code) => resolve(code)));
@@ -66,6 +67,17 @@ describe('layover serve', () => {
     expect(await exited).toBe(2);
     expect(output()).toContain('registry.lisen: unknown key');
   });
+
+  it('compiled (as the image runs it), checks the schema in a thread of its own and names each bad key', async () => {
+    // dist/ runs the check in a worker thread (schema-check-worker.ts); the sources run it in-process.
+    const entry = await compiledEntry();
+    const { output, exited } = run('registry: { lisen: "127.0.0.1:0", maxManifestSize: [1] }\nwebhook: { enabled: "yes" }\n', entry);
+    expect(await exited).toBe(2);
+    const text = output();
+    expect(text).toContain('registry.lisen: unknown key');
+    expect(text).toMatch(/registry\.maxManifestSize: /);
+    expect(text).toMatch(/webhook\.enabled: /);
+  }, 300_000);
 
   it('checks every file and command the configuration names before creating anything, naming each key', async () => {
     const port = await freePort();

@@ -1,0 +1,56 @@
+import { once } from 'node:events';
+import { createServer, request, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { idleGc, type IdleGc } from '../../src/idle-gc.js';
+import { waitFor } from '../helpers/wait-for.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('idle GC', () => {
+  let gc: IdleGc | undefined;
+  afterEach(() => gc?.stop());
+
+  it('collects once after start-up, never while a request is in flight, once after each quiet spell', async () => {
+    let held: ServerResponse | undefined;
+    const server = createServer((req, res) => {
+      if (req.url === '/hold') held = res;
+      else res.end('ok');
+    });
+    gc = idleGc({ quietMs: 400, checkMs: 20 });
+    gc.track(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const get = (path: string) => new Promise<void>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path }, (res) => res.resume().once('end', resolve)).once('error', reject).end();
+    });
+    try {
+      // Start-up: the first quiet spell gets one collection, and then no more while nothing happens.
+      await waitFor(() => gc!.runs === 1, 5_000);
+      await sleep(800);
+      expect(gc.runs).toBe(1);
+
+      // A long response (a blob GET) keeps it from collecting, however long it lasts.
+      const long = get('/hold');
+      await waitFor(() => held !== undefined, 5_000);
+      await sleep(1_000);
+      expect(gc.runs).toBe(1);
+      held!.end('done');
+      await long;
+      await waitFor(() => gc!.runs === 2, 5_000);
+
+      // Steady traffic, its gaps far shorter than the quiet time: no collection until it stops.
+      for (let i = 0; i < 10; i++) {
+        await get('/');
+        await sleep(20);
+      }
+      expect(gc.runs).toBe(2);
+      await waitFor(() => gc!.runs === 3, 5_000);
+      await sleep(800);
+      expect(gc.runs).toBe(3);
+    } finally {
+      server.close();
+    }
+  });
+});
