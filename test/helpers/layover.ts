@@ -20,6 +20,7 @@ import { openS3Store } from '../../src/registry/storage/open-store.js';
 import { openSharedStore } from '../../src/registry/storage/shared.js';
 import type { Store } from '../../src/registry/storage/store.js';
 import { runTool } from './run-tool.js';
+import { removeSuitePrefix, suiteS3For } from './s3-suite.js';
 import { freePort } from './free-port.js';
 import { makeTempDir } from './temp-dir.js';
 import { waitForHttp } from './wait-for.js';
@@ -56,6 +57,16 @@ export interface S3Target {
   region?: string;
   prefix?: string;
   redirect?: boolean;
+}
+
+function s3Target(root: string, opts: LayoverOptions, dir: string): RawConfig | undefined {
+  const target = s3For(root, opts);
+  return target && s3Raw(target, dir);
+}
+
+/** The caller's bucket, or the suite's (LAYOVER_TEST_STORAGE=s3, s3-suite.ts) with a prefix per root. */
+function s3For(root: string, opts: LayoverOptions): S3Target | undefined {
+  return opts.s3 ?? suiteS3For(root);
 }
 
 /** storage.driver s3 settings for `target`, its keys written to files in `dir`. */
@@ -207,7 +218,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     let config: Config;
     let app: FastifyInstance;
     try {
-      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', await databaseFor(root, opts), opts.s3 && s3Raw(opts.s3, tmp.path)), { baseDir: tmp.path });
+      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', await databaseFor(root, opts), s3Target(root, opts, tmp.path)), { baseDir: tmp.path });
       app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
     } catch (err) {
       return fail(err);
@@ -236,6 +247,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
         await app.close();
         await new Promise<void>((resolve) => logStream.end(resolve));
         tmp.cleanup();
+        if (!opts.root) await removeSuitePrefix(root);
       },
     };
   }
@@ -248,7 +260,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const port = await freePort();
   let effective: RawConfig;
   try {
-    effective = testRaw(raw, root, port, opts.logLevel ?? 'info', await databaseFor(root, opts), opts.s3 && s3Raw(opts.s3, tmp.path));
+    effective = testRaw(raw, root, port, opts.logLevel ?? 'info', await databaseFor(root, opts), s3Target(root, opts, tmp.path));
   } catch (err) {
     tmp.cleanup();
     throw err;
@@ -312,6 +324,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     async close() {
       await child.stop('SIGTERM');
       tmp.cleanup();
+      if (!opts.root) await removeSuitePrefix(root);
     },
   };
   return handle;
