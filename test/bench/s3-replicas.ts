@@ -99,9 +99,12 @@ export async function benchReplicas(rgw: CephRgw, dir: string, runs: number): Pr
     const [, osdPid, rgwPid] = rgw.pids;
     const round = async (count: 1 | 3): Promise<ReplicaRound> => {
       const pgPids = withChildren(postgres.pid);
-      const before = { l: replicas.reduce((n, r) => n + ticksOf(r.pid), 0), g: ticksOf(rgwPid!), o: ticksOf(osdPid!), p: pgPids.reduce((n, p) => n + ticksOf(p), 0), m: machineBusyTicks() };
+      const pgBefore = pgPids.map(ticksOf);
+      const before = { l: replicas.reduce((n, r) => n + ticksOf(r.pid), 0), g: ticksOf(rgwPid!), o: ticksOf(osdPid!), p: 0, m: machineBusyTicks() };
       const seconds = await curlAll(urls(count), BLOB_SIZE);
-      const after = { l: replicas.reduce((n, r) => n + ticksOf(r.pid), 0), g: ticksOf(rgwPid!), o: ticksOf(osdPid!), p: pgPids.reduce((n, p) => n + ticksOf(p), 0), m: machineBusyTicks() };
+      // A backend that exited meanwhile reads 0: count only what each one used while alive.
+      const pgUsed = pgPids.reduce((n, p, i) => n + Math.max(0, ticksOf(p) - pgBefore[i]!), 0);
+      const after = { l: replicas.reduce((n, r) => n + ticksOf(r.pid), 0), g: ticksOf(rgwPid!), o: ticksOf(osdPid!), p: pgUsed, m: machineBusyTicks() };
       const s = (a: number, b: number) => Number(((a - b) / TICKS_PER_SECOND).toFixed(2));
       const result: ReplicaRound = {
         replicas: count,
