@@ -18,7 +18,6 @@ import { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { openS3Store } from '../../src/registry/storage/open-store.js';
 import { openSharedStore } from '../../src/registry/storage/shared.js';
-import type { Store } from '../../src/registry/storage/store.js';
 import { runTool } from './run-tool.js';
 import { removeSuitePrefix, suiteS3For } from './s3-suite.js';
 import { freePort } from './free-port.js';
@@ -171,7 +170,7 @@ function databaseFor(root: string, opts: LayoverOptions): Promise<string | undef
  * the embedded store on its root, or, when it uses a database, the shared store on root and
  * database (with its own pool, closed by `close()`).
  */
-export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config'>): Promise<Store & { close(): Promise<void> }> {
+export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config'>): Promise<ComposedStore> {
   const db = layover.config.database;
   const { driver, s3 } = layover.config.storage;
   const bucket = driver === 's3' ? s3 : undefined;
