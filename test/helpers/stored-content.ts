@@ -58,3 +58,18 @@ export async function uploadSessionIds(l: Layover): Promise<string[]> {
   if (l.config.storage.driver !== 's3') return readdirSync(path.join(l.root, 'uploads'));
   return [...new Set((await objectsUnder(l, 'uploads')).map((k) => k.split('/')[0]!))].sort();
 }
+
+/**
+ * Writes in progress: temporary files under the root's _tmp (filesystem), or the local spool
+ * files of downloads plus temporary objects under the prefix's _tmp/ (s3).
+ */
+export async function writesInProgress(l: Layover): Promise<string[]> {
+  if (l.config.storage.driver !== 's3') return readdirSync(path.join(l.root, '_tmp'));
+  let spool: string[] = [];
+  try {
+    spool = readdirSync(path.join(l.root, '_spool'));
+  } catch {
+    // not created yet: nothing spooled
+  }
+  return [...spool, ...(await objectsUnder(l, '_tmp'))];
+}
