@@ -7,8 +7,9 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration tests start real servers and peers; two cores, so keep parallelism modest.
     maxWorkers: 2,
-    // LAYOVER_TEST_METADATA=postgres: the whole suite with its metadata in PostgreSQL (one server per run).
-    globalSetup: ['test/helpers/postgres-suite.ts'],
+    // LAYOVER_TEST_METADATA=postgres: the whole suite with its metadata in PostgreSQL (one server per run);
+    // LAYOVER_TEST_STORAGE=s3: with its blob content on one Ceph RGW per run (a prefix per layover).
+    globalSetup: ['test/helpers/postgres-suite.ts', 'test/helpers/s3-suite.ts'],
     reporters: ['default'],
   },
 });

@@ -41,3 +41,20 @@ npx tsc -p tsconfig.test.json
 # source, so the many CLI and `serve` processes the tests start skip tsx's compile each time.
 npx tsc -p tsconfig.json
 npx vitest run "$@"
+
+# A short second pass on the scale-out configuration (issue 14): blob content on one Ceph RGW and
+# metadata in one PostgreSQL per run (test/helpers/s3-suite.ts, postgres-suite.ts), over the
+# registry-facing files that exercise storage most (replicas-s3.test.ts covers GC and outages on
+# this configuration in the first pass). Only on a full run (no FILES given); aimed at under 3
+# minutes on an idle 2-core machine. `LAYOVER_TEST_STORAGE=s3 LAYOVER_TEST_METADATA=postgres
+# npx vitest run FILES` runs any other file this way.
+if (($# == 0)); then
+  S3_PG_FILES=(
+    test/integration/harness-layover.test.ts
+    test/integration/registry-api-blobs.test.ts
+    test/integration/registry-api-uploads.test.ts
+    test/integration/registry-api-deletion.test.ts
+    test/integration/registry-skopeo.test.ts
+  )
+  LAYOVER_TEST_STORAGE=s3 LAYOVER_TEST_METADATA=postgres npx vitest run "${S3_PG_FILES[@]}"
+fi

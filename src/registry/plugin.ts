@@ -14,7 +14,7 @@ import { parseEndpoint, type Endpoint } from './routes/path.js';
 import type { PullRecorder } from './pull-recorder.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
 import { RegistryService, type ContentSource } from './service.js';
-import { isStorageFull, logStorageFull, storageAnswer } from './storage/errors.js';
+import { isObjectStoreUnavailable, isStorageFull, logObjectStoreUnavailable, logStorageFull, storageAnswer } from './storage/errors.js';
 import type { Store } from './storage/store.js';
 
 export interface MirrorRouter {
@@ -122,6 +122,7 @@ export async function registryPlugin(app: FastifyInstance, opts: RegistryPluginO
     if (storage) {
       // A full disk answers 507 to every write until space is freed: logged once a minute, not per request.
       if (isStorageFull(err)) logStorageFull(req.log, store.root, err);
+      else if (isObjectStoreUnavailable(err)) logObjectStoreUnavailable(req.log, store.root, err);
       else req.log.error({ err, method: req.method, url: req.url.split('?')[0] }, 'storage failed');
       return sendError(reply, storage);
     }

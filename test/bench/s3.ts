@@ -6,6 +6,9 @@
 //   (b) skopeo push (copy from a local OCI layout) of a 3-layer 300 MiB image into a fresh
 //       bucket, alternating, medians
 //   (c) the same GET in redirect mode (307 to a presigned URL, curl -L), for reference
+//   (d) aggregate throughput of 48 concurrent GETs over 3 layover replicas ÷ over 1, on one
+//       bucket and one PostgreSQL, with each party's CPU time (s3-replicas.ts); `--only replicas`
+//       runs just this part
 // Prints a table and one JSON line (`{"bench":"s3",…}`); ratios are layover ÷ docker-registry.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -19,6 +22,7 @@ import { requireTool } from '../helpers/run-tool.js';
 import { skopeoCopy } from '../helpers/skopeo.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { median, writeBlobFile } from './measure.js';
+import { benchReplicas, type ReplicaFigures } from './s3-replicas.js';
 import { printSummary, spreadOf } from './summary.js';
 
 const MiB = 2 ** 20;
@@ -26,7 +30,8 @@ const BLOB_SIZE = 256 * MiB;
 const NAMES = ['layover', 'docker-registry'] as const;
 type Name = (typeof NAMES)[number];
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, only: { type: 'string', default: 'all' } } });
+const ONLY_REPLICAS = args.only === 'replicas';
 const RUNS = Math.max(1, Number(args.runs));
 
 interface Target { url: string; close(): Promise<void> }
@@ -74,7 +79,13 @@ async function main(): Promise<void> {
   const get: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
   const getRedirect: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
   const push: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
+  let replicas: ReplicaFigures | undefined;
   try {
+    if (ONLY_REPLICAS) {
+      replicas = await benchReplicas(rgw, tmp.path, RUNS);
+      printReplicas(replicas);
+      return;
+    }
     const t0 = performance.now();
     const blobFile = path.join(tmp.path, 'blob.bin');
     const [digest, image] = await Promise.all([
@@ -123,6 +134,8 @@ async function main(): Promise<void> {
       }
     }
 
+    replicas = await benchReplicas(rgw, tmp.path, RUNS);
+
     const m = (xs: number[]) => (xs.length ? median(xs) : undefined);
     const l = { getSeconds: m(get.layover), pushSeconds: m(push.layover), redirectGetSeconds: m(getRedirect.layover) };
     const d = { getSeconds: m(get['docker-registry']), pushSeconds: m(push['docker-registry']), redirectGetSeconds: m(getRedirect['docker-registry']) };
@@ -133,6 +146,7 @@ async function main(): Promise<void> {
     ];
     console.log(`\n${'metric'.padEnd(38)}${'layover'.padStart(10)}${'docker-reg'.padStart(12)}${'ratio'.padStart(8)}`);
     for (const [label, a, b, digits] of rows) console.log(`${label.padEnd(38)}${fmt(a, digits).padStart(10)}${fmt(b, digits).padStart(12)}${fmt(ratio(a, b)).padStart(8)}`);
+    printReplicas(replicas);
     printSummary({
       bench: 's3',
       peer: 'docker-registry',
@@ -153,11 +167,19 @@ async function main(): Promise<void> {
       samples: { get, push, getRedirect },
       ratio: { get: ratio(l.getSeconds, d.getSeconds), push: ratio(l.pushSeconds, d.pushSeconds), redirectGet: ratio(l.redirectGetSeconds, d.redirectGetSeconds) },
       targets: { getRatio: 1, pushRatio: 1 },
+      replicas,
     }));
   } finally {
     await rgw.close();
     tmp.cleanup();
   }
+}
+
+function printReplicas(r: ReplicaFigures): void {
+  console.log(`\n${r.clients} concurrent GETs of ${r.blobMiB} MiB blobs, aggregate: 1 replica ${r.one.mibPerSecond.toFixed(0)} MiB/s, 3 replicas ${r.three.mibPerSecond.toFixed(0)} MiB/s, ratio ${r.ratio.toFixed(2)}`);
+  console.log('CPU seconds per round (layover processes / radosgw / ceph-osd / postgres / whole machine):');
+  for (const x of r.rounds) console.log(`  ${x.replicas} replica(s) ${x.seconds.toFixed(2)} s: ${x.cpu.layover} / ${x.cpu.radosgw} / ${x.cpu.osd} / ${x.cpu.postgres} / ${x.cpu.machine}`);
+  if (ONLY_REPLICAS) console.log(JSON.stringify({ bench: 's3-replicas', ...r }));
 }
 
 await main();

@@ -32,6 +32,10 @@ export interface CephRgw {
   client(): S3Client;
   /** Creates a fresh bucket with a unique name (prefix kept) and returns its name. */
   createBucket(prefix?: string): Promise<string>;
+  /** Stops the S3 gateway (radosgw) only: the cluster and its objects stay; connections are refused. */
+  stopGateway(): Promise<void>;
+  /** Starts the gateway again on the same port and waits until it answers. */
+  startGateway(): Promise<void>;
   /** The log of one daemon ('mon' | 'osd' | 'rgw'), for diagnosing a failing test. */
   log(daemon: 'mon' | 'osd' | 'rgw'): string;
   close(): Promise<void>;
@@ -72,6 +76,18 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
   const alive = (child: Child, name: string) => () => {
     if (!child.alive()) throw new StopWaiting(`${name} exited`);
   };
+  let gateway: Child | undefined;
+  const startGateway = async () => {
+    if (gateway?.alive()) return;
+    gateway = start('radosgw', ['-n', 'client.rgw.a'], 'client.rgw.a');
+    const rgwAlive = alive(gateway, 'radosgw');
+    await waitFor(async () => {
+      rgwAlive();
+      const res = await fetch(`http://127.0.0.1:${rgwPort}/`, { signal: AbortSignal.timeout(2_000) });
+      await res.arrayBuffer();
+      return true;
+    }, 60_000, 200);
+  };
 
   try {
     await run('monmaptool', ['--create', '--fsid', fsid, '--addv', 'a', `v2:127.0.0.1:${monPort}`, path.join(dir, 'monmap')]);
@@ -93,18 +109,11 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
       return (JSON.parse(stdout) as { num_up_osds: number }).num_up_osds === 1;
     }, 30_000, 200);
 
-    const rgw = start('radosgw', ['-n', 'client.rgw.a'], 'client.rgw.a');
-    const rgwAlive = alive(rgw, 'radosgw');
     await Promise.all([
       // The user can be created while the gateway starts: both only need the OSD.
       run('radosgw-admin', ['-n', 'client.admin', 'user', 'create', '--uid', 'layover-test', '--display-name', 'layover test',
         '--access-key', ACCESS_KEY, '--secret-key', SECRET_KEY], 60_000),
-      waitFor(async () => {
-        rgwAlive();
-        const res = await fetch(`http://127.0.0.1:${rgwPort}/`, { signal: AbortSignal.timeout(2_000) });
-        await res.arrayBuffer();
-        return true;
-      }, 60_000, 200),
+      startGateway(),
     ]);
   } catch (err) {
     await stopAll();
@@ -134,7 +143,9 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
     accessKeyId: ACCESS_KEY,
     secretAccessKey: SECRET_KEY,
     dir,
-    pids: children.map((c) => c.pid),
+    get pids() {
+      return children.map((c) => c.pid);
+    },
     client,
     async createBucket(prefix = 'layover-test') {
       admin ??= client();
@@ -142,6 +153,13 @@ export async function startCephRgw(opts: CephRgwOptions = {}): Promise<CephRgw> 
       await admin.send(new CreateBucketCommand({ Bucket: name }));
       return name;
     },
+    async stopGateway() {
+      const child = gateway;
+      if (!child) return;
+      await child.stop('SIGTERM', 5_000);
+      children.splice(children.indexOf(child), 1);
+    },
+    startGateway,
     log: (daemon) => readTail(logOf({ mon: 'mon.a', osd: 'osd.0', rgw: 'client.rgw.a' }[daemon]), 1_000_000),
     close() {
       closed ??= (async () => {

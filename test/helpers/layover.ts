@@ -18,8 +18,8 @@ import { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { openS3Store } from '../../src/registry/storage/open-store.js';
 import { openSharedStore } from '../../src/registry/storage/shared.js';
-import type { Store } from '../../src/registry/storage/store.js';
 import { runTool } from './run-tool.js';
+import { removeSuitePrefix, suiteS3For } from './s3-suite.js';
 import { freePort } from './free-port.js';
 import { makeTempDir } from './temp-dir.js';
 import { waitForHttp } from './wait-for.js';
@@ -58,6 +58,16 @@ export interface S3Target {
   region?: string;
   prefix?: string;
   redirect?: boolean;
+}
+
+function s3Target(root: string, opts: LayoverOptions, dir: string): RawConfig | undefined {
+  const target = s3For(root, opts);
+  return target && s3Raw(target, dir);
+}
+
+/** The caller's bucket, or the suite's (LAYOVER_TEST_STORAGE=s3, s3-suite.ts) with a prefix per root. */
+function s3For(root: string, opts: LayoverOptions): S3Target | undefined {
+  return opts.s3 ?? suiteS3For(root);
 }
 
 /** storage.driver s3 settings for `target`, its keys written to files in `dir`. */
@@ -162,7 +172,7 @@ function databaseFor(root: string, opts: LayoverOptions): Promise<string | undef
  * the embedded store on its root, or, when it uses a database, the shared store on root and
  * database (with its own pool, closed by `close()`).
  */
-export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config'>): Promise<Store & { close(): Promise<void> }> {
+export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config'>): Promise<ComposedStore> {
   const db = layover.config.database;
   const { driver, s3 } = layover.config.storage;
   const bucket = driver === 's3' ? s3 : undefined;
@@ -209,7 +219,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     let config: Config;
     let app: FastifyInstance;
     try {
-      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', await databaseFor(root, opts), opts.s3 && s3Raw(opts.s3, tmp.path)), { baseDir: tmp.path });
+      config = resolveConfig(testRaw(raw, root, port ?? 0, opts.logLevel ?? 'info', await databaseFor(root, opts), s3Target(root, opts, tmp.path)), { baseDir: tmp.path });
       app = await buildApp(config, { logger: createLogger(config.log.level, logStream) });
     } catch (err) {
       return fail(err);
@@ -238,6 +248,7 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
         await app.close();
         await new Promise<void>((resolve) => logStream.end(resolve));
         tmp.cleanup();
+        if (!opts.root) await removeSuitePrefix(root);
       },
     };
   }
@@ -250,7 +261,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
   const port = await freePort();
   let effective: RawConfig;
   try {
-    effective = testRaw(raw, root, port, opts.logLevel ?? 'info', await databaseFor(root, opts), opts.s3 && s3Raw(opts.s3, tmp.path));
+    effective = testRaw(raw, root, port, opts.logLevel ?? 'info', await databaseFor(root, opts), s3Target(root, opts, tmp.path));
   } catch (err) {
     tmp.cleanup();
     throw err;
@@ -314,6 +325,7 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
     async close() {
       await child.stop('SIGTERM');
       tmp.cleanup();
+      if (!opts.root) await removeSuitePrefix(root);
     },
   };
   return handle;

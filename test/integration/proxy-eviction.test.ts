@@ -3,18 +3,19 @@
 // shares blobs with the mirror.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { openStoreOf, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
 import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import type { Digest } from '../../src/registry/digest.js';
 import { evictMirrorCache } from '../../src/registry/gc/eviction.js';
+import type { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 
 let tmp: TempDir;
 let upstream: DockerRegistry;
 let layover: InProcessLayover;
-let store: EmbeddedStore;
+let store: ComposedStore;
 const images: Record<'a' | 'b' | 'c', OciImage> = {} as Record<'a' | 'b' | 'c', OciImage>;
 
 const bytesOf = (img: OciImage) => img.manifest.size + img.config.size + img.layers.reduce((n, l) => n + l.size, 0);
@@ -25,7 +26,8 @@ beforeAll(async () => {
   tmp = makeTempDir('layover-eviction-');
   upstream = await startDockerRegistry();
   layover = await startLayover({ upstreams: [{ prefix: 'up', url: upstream.url }] });
-  store = new EmbeddedStore(layover.root);
+  // The embedded store on the root, or on the suite's PostgreSQL/S3 modes a store on the same database and bucket.
+  store = layover.config.database || layover.config.storage.driver === 's3' ? await openStoreOf(layover) : new EmbeddedStore(layover.root);
   for (const [name, sizes] of [['a', [200_000, 300_000]], ['b', [400_000]], ['c', [500_000, 100_000]]] as const) {
     images[name] = await makeOciImage(`${tmp.path}/${name}`, { layers: [...sizes], tag: 'v1', seed: `evict-${name}` });
     await skopeoCopy(images[name].ref, `docker://${upstream.host}/lib/${name}:v1`);
@@ -41,6 +43,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
+  await store?.close();
   await layover?.close();
   await upstream?.close();
   tmp?.cleanup();

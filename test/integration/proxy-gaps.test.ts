@@ -6,17 +6,31 @@ import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { UpstreamClient } from '../../src/registry/proxy/upstream-client.js';
+import type { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import type { Digest } from '../../src/registry/digest.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { openStoreOf, startLayover, type InProcessLayover, type RunningLayover } from '../helpers/layover.js';
 import { computeDigest, randomBlob, type Content } from '../helpers/oci-content.js';
 import { makeOciImage, type OciImage } from '../helpers/oci-layout.js';
 import { getBytes } from '../helpers/registry-client.js';
 import { runTool } from '../helpers/run-tool.js';
 import { skopeoCopy, skopeoInspect } from '../helpers/skopeo.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+
+// The mirror's storage read from the side: the embedded store on its root, or, on the suite's
+// PostgreSQL/S3 modes, a store of its own on the same database and bucket (closed at the end).
+const besides: ComposedStore[] = [];
+afterAll(async () => {
+  for (const store of besides.splice(0)) await store.close();
+});
+async function storeBeside(l: Pick<RunningLayover, 'root' | 'config'>): Promise<ComposedStore> {
+  if (!l.config.database && l.config.storage.driver !== 's3') return new EmbeddedStore(l.root);
+  const store = await openStoreOf(l);
+  besides.push(store);
+  return store;
+}
 
 let tmp: TempDir;
 beforeAll(() => {
@@ -161,7 +175,7 @@ describe.each(['basic', 'bearer'] as const)('blob redirects with %s upstream aut
     upstream.reset();
     expect((await pullBlob(mirror, 'r/cdn/app', onCdn)).digest).toBe(onCdn.digest);
     expect(upstream.seen()).toEqual([]);
-    expect(await new EmbeddedStore(mirror.root).statBlob(onCdn.digest as Digest)).toEqual({ digest: onCdn.digest, size: onCdn.size });
+    expect(await (await storeBeside(mirror)).statBlob(onCdn.digest as Digest)).toEqual({ digest: onCdn.digest, size: onCdn.size });
   });
 
   it('keeps the Authorization on a redirect to the same host', async () => {
@@ -190,7 +204,7 @@ describe.each(['basic', 'bearer'] as const)('blob redirects with %s upstream aut
     expect(outcome).toMatch(/^(cut|status 5\d\d)$/);
     expect(received).toBeLessThan(corrupt.size);
     expect(upstream.seen().filter((s) => s.server === 'cdn' && s.path.startsWith('/bad-blobs/'))).toHaveLength(1);
-    expect(await new EmbeddedStore(mirror.root).statBlob(corrupt.digest as Digest)).toBeUndefined();
+    expect(await (await storeBeside(mirror)).statBlob(corrupt.digest as Digest)).toBeUndefined();
   });
 });
 
@@ -250,7 +264,7 @@ describe('TLS per upstream: docker-registry serving HTTPS', () => {
     await skopeoCopy(`docker://${mirror.host}/withca/team/app:v1`, `oci:${tmp.path}/tls-out:v1`);
     const raw = await skopeoInspect(`docker://${mirror.host}/withca/team/app:v1`, { raw: true });
     expect(raw.equals(image.manifest.bytes)).toBe(true);
-    const store = new EmbeddedStore(mirror.root);
+    const store = (await storeBeside(mirror));
     for (const layer of image.layers) expect(await store.blobLinked('withca/team/app', layer.digest as Digest)).toBe(true);
   });
 
@@ -265,7 +279,7 @@ describe('TLS per upstream: docker-registry serving HTTPS', () => {
       expect(res.status).toBe(200);
       expect(computeDigest(res.body)).toBe(layer.digest);
     }
-    expect(await new EmbeddedStore(mirror.root).blobLinked('withca/team/big', layer.digest as Digest)).toBe(true);
+    expect(await (await storeBeside(mirror)).blobLinked('withca/team/big', layer.digest as Digest)).toBe(true);
   });
 
   it('with `insecure: true` a self-signed upstream works', async () => {

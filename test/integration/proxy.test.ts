@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startContainerd, writeHostsToml } from '../helpers/containerd.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { openStoreOf, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { computeDigest } from '../helpers/oci-content.js';
 import { makeOciImage, makeOciIndex, type OciImage } from '../helpers/oci-layout.js';
 import { getBytes, uploadBlob } from '../helpers/registry-client.js';
@@ -16,7 +16,18 @@ import type { Digest } from '../../src/registry/digest.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 
 /** A second view of a layover's storage (no init: that would clear its temporary files). */
-const storeOf = (l: InProcessLayover) => new EmbeddedStore(l.root);
+// Reads the mirror's storage from the side: the embedded store on its root, or, on the suite's
+// PostgreSQL/S3 modes, a store of its own on the same database and bucket (closed at the end).
+const opened: { close(): Promise<void> }[] = [];
+afterAll(async () => {
+  for (const store of opened.splice(0)) await store.close();
+});
+async function storeOf(l: InProcessLayover): Promise<EmbeddedStore | Awaited<ReturnType<typeof openStoreOf>>> {
+  if (!l.config.database && l.config.storage.driver !== 's3') return new EmbeddedStore(l.root);
+  const store = await openStoreOf(l);
+  opened.push(store);
+  return store;
+}
 
 let upstream: DockerRegistry;
 let relay: CountingProxy;
@@ -77,7 +88,7 @@ describe('pull-through from a docker-registry upstream', () => {
     await skopeoCopy(`docker://${layover.host}/up/team/app:v1`, `oci:${tmp.path}/pulled-skopeo-2:v1`);
     await skopeoCopy(`docker://${layover.host}/up/team/app@${image.manifest.digest}`, `oci:${tmp.path}/pulled-skopeo-3:v1`);
     expect(relay.requests().filter((r) => r.path !== '/v2/')).toEqual([]);
-    const store = storeOf(layover);
+    const store = await storeOf(layover);
     expect(await store.resolveTag('up/team/app', 'v1')).toBe(image.manifest.digest);
     for (const layer of image.layers) expect(await store.blobLinked('up/team/app', layer.digest as Digest)).toBe(true);
   });
@@ -104,8 +115,8 @@ describe('pull-through from a docker-registry upstream', () => {
     expect(raw.equals(index.index.bytes)).toBe(true);
     const child = index.images[1] as OciImage;
     await skopeoCopy(`docker://${layover.host}/up/team/multi@${child.manifest.digest}`, `oci:${tmp.path}/child:c`);
-    expect(await storeOf(layover).statManifest('up/team/multi', child.manifest.digest as Digest)).toBeDefined();
-    expect(await storeOf(layover).statManifest('up/team/multi', (index.images[0] as OciImage).manifest.digest as Digest)).toBeUndefined();
+    expect(await (await storeOf(layover)).statManifest('up/team/multi', child.manifest.digest as Digest)).toBeDefined();
+    expect(await (await storeOf(layover)).statManifest('up/team/multi', (index.images[0] as OciImage).manifest.digest as Digest)).toBeUndefined();
   });
 
   it('16 parallel cold pulls of one blob cause exactly one upstream GET', async () => {
@@ -135,7 +146,7 @@ describe('pull-through from a docker-registry upstream', () => {
     } finally {
       relay.corrupt(false);
     }
-    expect(await storeOf(layover).statBlob(layer.digest as Digest)).toBeUndefined();
+    expect(await (await storeOf(layover)).statBlob(layer.digest as Digest)).toBeUndefined();
     const ok = await fetchDigest(`${layover.url}/v2/up/team/corrupt/blobs/${layer.digest}`);
     expect(ok).toEqual({ status: 200, digest: layer.digest, size: layer.size });
     await skopeoCopy(`docker://${layover.host}/up/team/corrupt:v1`, `oci:${tmp.path}/corrupt-ok:v1`);
@@ -152,8 +163,8 @@ describe('pull-through from a docker-registry upstream', () => {
     } finally {
       relay.corrupt(false);
     }
-    expect(await storeOf(layover).statManifest('up/team/badmanifest', img.manifest.digest as Digest)).toBeUndefined();
-    expect(await storeOf(layover).resolveTag('up/team/badmanifest', 'v1')).toBeUndefined();
+    expect(await (await storeOf(layover)).statManifest('up/team/badmanifest', img.manifest.digest as Digest)).toBeUndefined();
+    expect(await (await storeOf(layover)).resolveTag('up/team/badmanifest', 'v1')).toBeUndefined();
     const res = await getBytes(`${layover.url}/v2/up/team/badmanifest/manifests/v1`, { headers: { accept: img.manifest.mediaType } });
     expect(res.status).toBe(200);
     expect(res.body.equals(img.manifest.bytes)).toBe(true);
@@ -282,7 +293,7 @@ describe('containerd mirror mode (hosts.toml, ?ns=)', () => {
       await containerd.pullWithCtr('docker.io/library/nsimage:1.25', { hostsDir: hosts.path });
       const images = await containerd.images();
       expect(images.find((i) => i.ref === 'docker.io/library/nsimage:1.25')?.digest).toBe(img.manifest.digest);
-      expect(await storeOf(mirror).resolveTag('docker.io/library/nsimage', '1.25')).toBe(img.manifest.digest);
+      expect(await (await storeOf(mirror)).resolveTag('docker.io/library/nsimage', '1.25')).toBe(img.manifest.digest);
       for (const layer of img.layers) expect(nsRelay.count('GET', blobPath('library/nsimage', layer.digest))).toBe(1);
       // The short Docker Hub form maps onto library/ as well.
       const short = await getBytes(`${mirror.url}/v2/docker.io/nsimage/manifests/1.25`);

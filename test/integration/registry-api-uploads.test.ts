@@ -1,7 +1,5 @@
 // Blob uploads against a real listening layover: monolithic (POST ?digest=, POST then PUT),
 // streamed PATCH, chunked PATCH with Content-Range, status, cancel, mount, chunk minimum.
-import { readdirSync } from 'node:fs';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +8,7 @@ import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { computeDigest, randomBlob } from '../helpers/oci-content.js';
 import { uploadBlob } from '../helpers/registry-client.js';
 import { rawRequest, type Answer } from '../helpers/raw-http.js';
+import { storedBlobNames, uploadSessionIds } from '../helpers/stored-content.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 let layover: InProcessLayover;
@@ -56,23 +55,6 @@ async function expectBlob(repo: string, digest: string, bytes: Buffer): Promise<
   expect(res.body.equals(bytes)).toBe(true);
 }
 
-function blobFiles(root: string): string[] {
-  const out: string[] = [];
-  const walk = (dir: string): void => {
-    let entries;
-    try {
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of entries) {
-      if (e.isDirectory()) walk(path.join(dir, e.name));
-      else out.push(e.name);
-    }
-  };
-  walk(path.join(root, 'blobs'));
-  return out;
-}
 
 beforeAll(async () => {
   layover = await startLayover();
@@ -94,10 +76,10 @@ describe('monolithic uploads', () => {
   it('POST ?digest= with a wrong digest is DIGEST_INVALID and stores nothing', async () => {
     const blob = randomBlob(50_000);
     const wrong = computeDigest('something else');
-    const before = blobFiles(layover.root).length;
+    const before = (await storedBlobNames(layover)).length;
     const res = await call('POST', `/v2/up/mono/blobs/uploads/?digest=${wrong}`, { 'content-length': String(blob.size) }, blob.bytes);
     expectError(res, 400, 'DIGEST_INVALID');
-    expect(blobFiles(layover.root).length).toBe(before);
+    expect((await storedBlobNames(layover)).length).toBe(before);
     expect((await call('HEAD', `/v2/up/mono/blobs/${wrong}`)).status).toBe(404);
     expect((await call('HEAD', `/v2/up/mono/blobs/${blob.digest}`)).status).toBe(404);
   });
@@ -117,11 +99,11 @@ describe('monolithic uploads', () => {
   it('PUT with a wrong digest is DIGEST_INVALID, stores nothing and ends the session', async () => {
     const blob = randomBlob(120_000);
     const wrong = computeDigest(Buffer.concat([blob.bytes, Buffer.from('x')]));
-    const before = blobFiles(layover.root).sort();
+    const before = await storedBlobNames(layover);
     const location = await start('up/put');
     const res = await call('PUT', withDigest(location, wrong), { 'content-length': String(blob.size) }, blob.bytes);
     expectError(res, 400, 'DIGEST_INVALID');
-    expect(blobFiles(layover.root).sort()).toEqual(before);
+    expect(await storedBlobNames(layover)).toEqual(before);
     expect((await call('HEAD', `/v2/up/put/blobs/${blob.digest}`)).status).toBe(404);
     expect((await call('HEAD', `/v2/up/put/blobs/${wrong}`)).status).toBe(404);
     expectError(await call('GET', location), 404, 'BLOB_UPLOAD_UNKNOWN');
@@ -317,7 +299,7 @@ describe('cancel racing finish', () => {
       }
       // Either way the session is gone, wholly.
       expectError(await call('GET', location), 404, 'BLOB_UPLOAD_UNKNOWN');
-      expect(readdirSync(path.join(layover.root, 'uploads'))).not.toContain(location.split('/').pop());
+      expect(await uploadSessionIds(layover)).not.toContain(location.split('/').pop());
     }
     expect(outcomes.finished + outcomes.cancelled).toBe(30);
   });
@@ -327,7 +309,7 @@ describe('idle upload sessions (registry.uploadIdleTimeout)', () => {
   it('an abandoned session is swept after the idle timeout; sessions still receiving chunks, in requests or in one slow stream, are kept', async () => {
     const idle = await startLayover({ registry: { uploadIdleTimeout: '2s' } });
     const on = (method: string, target: string, headers: Record<string, string> = {}, body?: Body): Promise<Answer> => call(method, target, headers, body, idle.url);
-    const sessions = (): string[] => readdirSync(path.join(idle.root, 'uploads'));
+    const sessions = (): Promise<string[]> => uploadSessionIds(idle);
     try {
       const abandoned = await start('up/idle', idle.url);
       expect((await on('PATCH', abandoned, { 'content-length': '65536' }, randomBlob(65_536).bytes)).status).toBe(202);
@@ -361,11 +343,11 @@ describe('idle upload sessions (registry.uploadIdleTimeout)', () => {
       };
       await finish(streamedAt, streamed);
 
-      await waitFor(() => !sessions().includes(abandoned.split('/').pop() as string), 10_000, 100);
+      await waitFor(async () => !(await sessions()).includes(abandoned.split('/').pop() as string), 10_000, 100);
       expectError(await on('GET', abandoned), 404, 'BLOB_UPLOAD_UNKNOWN');
       await chunking;
       await finish(chunkedAt, chunked);
-      expect(sessions()).toEqual([]);
+      expect(await sessions()).toEqual([]);
     } finally {
       await idle.close();
     }

@@ -37,6 +37,31 @@ export function asStorageError(err: unknown): Error {
   return new StorageError(err);
 }
 
+/**
+ * The object store (storage.driver s3) could not be reached or answered 5xx: a transient
+ * outage, answered 503 UNAVAILABLE like a database outage, never a 500. Raised by s3-objects.ts.
+ */
+export class ObjectStoreUnavailableError extends Error {
+  constructor(what: string, cause: unknown) {
+    super(`the object store is unreachable (${what})`, { cause });
+    this.name = 'ObjectStoreUnavailableError';
+  }
+}
+
+/** True when `err`, or an error it wraps, is an object store outage. */
+export function isObjectStoreUnavailable(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof ObjectStoreUnavailableError) return true;
+  }
+  return false;
+}
+
+const UNAVAILABLE_RETRY_AFTER_SECONDS = 5;
+
+export function objectStoreUnavailableError(): RegistryError {
+  return new RegistryError('UNAVAILABLE', 'the registry\'s object storage is unreachable; try again shortly', undefined, { headers: { 'Retry-After': String(UNAVAILABLE_RETRY_AFTER_SECONDS) } });
+}
+
 export function isStorageFull(err: unknown): boolean {
   const code = errnoCode(err);
   return code !== undefined && FULL.has(code);
@@ -50,6 +75,7 @@ export function storageFullError(what = 'no space left on the registry\'s storag
 /** The client's answer for a storage failure; undefined when `err` is not one. */
 export function storageAnswer(err: unknown): RegistryError | undefined {
   if (isStorageFull(err)) return storageFullError();
+  if (isObjectStoreUnavailable(err)) return objectStoreUnavailableError();
   if (err instanceof StorageError) return new RegistryError('UNKNOWN', `the registry's storage failed${err.code ? ` (${err.code})` : ''}`);
   return undefined;
 }
@@ -57,6 +83,17 @@ export function storageAnswer(err: unknown): RegistryError | undefined {
 export interface ErrorLog { error(obj: object, msg: string): void }
 
 const lastLogged = new Map<string, number>();
+
+/** Logs an object store outage once a minute at most (per `where`), however many requests hit it. */
+export function logObjectStoreUnavailable(log: ErrorLog | undefined, where: string, err: unknown, now = Date.now()): void {
+  const key = `unavailable:${where}`;
+  const last = lastLogged.get(key);
+  if (last !== undefined && now - last < LOG_EVERY_MS) return;
+  lastLogged.set(key, now);
+  let e = err;
+  while (e instanceof Error && !(e instanceof ObjectStoreUnavailableError) && e.cause) e = e.cause;
+  log?.error({ where, problem: (e as Error).message }, 'object storage unreachable: requests that need it answer 503 until it is back (logged once a minute at most)');
+}
 
 /** Logs that the storage at `root` is full, once a minute at most, however many requests hit it. */
 export function logStorageFull(log: ErrorLog | undefined, root: string, err: unknown, now = Date.now()): void {

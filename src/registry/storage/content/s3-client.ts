@@ -6,6 +6,8 @@ import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { HeadBucketCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import type { S3Config } from '../../../config/config.js';
+import { isConnectionFailure } from '../../../database/errors.js';
+import { ObjectStoreUnavailableError } from '../errors.js';
 
 /** Credentials read from files are read again after this long (a rotated Secret is picked up). */
 const CREDENTIALS_TTL_MS = 5 * 60_000;
@@ -22,6 +24,28 @@ async function readSecretFile(file: string, key: string): Promise<string> {
   return value;
 }
 
+const TRANSPORT_FAILURES = new Set(['TimeoutError', 'RequestTimeout', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/**
+ * `err` as an ObjectStoreUnavailableError when it says the object store could not be reached
+ * or failed on its side (5xx), so that the client gets 503 UNAVAILABLE, not 500; undefined for
+ * any other failure (a 404, a denial, a request of ours it refused).
+ */
+export function asObjectStoreOutage(err: unknown, what: string): ObjectStoreUnavailableError | undefined {
+  if (err instanceof ObjectStoreUnavailableError) return err;
+  if (err instanceof S3ServiceException) {
+    const status = err.$metadata.httpStatusCode ?? 0;
+    return status >= 500 ? new ObjectStoreUnavailableError(`${what}: HTTP ${status}`, err) : undefined;
+  }
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (isConnectionFailure(e) || TRANSPORT_FAILURES.has(e.name) || (typeof code === 'string' && TRANSPORT_FAILURES.has(code))) {
+      return new ObjectStoreUnavailableError(`${what}: ${typeof code === 'string' ? code : e.name}`, err);
+    }
+  }
+  return undefined;
+}
+
 export function createS3Client(config: S3Config): S3Client {
   const { accessKeyIdFile, secretAccessKeyFile } = config;
   const credentials = accessKeyIdFile && secretAccessKeyFile
@@ -33,7 +57,7 @@ export function createS3Client(config: S3Config): S3Client {
     : undefined;
   // Keep-alive connections, enough of them for concurrent blob reads and part uploads.
   const agentOptions = { keepAlive: true, maxSockets: 64 };
-  return new S3Client({
+  const client = new S3Client({
     endpoint: config.endpoint,
     region: config.region,
     forcePathStyle: config.forcePathStyle,
@@ -50,6 +74,15 @@ export function createS3Client(config: S3Config): S3Client {
       requestTimeout: 120_000,
     },
   });
+  // Outermost (after the SDK's retries): an outage surfaces as one error type whatever the command.
+  client.middlewareStack.add((next, context) => async (args) => {
+    try {
+      return await next(args);
+    } catch (err) {
+      throw asObjectStoreOutage(err, context.commandName ?? 'S3 request') ?? err;
+    }
+  }, { step: 'initialize', name: 'layoverObjectStoreOutage' });
+  return client;
 }
 
 /** Fails with a message naming the key at fault unless the bucket answers with these credentials. */

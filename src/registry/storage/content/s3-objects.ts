@@ -21,6 +21,8 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Agent, request } from 'undici';
+import { ObjectStoreUnavailableError } from '../errors.js';
+import { asObjectStoreOutage } from './s3-client.js';
 
 /** Part size of streamed uploads: memory per upload is about partSize × (queueSize + 1). */
 export const PART_SIZE = 8 * 2 ** 20;
@@ -70,7 +72,7 @@ export class S3Objects {
       dispatcher: this.reads,
       headers: range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {},
       highWaterMark: 512 * 1024,
-    });
+    }).catch((err: unknown) => Promise.reject(asObjectStoreOutage(err, 'GetObject') ?? err));
     // A body destroyed before its end (a reader that stops early) emits undici's AbortError;
     // consumers attach their own listeners, this one only keeps the error from being unhandled.
     res.body.on('error', () => undefined);
@@ -86,7 +88,8 @@ export class S3Objects {
     }
     if (res.statusCode !== 200 && res.statusCode !== 206) {
       const text = (await res.body.text().catch(() => '')).slice(0, 300);
-      throw new Error(`S3 GET ${key}: HTTP ${res.statusCode} ${text}`);
+      const err = new Error(`S3 GET ${key}: HTTP ${res.statusCode} ${text}`);
+      throw res.statusCode >= 500 ? new ObjectStoreUnavailableError(`GetObject: HTTP ${res.statusCode}`, err) : err;
     }
     return res.body;
   }
