@@ -18,9 +18,14 @@
 //  3. An untagged manifest revision is deleted only in a transaction that locks its row and finds
 //     it not rewritten since the cutoff, no tag pointing at it, and no index or referrer written
 //     since the cutoff that names it.
+//  4. The blob's bytes are deleted inside that transaction, before it commits. Until the commit
+//     every replica still sees the record, so a client that wants the blob finds it present and
+//     uploads nothing; once the commit makes it missing, the old bytes are already gone and a new
+//     upload of the digest stays. (Deleting the bytes after the commit lost a re-pushed config
+//     blob under load: the client re-uploaded it between the commit and the byte delete.)
 // Times are the replicas' clocks: keep them within gc.grace of each other (NTP does).
-// Not covered: a blob whose bytes are re-published (a concurrent upload of the very digest being
-// swept) in the milliseconds between the sweep's record delete and its content delete.
+// Not covered: a client that uploads a digest without first asking whether it exists, whose bytes
+// land between the sweep's row lock and its byte delete.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
 /** How long a tombstone makes a reference to a missing blob a refusal rather than a mirror's lazy blob. */

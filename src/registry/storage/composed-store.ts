@@ -122,8 +122,7 @@ export class ComposedStore implements Store {
   }
 
   async deleteBlob(digest: Digest): Promise<void> {
-    await this.metadata.deleteBlob(digest);
-    await this.content.delete(digest);
+    await this.metadata.deleteBlob(digest, () => this.content.delete(digest));
   }
 
   async *listBlobs(): AsyncIterable<BlobStat & { modified: Date }> {

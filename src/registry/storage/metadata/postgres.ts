@@ -97,7 +97,7 @@ export class PostgresMetadata implements MetadataStore {
     await this.db.query('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, blob.createdAt]);
   }
 
-  async deleteBlob(digest: Digest): Promise<void> {
+  async deleteBlob(digest: Digest, removeContent?: () => Promise<void>): Promise<void> {
     const cutoff = sweepCutoff();
     await this.db.transaction(async (tx) => {
       if (cutoff !== undefined) {
@@ -115,6 +115,9 @@ export class PostgresMetadata implements MetadataStore {
       }
       await tx.query('DELETE FROM blobs WHERE digest = $1', [digest]);
       await tx.query('DELETE FROM blob_sources WHERE digest = $1', [digest]);
+      // Before the commit (database/sweep.ts, 4): until then other replicas still see the blob, so
+      // none pushes it again only to have its new bytes deleted by this sweep.
+      await removeContent?.();
     });
   }
 

@@ -135,12 +135,14 @@ export class SqliteMetadata implements MetadataStore {
     await this.syncLog();
   }
 
-  async deleteBlob(digest: Digest): Promise<void> {
+  async deleteBlob(digest: Digest, removeContent?: () => Promise<void>): Promise<void> {
+    // One process: its ReferenceGuard (gc/guard.ts) already keeps pushes of this digest out.
     this.transaction(() => {
       this.sql('DELETE FROM blobs WHERE digest = ?').run(digest);
       this.sql('DELETE FROM blob_sources WHERE digest = ?').run(digest);
     });
     await this.syncLog();
+    await removeContent?.();
   }
 
   async *scanBlobs(): AsyncIterable<BlobRecord> {

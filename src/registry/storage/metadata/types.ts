@@ -131,8 +131,13 @@ export interface MetadataStore {
   getBlob(digest: Digest): Promise<BlobRecord | undefined>;
   /** Inserts or keeps the record (a second publication of the same digest keeps createdAt). */
   putBlob(blob: BlobRecord): Promise<void>;
-  /** Removes the record and its provenance. Links stay (GC and eviction unlink what they sweep). */
-  deleteBlob(digest: Digest): Promise<void>;
+  /**
+   * Removes the record and its provenance, then runs `removeContent` (the bytes). Links stay (GC
+   * and eviction unlink what they sweep). On a shared database the bytes go before the delete
+   * commits, while the row is still locked and visible: a client that finds the blob missing can
+   * only push it again after its old bytes are gone, so a re-push is never deleted with them.
+   */
+  deleteBlob(digest: Digest, removeContent?: () => Promise<void>): Promise<void>;
   /** Every blob record, ordered by digest. */
   scanBlobs(): AsyncIterable<BlobRecord>;
   /** Provenance: which upstream (an opaque source id) delivered the verified bytes. */
