@@ -14,6 +14,7 @@ import { PASSWORDS } from '../fixtures/auth/config.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildManifest, content, emptyConfig, imageConfig, MediaType, randomBlob, type Content } from '../helpers/oci-content.js';
 import { getBytes, pushContent, putManifest, type Auth } from '../helpers/registry-client.js';
+import { logInToWebPage } from '../helpers/web-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 // The README's pictures are rewritten only on request (UPDATE_SCREENSHOTS=1); otherwise they go
@@ -45,14 +46,8 @@ async function api<T>(pathAndQuery: string, auth: Auth = admin): Promise<{ statu
   return { status: res.status, body: JSON.parse(res.body.toString() || '{}') as T };
 }
 
-async function logIn(page: Page, who: Auth): Promise<void> {
-  await page.goto(`${layover.url}/ui/`);
-  await page.evaluate('sessionStorage.clear()'); // a string: this file has no DOM types
-  await page.reload();
-  await page.fill('#login-user', who.user);
-  await page.fill('#login-password', who.password);
-  await page.click('#login-submit');
-  await page.waitForSelector('#login-view', { state: 'hidden' });
+function logIn(page: Page, who: Auth): Promise<void> {
+  return logInToWebPage(page, layover.url, who);
 }
 
 async function pageWidth(page: Page): Promise<{ scroll: number; client: number }> {

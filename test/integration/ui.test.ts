@@ -15,6 +15,7 @@ import { PASSWORDS } from '../fixtures/auth/config.js';
 import { startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { buildIndex, buildManifest, imageConfig, randomBlob, type Content, type Platform } from '../helpers/oci-content.js';
 import { getBytes, pushContent, type Auth } from '../helpers/registry-client.js';
+import { logInToWebPage } from '../helpers/web-page.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOT = path.join(tmpdir(), `layover-ui-${process.pid}.png`);
@@ -43,15 +44,8 @@ async function tagsOf(repo: string): Promise<string[]> {
   return (JSON.parse(res.body.toString()) as { tagList: { tag: string }[] }).tagList.map((t) => t.tag);
 }
 
-async function logIn(who: Auth): Promise<void> {
-  await page.goto(`${layover.url}/ui/`);
-  // A fresh session: whatever an earlier test left logged in is forgotten.
-  await page.evaluate('sessionStorage.clear()'); // a string: this file has no DOM types
-  await page.reload();
-  await page.fill('#login-user', who.user);
-  await page.fill('#login-password', who.password);
-  await page.click('#login-submit');
-  await page.waitForSelector('#login-view', { state: 'hidden' });
+function logIn(who: Auth): Promise<void> {
+  return logInToWebPage(page, layover.url, who);
 }
 
 beforeAll(async () => {
