@@ -12,7 +12,7 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
 
@@ -395,14 +395,7 @@ export class PostgresMetadata implements MetadataStore {
   // ---- uploads ----
 
   async createUpload(upload: UploadRecord): Promise<void> {
-    await this.db.query('INSERT INTO uploads (id, repository, size, started_at, updated_at, driver_state) VALUES ($1, $2, $3, $4, $5, $6)', [
-      upload.id,
-      upload.repository,
-      upload.size,
-      upload.startedAt,
-      upload.updatedAt,
-      upload.driverState ? JSON.stringify(upload.driverState) : null,
-    ]);
+    await this.db.query('INSERT INTO uploads (id, repository, size, started_at, updated_at, driver_state) VALUES ($1, $2, $3, $4, $5, $6)', uploadParams(upload));
   }
 
   async getUpload(id: string): Promise<UploadRecord | undefined> {

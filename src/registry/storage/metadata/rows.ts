@@ -50,6 +50,11 @@ export function revisionUpsert(param: (i: number) => string): string {
 }
 
 /** The values of a revision row, in the column order of revisionUpsert. */
+/** The values of an uploads row: id, repository, size, started_at, updated_at, driver_state. */
+export function uploadParams(upload: UploadRecord): (string | number | null)[] {
+  return [upload.id, upload.repository, upload.size, upload.startedAt, upload.updatedAt, upload.driverState ? JSON.stringify(upload.driverState) : null];
+}
+
 export function revisionParams(revision: RevisionRecord, referrer: Descriptor | undefined): (string | number | null)[] {
   return [
     revision.repository,

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
 
@@ -380,14 +380,7 @@ export class SqliteMetadata implements MetadataStore {
   // ---- uploads ----
 
   async createUpload(upload: UploadRecord): Promise<void> {
-    this.sql('INSERT INTO uploads (id, repository, size, started_at, updated_at, driver_state) VALUES (?, ?, ?, ?, ?, ?)').run(
-      upload.id,
-      upload.repository,
-      upload.size,
-      upload.startedAt,
-      upload.updatedAt,
-      upload.driverState ? JSON.stringify(upload.driverState) : null,
-    );
+    this.sql('INSERT INTO uploads (id, repository, size, started_at, updated_at, driver_state) VALUES (?, ?, ?, ?, ?, ?)').run(...uploadParams(upload));
   }
 
   async getUpload(id: string): Promise<UploadRecord | undefined> {
