@@ -22,7 +22,7 @@ import { runTool } from './run-tool.js';
 import { removeSuitePrefix, suiteS3For } from './s3-suite.js';
 import { freePort } from './free-port.js';
 import { makeTempDir } from './temp-dir.js';
-import { waitForHttp } from './wait-for.js';
+import { waitFor, waitForHttp, waitForHttps } from './wait-for.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -231,6 +231,17 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
       if (isAddressInUse(err) && port !== undefined && attempt < 5) continue;
       return fail(err);
     }
+    // On the suite's bucket, traffic comes once /readyz passes, as a kubelet sends it to a Pod:
+    // readiness pings the object store, which also pays the S3 client's first-request set-up
+    // (over a second under load), so a test timing an upstream deadline times that alone.
+    if (!opts.s3 && config.storage.driver === 's3') {
+      try {
+        await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 30_000, 100);
+      } catch (err) {
+        await app.close();
+        return fail(err);
+      }
+    }
     const address = app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : config.registry.port;
     const scheme = config.registry.tls ? 'https' : 'http';
@@ -290,7 +301,9 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
       env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, ...(opts.compiled ? IMAGE_ENV : {}) },
     });
     try {
-      await waitForHttp(`${url}/v2/`, opts.startTimeoutMs ?? 30_000, () => child.alive());
+      // A made-up certificate (registry.tls in a test) is not what readiness is about.
+      const waitUntil = config.registry.tls ? waitForHttps : waitForHttp;
+      await waitUntil(`${url}/v2/`, opts.startTimeoutMs ?? 30_000, () => child.alive());
     } catch (err) {
       await child.stop('SIGKILL');
       throw new Error(`layover did not start: ${(err as Error).message}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);

@@ -11,13 +11,14 @@ import type { Digest } from '../../src/registry/digest.js';
 import { UpstreamHealth } from '../../src/registry/proxy/health.js';
 import { PullThroughSource } from '../../src/registry/proxy/pull-through.js';
 import { UpstreamClient } from '../../src/registry/proxy/upstream-client.js';
-import { EmbeddedStore, openEmbeddedStore } from '../../src/registry/storage/embedded.js';
+import { openEmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { openStoreOf, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { randomBlob, type Content } from '../helpers/oci-content.js';
 import { getAndHangUp } from '../helpers/raw-http.js';
 import { uploadBlob } from '../helpers/registry-client.js';
+import { storedBlobNames } from '../helpers/stored-content.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -172,6 +173,7 @@ describe('HEAD on a mirrored blob', () => {
   it('cold: answered from an upstream HEAD with size and digest; no GET upstream, nothing stored', async () => {
     relay.reset();
     const before = filesUnder(mirror.root);
+    const blobsBefore = await storedBlobNames(mirror);
     const res = await request(`${mirror.url}/v2/up/${repo}/blobs/${blob.digest}`, { method: 'HEAD' });
     await res.body.dump();
     expect(res.statusCode).toBe(200);
@@ -181,10 +183,16 @@ describe('HEAD on a mirrored blob', () => {
     // A moment for anything that might have started in the background.
     await new Promise((r) => setTimeout(r, 300));
     expect(relay.count('GET', blobPath(repo, blob.digest))).toBe(0);
-    const store = new EmbeddedStore(mirror.root);
-    expect(await store.statBlob(blob.digest as Digest)).toBeUndefined();
-    expect(await store.blobLinked(`up/${repo}`, blob.digest as Digest)).toBe(false);
+    // Before a store is opened here: opening one may create its own files under the root.
     expect(filesUnder(mirror.root)).toEqual(before);
+    expect(await storedBlobNames(mirror)).toEqual(blobsBefore);
+    const store = await openStoreOf(mirror);
+    try {
+      expect(await store.statBlob(blob.digest as Digest)).toBeUndefined();
+      expect(await store.blobLinked(`up/${repo}`, blob.digest as Digest)).toBe(false);
+    } finally {
+      await store.close();
+    }
   });
 
   it('cold and missing upstream: 404 BLOB_UNKNOWN, without a body', async () => {
