@@ -3,6 +3,7 @@
 import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { FastifyInstance } from 'fastify';
 import { stringify } from 'yaml';
 import { buildApp } from '../../src/app.js';
@@ -16,6 +17,7 @@ import { Database } from '../../src/database/database.js';
 import { databaseUrl } from '../../src/database/url.js';
 import { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
+import { createS3Client } from '../../src/registry/storage/content/s3-client.js';
 import { openS3Store } from '../../src/registry/storage/open-store.js';
 import { openSharedStore } from '../../src/registry/storage/shared.js';
 import { runTool } from './run-tool.js';
@@ -187,6 +189,21 @@ export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config
   });
 }
 
+let sdkLoaded: Promise<void> | undefined;
+
+/** A HEAD of an object that does not exist, in the layover's bucket, with the driver's own client. */
+async function lookUpMissingObject(config: Config): Promise<void> {
+  const s3 = config.storage.s3!;
+  const client = createS3Client(s3);
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `${s3.prefix}_warm-up/none` })).catch((err: unknown) => {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
+    });
+  } finally {
+    client.destroy();
+  }
+}
+
 let compiledBuild: Promise<string> | undefined;
 
 /** Compiles src/ into dist/ once per process and returns the entry the container image runs. */
@@ -231,12 +248,14 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
       if (isAddressInUse(err) && port !== undefined && attempt < 5) continue;
       return fail(err);
     }
-    // On the suite's bucket, traffic comes once /readyz passes, as a kubelet sends it to a Pod:
-    // readiness pings the object store, which also pays the S3 client's first-request set-up
-    // (over a second under load), so a test timing an upstream deadline times that alone.
+    // On the suite's bucket, traffic comes once /readyz passes, as a kubelet sends it to a Pod.
+    // The first object lookup in a test worker also loads the rest of the S3 SDK (over a second
+    // under load, once per process): paid here, so a test timing an upstream deadline times that alone.
     if (!opts.s3 && config.storage.driver === 's3') {
       try {
         await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 30_000, 100);
+        sdkLoaded ??= lookUpMissingObject(config);
+        await sdkLoaded;
       } catch (err) {
         await app.close();
         return fail(err);
