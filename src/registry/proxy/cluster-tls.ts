@@ -29,8 +29,10 @@ export function certificateFingerprint(pem: string): string {
  */
 export function pinnedPeerConnector(pin: string, timeoutMs: number): buildConnector.connector {
   // The chain is not verified by OpenSSL (a self-signed or privately issued certificate would
-  // fail it); the pin below decides alone, before a byte of the request is sent.
-  const connect = buildConnector({ timeout: timeoutMs, rejectUnauthorized: false });
+  // fail it); the pin below decides alone, before a byte of the request is sent. No session
+  // resumption: a resumed session shows no certificate to check, and a session is cached before
+  // the pin is checked, so an impostor could resume the very session it was refused in.
+  const connect = buildConnector({ timeout: timeoutMs, rejectUnauthorized: false, maxCachedSessions: 0 });
   return (options, callback) => {
     if (options.protocol !== 'https:') {
       callback(new Error(`a replica serving TLS follows only TLS peers, not ${options.protocol}//${options.hostname}`), null);
