@@ -50,14 +50,17 @@ interface Timed {
 }
 
 /** GETs through the mirror, hashing the body and noting when its first and last bytes came. */
-async function timedGet(url: string): Promise<Timed> {
+async function timedGet(url: string, onFirstByte?: () => void): Promise<Timed> {
   const startedAt = Date.now();
   const res = await request(url);
   const hash = createHash('sha256');
   let size = 0;
   let firstByteAt = 0;
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    if (!firstByteAt) firstByteAt = Date.now();
+    if (!firstByteAt) {
+      firstByteAt = Date.now();
+      onFirstByte?.();
+    }
     hash.update(chunk);
     size += chunk.length;
   }
@@ -79,10 +82,13 @@ describe('a late client streams from the running download', () => {
     relay.throttle(2 * 2 ** 20, (r) => r.method === 'GET' && r.path === path);
     try {
       const url = `${mirror.url}/v2/up/team/late/blobs/${blob.digest}`;
-      const early = timedGet(url);
-      // Arrive once the upstream is well under way (the mirror has written some of it).
+      let earlyHasBytes = false;
+      const early = timedGet(url, () => (earlyHasBytes = true));
+      // Arrive once the upstream is well under way (the mirror has written some of it, and the
+      // early client has its first bytes, which a loaded machine can delay past a fixed wait).
       await waitFor(() => relay.count('GET', path) === 1, 5_000, 10);
       await new Promise((r) => setTimeout(r, 700));
+      await waitFor(() => earlyHasBytes, 10_000, 10);
       const late = timedGet(url);
       const [a, b] = await Promise.all([early, late]);
       const upstreamGet = relay.requests().find((r) => r.method === 'GET' && r.path === path);
