@@ -2,7 +2,6 @@
 // a peer to copy to and from, an upstream to mirror, and the speed baseline.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { parseAccessLog, type LoggedRequest } from './access-log.js';
 import { startChild } from './child-process.js';
@@ -10,7 +9,7 @@ import { freePort } from './free-port.js';
 import { htpasswdLine } from './htpasswd.js';
 import { requireTool } from './run-tool.js';
 import { makeTempDir } from './temp-dir.js';
-import { StopWaiting, waitFor, waitForHttp } from './wait-for.js';
+import { waitForHttp, waitForHttps } from './wait-for.js';
 
 export interface DockerRegistryOptions {
   /** Require HTTP Basic auth with this one user (bcrypt htpasswd). */
@@ -119,19 +118,4 @@ export async function startDockerRegistry(opts: DockerRegistryOptions = {}): Pro
       tmp.cleanup();
     },
   };
-}
-
-/** waitForHttp for an HTTPS peer whose certificate the test made up: any answer, unverified. */
-async function waitForHttps(url: string, timeoutMs: number, isAlive: () => boolean): Promise<void> {
-  const agent = new Agent({ connect: { rejectUnauthorized: false } });
-  try {
-    await waitFor(async () => {
-      if (!isAlive()) throw new StopWaiting(`the process that should serve ${url} exited`);
-      const res = await request(url, { dispatcher: agent, signal: AbortSignal.timeout(2_000) });
-      await res.body.dump();
-      return true;
-    }, timeoutMs, 100);
-  } finally {
-    await agent.close();
-  }
 }

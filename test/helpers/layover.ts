@@ -3,6 +3,7 @@
 import { createWriteStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { FastifyInstance } from 'fastify';
 import { stringify } from 'yaml';
 import { buildApp } from '../../src/app.js';
@@ -16,13 +17,14 @@ import { Database } from '../../src/database/database.js';
 import { databaseUrl } from '../../src/database/url.js';
 import { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
+import { createS3Client } from '../../src/registry/storage/content/s3-client.js';
 import { openS3Store } from '../../src/registry/storage/open-store.js';
 import { openSharedStore } from '../../src/registry/storage/shared.js';
 import { runTool } from './run-tool.js';
 import { removeSuitePrefix, suiteS3For } from './s3-suite.js';
 import { freePort } from './free-port.js';
 import { makeTempDir } from './temp-dir.js';
-import { waitForHttp } from './wait-for.js';
+import { waitFor, waitForHttp, waitForHttps } from './wait-for.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -187,6 +189,21 @@ export async function openStoreOf(layover: Pick<RunningLayover, 'root' | 'config
   });
 }
 
+let sdkLoaded: Promise<void> | undefined;
+
+/** A HEAD of an object that does not exist, in the layover's bucket, with the driver's own client. */
+async function lookUpMissingObject(config: Config): Promise<void> {
+  const s3 = config.storage.s3!;
+  const client = createS3Client(s3);
+  try {
+    await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: `${s3.prefix}_warm-up/none` })).catch((err: unknown) => {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 404) throw err;
+    });
+  } finally {
+    client.destroy();
+  }
+}
+
 let compiledBuild: Promise<string> | undefined;
 
 /** Compiles src/ into dist/ once per process and returns the entry the container image runs. */
@@ -230,6 +247,19 @@ export async function startLayover(raw: RawConfig = {}, opts: LayoverOptions = {
       await app.close();
       if (isAddressInUse(err) && port !== undefined && attempt < 5) continue;
       return fail(err);
+    }
+    // On the suite's bucket, traffic comes once /readyz passes, as a kubelet sends it to a Pod.
+    // The first object lookup in a test worker also loads the rest of the S3 SDK (over a second
+    // under load, once per process): paid here, so a test timing an upstream deadline times that alone.
+    if (!opts.s3 && config.storage.driver === 's3') {
+      try {
+        await waitFor(async () => (await app.inject({ method: 'GET', url: '/readyz' })).statusCode === 200, 30_000, 100);
+        sdkLoaded ??= lookUpMissingObject(config);
+        await sdkLoaded;
+      } catch (err) {
+        await app.close();
+        return fail(err);
+      }
     }
     const address = app.server.address();
     const actualPort = typeof address === 'object' && address ? address.port : config.registry.port;
@@ -290,7 +320,9 @@ export async function spawnLayover(raw: RawConfig = {}, opts: LayoverOptions = {
       env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, ...(opts.compiled ? IMAGE_ENV : {}) },
     });
     try {
-      await waitForHttp(`${url}/v2/`, opts.startTimeoutMs ?? 30_000, () => child.alive());
+      // A made-up certificate (registry.tls in a test) is not what readiness is about.
+      const waitUntil = config.registry.tls ? waitForHttps : waitForHttp;
+      await waitUntil(`${url}/v2/`, opts.startTimeoutMs ?? 30_000, () => child.alive());
     } catch (err) {
       await child.stop('SIGKILL');
       throw new Error(`layover did not start: ${(err as Error).message}\n${readFileSync(logFile, 'utf8').slice(-3000)}`);

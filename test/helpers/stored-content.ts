@@ -73,3 +73,8 @@ export async function writesInProgress(l: Layover): Promise<string[]> {
   }
   return [...spool, ...(await objectsUnder(l, '_tmp'))];
 }
+
+/** The temporary objects (downloads and assemblies not yet verified) the s3 driver holds; none on a filesystem root. */
+export async function tempObjectNames(l: Layover): Promise<string[]> {
+  return l.config.storage.driver === 's3' ? (await objectsUnder(l, '_tmp')).sort() : [];
+}

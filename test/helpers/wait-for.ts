@@ -1,4 +1,5 @@
 // Polls until a condition holds, for peers that take a moment to come up.
+import { Agent, request } from 'undici';
 
 /** Thrown from a waitFor condition to give up at once (e.g. the process being waited on died). */
 export class StopWaiting extends Error {
@@ -37,4 +38,19 @@ export async function waitForHttp(url: string, timeoutMs = 15_000, isAlive?: () 
     await res.arrayBuffer();
     return res.status;
   }, timeoutMs, 100);
+}
+
+/** waitForHttp for an HTTPS peer whose certificate the test made up: any answer, unverified. */
+export async function waitForHttps(url: string, timeoutMs: number, isAlive: () => boolean): Promise<void> {
+  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    await waitFor(async () => {
+      if (!isAlive()) throw new StopWaiting(`the process that should serve ${url} exited`);
+      const res = await request(url, { dispatcher: agent, signal: AbortSignal.timeout(2_000) });
+      await res.body.dump();
+      return true;
+    }, timeoutMs, 100);
+  } finally {
+    await agent.close();
+  }
 }

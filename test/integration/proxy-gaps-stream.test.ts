@@ -11,13 +11,14 @@ import type { Digest } from '../../src/registry/digest.js';
 import { UpstreamHealth } from '../../src/registry/proxy/health.js';
 import { PullThroughSource } from '../../src/registry/proxy/pull-through.js';
 import { UpstreamClient } from '../../src/registry/proxy/upstream-client.js';
-import { EmbeddedStore, openEmbeddedStore } from '../../src/registry/storage/embedded.js';
+import { openEmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { openStoreOf, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { randomBlob, type Content } from '../helpers/oci-content.js';
 import { getAndHangUp } from '../helpers/raw-http.js';
 import { uploadBlob } from '../helpers/registry-client.js';
+import { storedBlobNames } from '../helpers/stored-content.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -49,14 +50,17 @@ interface Timed {
 }
 
 /** GETs through the mirror, hashing the body and noting when its first and last bytes came. */
-async function timedGet(url: string): Promise<Timed> {
+async function timedGet(url: string, onFirstByte?: () => void): Promise<Timed> {
   const startedAt = Date.now();
   const res = await request(url);
   const hash = createHash('sha256');
   let size = 0;
   let firstByteAt = 0;
   for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    if (!firstByteAt) firstByteAt = Date.now();
+    if (!firstByteAt) {
+      firstByteAt = Date.now();
+      onFirstByte?.();
+    }
     hash.update(chunk);
     size += chunk.length;
   }
@@ -78,10 +82,13 @@ describe('a late client streams from the running download', () => {
     relay.throttle(2 * 2 ** 20, (r) => r.method === 'GET' && r.path === path);
     try {
       const url = `${mirror.url}/v2/up/team/late/blobs/${blob.digest}`;
-      const early = timedGet(url);
-      // Arrive once the upstream is well under way (the mirror has written some of it).
+      let earlyHasBytes = false;
+      const early = timedGet(url, () => (earlyHasBytes = true));
+      // Arrive once the upstream is well under way (the mirror has written some of it, and the
+      // early client has its first bytes, which a loaded machine can delay past a fixed wait).
       await waitFor(() => relay.count('GET', path) === 1, 5_000, 10);
       await new Promise((r) => setTimeout(r, 700));
+      await waitFor(() => earlyHasBytes, 10_000, 10);
       const late = timedGet(url);
       const [a, b] = await Promise.all([early, late]);
       const upstreamGet = relay.requests().find((r) => r.method === 'GET' && r.path === path);
@@ -172,6 +179,7 @@ describe('HEAD on a mirrored blob', () => {
   it('cold: answered from an upstream HEAD with size and digest; no GET upstream, nothing stored', async () => {
     relay.reset();
     const before = filesUnder(mirror.root);
+    const blobsBefore = await storedBlobNames(mirror);
     const res = await request(`${mirror.url}/v2/up/${repo}/blobs/${blob.digest}`, { method: 'HEAD' });
     await res.body.dump();
     expect(res.statusCode).toBe(200);
@@ -181,10 +189,16 @@ describe('HEAD on a mirrored blob', () => {
     // A moment for anything that might have started in the background.
     await new Promise((r) => setTimeout(r, 300));
     expect(relay.count('GET', blobPath(repo, blob.digest))).toBe(0);
-    const store = new EmbeddedStore(mirror.root);
-    expect(await store.statBlob(blob.digest as Digest)).toBeUndefined();
-    expect(await store.blobLinked(`up/${repo}`, blob.digest as Digest)).toBe(false);
+    // Before a store is opened here: opening one may create its own files under the root.
     expect(filesUnder(mirror.root)).toEqual(before);
+    expect(await storedBlobNames(mirror)).toEqual(blobsBefore);
+    const store = await openStoreOf(mirror);
+    try {
+      expect(await store.statBlob(blob.digest as Digest)).toBeUndefined();
+      expect(await store.blobLinked(`up/${repo}`, blob.digest as Digest)).toBe(false);
+    } finally {
+      await store.close();
+    }
   });
 
   it('cold and missing upstream: 404 BLOB_UNKNOWN, without a body', async () => {

@@ -12,6 +12,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startLayover, spawnLayover, type InProcessLayover, type SpawnedLayover } from '../helpers/layover.js';
 import { buildManifest, emptyConfig, randomBlob, MediaType } from '../helpers/oci-content.js';
 import { rssBytes, sampleRss } from '../helpers/process-stats.js';
+import { storedBlobNames, tempObjectNames } from '../helpers/stored-content.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, url: URL) => void;
 
@@ -144,9 +145,12 @@ function filesUnder(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
 }
 
-/** What the store holds of `hex`, and anything left in its _tmp. */
-function leftovers(root: string, hex: string): string[] {
-  return filesUnder(root).filter((f) => f.includes(hex) || f.includes(`${path.sep}_tmp${path.sep}`));
+/** What the store holds of `hex`, and anything left in its _tmp: on its root, and in its bucket when it has one. */
+async function leftovers(l: InProcessLayover, hex: string): Promise<string[]> {
+  const local = filesUnder(l.root).filter((f) => f.includes(hex) || f.includes(`${path.sep}_tmp${path.sep}`));
+  const blobs = (await storedBlobNames(l)).filter((name) => name === hex).map((name) => `blob ${name}`);
+  const temporary = (await tempObjectNames(l)).map((name) => `_tmp object ${name}`);
+  return [...local, ...blobs, ...temporary];
 }
 
 async function mirrorOf(url: string, timeouts: Record<string, string | number>): Promise<InProcessLayover> {
@@ -246,7 +250,7 @@ describe('deadlines on upstream fetches', () => {
     console.log(`trickled manifest: answered after ${answers.map((a) => a.ms).join(', ')} ms`);
     expectTimedOutTogether(answers, 900, 2_500);
     expect(upstream.seen.filter((s) => s.path === '/v2/app/manifests/v1')).toHaveLength(1);
-    expect(leftovers(mirror.root, MANIFEST.digest.slice(7))).toEqual([]);
+    expect(await leftovers(mirror, MANIFEST.digest.slice(7))).toEqual([]);
   }, 20_000);
 
   it('a token trickled a byte every 200 ms: 504 at the token deadline', async () => {
@@ -278,7 +282,7 @@ describe('deadlines on upstream fetches', () => {
     console.log(`blob headers never sent: answered after ${answers.map((a) => a.ms).join(', ')} ms`);
     expectTimedOutTogether(answers, 0, 2_500);
     expect(upstream.seen.filter((s) => s.path.includes('/blobs/'))).toHaveLength(1);
-    expect(leftovers(mirror.root, blob.digest.slice(7))).toEqual([]);
+    expect(await leftovers(mirror, blob.digest.slice(7))).toEqual([]);
   }, 20_000);
 
   it('a blob body trickled below the minimum rate: waiting clients get 504 together, nothing becomes visible', async () => {
@@ -293,7 +297,7 @@ describe('deadlines on upstream fetches', () => {
     const answers = await Promise.all([0, 1, 2].map(() => get(url)));
     console.log(`trickled blob (5 B/s): answered after ${answers.map((a) => a.ms).join(', ')} ms`);
     expectTimedOutTogether(answers, 1_900, 4_500);
-    expect(leftovers(mirror.root, blob.digest.slice(7))).toEqual([]);
+    expect(await leftovers(mirror, blob.digest.slice(7))).toEqual([]);
     // Not cached: the next request goes upstream again.
     await get(url);
     expect(upstream.seen.filter((s) => s.path.includes('/blobs/'))).toHaveLength(2);
@@ -317,7 +321,7 @@ describe('deadlines on upstream fetches', () => {
       expect(a.bytes).toBeLessThan(blob.size);
       expect(a.ms).toBeLessThan(5_000);
     }
-    expect(leftovers(mirror.root, blob.digest.slice(7))).toEqual([]);
+    expect(await leftovers(mirror, blob.digest.slice(7))).toEqual([]);
   }, 30_000);
 });
 
@@ -332,7 +336,7 @@ describe('a manifest body that breaks off mid-way', () => {
     const mirror = await mirrorOf(upstream.url, {});
     const a = await get(`${mirror.url}/v2/up/app/manifests/v1`);
     expect({ status: a.status, code: a.code }).toEqual({ status: 502, code: 'UNAVAILABLE' });
-    expect(leftovers(mirror.root, MANIFEST.digest.slice(7))).toEqual([]);
+    expect(await leftovers(mirror, MANIFEST.digest.slice(7))).toEqual([]);
     expect(mirror.log()).not.toMatch(/unhandled error/);
   }, 20_000);
 

@@ -5,10 +5,11 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../../src/registry/digest.js';
+import type { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { EmbeddedStore } from '../../src/registry/storage/embedded.js';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.js';
 import { startDockerRegistry, type DockerRegistry } from '../helpers/docker-registry.js';
-import { startLayover, type InProcessLayover } from '../helpers/layover.js';
+import { openStoreOf, startLayover, type InProcessLayover } from '../helpers/layover.js';
 import { startLyingUpstream, type LyingAnswer, type LyingUpstream } from '../helpers/lying-upstream.js';
 import { randomBlob, type Content } from '../helpers/oci-content.js';
 import { basicAuthHeader, uploadBlob, type Auth } from '../helpers/registry-client.js';
@@ -22,8 +23,17 @@ let upstream: DockerRegistry;
 let relay: CountingProxy;
 let layover: InProcessLayover;
 
-/** A second view of the layover's storage (no init: that would clear its temporary files). */
-const store = () => new EmbeddedStore(layover.root);
+/**
+ * A second view of the layover's storage: the embedded store on its root (no init: that would
+ * clear its temporary files), or in the suite's PostgreSQL/S3 modes one on the same database and
+ * bucket, opened once and closed at the end.
+ */
+let shared: ComposedStore | undefined;
+const store = async (): Promise<EmbeddedStore | ComposedStore> => {
+  if (!layover.config.database && layover.config.storage.driver !== 's3') return new EmbeddedStore(layover.root);
+  shared ??= await openStoreOf(layover);
+  return shared;
+};
 const blobPath = (repo: string, digest: string) => `/v2/${repo}/blobs/${digest}`;
 
 /** Status and whatever body bytes arrived; a cut connection is not an error here (status 0 before the headers). */
@@ -69,6 +79,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  await shared?.close();
   await layover?.close();
   await relay?.close();
   await upstream?.close();
@@ -89,7 +100,7 @@ describe('an upstream that claims every digest', () => {
       expect(res.body.includes(Buffer.from(secret.bytes).subarray(0, 64))).toBe(false);
       expect(res.status === 200 && res.length === String(secret.size)).toBe(false);
     }
-    expect(await store().blobLinked(repo, secret.digest as Digest)).toBe(false);
+    expect(await (await store()).blobLinked(repo, secret.digest as Digest)).toBe(false);
     // The bytes were fetched from the liar (a GET), not taken on the word of a HEAD.
     expect(liar.requests().filter((r) => r.path === `/v2/${variant}/x/blobs/${secret.digest}` && r.method === 'GET').length).toBeGreaterThan(0);
   });
@@ -97,7 +108,7 @@ describe('an upstream that claims every digest', () => {
   it('a HEAD through the liar links nothing and does not tell alice\'s size', async () => {
     const res = await fetchAll(`${layover.url}${blobPath('lie/head/x', secret.digest)}`, 'HEAD', BOB);
     expect(res.length).not.toBe(String(secret.size));
-    expect(await store().blobLinked('lie/head/x', secret.digest as Digest)).toBe(false);
+    expect(await (await store()).blobLinked('lie/head/x', secret.digest as Digest)).toBe(false);
     const after = await fetchAll(`${layover.url}${blobPath('lie/head/x', secret.digest)}`, 'GET', BOB);
     expect(after.body.includes(Buffer.from(secret.bytes).subarray(0, 64))).toBe(false);
   });
@@ -110,7 +121,7 @@ describe('an upstream that claims every digest', () => {
     });
     await res.body.dump();
     expect(res.statusCode).toBe(202); // an upload session, not 201 Created
-    expect(await store().blobLinked('bob/app', secret.digest as Digest)).toBe(false);
+    expect(await (await store()).blobLinked('bob/app', secret.digest as Digest)).toBe(false);
   });
 
   it('nor by mounting without from once he tried it through every lying mirror repository', async () => {
@@ -123,7 +134,7 @@ describe('an upstream that claims every digest', () => {
       await res.body.dump();
       expect(res.statusCode).toBe(who ? 202 : 401);
     }
-    expect(await store().blobLinked('bob/found', secret.digest as Digest)).toBe(false);
+    expect(await (await store()).blobLinked('bob/found', secret.digest as Digest)).toBe(false);
   });
 });
 
@@ -170,7 +181,7 @@ describe('blobs that are already stored, from a real upstream', () => {
     expect(res.status).toBe(200);
     expect(res.body.equals(Buffer.from(blob.bytes))).toBe(true);
     expect(relay.count('GET', blobPath('team/three', blob.digest))).toBe(1);
-    expect(await store().blobLinked('up/team/three', blob.digest as Digest)).toBe(true);
+    expect(await (await store()).blobLinked('up/team/three', blob.digest as Digest)).toBe(true);
     // From now on the upstream has delivered it: another repository of it needs a HEAD only.
     await uploadBlob(upstream.url, 'team/four', blob.digest, Buffer.from(blob.bytes));
     relay.reset();
@@ -184,6 +195,6 @@ describe('blobs that are already stored, from a real upstream', () => {
     expect((await fetchAll(`${layover.url}${blobPath('up/team/five', blob.digest)}`, 'GET', BOB)).status).toBe(200);
     const res = await fetchAll(`${layover.url}${blobPath('lie/wrong/x', blob.digest)}`, 'GET', BOB);
     expect(res.body.includes(Buffer.from(blob.bytes).subarray(0, 64))).toBe(false);
-    expect(await store().blobLinked('lie/wrong/x', blob.digest as Digest)).toBe(false);
+    expect(await (await store()).blobLinked('lie/wrong/x', blob.digest as Digest)).toBe(false);
   });
 });

@@ -3,11 +3,15 @@
 // download): cold pulls of one blob spread over the three make one upstream GET, every client
 // gets the exact bytes and its first bytes before the download ends; a holder killed mid-download
 // cuts its followers' clients (never a short 200) and a retry succeeds; a lease naming a replica
-// that does not answer never fails a pull; a HEAD starts no download.
+// that does not answer never fails a pull; a HEAD starts no download. With registry.tls, the
+// replicas (one certificate, as from one Secret, naming none of their addresses) still follow each
+// other, and refuse a peer presenting any other certificate (cluster-tls.ts).
 import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
-import { request } from 'undici';
+import { Agent, request, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { UpstreamConfig } from '../../src/config/config.js';
 import { sourceId } from '../../src/registry/proxy/source-id.js';
@@ -19,6 +23,7 @@ import { computeDigest } from '../helpers/oci-content.js';
 import { startPostgres, type Postgres } from '../helpers/postgres.js';
 import { seededBytes } from '../helpers/random-bytes.js';
 import { basicAuthHeader, uploadBlob, type Auth } from '../helpers/registry-client.js';
+import { runTool } from '../helpers/run-tool.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
@@ -61,10 +66,10 @@ interface Pull {
 }
 
 /** GETs a blob through replica `i` (mirror prefix `up/`), hashing it as it arrives. */
-async function pull(i: number, digest: string, repo = REPO): Promise<Pull> {
-  const replica = replicas[i] as SpawnedLayover;
+async function pull(i: number, digest: string, repo = REPO, set = { replicas, bearer, dispatcher: undefined as Dispatcher | undefined }): Promise<Pull> {
+  const replica = set.replicas[i] as SpawnedLayover;
   const started = Date.now();
-  const res = await request(`${replica.url}/v2/up/${repo}/blobs/${digest}`, { headers: { authorization: `Bearer ${bearer}` } });
+  const res = await request(`${replica.url}/v2/up/${repo}/blobs/${digest}`, { headers: { authorization: `Bearer ${set.bearer}` }, dispatcher: set.dispatcher });
   const hash = createHash('sha256');
   const out: Pull = { replica: i, status: res.statusCode, bytes: 0, sha256: '' };
   try {
@@ -270,4 +275,92 @@ describe('cold pulls spread over three replicas', () => {
       hole.close();
     }
   }, 120_000);
+});
+
+describe('cold pulls over TLS replicas that share one certificate', () => {
+  // Like a certificate for the registry's public name mounted from one Secret: it names no
+  // replica's address (the Pod IPs in cluster.advertiseUrl), so a hostname check always fails.
+  const NAME = 'registry.layover.test';
+  const tlsReplicas: SpawnedLayover[] = [];
+  let tlsBearer = '';
+  let client: Agent;
+  let impostor: https.Server;
+  let impostorConnections = 0;
+  let impostorRequests = 0;
+  const pullTls = (i: number, digest: string) => pull(i, digest, REPO, { replicas: tlsReplicas, bearer: tlsBearer, dispatcher: client });
+
+  beforeAll(async () => {
+    const d = path.join(tmp.path, 'tls');
+    const openssl = (args: string[]) => runTool('openssl', args, { cwd: tmp.path });
+    mkdirSync(d, { recursive: true });
+    await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${d}/tls.key`, '-out', `${d}/tls.crt`, '-days', '2', '-subj', `/CN=${NAME}`, '-addext', `subjectAltName=DNS:${NAME}`]);
+    // The impostor's certificate even names the address it is reached at: only the pin refuses it.
+    await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${d}/other.key`, '-out', `${d}/other.crt`, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    const cert = readFileSync(`${d}/tls.crt`, 'utf8');
+    // The test's own client trusts that certificate without its name (it connects to 127.0.0.1).
+    client = new Agent({ connect: { ca: cert, checkServerIdentity: () => undefined } });
+    impostor = https.createServer({ cert: readFileSync(`${d}/other.crt`), key: readFileSync(`${d}/other.key`) }, (_req, res) => {
+      impostorRequests++;
+      res.writeHead(500).end();
+    });
+    impostor.on('connection', () => impostorConnections++);
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+
+    const database = await postgres.createDatabase('cold_tls');
+    const bucket = await rgw.createBucket('cold-tls');
+    const raw = {
+      registry: { tls: { cert: `${d}/tls.crt`, key: `${d}/tls.key` } },
+      auth: { enabled: true, users: [{ name: 'admin', password: admin.password, admin: true }] },
+      upstreams: [{ prefix: 'up', url: relay.url, timeouts: { blobHeaders: '5s' } }],
+      gc: { interval: '48h' },
+    };
+    const opts = { database, s3: { ...rgw, bucket }, root: path.join(tmp.path, 'tls-data'), startTimeoutMs: 120_000 };
+    tlsReplicas.push(await spawnLayover(raw, opts));
+    tlsReplicas.push(...(await Promise.all([spawnLayover(raw, opts), spawnLayover(raw, opts)])));
+    expect(tlsReplicas.map((r) => r.config.cluster?.advertiseUrl)).toEqual(tlsReplicas.map((r) => `https://127.0.0.1:${r.port}`));
+    const res = await request(`${tlsReplicas[0]?.url}/token?service=layover&scope=${encodeURIComponent(`repository:up/${REPO}:pull`)}`, { headers: { authorization: basicAuthHeader(admin) }, dispatcher: client });
+    tlsBearer = ((await res.body.json()) as { token: string }).token;
+  }, 300_000);
+
+  afterAll(async () => {
+    await Promise.all(tlsReplicas.map((r) => r.close()));
+    await client?.close();
+    impostor?.close();
+  });
+
+  it('9 concurrent pulls of one 24 MiB blob over the three: one upstream GET, all byte-exact', async () => {
+    const blob = await pushUpstream('cold-tls-24', 24 * MiB);
+    relay.throttle(6 * MiB, (r) => r.method === 'GET' && r.path === blobPath(blob.digest));
+    try {
+      const pulls = await Promise.all(Array.from({ length: 9 }, (_, i) => pullTls(i % 3, blob.digest)));
+      for (const p of pulls) {
+        expect(p, `pull through replica ${p.replica}`).toMatchObject({ status: 200, bytes: blob.size, sha256: blob.digest });
+        expect(p.error).toBeUndefined();
+      }
+      // Before the pin, every follower failed the hostname check and downloaded itself.
+      expect(relay.count('GET', blobPath(blob.digest))).toBe(1);
+      const refused = tlsReplicas.filter((r) => r.log().includes('is not this replica')).length;
+      expect(refused).toBe(0);
+    } finally {
+      relay.throttle(null);
+    }
+  }, 120_000);
+
+  it('a lease held by a peer presenting another certificate: refused before any request, the pull downloads itself', async () => {
+    const blob = await pushUpstream('cold-tls-impostor', 2 * MiB);
+    const source = sourceId(tlsReplicas[0]?.config.upstreams[0] as UpstreamConfig);
+    const port = (impostor.address() as net.AddressInfo).port;
+    await postgres.query(
+      'INSERT INTO leases (key, holder, expires) VALUES ($1, $2, (extract(epoch from clock_timestamp()) * 1000)::bigint + 300000)',
+      [`pull:${source}:${blob.digest}`, `https://127.0.0.1:${port} impostor:1:0`],
+      'cold_tls',
+    );
+    const p = await pullTls(1, blob.digest);
+    expect(p).toMatchObject({ status: 200, bytes: blob.size, sha256: blob.digest });
+    expect(relay.count('GET', blobPath(blob.digest))).toBe(1);
+    // The replica did connect (so it was the pin that refused), and its token never reached it.
+    expect(impostorConnections).toBeGreaterThanOrEqual(1);
+    expect(impostorRequests).toBe(0);
+    expect(tlsReplicas[1]?.log()).toContain('is not this replica');
+  }, 60_000);
 });

@@ -5,7 +5,7 @@
 // passes the bytes on without keeping them; if the holder's stream breaks, the follower's client
 // is cut (never a short 200).
 import type { Readable } from 'node:stream';
-import { Agent, request } from 'undici';
+import { Agent, request, type buildConnector } from 'undici';
 import type { Logger } from '../../log.js';
 import { StreamSink, type BlobSink } from '../blob-response.js';
 import type { Digest } from '../digest.js';
@@ -34,6 +34,8 @@ export interface PeerFollowerOptions {
   /** Silence on a stream this long means the holder is gone (or stopped). */
   bodyTimeoutMs: number;
   connectTimeoutMs?: number;
+  /** How connections to peers are made and trusted (cluster-tls.ts when the registry serves TLS). */
+  connect?: buildConnector.connector;
   log?: Logger;
 }
 
@@ -62,7 +64,7 @@ export class PeerFollower {
 
   constructor(private readonly opts: PeerFollowerOptions) {
     this.agent = new Agent({
-      connect: { timeout: opts.connectTimeoutMs ?? 3_000 },
+      connect: opts.connect ?? { timeout: opts.connectTimeoutMs ?? 3_000 },
       headersTimeout: opts.headersTimeoutMs,
       bodyTimeout: opts.bodyTimeoutMs,
     });

@@ -1,6 +1,7 @@
 // Assembles cold-pull coordination for replicas that share a database (imported only then): the
 // blob leases (cluster-lease.ts), the client that follows another replica's download
 // (cluster-follow.ts) and the route that lets others follow ours (cluster-route.ts).
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/config.js';
 import type { Database } from '../../database/database.js';
@@ -10,6 +11,7 @@ import type { TokenService } from '../auth/tokens.js';
 import { PEER_ACCESS, PeerFollower } from './cluster-follow.js';
 import { PullLeases, pullHolderId } from './cluster-lease.js';
 import { peerPullRoutes } from './cluster-route.js';
+import { certificateFingerprint, pinnedPeerConnector } from './cluster-tls.js';
 import type { Mirrors } from './mirrors.js';
 
 export interface ClusterPulls {
@@ -31,7 +33,10 @@ export function clusterPulls(config: Config, database: Database, tokens: TokenSe
   // commit of a large blob to the object store is a silent stretch too.
   const bodyTimeoutMs = Math.max(120_000, ...timeouts.map((t) => t.blobRateWindowMs * 4));
   const mintToken = tokens && (async () => (await tokens.issueAccess(`replica:${advertiseUrl}`, [PEER_ACCESS])).token);
-  const follower = new PeerFollower({ mintToken, headersTimeoutMs, bodyTimeoutMs, log });
+  // With TLS, a peer is trusted when it presents this replica's own certificate (cluster-tls.ts).
+  const tls = config.registry.tls;
+  const connect = tls && pinnedPeerConnector(certificateFingerprint(readFileSync(tls.cert, 'utf8')), 3_000);
+  const follower = new PeerFollower({ mintToken, headersTimeoutMs, bodyTimeoutMs, connect, log });
   log.info({ advertiseUrl }, 'cold pulls coordinated with the other replicas');
   return {
     leases,
