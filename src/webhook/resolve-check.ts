@@ -4,9 +4,9 @@
 // one check, and identical checks in flight share one request. A review waits for its checks
 // only up to its budget (checkImages); a check still running then carries on and fills the cache.
 import { LRUCache } from 'lru-cache';
-import { Agent, request } from 'undici';
 import type { Logger } from '../log.js';
 import { MANIFEST_MEDIA_TYPES } from '../registry/manifest.js';
+import { lazyAgent } from './lazy-agent.js';
 import type { ImageCheck } from './mutate.js';
 import { authorization, CredentialsUnavailable, manifestPath, type NamespaceCredentials } from './registry-access.js';
 
@@ -38,7 +38,7 @@ function describeStatus(status: number, namespace: string): string {
 
 export function createResolveChecker(options: ResolveCheckOptions): ResolveChecker {
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
-  const dispatcher = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const agent = lazyAgent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   const cache = new LRUCache<string, ImageCheck>({ max: options.maxEntries ?? 10_000, ttl: options.positiveTtlMs ?? 30_000 });
   const negativeTtl = options.negativeTtlMs ?? 5_000;
   const inFlight = new Map<string, Promise<ImageCheck>>();
@@ -54,6 +54,7 @@ export function createResolveChecker(options: ResolveCheckOptions): ResolveCheck
       throw err;
     }
     try {
+      const { request, dispatcher } = await agent.get();
       const res = await request(`${options.registryUrl}${path}`, { method: 'HEAD', headers, dispatcher, signal: AbortSignal.timeout(timeoutMs) });
       await res.body.dump();
       return res.statusCode === 200 ? { ok: true } : { ok: false, reason: describeStatus(res.statusCode, namespace) };
@@ -83,7 +84,7 @@ export function createResolveChecker(options: ResolveCheckOptions): ResolveCheck
     },
     async close() {
       await Promise.allSettled(inFlight.values());
-      await dispatcher.close();
+      await agent.close();
     },
   };
 }
