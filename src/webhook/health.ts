@@ -1,7 +1,10 @@
 // Whether the registry answers, as the webhook needs to know on every review without waiting:
 // a cached answer, refreshed in the background. Any HTTP answer below 500 (200, or 401 when
 // auth is on) means it is up; a refused connection, a timeout or a 5xx means it is down.
-import { Agent, request } from 'undici';
+// node:http, not undici: the probe runs from start-up on, and undici (~3.5 MiB resident) is
+// then loaded only when an image check or a prefetch first needs it (issue 16).
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Config } from '../config/config.js';
 import type { Logger } from '../log.js';
 import { startCachedProbe, type ProbeResult } from './cached-probe.js';
@@ -33,12 +36,20 @@ export function startHealthCheck(options: HealthOptions): RegistryHealth {
   const timeoutMs = options.timeoutMs ?? 2_000;
   // Only liveness is read from the answer and nothing is sent, so the registry's certificate
   // (often self-signed inside a cluster) is not verified here.
-  const dispatcher = new Agent({ connect: { timeout: timeoutMs, rejectUnauthorized: false }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const url = new URL(options.url);
+  const https = url.protocol === 'https:';
+  // A connection per probe (one every few seconds): a kept-alive one the registry closed while
+  // idle would fail the next probe and report the registry down for an interval.
+  const get = (): Promise<IncomingMessage> => new Promise((resolve, reject) => {
+    const req = (https ? httpsRequest : httpRequest)(url, { method: 'GET', agent: false, rejectUnauthorized: false, signal: AbortSignal.timeout(timeoutMs) }, resolve);
+    req.once('error', reject);
+    req.end();
+  });
   async function probe(): Promise<ProbeResult> {
     try {
-      const res = await request(options.url, { method: 'GET', dispatcher, signal: AbortSignal.timeout(timeoutMs) });
-      await res.body.dump();
-      return { up: res.statusCode < 500, detail: `HTTP ${res.statusCode}` };
+      const res = await get();
+      res.resume();
+      return { up: (res.statusCode ?? 500) < 500, detail: `HTTP ${res.statusCode}` };
     } catch (err) {
       return { up: false, detail: (err as NodeJS.ErrnoException).code ?? (err as Error).name };
     }
@@ -56,7 +67,6 @@ export function startHealthCheck(options: HealthOptions): RegistryHealth {
     refresh: () => cached.refresh(),
     async close() {
       await cached.close();
-      await dispatcher.close();
     },
   };
 }

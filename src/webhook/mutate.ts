@@ -1,11 +1,11 @@
 // The Pod mutation as a pure function: (Pod, namespace, settings, registry health, what the
 // registry confirmed about each image) → JSON Patch. The I/O that learns those facts (resolve
 // checks, the node DaemonSet's readiness) happens before, in server.ts; plannedImages() says
-// which images to ask about. The patch is the diff between the Pod and a mutated copy, so it only
-// ever touches what changed.
-import jsonpatch, { type Operation } from 'fast-json-patch';
-import { CONTAINER_KINDS, type Container, type ContainerKind, type Pod, type PodSpec } from './types.js';
-import { decideImage, type MirrorTarget } from './rewrite.js';
+// which images to ask about. The patch names only what changes: each rewritten image, the
+// original-images annotation, the pull secret.
+import type { Operation } from 'fast-json-patch';
+import { CONTAINER_KINDS, type Container, type ContainerKind, type Pod } from './types.js';
+import { decideImage, type ImageDecision, type MirrorTarget } from './rewrite.js';
 
 export interface MutationSettings {
   target: MirrorTarget;
@@ -124,6 +124,28 @@ interface Plan {
   warnings: string[];
 }
 
+// Decisions by target (a new one only when the public host changes) and image: a review decides
+// each image twice (plannedImages, then mutatePod), and the Pods of a cluster share few images.
+const decisions = new WeakMap<MirrorTarget, Map<string, ImageDecision>>();
+const MAX_DECISIONS = 10_000;
+
+function decide(image: string, target: MirrorTarget): ImageDecision {
+  let known = decisions.get(target);
+  if (!known) decisions.set(target, (known = new Map()));
+  let decision = known.get(image);
+  if (!decision) {
+    if (known.size >= MAX_DECISIONS) known.clear();
+    decision = decideImage(image, target);
+    known.set(image, decision);
+  }
+  return decision;
+}
+
+/** A JSON Pointer (RFC 6901) token: annotation keys hold `/`. */
+function pointerToken(key: string): string {
+  return key.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
 /** What this request may rewrite, before anything is known about the registry. */
 function plan(input: MutationInput, settings: MutationSettings): Plan {
   const { pod, namespace } = input;
@@ -146,7 +168,7 @@ function plan(input: MutationInput, settings: MutationSettings): Plan {
     for (const [index, container] of (pod.spec?.[kind] ?? []).entries()) {
       const image = container.image;
       if (image === undefined) continue;
-      const decision = decideImage(image, settings.target);
+      const decision = decide(image, settings.target);
       if (decision.kind === 'ours') {
         usesMirror = true;
         continue;
@@ -209,34 +231,41 @@ export function mutatePod(input: MutationInput, settings: MutationSettings): Mut
     rewrites = confirmed;
   }
 
-  // Copy on write: only the objects that change are copied, the rest is shared with the input
-  // (which is never modified), so a review costs little more than the diff itself.
-  const spec: PodSpec = { ...pod.spec };
-  const mutated: Pod = pod.spec ? { ...pod, spec } : { ...pod };
-  for (const kind of new Set(rewrites.map((r) => r.kind))) spec[kind] = (spec[kind] ?? []).map((c) => ({ ...c }));
-  for (const r of rewrites) (spec[r.kind] as Container[])[r.index]!.image = r.to;
+  // The patch is written directly, one operation per change (the diff of a mutated copy cost
+  // more than the rest of a review together: ~26 µs of its ~40 µs of CPU).
+  const patch: Operation[] = [];
+  for (const r of rewrites) {
+    if (r.to !== r.from) patch.push({ op: 'replace', path: `/spec/${r.kind}/${r.index}/image`, value: r.to });
+  }
 
   if (isCreate && rewrites.length) {
-    const annotations: Record<string, string> = { ...pod.metadata?.annotations };
-    mutated.metadata = { ...pod.metadata, annotations };
-    const originals = readOriginals(annotations[settings.originalImagesAnnotation]);
+    const before = pod.metadata?.annotations;
+    const annotations: Record<string, string> = { ...before };
+    const key = settings.originalImagesAnnotation;
+    const originals = readOriginals(annotations[key]);
     if (originals === undefined) {
-      warn(warnings, `annotation ${settings.originalImagesAnnotation} is not layover's; original images not recorded`);
+      warn(warnings, `annotation ${key} is not layover's; original images not recorded`);
     } else {
       for (const r of rewrites) {
         const recorded = (originals[r.kind] ??= Object.create(null) as Record<string, string>);
         // Recorded once: a reinvocation or a second webhook's change never replaces the first original.
         if (!Object.hasOwn(recorded, r.name)) recorded[r.name] = r.from;
       }
-      annotations[settings.originalImagesAnnotation] = JSON.stringify(originals);
+      const value = JSON.stringify(originals);
+      if (value !== before?.[key]) {
+        if (!pod.metadata) patch.push({ op: 'add', path: '/metadata', value: { annotations: { [key]: value } } });
+        else if (!before) patch.push({ op: 'add', path: '/metadata/annotations', value: { [key]: value } });
+        else patch.push({ op: Object.hasOwn(before, key) ? 'replace' : 'add', path: `/metadata/annotations/${pointerToken(key)}`, value });
+      }
     }
   }
   if (isCreate && (usesMirror || rewrites.length) && !hasSecret) {
     // Appended, so the Pod's own secrets keep their order and precedence.
-    spec.imagePullSecrets = [...(pod.spec?.imagePullSecrets ?? []), { name: settings.pullSecretName }];
+    const secrets = pod.spec?.imagePullSecrets;
+    if (secrets) patch.push({ op: 'add', path: `/spec/imagePullSecrets/${secrets.length}`, value: { name: settings.pullSecretName } });
+    else patch.push({ op: 'add', path: '/spec/imagePullSecrets', value: [{ name: settings.pullSecretName }] });
   }
 
-  const patch = jsonpatch.compare(pod, mutated);
   if (!patch.length) {
     if (dropped) return skipped(dropped, warnings);
     return { patch, warnings, outcome: 'unchanged', reason: usesMirror ? 'already-mirrored' : 'no-mirrored-images' };

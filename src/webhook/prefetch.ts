@@ -7,10 +7,10 @@
 // Fire-and-forget: bounded in requests at once, each image and blob asked for once per window.
 import { LRUCache } from 'lru-cache';
 import { BoundedQueue } from '../bounded-queue.js';
-import { Agent, request } from 'undici';
 import type { Platform } from '../k8s/cluster-facts.js';
 import type { Logger } from '../log.js';
 import { MANIFEST_MEDIA_TYPES } from '../registry/manifest.js';
+import { lazyAgent } from './lazy-agent.js';
 import { authorization, manifestPath, type Credentials, type NamespaceCredentials } from './registry-access.js';
 
 export interface Prefetcher {
@@ -54,7 +54,7 @@ export function referencedBy(doc: ManifestDoc, platforms: readonly Platform[]): 
 }
 
 export function createPrefetcher(options: PrefetchOptions): Prefetcher {
-  const dispatcher = new Agent({ connect: { timeout: 10_000 }, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
+  const agent = lazyAgent({ connect: { timeout: 10_000 }, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
   const queue = new BoundedQueue({ concurrency: options.concurrency ?? 4, maxWaiting: Infinity });
   const window = options.dedupeMs ?? 10 * 60_000;
   const started = new LRUCache<string, true>({ max: 10_000, ttl: window });
@@ -68,6 +68,7 @@ export function createPrefetcher(options: PrefetchOptions): Prefetcher {
 
   async function manifest(url: string, headers: Record<string, string>): Promise<ManifestDoc | undefined> {
     return queue.run(async () => {
+      const { request, dispatcher } = await agent.get();
       const res = await request(url, { method: 'GET', headers: { ...headers, accept: ACCEPT }, dispatcher, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       const length = Number(res.headers['content-length'] ?? 0);
       if (res.statusCode !== 200 || length > MAX_MANIFEST_BYTES) {
@@ -81,6 +82,7 @@ export function createPrefetcher(options: PrefetchOptions): Prefetcher {
   /** Asks for a blob and hangs up at the headers: the registry's download carries on alone. */
   async function blob(url: string, headers: Record<string, string>): Promise<void> {
     await queue.run(async () => {
+      const { request, dispatcher } = await agent.get();
       const res = await request(url, { method: 'GET', headers, dispatcher, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
       // Destroying the body aborts the request, which the body then reports as an error: expected here.
       res.body.on('error', () => undefined);
@@ -134,7 +136,7 @@ export function createPrefetcher(options: PrefetchOptions): Prefetcher {
     async close() {
       closed = true;
       await Promise.allSettled([...running]);
-      await dispatcher.close();
+      await agent.close();
     },
   };
 }

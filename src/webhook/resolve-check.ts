@@ -4,14 +4,16 @@
 // one check, and identical checks in flight share one request. A review waits for its checks
 // only up to its budget (checkImages); a check still running then carries on and fills the cache.
 import { LRUCache } from 'lru-cache';
-import { Agent, request } from 'undici';
 import type { Logger } from '../log.js';
 import { MANIFEST_MEDIA_TYPES } from '../registry/manifest.js';
+import { lazyAgent } from './lazy-agent.js';
 import type { ImageCheck } from './mutate.js';
 import { authorization, CredentialsUnavailable, manifestPath, type NamespaceCredentials } from './registry-access.js';
 
 export interface ResolveChecker {
   check(namespace: string, image: string): Promise<ImageCheck>;
+  /** The cached answer, if there is one: what nearly every review finds (no promise, no timer). */
+  cached?(namespace: string, image: string): ImageCheck | undefined;
   close(): Promise<void>;
 }
 
@@ -38,7 +40,7 @@ function describeStatus(status: number, namespace: string): string {
 
 export function createResolveChecker(options: ResolveCheckOptions): ResolveChecker {
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
-  const dispatcher = new Agent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  const agent = lazyAgent({ connect: { timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
   const cache = new LRUCache<string, ImageCheck>({ max: options.maxEntries ?? 10_000, ttl: options.positiveTtlMs ?? 30_000 });
   const negativeTtl = options.negativeTtlMs ?? 5_000;
   const inFlight = new Map<string, Promise<ImageCheck>>();
@@ -54,6 +56,7 @@ export function createResolveChecker(options: ResolveCheckOptions): ResolveCheck
       throw err;
     }
     try {
+      const { request, dispatcher } = await agent.get();
       const res = await request(`${options.registryUrl}${path}`, { method: 'HEAD', headers, dispatcher, signal: AbortSignal.timeout(timeoutMs) });
       await res.body.dump();
       return res.statusCode === 200 ? { ok: true } : { ok: false, reason: describeStatus(res.statusCode, namespace) };
@@ -63,6 +66,9 @@ export function createResolveChecker(options: ResolveCheckOptions): ResolveCheck
   }
 
   return {
+    cached(namespace, image) {
+      return cache.get(`${namespace}\n${image}`);
+    },
     check(namespace, image) {
       const key = `${namespace}\n${image}`;
       const cached = cache.get(key);
@@ -83,7 +89,7 @@ export function createResolveChecker(options: ResolveCheckOptions): ResolveCheck
     },
     async close() {
       await Promise.allSettled(inFlight.values());
-      await dispatcher.close();
+      await agent.close();
     },
   };
 }
@@ -94,6 +100,12 @@ export function createResolveChecker(options: ResolveCheckOptions): ResolveCheck
  */
 export async function checkImages(checker: ResolveChecker, namespace: string, images: readonly string[], budgetMs: number): Promise<Map<string, ImageCheck>> {
   const results = new Map<string, ImageCheck>();
+  for (const image of images) {
+    const cached = checker.cached?.(namespace, image);
+    if (!cached) break;
+    results.set(image, cached);
+  }
+  if (results.size === images.length) return results;
   let timer: NodeJS.Timeout | undefined;
   const budget = new Promise<void>((resolve) => (timer = setTimeout(resolve, budgetMs)));
   const all = Promise.all(images.map(async (image) => results.set(image, await checker.check(namespace, image))));

@@ -1,34 +1,39 @@
 // AdmissionReviews per second and latency at 1,000 reviews/s, beside a bare fastify HTTPS route
 // that returns a fixed body, on this machine. `npx tsx test/bench/webhook.ts [--paced-runs N]`
-// (about 90 s). The servers run in a child process so autocannon does not share their event
-// loop. The paced runs (1,000 reviews/s, 10 s) take turns: webhook, bare, bare, webhook, …; the
-// target is p99 ≤ 5 ms in every one of them. Then the webhook role's resident memory: `layover
-// serve` as the image runs it, the webhook alone with file TLS, at rest after it started.
-import { spawn } from 'node:child_process';
+// (about 2 min). The webhook is what the image ships: the compiled `layover serve` with the
+// image's node flags and malloc settings, the webhook role alone with file TLS, its default log
+// level (info), its registry health check and image checks answered by a stub registry. The bare
+// route and the stub registry run in a second child with the same flags, so autocannon shares
+// neither's event loop. The paced runs (1,000 reviews/s, 10 s) take turns: webhook, bare, bare,
+// webhook, …; the target is p99 ≤ 5 ms in every one of them. The webhook role's resident memory
+// is read at rest before the load (after its idle collections) and again 10 s after it.
+// BENCH_WEBHOOK_NODE_ARGS adds node flags to the webhook (e.g. `--trace-gc`, `--cpu-prof`);
+// BENCH_WEBHOOK_STDOUT names a file for its output (its log, and what such flags print);
+// BENCH_PEERS_NODE_ARGS adds node flags to the bare route's process.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { loadavg, cpus } from 'node:os';
 import Fastify from 'fastify';
-import { defaultConfig } from '../../src/config/resolve.js';
-import { createLogger } from '../../src/log.js';
-import { startWebhook } from '../../src/webhook/server.js';
 import { generateCertificate } from '../../src/webhook/selfsigned.js';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { admissionReview, apiserverDefaults, loadPod } from '../fixtures/pods/admission.js';
 import { compiledEntry, IMAGE_ENV, IMAGE_NODE_FLAGS } from '../helpers/layover.js';
 import { freePort } from '../helpers/free-port.js';
-import { rssBytes } from '../helpers/process-stats.js';
+import { cpuSeconds, rssBytes } from '../helpers/process-stats.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
-import { writeFileSync } from 'node:fs';
+import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { median } from './measure.js';
 import { printSummary, spreadOf } from './summary.js';
 
 // Not strict: run.ts passes every benchmark the same arguments.
-const { values: args } = parseArgs({ options: { 'paced-runs': { type: 'string', default: '3' }, serve: { type: 'boolean', default: false } }, strict: false });
+const { values: args } = parseArgs({ options: { 'paced-runs': { type: 'string', default: '3' }, peers: { type: 'boolean', default: false } }, strict: false });
 const PACED_RUNS = Math.max(1, Number(args['paced-runs']) || 3);
 
 interface Histogram { p50: number; p99: number; average: number; max: number }
@@ -38,37 +43,81 @@ const autocannon = createRequire(import.meta.url)('autocannon') as (opts: Option
 
 const REVIEW = JSON.stringify(admissionReview(apiserverDefaults(loadPod('multi.json'), 'team-a')));
 
-async function serve(): Promise<void> {
+/** The second child: the bare fastify HTTPS route and the stub registry the webhook checks against. */
+async function peers(): Promise<void> {
+  const cert = readFileSync(process.env.BENCH_TLS_CERT!, 'utf8');
+  const key = readFileSync(process.env.BENCH_TLS_KEY!, 'utf8');
+  const fixed = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'x', allowed: true } });
+  const bare = Fastify({ https: { cert, key }, bodyLimit: 4 * 1024 * 1024 });
+  bare.post('/mutate', async (_req, reply) => reply.type('application/json').send(fixed));
+  const bareUrl = (await bare.listen({ host: '127.0.0.1', port: 0 })).replace(/^http:/, 'https:');
+  // Every image resolves: the health check's /v2/ and each image check's manifest HEAD answer 200.
+  let heads = 0;
+  const registry = createServer((req, res) => {
+    if (req.method === 'HEAD') heads += 1;
+    res.writeHead(200, { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' }).end(req.method === 'HEAD' ? undefined : '{}');
+  });
+  registry.listen(0, '127.0.0.1');
+  await once(registry, 'listening');
+  const { port } = registry.address() as { port: number };
+  process.stdout.write(`${JSON.stringify({ bare: bareUrl, registry: `http://127.0.0.1:${port}` })}\n`);
+  process.stdin.resume();
+  await once(process.stdin, 'end');
+  process.stdout.write(`${JSON.stringify({ heads })}\n`);
+  registry.close();
+  await bare.close();
+}
+
+interface Webhook { url: string; child: ChildProcess; stop(): Promise<void> }
+
+/** `layover serve` as the image runs it: the webhook role alone, file TLS, checks against the stub. */
+async function startWebhookRole(dir: string, registryUrl: string): Promise<Webhook> {
+  const port = await freePort();
+  const configFile = path.join(dir, 'layover.yaml');
+  writeFileSync(configFile, stringify({
+    registry: { enabled: false, publicHost: 'localhost:30500' },
+    auth: { enabled: true },
+    upstreams: [{ prefix: 'docker.io', url: 'https://registry-1.docker.io' }, { prefix: 'quay.io', url: 'https://quay.io' }],
+    webhook: { enabled: true, listen: `127.0.0.1:${port}`, healthURL: `${registryUrl}/v2/`, tls: { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') } },
+  }));
+  const extra = process.env.BENCH_WEBHOOK_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...IMAGE_NODE_FLAGS, ...extra, await compiledEntry(), 'serve', '--config', configFile], {
+    cwd: dir, stdio: ['ignore', process.env.BENCH_WEBHOOK_STDOUT ? openSync(process.env.BENCH_WEBHOOK_STDOUT, 'w') : 'ignore', 'inherit'],
+    env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, KUBERNETES_SERVICE_HOST: undefined, KUBECONFIG: undefined, ...IMAGE_ENV },
+  });
+  await waitFor(async () => (await fetchHealth(port)) === 200, 30_000);
+  return {
+    url: `https://127.0.0.1:${port}`,
+    child,
+    async stop() {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
+}
+
+/** Resident memory once the process has been quiet long enough for idle-gc.ts's two collections. */
+async function restingMiB(pid: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, 11_000));
+  return rssBytes(pid) / 2 ** 20;
+}
+
+async function measure(): Promise<void> {
   const tmp = makeTempDir('layover-bench-webhook-');
   const pair = await generateCertificate(['layover-webhook.layover.svc'], ['127.0.0.1']);
   writeFileSync(path.join(tmp.path, 'tls.crt'), pair.cert);
   writeFileSync(path.join(tmp.path, 'tls.key'), pair.key);
-  const config = defaultConfig({
-    registry: { publicHost: 'localhost:30500' },
-    auth: { enabled: true },
-    upstreams: [{ prefix: 'docker.io', url: 'https://registry-1.docker.io' }, { prefix: 'quay.io', url: 'https://quay.io' }],
-    webhook: { listen: '127.0.0.1:0', tls: { cert: path.join(tmp.path, 'tls.crt'), key: path.join(tmp.path, 'tls.key') } },
+  const peerArgs = process.env.BENCH_PEERS_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const peersChild = spawn(process.execPath, [...IMAGE_NODE_FLAGS, ...peerArgs, '--import', 'tsx', fileURLToPath(import.meta.url), '--peers'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, ...IMAGE_ENV, BENCH_TLS_CERT: path.join(tmp.path, 'tls.crt'), BENCH_TLS_KEY: path.join(tmp.path, 'tls.key') },
   });
-  const health = { healthy: () => true, refresh: async () => true, close: async () => {} };
-  // Every image resolves: this measures the review itself (a real check is cached per image anyway).
-  const webhook = await startWebhook(config, { logger: createLogger('warn'), health, resolver: { check: async () => ({ ok: true }), close: async () => {} } });
-
-  const fixed = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: 'x', allowed: true } });
-  const bare = Fastify({ https: { cert: pair.cert, key: pair.key }, bodyLimit: 4 * 1024 * 1024 });
-  bare.post('/mutate', async (_req, reply) => reply.type('application/json').send(fixed));
-  const bareUrl = (await bare.listen({ host: '127.0.0.1', port: 0 })).replace(/^http:/, 'https:');
-  process.stdout.write(`${JSON.stringify({ webhook: webhook.url, bare: bareUrl })}\n`);
-  process.stdin.resume();
-  await once(process.stdin, 'end');
-  await webhook.close();
-  await bare.close();
-  tmp.cleanup();
-}
-
-async function measure(): Promise<void> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const [line] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
-  const urls = JSON.parse(line) as { webhook: string; bare: string };
+  const peerLines = createInterface({ input: peersChild.stdout! });
+  const [line] = (await once(peerLines, 'line')) as [string];
+  const peerUrls = JSON.parse(line) as { bare: string; registry: string };
+  const webhook = await startWebhookRole(tmp.path, peerUrls.registry);
+  const urls = { webhook: webhook.url, bare: peerUrls.bare };
+  const restMiB = await restingMiB(webhook.child.pid!);
 
   // One real answer first: the benchmark must measure reviews that actually rewrite.
   const check = await fetchOnce(urls.webhook);
@@ -79,73 +128,61 @@ async function measure(): Promise<void> {
     connections: 8, duration: 8, servername: 'layover-webhook.layover.svc', ...extra,
   });
   const rows: Array<Record<string, string | number>> = [];
-  const record = (name: string, mode: string, r: Result) => {
+  const record = (name: string, mode: string, r: Result, load: number, cpu: number) => {
     if (r.non2xx || r.errors || r.timeouts) throw new Error(`${name} ${mode}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
-    rows.push({ target: name, mode, 'req/s': Math.round(r.requests.average), 'p50 ms': r.latency.p50, 'p99 ms': r.latency.p99, 'max ms': r.latency.max, requests: r.requests.total });
+    rows.push({ target: name, mode, 'req/s': Math.round(r.requests.average), 'p50 ms': r.latency.p50, 'p99 ms': r.latency.p99, 'max ms': r.latency.max, requests: r.requests.total, 'CPU µs/req': Math.round((cpu * 1e6) / r.requests.total), load: load.toFixed(2) });
   };
   await run(urls.webhook, { duration: 2 }); // warm-up: JIT, TLS session setup
   await run(urls.bare, { duration: 2 });
-  for (const [name, url] of [['webhook /mutate', urls.webhook], ['bare fastify', urls.bare]] as const) {
-    record(name, 'max throughput', await run(url, {}));
+  // CPU-seconds of the server's process over a run: a figure the machine's load moves far less than latency.
+  const pids = { webhook: webhook.child.pid!, bare: peersChild.pid! };
+  const measured = async (key: 'webhook' | 'bare', url: string, extra: Partial<Options>) => {
+    const before = cpuSeconds(pids[key]);
+    const r = await run(url, extra);
+    return { r, cpu: cpuSeconds(pids[key]) - before };
+  };
+  for (const [key, name, url] of [['webhook', 'webhook /mutate', urls.webhook], ['bare', 'bare fastify', urls.bare]] as const) {
+    const { r, cpu } = await measured(key, url, {});
+    record(name, 'max throughput', r, loadavg()[0]!, cpu);
   }
-  const paced: Record<'webhook' | 'bare', number[]> = { webhook: [], bare: [] };
+  const paced: Record<'webhook' | 'bare', Histogram[]> = { webhook: [], bare: [] };
+  const pacedCpu: Record<'webhook' | 'bare', number[]> = { webhook: [], bare: [] };
   const targets = [['webhook', 'webhook /mutate', urls.webhook], ['bare', 'bare fastify', urls.bare]] as const;
   for (let i = 0; i < PACED_RUNS; i++) {
     for (const [key, name, url] of i % 2 ? [...targets].reverse() : targets) {
-      const r = await run(url, { overallRate: 1000, duration: 10, connections: 10 });
-      record(name, `1,000 req/s #${i + 1}`, r);
-      paced[key].push(r.latency.p99);
+      const { r, cpu } = await measured(key, url, { overallRate: 1000, duration: 10, connections: 10 });
+      record(name, `1,000 req/s #${i + 1}`, r, loadavg()[0]!, cpu);
+      paced[key].push(r.latency);
+      pacedCpu[key].push((cpu * 1e6) / r.requests.total);
     }
   }
-  child.stdin!.end();
-  await once(child, 'exit');
-  const restMiB = await webhookRoleRestMiB();
+  const afterMiB = await restingMiB(webhook.child.pid!);
+  await webhook.stop();
+  peersChild.stdin!.end();
+  const [counts] = (await once(peerLines, 'line')) as [string];
+  await once(peersChild, 'exit');
+  tmp.cleanup();
 
-  console.log(`AdmissionReview body: ${REVIEW.length} bytes (an apiserver-defaulted Pod with an init container); node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  console.log(`AdmissionReview body: ${REVIEW.length} bytes (an apiserver-defaulted Pod with an init container); node ${process.version}, ${cpus().length} cores; image checks sent to the registry: ${(JSON.parse(counts) as { heads: number }).heads}`);
   console.table(rows);
   const max = (target: string) => Number(rows.find((r) => r.target === target && r.mode === 'max throughput')?.['req/s']);
-  const worst = Math.max(...paced.webhook);
+  const p = (key: 'webhook' | 'bare', field: keyof Histogram) => paced[key].map((h) => h[field]);
+  const worst = Math.max(...p('webhook', 'p99'));
   printSummary({
     bench: 'webhook',
     peer: 'bare fastify HTTPS',
-    note: `${PACED_RUNS} paced runs each, alternating; shared machine (load ${(await import('node:os')).loadavg()[0]!.toFixed(1)})`,
+    note: `${PACED_RUNS} paced runs each, alternating; compiled layover serve with the image's flags; shared machine (load ${loadavg()[0]!.toFixed(1)})`,
     rows: [
       { metric: 'reviews/s, max throughput', digits: 0, layover: max('webhook /mutate'), peer: max('bare fastify'), target: '≥ 5,000/s', met: max('webhook /mutate') >= 5000 },
-      { metric: 'p99 at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(paced.webhook), spread: spreadOf(paced.webhook, 1), peer: median(paced.bare) },
-      { metric: 'p99 at 1,000/s, worst run', unit: 'ms', digits: 1, layover: worst, peer: Math.max(...paced.bare), target: `≤ 5 ms in ${PACED_RUNS} of ${PACED_RUNS}`, met: worst <= 5 },
+      { metric: 'p50 at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(p('webhook', 'p50')), spread: spreadOf(p('webhook', 'p50'), 1), peer: median(p('bare', 'p50')) },
+      { metric: 'p99 at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(p('webhook', 'p99')), spread: spreadOf(p('webhook', 'p99'), 1), peer: median(p('bare', 'p99')) },
+      { metric: 'p99 at 1,000/s, worst run', unit: 'ms', digits: 1, layover: worst, peer: Math.max(...p('bare', 'p99')), target: `≤ 5 ms in ${PACED_RUNS} of ${PACED_RUNS}`, met: worst <= 5 },
+      { metric: 'max at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(p('webhook', 'max')), spread: spreadOf(p('webhook', 'max'), 1), peer: median(p('bare', 'max')) },
+      { metric: 'CPU µs per review at 1,000/s, median', digits: 0, layover: median(pacedCpu.webhook), spread: spreadOf(pacedCpu.webhook, 0), peer: median(pacedCpu.bare) },
       { metric: 'webhook role RSS at rest, file TLS', unit: 'MiB', digits: 1, layover: restMiB, target: '≤ 70 MiB', met: restMiB <= 70 },
+      { metric: 'webhook role RSS at rest after the runs', unit: 'MiB', digits: 1, layover: afterMiB },
     ],
   });
-}
-
-/** `layover serve` (compiled, as the image runs it) with only the webhook role and file TLS: RSS at rest. */
-async function webhookRoleRestMiB(): Promise<number> {
-  const tmp = makeTempDir('layover-bench-webhook-role-');
-  try {
-    const pair = await generateCertificate(['layover-webhook.layover.svc'], ['127.0.0.1']);
-    writeFileSync(path.join(tmp.path, 'tls.crt'), pair.cert);
-    writeFileSync(path.join(tmp.path, 'tls.key'), pair.key);
-    const port = await freePort();
-    const configFile = path.join(tmp.path, 'layover.yaml');
-    writeFileSync(configFile, stringify({
-      registry: { enabled: false, publicHost: 'localhost:30500' },
-      log: { level: 'warn' },
-      webhook: { enabled: true, listen: `127.0.0.1:${port}`, tls: { cert: path.join(tmp.path, 'tls.crt'), key: path.join(tmp.path, 'tls.key') } },
-    }));
-    const child = spawn(process.execPath, [...IMAGE_NODE_FLAGS, await compiledEntry(), 'serve', '--config', configFile], {
-      cwd: tmp.path, stdio: 'ignore', env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, KUBERNETES_SERVICE_HOST: undefined, KUBECONFIG: undefined, ...IMAGE_ENV },
-    });
-    try {
-      await waitFor(async () => (await fetchHealth(port)) === 200, 30_000);
-      await new Promise((r) => setTimeout(r, 3000));
-      return rssBytes(child.pid!) / 2 ** 20;
-    } finally {
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    }
-  } finally {
-    tmp.cleanup();
-  }
 }
 
 async function fetchHealth(port: number): Promise<number> {
@@ -169,5 +206,5 @@ async function fetchOnce(url: string): Promise<string> {
   return text;
 }
 
-if (args.serve) await serve();
+if (args.peers) await peers();
 else await measure();

@@ -51,3 +51,11 @@ export function sampleRss(pid: number, intervalMs = 20): { stop(): number } {
     },
   };
 }
+
+/** CPU time (user + system) the process has used so far, in seconds (/proc/PID/stat, clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}

@@ -420,3 +420,37 @@ describe('AdmissionReview envelope', () => {
     expect(JSON.parse(Buffer.from(answer.response.patch ?? '', 'base64').toString())).toEqual(ops);
   });
 });
+
+describe('the patch', () => {
+  // The patch is written op by op (mutate.ts); applied, it must give what a full diff would: the
+  // images rewritten, the originals recorded, the pull secret appended, nothing else touched.
+  const shapes: Array<[string, (p: Pod) => Pod]> = [
+    ['no metadata', (p) => ({ ...p, metadata: undefined })],
+    ['metadata without annotations', (p) => ({ ...p, metadata: { ...p.metadata, annotations: undefined } })],
+    ['other annotations, keys with / and ~', (p) => ({ ...p, metadata: { ...p.metadata, annotations: { 'a/b~c': '1' } } })],
+    ['originals already recorded for another container', (p) => ({ ...p, metadata: { ...p.metadata, annotations: { [ANNOTATION]: '{"containers":{"gone":"nginx:1"}}' } } })],
+    ['a pull secret of its own', (p) => ({ ...p, spec: { ...p.spec, imagePullSecrets: [{ name: 'own' }] } })],
+  ];
+  for (const [name, shape] of shapes) {
+    it(`applies cleanly and changes only what it names: ${name}`, () => {
+      for (const fixture of ['multi.json', 'nginx.json']) {
+        const input = shape(pod(fixture));
+        const before = structuredClone(input);
+        const result = run(input);
+        expect(result.outcome).toBe('mutated');
+        const after = applied(input, result);
+        expect(input).toEqual(before); // the input is never modified
+        const rewritten = (after.spec?.containers ?? []).map((c) => c.image);
+        expect(rewritten.every((image) => image?.startsWith('localhost:30500/'))).toBe(true);
+        const originals = JSON.parse(after.metadata?.annotations?.[ANNOTATION] ?? '{}') as Record<string, Record<string, string>>;
+        for (const c of input.spec?.containers ?? []) expect(originals.containers?.[c.name]).toBe(c.image);
+        for (const [key, value] of Object.entries(input.metadata?.annotations ?? {})) if (key !== ANNOTATION) expect(after.metadata?.annotations?.[key]).toBe(value);
+        expect(after.spec?.imagePullSecrets?.at(-1)).toEqual({ name: settings.pullSecretName });
+        expect(after.spec?.imagePullSecrets?.slice(0, -1)).toEqual(input.spec?.imagePullSecrets ?? []);
+        // Everything but the images, the annotation and the secrets is as it was.
+        const strip = (p: Pod) => ({ ...p, metadata: { ...p.metadata, annotations: undefined }, spec: { ...p.spec, imagePullSecrets: undefined, containers: undefined, initContainers: undefined } });
+        expect(strip(after)).toEqual(strip(input));
+      }
+    });
+  }
+});

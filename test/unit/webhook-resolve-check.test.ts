@@ -77,6 +77,24 @@ describe('resolve check', () => {
     await checker.close();
   });
 
+  it('answers a review whose images are all cached from the cache alone, without a request', async () => {
+    const checker = createResolveChecker({ registryUrl: base, logger, credentials: async () => undefined });
+    status = 200;
+    const image = '127.0.0.1:5005/cached/a:1';
+    expect(await checker.check('team-a', image)).toEqual({ ok: true });
+    const before = seen.length;
+    expect(checker.cached?.('team-a', image)).toEqual({ ok: true });
+    expect(checker.cached?.('team-b', image)).toBeUndefined();
+    // A zero budget still gets the cached answer.
+    expect((await checkImages(checker, 'team-a', [image], 0)).get(image)).toEqual({ ok: true });
+    // One image not cached: it is asked for, the cached one is not asked again.
+    const other = '127.0.0.1:5005/cached/b:1';
+    const both = await checkImages(checker, 'team-a', [image, other], 2_000);
+    expect([both.get(image), both.get(other)]).toEqual([{ ok: true }, { ok: true }]);
+    expect(seen.slice(before).map((r) => r.path)).toEqual(['/v2/cached/b/manifests/1']);
+    await checker.close();
+  });
+
   it('says so when the namespace has no credentials, or the registry does not answer', async () => {
     const noSecret = createResolveChecker({ registryUrl: base, logger, credentials: pullSecretCredentials({ readSecret: async () => undefined } as unknown as Kube, 'layover-pull') });
     expect(await noSecret.check('team-x', '127.0.0.1:5005/x/y:1')).toEqual({ ok: false, reason: 'namespace has no layover-pull Secret yet' });
