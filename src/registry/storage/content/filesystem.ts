@@ -103,7 +103,6 @@ class FileBlobWriter implements BlobWriter {
       }
       const algorithm = this.expected.digest.slice(0, this.expected.digest.indexOf(':'));
       const actual = `${algorithm}:${await this.hasher.digest(this.written)}`;
-      (await import('../../proxy/blob-download.js')).trace('digest');
       if (actual !== this.expected.digest) throw new RegistryError('DIGEST_INVALID', 'content did not match its digest', { expected: this.expected.digest, actual });
       await this.commitFile(this.path);
       return { digest: this.expected.digest, size: this.written };
