@@ -225,7 +225,11 @@ async function main(): Promise<void> {
       const digest = digests[0] as string;
       expected.set(digest, (expected.get(digest) ?? 0) + 1);
       await curlGet(directUrl(digest), BLOB_SIZE);
-      (figures.get(m) as Figures).first = await cold(m, digest);
+      const f = figures.get(m) as Figures;
+      f.first = await cold(m, digest);
+      f.coldCpu = [];
+      f.missCpu = [];
+      f.othersCpu = [];
     }
     for (let run = 1; run <= RUNS; run++) {
       const digest = digests[run] as string;
