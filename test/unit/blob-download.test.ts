@@ -197,6 +197,59 @@ describe('BlobDownload', () => {
     expect(await store.statBlob(digestOf(bytes))).toBeUndefined();
   });
 
+  it('a disk slower than the upstream pauses the upstream: about 1 MiB waits, and every byte still lands in order', async () => {
+    const bytes = seededBytes('download-backpressure', 8 * MiB + 5);
+    const digest = digestOf(bytes);
+    const inner = await store.openBlobWriter({ digest, size: bytes.length });
+    let open: () => void = () => undefined;
+    let gate = new Promise<void>((r) => (open = r));
+    const writes: number[] = [];
+    const writer = {
+      path: inner.path,
+      get written() {
+        return inner.written;
+      },
+      async write(chunks: Buffer[]) {
+        writes.push(chunks.reduce((n, c) => n + c.length, 0));
+        await gate;
+        await inner.write(chunks);
+      },
+      commit: () => inner.commit(),
+      abort: () => inner.abort(),
+    };
+    const source = new PassThrough({ highWaterMark: 64 * 1024 });
+    const download = await BlobDownload.start(source, bytes.length, writer);
+    const reader = collect(download.open());
+    // Everything offered at once; the first write is held at the gate.
+    for (let off = 0; off < bytes.length; off += 64 * 1024) source.write(bytes.subarray(off, Math.min(bytes.length, off + 64 * 1024)));
+    source.end();
+    await until(() => source.isPaused());
+    await new Promise((r) => setTimeout(r, 50));
+    // The first write's chunk plus ~1 MiB waiting; the rest stays in the source.
+    expect(download.bytesReceived).toBeLessThanOrEqual(MiB + 2 * 64 * 1024);
+    expect(download.bytesReceived).toBeLessThan(bytes.length);
+    open();
+    gate = Promise.resolve();
+    expect((await reader.done).equals(bytes)).toBe(true);
+    await download.settled;
+    expect(download.committed).toBe(true);
+    // Chunks that arrived during a write went into the next one together.
+    expect(writes.length).toBeLessThan(bytes.length / (64 * 1024));
+    expect(writes.reduce((a, b) => a + b, 0)).toBe(bytes.length);
+  });
+
+  it('an upstream body that closes before its end, without an error, fails the download and stores nothing', async () => {
+    const bytes = seededBytes('download-premature', 2 * MiB);
+    const { source, download } = await startDownload(bytes);
+    const reader = collect(download.open());
+    await feed(source, bytes, 0, MiB);
+    source.destroy();
+    await expect(reader.done).rejects.toThrow();
+    await download.settled;
+    expect(download.error?.message).toMatch(/premature close/i);
+    expect(await store.statBlob(digestOf(bytes))).toBeUndefined();
+  });
+
   it('an upstream that breaks off fails every reader and stores nothing', async () => {
     const bytes = seededBytes('download-broken', 3 * MiB);
     const { source, download } = await startDownload(bytes);

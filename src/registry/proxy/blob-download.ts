@@ -14,17 +14,17 @@
 // failed, a stream that keeps what it is given, a failed download) nothing more is given back,
 // and the garbage collector takes the slabs.
 import { open, type FileHandle } from 'node:fs/promises';
-import { type Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, type Readable } from 'node:stream';
 import { StreamSink, type BlobSink } from '../blob-response.js';
 import { RegistryError } from '../errors.js';
 import { asStorageError } from '../storage/errors.js';
 import type { BlobStat, BlobWriter, ByteRange } from '../storage/store.js';
 import { releaseChunk } from './slab-connector.js';
 
+
 /** Read size for clients behind the window. */
 const READ_CHUNK = 512 * 1024;
-/** Upstream bytes not yet on disk before the upstream is paused (the sink's buffer). */
+/** Upstream bytes waiting for the disk before the upstream is paused. */
 const WRITE_BUFFER = 1 * 1024 * 1024;
 /** Bytes already on disk still kept in memory for clients at the download's heels. */
 const WINDOW = 1 * 1024 * 1024;
@@ -134,12 +134,6 @@ export class BlobDownload {
         done();
       }, (err: unknown) => done(asStorageError(err)));
     };
-    const sink = new Writable({
-      highWaterMark: WRITE_BUFFER,
-      // Chunks that arrive while a write is in progress are written together with the next writev.
-      writev: (chunks, done) => write(chunks.map((c) => c.chunk as Buffer), done),
-      write: (chunk: Buffer, _enc, done) => write([chunk], done),
-    });
     const counter = hooks.onBytes;
     // Readers at the heels wait for MIN_BATCH anyway: waking them (and counting) per upstream
     // chunk, which can be a few KiB, only cost CPU.
@@ -150,7 +144,7 @@ export class BlobDownload {
       unannounced = 0;
       this.notify();
     };
-    // Attached in the same tick as the pipe below, so this sees every chunk the sink sees, on arrival.
+    // Attached in the same tick as pump()'s listener, so this sees every chunk it writes, on arrival.
     source.on('data', (chunk: Buffer) => {
       this.pieces.push({ start: this.received, bytes: chunk });
       this.received += chunk.length;
@@ -159,7 +153,7 @@ export class BlobDownload {
     });
     source.once('end', announce);
     try {
-      await pipeline(source, sink);
+      await this.pump(source, write);
       // Failures from here on are the storage's (a full disk), not the upstream's: the caller
       // must not count them against the upstream. The commit's verdicts on the bytes stay as they are.
       const stat = await writer.commit().catch((err: unknown) => Promise.reject(asStorageError(err)));
@@ -175,6 +169,62 @@ export class BlobDownload {
     }
     this.notify();
     this.release();
+  }
+
+  /**
+   * Feeds the upstream body to `write`: chunks that arrive during a write go together into the
+   * next one (one writev), and
+   * the body is paused while WRITE_BUFFER bytes wait. Settles once every byte is written, or
+   * with the body's error, a premature end, or the first write's failure (the body is destroyed).
+   * It does what a pipeline into a Writable with writev did, without a stream's machinery per
+   * chunk: over alternating cold pulls of 256 MiB the process took 0.84+0.61 CPU-s (user+system)
+   * instead of 0.95+0.68, its event loop 0.36+0.39 instead of 0.43+0.42 (means of 4 pulls each).
+   */
+  private pump(source: Readable, write: (chunks: Buffer[], done: (err?: Error | null) => void) => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let queue: Buffer[] = [];
+      let queued = 0;
+      let writing = false;
+      let ended = false;
+      let over = false;
+      const fail = (err: Error) => {
+        if (over) return;
+        over = true;
+        source.destroy();
+        reject(err);
+      };
+      const flush = () => {
+        if (over) return;
+        if (queue.length === 0) {
+          if (ended) {
+            over = true;
+            resolve();
+          }
+          return;
+        }
+        const chunks = queue;
+        queue = [];
+        queued = 0;
+        writing = true;
+        if (source.isPaused() && !ended) source.resume();
+        write(chunks, (err) => {
+          writing = false;
+          if (err) fail(err);
+          else flush();
+        });
+      };
+      source.on('data', (chunk: Buffer) => {
+        queue.push(chunk);
+        queued += chunk.length;
+        if (!writing) flush();
+        else if (queued >= WRITE_BUFFER) source.pause();
+      });
+      finished(source, (err) => {
+        if (err) return fail(err);
+        ended = true;
+        if (!writing) flush();
+      });
+    });
   }
 
   /** Drops pieces that are on disk while the window holds more than WINDOW bytes of them. */

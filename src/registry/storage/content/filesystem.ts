@@ -10,7 +10,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { hashOf, parseDigest, type Algorithm, type Digest } from '../../digest.js';
 import { RegistryError } from '../../errors.js';
-import { fsyncs, makeDirs, type Syncs } from '../durable.js';
+import { fsyncs, makeDirs, noSyncs, type Syncs } from '../durable.js';
 import { FileHasher } from '../file-hasher.js';
 import { isUploadId, Layout } from '../layout.js';
 import type { BlobReader, BlobStat, BlobWriter, ByteRange } from '../store.js';
@@ -56,9 +56,20 @@ interface UploadHashState {
   size: number;
 }
 
+/**
+ * A blob being written is synced behind the writer every this many bytes. The sync before the
+ * rename (publish) is what makes the blob durable, and a client of a cache miss gets its last
+ * byte only after it: left to the end, it wrote the whole blob to disk then (0.2-0.3 s for
+ * 256 MiB here), while the download had long been waiting on nothing.
+ */
+const SYNC_STEP = 32 * 1024 * 1024;
+
 class FileBlobWriter implements BlobWriter {
   written = 0;
   private closed = false;
+  /** The data sync behind the writer in progress, if any (never rejects). */
+  private syncing: Promise<void> | undefined;
+  private syncedUpTo = 0;
 
   constructor(
     readonly path: string,
@@ -66,12 +77,22 @@ class FileBlobWriter implements BlobWriter {
     private readonly hasher: FileHasher,
     private readonly expected: { digest: Digest; size?: number },
     private readonly commitFile: (file: string) => Promise<void>,
+    private readonly syncAhead: boolean,
   ) {}
 
   async write(chunks: Buffer[]): Promise<void> {
     if (this.closed) throw new Error('blob writer is closed');
     this.written += await writeChunksAt(this.handle, chunks, this.written);
     this.hasher.advance(this.written);
+    if (this.syncAhead && !this.syncing && this.written - this.syncedUpTo >= SYNC_STEP) {
+      const upTo = this.written;
+      // A failure here is the final sync's to report (publish).
+      this.syncing = this.handle.datasync().then(() => {
+        this.syncedUpTo = upTo;
+      }, () => undefined).finally(() => {
+        this.syncing = undefined;
+      });
+    }
   }
 
   async commit(): Promise<BlobStat> {
@@ -101,6 +122,7 @@ class FileBlobWriter implements BlobWriter {
   private async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.syncing;
     await this.handle.close();
   }
 }
@@ -199,7 +221,7 @@ export class FilesystemContent implements BlobContent {
     if (!parsed) throw new RegistryError('DIGEST_INVALID');
     const file = this.tmpFile();
     const handle = await open(file, 'w+');
-    return new FileBlobWriter(file, handle, new FileHasher(file, parsed.algorithm), expected, (f) => this.publish(f, expected.digest));
+    return new FileBlobWriter(file, handle, new FileHasher(file, parsed.algorithm), expected, (f) => this.publish(f, expected.digest), this.syncs !== noSyncs);
   }
 
   async delete(digest: Digest): Promise<void> {
