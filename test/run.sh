@@ -48,9 +48,7 @@ npx vitest run "$@"
 # cache's streaming, limits and rate limits (replicas-s3.test.ts covers GC and outages on this
 # configuration in the first pass). Only on a full run (no FILES given); aimed at under 4 minutes
 # on an idle 2-core machine. Also passing this way, left out for time: auth-matrix, node-role,
-# proxy, readme-quickstart (containerd and skopeo, minutes each here). proxy-provenance fails here
-# 2 runs in 3: a 0-byte upstream answer reaches clients as a 200 before its verification fails,
-# and a request through another mirror repository joins it meanwhile. `LAYOVER_TEST_STORAGE=s3
+# proxy, readme-quickstart (containerd and skopeo, minutes each here). `LAYOVER_TEST_STORAGE=s3
 # LAYOVER_TEST_METADATA=postgres npx vitest run FILES` runs any other file this way.
 if (($# == 0)); then
   S3_PG_FILES=(
@@ -69,6 +67,7 @@ if (($# == 0)); then
     test/integration/proxy-gaps-stream.test.ts
     test/integration/proxy-limits.test.ts
     test/integration/proxy-rate-limit.test.ts
+    test/integration/proxy-provenance.test.ts
   )
   LAYOVER_TEST_STORAGE=s3 LAYOVER_TEST_METADATA=postgres npx vitest run "${S3_PG_FILES[@]}"
 fi

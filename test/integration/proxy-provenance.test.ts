@@ -99,6 +99,8 @@ describe('an upstream that claims every digest', () => {
       const res = await fetchAll(`${layover.url}${blobPath(repo, secret.digest)}`, 'GET', who);
       expect(res.body.includes(Buffer.from(secret.bytes).subarray(0, 64))).toBe(false);
       expect(res.status === 200 && res.length === String(secret.size)).toBe(false);
+      // Nor any complete success: an empty body for this digest is no more the blob than wrong bytes.
+      expect(res.status === 200 && res.length !== undefined && res.body.length === Number(res.length)).toBe(false);
     }
     expect(await (await store()).blobLinked(repo, secret.digest as Digest)).toBe(false);
     // The bytes were fetched from the liar (a GET), not taken on the word of a HEAD.

@@ -182,6 +182,32 @@ describe('BlobDownload', () => {
     expect(() => download.open()).toThrow(/did not match/);
   });
 
+  it('an empty body for a digest of other bytes: a reader gets no complete answer, the error instead, and nothing is stored', async () => {
+    const claimed = digestOf(Buffer.from('not empty'));
+    const { source, download } = await startDownload(Buffer.alloc(0), claimed);
+    const reader = collect(download.open());
+    let ended = false;
+    void reader.done.then(() => (ended = true), () => undefined);
+    // Before the verdict, a reader of 0 bytes must still be waiting: its end would be a whole (empty) blob.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(false);
+    source.end();
+    await expect(reader.done).rejects.toThrow(/did not match/);
+    await download.settled;
+    expect(await store.statBlob(claimed)).toBeUndefined();
+  });
+
+  it('the empty blob itself is served once verified', async () => {
+    const empty = Buffer.alloc(0);
+    const { source, download } = await startDownload(empty);
+    const reader = collect(download.open());
+    source.end();
+    expect((await reader.done).length).toBe(0);
+    await download.settled;
+    expect(download.committed).toBe(true);
+    expect(await store.statBlob(digestOf(empty))).toEqual({ digest: digestOf(empty), size: 0 });
+  });
+
   it('an upstream that sends more than it declared is cut at once: no byte past the size is written, nothing stored', async () => {
     const bytes = seededBytes('download-oversend', MiB);
     const { source, download } = await startDownload(bytes);

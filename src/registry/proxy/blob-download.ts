@@ -390,6 +390,13 @@ export class BlobDownload {
         }
         await response.until(this.tick);
       }
+      // An empty range (a 0-byte blob) has no last byte to hold back: its status line alone would
+      // be the complete answer, so it too waits for the verdict.
+      while (end < start && !this.committed) {
+        const failed = this.error;
+        if (failed) throw failed;
+        await response.until(this.tick);
+      }
       begin();
       response.end();
     } catch (err) {
