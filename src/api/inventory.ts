@@ -8,7 +8,7 @@ import { artifactKind, type ArtifactKind } from './artifact-kind.js';
 import { readBlobBytes } from '../registry/gc/manifests.js';
 import { namespaceOf } from '../registry/names.js';
 import { toStored } from '../registry/storage/composed-store.js';
-import type { ManifestRef, RepositorySummary, RevisionRecord } from '../registry/storage/metadata/types.js';
+import type { ManifestRef, MetadataStore, RepositorySummary, RevisionRecord } from '../registry/storage/metadata/types.js';
 import type { Store, StoredManifest } from '../registry/storage/store.js';
 
 /** Read per round when a page is asked for (filtering by visibility shrinks batches). */
@@ -100,25 +100,6 @@ export class Inventory {
 
   isMirror(repository: string): boolean {
     return this.mirrorNamespaces.has(namespaceOf(repository));
-  }
-
-  /** Loads every revision, reference and blob size in three scans (for listings of many repositories). */
-  private async loadAll(): Promise<void> {
-    if (this.bulk) return;
-    const meta = this.store.metadata;
-    const bulk = new Map<string, RevisionRecord[]>();
-    for await (const r of meta.scanManifests()) {
-      const list = bulk.get(r.repository);
-      if (list) list.push(r);
-      else bulk.set(r.repository, [r]);
-    }
-    const refs = new Map<Digest, { blobs: Digest[]; children: Digest[] }>();
-    for await (const r of meta.scanManifestRefs()) addRef(refs, r);
-    const sizes = new Map<Digest, number>();
-    for await (const b of meta.scanBlobs()) sizes.set(b.digest, b.size);
-    this.bulk = bulk;
-    this.refs = refs;
-    this.sizes = sizes;
   }
 
   private async revisions(repository: string): Promise<RevisionRecord[]> {
@@ -286,51 +267,30 @@ export class Inventory {
     }
   }
 
-  async storage(repositories: string[]): Promise<StorageUsage> {
-    await this.loadAll();
-    const byNamespace = new Map<string, { repositories: number; digests: Set<Digest> }>();
-    // How many repositories hold each blob: more than one, and it is a shared layer.
-    const holders = new Map<Digest, number>();
-    for (const repository of repositories) {
-      const ns = namespaceOf(repository);
-      let entry = byNamespace.get(ns);
-      if (!entry) byNamespace.set(ns, (entry = { repositories: 0, digests: new Set() }));
-      entry.repositories += 1;
-      const nodes = await this.manifests(repository);
-      const own = new Set<Digest>();
-      for (const digest of nodes.keys()) this.closure(nodes, digest, own);
-      for (const d of own) {
-        entry.digests.add(d);
-        holders.set(d, (holders.get(d) ?? 0) + 1);
-      }
-    }
-    const namespaces: NamespaceUsage[] = [];
-    for (const [namespace, entry] of [...byNamespace].sort(([a], [b]) => a.localeCompare(b))) {
-      namespaces.push({ namespace, kind: this.mirrorNamespaces.has(namespace) ? 'mirror' : 'pushed', repositories: entry.repositories, bytes: await this.bytesOf(entry.digests) });
-    }
-    const sizes = this.sizes ?? new Map<Digest, number>();
-    let storedBytes = 0;
-    for (const size of sizes.values()) storedBytes += size;
-    // A blob a pushed namespace holds is never evicted, so the cache budget does not count it.
-    const pushed = new Set<Digest>();
-    for (const [namespace, entry] of byNamespace) if (!this.mirrorNamespaces.has(namespace)) for (const d of entry.digests) pushed.add(d);
-    let cacheBytes = 0;
-    let sharedBytes = 0;
-    for (const [d, count] of holders) {
-      const size = sizes.get(d) ?? 0;
-      if (count > 1) sharedBytes += size;
-      if (!pushed.has(d)) cacheBytes += size;
-    }
-    return {
-      cacheBytes,
-      sharedBytes,
-      namespaces,
-      mirrorBytes: namespaces.filter((n) => n.kind === 'mirror').reduce((a, n) => a + n.bytes, 0),
-      pushedBytes: namespaces.filter((n) => n.kind === 'pushed').reduce((a, n) => a + n.bytes, 0),
-      storedBytes,
-      blobs: sizes.size,
-    };
+  /** Bytes by namespace over `repositories` (every one when undefined): storageUsage. */
+  storage(repositories?: string[]): Promise<StorageUsage> {
+    return storageUsage(this.store.metadata, this.mirrorNamespaces, repositories);
   }
+}
+
+/**
+ * Bytes by namespace over `repositories` (every one when undefined): one aggregate statement in
+ * the metadata engine (MetadataStore.storageUsage), whatever the registry's size.
+ */
+export async function storageUsage(metadata: MetadataStore, mirrorNamespaces: ReadonlySet<string>, repositories?: string[]): Promise<StorageUsage> {
+  const usage = await metadata.storageUsage({ ...(repositories ? { repositories } : {}), mirrorNamespaces: [...mirrorNamespaces] });
+  const namespaces: NamespaceUsage[] = usage.namespaces
+    .sort((a, b) => a.namespace.localeCompare(b.namespace))
+    .map((n) => ({ namespace: n.namespace, kind: mirrorNamespaces.has(n.namespace) ? 'mirror' : 'pushed', repositories: n.repositories, bytes: n.bytes }));
+  return {
+    cacheBytes: usage.cacheBytes,
+    sharedBytes: usage.sharedBytes,
+    namespaces,
+    mirrorBytes: namespaces.filter((n) => n.kind === 'mirror').reduce((a, n) => a + n.bytes, 0),
+    pushedBytes: namespaces.filter((n) => n.kind === 'pushed').reduce((a, n) => a + n.bytes, 0),
+    storedBytes: usage.storedBytes,
+    blobs: usage.blobs,
+  };
 }
 
 function addRef(refs: Map<Digest, { blobs: Digest[]; children: Digest[] }>, r: ManifestRef): void {

@@ -217,8 +217,8 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
 
   app.get('/storage', async (req) => {
     const p = await who(req);
-    const names = isAdmin(p) ? await store.listRepositories() : await visible(p);
-    const usage = await inventory().storage(names);
+    // An admin's figure is over every repository: no list to pass, the engine aggregates them all.
+    const usage = await inventory().storage(isAdmin(p) ? undefined : await visible(p));
     // The whole volume's figure is an admin's business; others see what they can see.
     if (!isAdmin(p)) return { ...usage, storedBytes: undefined, blobs: undefined };
     return usage;
