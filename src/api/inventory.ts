@@ -85,14 +85,10 @@ function platformString(p: unknown): string | undefined {
 
 /**
  * Reads the metadata's indexes, never a manifest's bytes for sizes: one repository costs a few
- * point queries per manifest; every repository (ls) is one statement (repositorySummaries); du
- * costs one scan of each table.
+ * statements whatever its tag count (repositoryWithTags); a page of repositories (ls) is one
+ * statement (repositorySummaries); du is one aggregate statement (storageUsage).
  */
 export class Inventory {
-  private sizes: Map<Digest, number> | undefined;
-  private refs: Map<Digest, { blobs: Digest[]; children: Digest[] }> | undefined;
-  private bulk: Map<string, RevisionRecord[]> | undefined;
-
   constructor(
     private readonly store: Store,
     private readonly mirrorNamespaces: ReadonlySet<string>,
@@ -102,24 +98,17 @@ export class Inventory {
     return this.mirrorNamespaces.has(namespaceOf(repository));
   }
 
-  private async revisions(repository: string): Promise<RevisionRecord[]> {
-    if (this.bulk) return this.bulk.get(repository) ?? [];
-    return this.store.metadata.listManifests(repository);
-  }
-
-  private async manifests(repository: string): Promise<Map<Digest, ManifestNode>> {
-    const revisions = await this.revisions(repository);
-    if (!this.refs) {
-      const refs = new Map<Digest, { blobs: Digest[]; children: Digest[] }>();
-      for (const r of await this.store.metadata.manifestRefs(revisions.map((m) => m.digest))) addRef(refs, r);
-      this.refs = refs;
-    }
-    const out = new Map<Digest, ManifestNode>();
+  /** The repository's revisions and what each references: two statements, whatever its tag count. */
+  private async manifests(repository: string): Promise<{ revisions: RevisionRecord[]; nodes: Map<Digest, ManifestNode> }> {
+    const revisions = await this.store.metadata.listManifests(repository);
+    const refs = new Map<Digest, { blobs: Digest[]; children: Digest[] }>();
+    for (const r of await this.store.metadata.manifestRefs(revisions.map((m) => m.digest))) addRef(refs, r);
+    const nodes = new Map<Digest, ManifestNode>();
     for (const r of revisions) {
-      const refs = this.refs.get(r.digest);
-      out.set(r.digest, { meta: toStored(r), blobs: refs?.blobs ?? [], children: refs?.children ?? [] });
+      const own = refs.get(r.digest);
+      nodes.set(r.digest, { meta: toStored(r), blobs: own?.blobs ?? [], children: own?.children ?? [] });
     }
-    return out;
+    return { revisions, nodes };
   }
 
   /** The digests a manifest keeps on disk: itself, and recursively its children, config and layers. */
@@ -133,17 +122,19 @@ export class Inventory {
     return into;
   }
 
+  /** Sizes of stored blobs, each looked up once per Inventory (a repository's digests are few). */
+  private readonly sizes = new Map<Digest, number | undefined>();
+
   private async sizeOf(digest: Digest): Promise<number | undefined> {
-    if (this.sizes) return this.sizes.get(digest);
-    return (await this.store.metadata.getBlob(digest))?.size;
+    if (this.sizes.has(digest)) return this.sizes.get(digest);
+    const size = (await this.store.metadata.getBlob(digest))?.size;
+    this.sizes.set(digest, size);
+    return size;
   }
 
   private async bytesOf(digests: Iterable<Digest>): Promise<number> {
     let total = 0;
-    const sizes = this.sizes;
-    // With every size loaded (listings of many repositories) this stays synchronous.
-    if (sizes) for (const d of digests) total += sizes.get(d) ?? 0;
-    else for (const d of digests) total += (await this.sizeOf(d)) ?? 0;
+    for (const d of digests) total += (await this.sizeOf(d)) ?? 0;
     return total;
   }
 
@@ -160,13 +151,58 @@ export class Inventory {
   }
 
   async repository(name: string): Promise<RepositoryInfo | undefined> {
+    return (await this.repositoryWithTags(name))?.info;
+  }
+
+  async tags(name: string): Promise<TagInfo[] | undefined> {
+    return (await this.repositoryWithTags(name))?.tags;
+  }
+
+  /**
+   * One repository's summary and its tags from one read of its tags, one of its revisions and one
+   * of their references; what is the same for every tag on a digest (size, platforms, referrers)
+   * is worked out once per digest, so 10,000 tags on one manifest cost 10,000 small objects.
+   */
+  async repositoryWithTags(name: string): Promise<{ info: RepositoryInfo; tags: TagInfo[] } | undefined> {
     const tags = await this.store.metadata.listTags(name);
     if (!tags) return undefined;
-    const pushedAt = tags.reduce<number | undefined>((a, t) => (a === undefined || t.updatedAt > a ? t.updatedAt : a), undefined);
-    const nodes = await this.manifests(name);
+    const { revisions, nodes } = await this.manifests(name);
     const all = new Set<Digest>();
     for (const digest of nodes.keys()) this.closure(nodes, digest, all);
-    return this.infoOf({ name, tags: tags.length, manifests: nodes.size, size: await this.bytesOf(all), ...(pushedAt !== undefined ? { pushedAt } : {}) });
+    let pushedAt: number | undefined;
+    for (const t of tags) if (pushedAt === undefined || t.updatedAt > pushedAt) pushedAt = t.updatedAt;
+    const info = this.infoOf({ name, tags: tags.length, manifests: nodes.size, size: await this.bytesOf(all), ...(pushedAt !== undefined ? { pushedAt } : {}) });
+
+    const pulled = new Map(revisions.map((r) => [r.digest, r.pulledAt] as const));
+    const referrers = new Map<Digest, number>();
+    for (const r of revisions) if (r.subject) referrers.set(r.subject, (referrers.get(r.subject) ?? 0) + 1);
+    // What every tag on one digest shares, worked out once per digest.
+    const byDigest = new Map<Digest, { node: ManifestNode | undefined; kind: ArtifactKind; size: number; platforms: string[]; pulledAt?: string }>();
+    const out: TagInfo[] = [];
+    for (const t of tags) {
+      let same = byDigest.get(t.digest);
+      if (!same) {
+        const node = nodes.get(t.digest);
+        const at = pulled.get(t.digest);
+        same = { node, kind: artifactKind(node?.meta.mediaType ?? '', node?.meta.artifactType), size: await this.bytesOf(this.closure(nodes, t.digest, new Set())), platforms: node ? await this.platforms(node) : [], ...(at !== undefined ? { pulledAt: new Date(at).toISOString() } : {}) };
+        byDigest.set(t.digest, same);
+      }
+      const meta = same.node?.meta;
+      const info: TagInfo = {
+        tag: t.tag,
+        digest: t.digest,
+        mediaType: meta?.mediaType ?? 'unknown',
+        ...(meta?.artifactType ? { artifactType: meta.artifactType } : {}),
+        kind: same.kind,
+        referrers: referrers.get(t.digest) ?? 0,
+        size: same.size,
+        platforms: same.platforms,
+        pushedAt: new Date(t.updatedAt).toISOString(),
+      };
+      if (same.pulledAt !== undefined) info.pulledAt = same.pulledAt;
+      out.push(info);
+    }
+    return { info, tags: out };
   }
 
   /**
@@ -188,40 +224,6 @@ export class Inventory {
       if (batch === undefined || summaries.length < batch) return { repositories: out, more: false };
       after = summaries[summaries.length - 1]?.name;
     }
-  }
-
-  async tags(name: string): Promise<TagInfo[] | undefined> {
-    const tags = await this.store.metadata.listTags(name);
-    if (!tags) return undefined;
-    const nodes = await this.manifests(name);
-    const revisions = await this.revisions(name);
-    const pulled = new Map(revisions.map((r) => [r.digest, r.pulledAt] as const));
-    const referrers = new Map<Digest, number>();
-    for (const r of revisions) if (r.subject) referrers.set(r.subject, (referrers.get(r.subject) ?? 0) + 1);
-    const bytesByDigest = new Map<Digest, number>();
-    const platformsByDigest = new Map<Digest, string[]>();
-    const out: TagInfo[] = [];
-    for (const t of tags) {
-      const node = nodes.get(t.digest);
-      let size = bytesByDigest.get(t.digest);
-      if (size === undefined) bytesByDigest.set(t.digest, (size = await this.bytesOf(this.closure(nodes, t.digest, new Set()))));
-      let platforms = platformsByDigest.get(t.digest);
-      if (!platforms) platformsByDigest.set(t.digest, (platforms = node ? await this.platforms(node) : []));
-      const at = pulled.get(t.digest);
-      out.push({
-        tag: t.tag,
-        digest: t.digest,
-        mediaType: node?.meta.mediaType ?? 'unknown',
-        ...(node?.meta.artifactType ? { artifactType: node.meta.artifactType } : {}),
-        kind: artifactKind(node?.meta.mediaType ?? '', node?.meta.artifactType),
-        referrers: referrers.get(t.digest) ?? 0,
-        size,
-        platforms,
-        pushedAt: new Date(t.updatedAt).toISOString(),
-        ...(at !== undefined ? { pulledAt: new Date(at).toISOString() } : {}),
-      });
-    }
-    return out;
   }
 
   /** The manifests of `repository` whose subject is `subject`, labelled by kind. */

@@ -148,10 +148,9 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
   app.get('/repository', async (req) => {
     const name = repositoryParam(req, 'name');
     await access.check(req, name, ['pull']);
-    const inv = inventory();
-    const [info, tags] = [await inv.repository(name), await inv.tags(name)];
-    if (!info || !tags) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
-    return { ...info, tagList: tags };
+    const found = await inventory().repositoryWithTags(name);
+    if (!found) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+    return { ...found.info, tagList: found.tags };
   });
 
   app.delete('/repository', async (req) => {
