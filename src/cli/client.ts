@@ -142,7 +142,8 @@ export function shortTime(iso: string | undefined): string {
 
 /** Left-aligned columns (right-aligned where `right` says), two spaces apart. */
 export function table(header: string[], rows: string[][], right: number[] = []): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // A loop, not Math.max(...rows): tens of thousands of arguments would overflow the stack.
+  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, (r[i] ?? '').length), h.length));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (right.includes(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
