@@ -23,7 +23,8 @@
 // Prints a table and one JSON line (`{"bench":"metadata",…}`), then the summary table.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
@@ -254,19 +255,38 @@ async function walk(base: string, first: string, key: 'repositories' | 'tags', b
   return { count, cut: false };
 }
 
-/** `layover ARGS…` as a user runs it: a process of its own; its wall time (median of CLI_RUNS) and how many lines it printed. */
-async function cli(url: string, argv: string[]): Promise<{ ms: number; lines: number }> {
+/** CPU milliseconds a process has used so far (utime + stime from /proc; clock ticks of 10 ms). */
+function processCpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/**
+ * `layover ARGS…` as a user runs it: a process of its own (under /usr/bin/time for its CPU);
+ * medians of CLI_RUNS of its wall time, its CPU and the server's CPU meanwhile, and how many
+ * lines it printed. CPU figures do not grow with the machine's load as wall times do.
+ */
+async function cli(url: string, argv: string[], serverPid: number): Promise<{ ms: number; cpuMs: number; serverCpuMs: number; lines: number }> {
   const times: number[] = [];
+  const cpus: number[] = [];
+  const serverCpus: number[] = [];
   let lines = 0;
+  const timeFile = path.join(tmpdir(), `layover-bench-cli-${process.pid}`);
   for (let i = 0; i < CLI_RUNS; i++) {
+    const server0 = processCpuMs(serverPid);
     const t0 = performance.now();
     const stdout = await new Promise<string>((resolve, reject) =>
-      execFile(process.execPath, [BIN, ...argv, '--url', url], { maxBuffer: 1 << 30, timeout: 600_000, env: { ...process.env, NODE_OPTIONS: undefined } }, (err, out, stderr) => (err ? reject(new Error(`layover ${argv.join(' ')}: ${err.message} ${stderr}`)) : resolve(out))),
+      execFile('/usr/bin/time', ['-f', '%U %S', '-o', timeFile, process.execPath, BIN, ...argv, '--url', url], { maxBuffer: 1 << 30, timeout: 600_000, env: { ...process.env, NODE_OPTIONS: undefined } }, (err, out, stderr) =>
+        err ? reject(new Error(`layover ${argv.join(' ')}: ${err.message} ${stderr}`)) : resolve(out),
+      ),
     );
     times.push(performance.now() - t0);
+    serverCpus.push(processCpuMs(serverPid) - server0);
+    const [user, sys] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+    cpus.push(((user ?? 0) + (sys ?? 0)) * 1000);
     lines = stdout.split('\n').length - 1;
   }
-  return { ms: median(times), lines };
+  return { ms: median(times), cpuMs: median(cpus), serverCpuMs: median(serverCpus), lines };
 }
 
 type Kind = Engine | 'docker';
@@ -394,17 +414,22 @@ async function scenario(name: string, repoCount: number, tagCount: number, rows:
       }), ENGINES);
     await each(`API ls REPO (${seed.repos.get(oneRepo)!.length} tags)`, '< 1 s', (kind) => apiMedian(async () => void (await getJson(`${urlOf(kind)}/api/v1/repository?name=${encodeURIComponent(oneRepo)}`))), ENGINES);
     await each('API du', '< 1 s', (kind) => apiMedian(async () => void (await getJson(`${urlOf(kind)}/api/v1/storage`))), ENGINES);
-    await each('CLI layover ls', '< 1 s', async (kind) => {
-      const { ms, lines } = await cli(urlOf(kind), ['ls']);
-      if (lines !== repoTotal + 1) throw new Error(`${kind}: layover ls printed ${lines} lines for ${repoTotal} repositories`);
-      return ms;
-    }, ENGINES);
-    await each(`CLI layover ls REPO (${seed.repos.get(oneRepo)!.length} tags)`, '< 1 s', async (kind) => {
-      const { ms, lines } = await cli(urlOf(kind), ['ls', oneRepo]);
-      if (lines !== seed.repos.get(oneRepo)!.length + 1) throw new Error(`${kind}: layover ls ${oneRepo} printed ${lines} lines`);
-      return ms;
-    }, ENGINES);
-    await each('CLI layover du', '< 1 s', async (kind) => (await cli(urlOf(kind), ['du'])).ms, ENGINES);
+    const cliRun = async (metric: string, argv: string[], expectLines?: number) => {
+      const wall: Partial<Record<Kind, number>> = {};
+      const cpu: Partial<Record<Kind, number>> = {};
+      for (const engine of ENGINES) {
+        const run = await cli(urlOf(engine), argv, layovers[engine]!.pid);
+        if (expectLines !== undefined && run.lines !== expectLines) throw new Error(`${engine}: layover ${argv.join(' ')} printed ${run.lines} lines, not ${expectLines}`);
+        wall[engine] = run.ms;
+        cpu[engine] = run.cpuMs + run.serverCpuMs;
+        console.error(`[${name}] layover ${argv.join(' ')} on ${engine}: CPU ${run.cpuMs.toFixed(0)} ms in the CLI, ${run.serverCpuMs.toFixed(0)} ms in the server`);
+      }
+      record(metric, '< 1 s', wall);
+      record(`${metric}: CPU (CLI + server)`, '-', cpu);
+    };
+    await cliRun('CLI layover ls', ['ls'], repoTotal + 1);
+    await cliRun(`CLI layover ls REPO (${seed.repos.get(oneRepo)!.length} tags)`, ['ls', oneRepo], seed.repos.get(oneRepo)!.length + 1);
+    await cliRun('CLI layover du', ['du']);
     return figures;
   } finally {
     for (const layover of Object.values(layovers)) await layover.close();
