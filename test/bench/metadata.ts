@@ -112,16 +112,17 @@ function content(repoCount: number, tagCount: number): Seed {
 
 function seedDistribution(root: string, seed: Seed): void {
   const v2 = path.join(root, 'docker', 'registry', 'v2');
+  const hexOf = seed.manifests.map((m) => sha(m));
   for (const b of [...seed.blobs, ...seed.manifests]) {
     const hex = sha(b);
     put(path.join(v2, 'blobs', 'sha256', hex.slice(0, 2), hex, 'data'), b);
   }
   for (const [name, tags] of seed.repos) {
     const dir = path.join(v2, 'repositories', ...name.split('/'));
-    const hexes = new Set(tags.map(([, m]) => sha(seed.manifests[m]!)));
+    const hexes = new Set(tags.map(([, m]) => hexOf[m]!));
     for (const hex of hexes) put(path.join(dir, '_manifests', 'revisions', 'sha256', hex, 'link'), `sha256:${hex}`);
     for (const [tag, m] of tags) {
-      const hex = sha(seed.manifests[m]!);
+      const hex = hexOf[m]!;
       put(path.join(dir, '_manifests', 'tags', tag, 'current', 'link'), `sha256:${hex}`);
       put(path.join(dir, '_manifests', 'tags', tag, 'index', 'sha256', hex, 'link'), `sha256:${hex}`);
     }
