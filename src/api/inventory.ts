@@ -8,7 +8,7 @@ import { artifactKind, type ArtifactKind } from './artifact-kind.js';
 import { readBlobBytes } from '../registry/gc/manifests.js';
 import { namespaceOf } from '../registry/names.js';
 import { toStored } from '../registry/storage/composed-store.js';
-import type { ManifestRef, RepositorySummary, RevisionRecord } from '../registry/storage/metadata/types.js';
+import type { ManifestRef, MetadataStore, RepositorySummary, RevisionRecord } from '../registry/storage/metadata/types.js';
 import type { Store, StoredManifest } from '../registry/storage/store.js';
 
 /** Read per round when a page is asked for (filtering by visibility shrinks batches). */
@@ -85,14 +85,10 @@ function platformString(p: unknown): string | undefined {
 
 /**
  * Reads the metadata's indexes, never a manifest's bytes for sizes: one repository costs a few
- * point queries per manifest; every repository (ls) is one statement (repositorySummaries); du
- * costs one scan of each table.
+ * statements whatever its tag count (repositoryWithTags); a page of repositories (ls) is one
+ * statement (repositorySummaries); du is one aggregate statement (storageUsage).
  */
 export class Inventory {
-  private sizes: Map<Digest, number> | undefined;
-  private refs: Map<Digest, { blobs: Digest[]; children: Digest[] }> | undefined;
-  private bulk: Map<string, RevisionRecord[]> | undefined;
-
   constructor(
     private readonly store: Store,
     private readonly mirrorNamespaces: ReadonlySet<string>,
@@ -102,43 +98,17 @@ export class Inventory {
     return this.mirrorNamespaces.has(namespaceOf(repository));
   }
 
-  /** Loads every revision, reference and blob size in three scans (for listings of many repositories). */
-  private async loadAll(): Promise<void> {
-    if (this.bulk) return;
-    const meta = this.store.metadata;
-    const bulk = new Map<string, RevisionRecord[]>();
-    for await (const r of meta.scanManifests()) {
-      const list = bulk.get(r.repository);
-      if (list) list.push(r);
-      else bulk.set(r.repository, [r]);
-    }
+  /** The repository's revisions and what each references: two statements, whatever its tag count. */
+  private async manifests(repository: string): Promise<{ revisions: RevisionRecord[]; nodes: Map<Digest, ManifestNode> }> {
+    const revisions = await this.store.metadata.listManifests(repository);
     const refs = new Map<Digest, { blobs: Digest[]; children: Digest[] }>();
-    for await (const r of meta.scanManifestRefs()) addRef(refs, r);
-    const sizes = new Map<Digest, number>();
-    for await (const b of meta.scanBlobs()) sizes.set(b.digest, b.size);
-    this.bulk = bulk;
-    this.refs = refs;
-    this.sizes = sizes;
-  }
-
-  private async revisions(repository: string): Promise<RevisionRecord[]> {
-    if (this.bulk) return this.bulk.get(repository) ?? [];
-    return this.store.metadata.listManifests(repository);
-  }
-
-  private async manifests(repository: string): Promise<Map<Digest, ManifestNode>> {
-    const revisions = await this.revisions(repository);
-    if (!this.refs) {
-      const refs = new Map<Digest, { blobs: Digest[]; children: Digest[] }>();
-      for (const r of await this.store.metadata.manifestRefs(revisions.map((m) => m.digest))) addRef(refs, r);
-      this.refs = refs;
-    }
-    const out = new Map<Digest, ManifestNode>();
+    for (const r of await this.store.metadata.manifestRefs(revisions.map((m) => m.digest))) addRef(refs, r);
+    const nodes = new Map<Digest, ManifestNode>();
     for (const r of revisions) {
-      const refs = this.refs.get(r.digest);
-      out.set(r.digest, { meta: toStored(r), blobs: refs?.blobs ?? [], children: refs?.children ?? [] });
+      const own = refs.get(r.digest);
+      nodes.set(r.digest, { meta: toStored(r), blobs: own?.blobs ?? [], children: own?.children ?? [] });
     }
-    return out;
+    return { revisions, nodes };
   }
 
   /** The digests a manifest keeps on disk: itself, and recursively its children, config and layers. */
@@ -152,17 +122,19 @@ export class Inventory {
     return into;
   }
 
+  /** Sizes of stored blobs, each looked up once per Inventory (a repository's digests are few). */
+  private readonly sizes = new Map<Digest, number | undefined>();
+
   private async sizeOf(digest: Digest): Promise<number | undefined> {
-    if (this.sizes) return this.sizes.get(digest);
-    return (await this.store.metadata.getBlob(digest))?.size;
+    if (this.sizes.has(digest)) return this.sizes.get(digest);
+    const size = (await this.store.metadata.getBlob(digest))?.size;
+    this.sizes.set(digest, size);
+    return size;
   }
 
   private async bytesOf(digests: Iterable<Digest>): Promise<number> {
     let total = 0;
-    const sizes = this.sizes;
-    // With every size loaded (listings of many repositories) this stays synchronous.
-    if (sizes) for (const d of digests) total += sizes.get(d) ?? 0;
-    else for (const d of digests) total += (await this.sizeOf(d)) ?? 0;
+    for (const d of digests) total += (await this.sizeOf(d)) ?? 0;
     return total;
   }
 
@@ -179,13 +151,58 @@ export class Inventory {
   }
 
   async repository(name: string): Promise<RepositoryInfo | undefined> {
+    return (await this.repositoryWithTags(name))?.info;
+  }
+
+  async tags(name: string): Promise<TagInfo[] | undefined> {
+    return (await this.repositoryWithTags(name))?.tags;
+  }
+
+  /**
+   * One repository's summary and its tags from one read of its tags, one of its revisions and one
+   * of their references; what is the same for every tag on a digest (size, platforms, referrers)
+   * is worked out once per digest, so 10,000 tags on one manifest cost 10,000 small objects.
+   */
+  async repositoryWithTags(name: string): Promise<{ info: RepositoryInfo; tags: TagInfo[] } | undefined> {
     const tags = await this.store.metadata.listTags(name);
     if (!tags) return undefined;
-    const pushedAt = tags.reduce<number | undefined>((a, t) => (a === undefined || t.updatedAt > a ? t.updatedAt : a), undefined);
-    const nodes = await this.manifests(name);
+    const { revisions, nodes } = await this.manifests(name);
     const all = new Set<Digest>();
     for (const digest of nodes.keys()) this.closure(nodes, digest, all);
-    return this.infoOf({ name, tags: tags.length, manifests: nodes.size, size: await this.bytesOf(all), ...(pushedAt !== undefined ? { pushedAt } : {}) });
+    let pushedAt: number | undefined;
+    for (const t of tags) if (pushedAt === undefined || t.updatedAt > pushedAt) pushedAt = t.updatedAt;
+    const info = this.infoOf({ name, tags: tags.length, manifests: nodes.size, size: await this.bytesOf(all), ...(pushedAt !== undefined ? { pushedAt } : {}) });
+
+    const pulled = new Map(revisions.map((r) => [r.digest, r.pulledAt] as const));
+    const referrers = new Map<Digest, number>();
+    for (const r of revisions) if (r.subject) referrers.set(r.subject, (referrers.get(r.subject) ?? 0) + 1);
+    // What every tag on one digest shares, worked out once per digest.
+    const byDigest = new Map<Digest, { node: ManifestNode | undefined; kind: ArtifactKind; size: number; platforms: string[]; pulledAt?: string }>();
+    const out: TagInfo[] = [];
+    for (const t of tags) {
+      let same = byDigest.get(t.digest);
+      if (!same) {
+        const node = nodes.get(t.digest);
+        const at = pulled.get(t.digest);
+        same = { node, kind: artifactKind(node?.meta.mediaType ?? '', node?.meta.artifactType), size: await this.bytesOf(this.closure(nodes, t.digest, new Set())), platforms: node ? await this.platforms(node) : [], ...(at !== undefined ? { pulledAt: new Date(at).toISOString() } : {}) };
+        byDigest.set(t.digest, same);
+      }
+      const meta = same.node?.meta;
+      const info: TagInfo = {
+        tag: t.tag,
+        digest: t.digest,
+        mediaType: meta?.mediaType ?? 'unknown',
+        ...(meta?.artifactType ? { artifactType: meta.artifactType } : {}),
+        kind: same.kind,
+        referrers: referrers.get(t.digest) ?? 0,
+        size: same.size,
+        platforms: same.platforms,
+        pushedAt: new Date(t.updatedAt).toISOString(),
+      };
+      if (same.pulledAt !== undefined) info.pulledAt = same.pulledAt;
+      out.push(info);
+    }
+    return { info, tags: out };
   }
 
   /**
@@ -207,40 +224,6 @@ export class Inventory {
       if (batch === undefined || summaries.length < batch) return { repositories: out, more: false };
       after = summaries[summaries.length - 1]?.name;
     }
-  }
-
-  async tags(name: string): Promise<TagInfo[] | undefined> {
-    const tags = await this.store.metadata.listTags(name);
-    if (!tags) return undefined;
-    const nodes = await this.manifests(name);
-    const revisions = await this.revisions(name);
-    const pulled = new Map(revisions.map((r) => [r.digest, r.pulledAt] as const));
-    const referrers = new Map<Digest, number>();
-    for (const r of revisions) if (r.subject) referrers.set(r.subject, (referrers.get(r.subject) ?? 0) + 1);
-    const bytesByDigest = new Map<Digest, number>();
-    const platformsByDigest = new Map<Digest, string[]>();
-    const out: TagInfo[] = [];
-    for (const t of tags) {
-      const node = nodes.get(t.digest);
-      let size = bytesByDigest.get(t.digest);
-      if (size === undefined) bytesByDigest.set(t.digest, (size = await this.bytesOf(this.closure(nodes, t.digest, new Set()))));
-      let platforms = platformsByDigest.get(t.digest);
-      if (!platforms) platformsByDigest.set(t.digest, (platforms = node ? await this.platforms(node) : []));
-      const at = pulled.get(t.digest);
-      out.push({
-        tag: t.tag,
-        digest: t.digest,
-        mediaType: node?.meta.mediaType ?? 'unknown',
-        ...(node?.meta.artifactType ? { artifactType: node.meta.artifactType } : {}),
-        kind: artifactKind(node?.meta.mediaType ?? '', node?.meta.artifactType),
-        referrers: referrers.get(t.digest) ?? 0,
-        size,
-        platforms,
-        pushedAt: new Date(t.updatedAt).toISOString(),
-        ...(at !== undefined ? { pulledAt: new Date(at).toISOString() } : {}),
-      });
-    }
-    return out;
   }
 
   /** The manifests of `repository` whose subject is `subject`, labelled by kind. */
@@ -286,51 +269,30 @@ export class Inventory {
     }
   }
 
-  async storage(repositories: string[]): Promise<StorageUsage> {
-    await this.loadAll();
-    const byNamespace = new Map<string, { repositories: number; digests: Set<Digest> }>();
-    // How many repositories hold each blob: more than one, and it is a shared layer.
-    const holders = new Map<Digest, number>();
-    for (const repository of repositories) {
-      const ns = namespaceOf(repository);
-      let entry = byNamespace.get(ns);
-      if (!entry) byNamespace.set(ns, (entry = { repositories: 0, digests: new Set() }));
-      entry.repositories += 1;
-      const nodes = await this.manifests(repository);
-      const own = new Set<Digest>();
-      for (const digest of nodes.keys()) this.closure(nodes, digest, own);
-      for (const d of own) {
-        entry.digests.add(d);
-        holders.set(d, (holders.get(d) ?? 0) + 1);
-      }
-    }
-    const namespaces: NamespaceUsage[] = [];
-    for (const [namespace, entry] of [...byNamespace].sort(([a], [b]) => a.localeCompare(b))) {
-      namespaces.push({ namespace, kind: this.mirrorNamespaces.has(namespace) ? 'mirror' : 'pushed', repositories: entry.repositories, bytes: await this.bytesOf(entry.digests) });
-    }
-    const sizes = this.sizes ?? new Map<Digest, number>();
-    let storedBytes = 0;
-    for (const size of sizes.values()) storedBytes += size;
-    // A blob a pushed namespace holds is never evicted, so the cache budget does not count it.
-    const pushed = new Set<Digest>();
-    for (const [namespace, entry] of byNamespace) if (!this.mirrorNamespaces.has(namespace)) for (const d of entry.digests) pushed.add(d);
-    let cacheBytes = 0;
-    let sharedBytes = 0;
-    for (const [d, count] of holders) {
-      const size = sizes.get(d) ?? 0;
-      if (count > 1) sharedBytes += size;
-      if (!pushed.has(d)) cacheBytes += size;
-    }
-    return {
-      cacheBytes,
-      sharedBytes,
-      namespaces,
-      mirrorBytes: namespaces.filter((n) => n.kind === 'mirror').reduce((a, n) => a + n.bytes, 0),
-      pushedBytes: namespaces.filter((n) => n.kind === 'pushed').reduce((a, n) => a + n.bytes, 0),
-      storedBytes,
-      blobs: sizes.size,
-    };
+  /** Bytes by namespace over `repositories` (every one when undefined): storageUsage. */
+  storage(repositories?: string[]): Promise<StorageUsage> {
+    return storageUsage(this.store.metadata, this.mirrorNamespaces, repositories);
   }
+}
+
+/**
+ * Bytes by namespace over `repositories` (every one when undefined): one aggregate statement in
+ * the metadata engine (MetadataStore.storageUsage), whatever the registry's size.
+ */
+export async function storageUsage(metadata: MetadataStore, mirrorNamespaces: ReadonlySet<string>, repositories?: string[]): Promise<StorageUsage> {
+  const usage = await metadata.storageUsage({ ...(repositories ? { repositories } : {}), mirrorNamespaces: [...mirrorNamespaces] });
+  const namespaces: NamespaceUsage[] = usage.namespaces
+    .sort((a, b) => a.namespace.localeCompare(b.namespace))
+    .map((n) => ({ namespace: n.namespace, kind: mirrorNamespaces.has(n.namespace) ? 'mirror' : 'pushed', repositories: n.repositories, bytes: n.bytes }));
+  return {
+    cacheBytes: usage.cacheBytes,
+    sharedBytes: usage.sharedBytes,
+    namespaces,
+    mirrorBytes: namespaces.filter((n) => n.kind === 'mirror').reduce((a, n) => a + n.bytes, 0),
+    pushedBytes: namespaces.filter((n) => n.kind === 'pushed').reduce((a, n) => a + n.bytes, 0),
+    storedBytes: usage.storedBytes,
+    blobs: usage.blobs,
+  };
 }
 
 function addRef(refs: Map<Digest, { blobs: Digest[]; children: Digest[] }>, r: ManifestRef): void {

@@ -148,10 +148,9 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
   app.get('/repository', async (req) => {
     const name = repositoryParam(req, 'name');
     await access.check(req, name, ['pull']);
-    const inv = inventory();
-    const [info, tags] = [await inv.repository(name), await inv.tags(name)];
-    if (!info || !tags) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
-    return { ...info, tagList: tags };
+    const found = await inventory().repositoryWithTags(name);
+    if (!found) throw new ApiError(404, 'NAME_UNKNOWN', `no repository "${name}"`);
+    return { ...found.info, tagList: found.tags };
   });
 
   app.delete('/repository', async (req) => {
@@ -217,8 +216,8 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
 
   app.get('/storage', async (req) => {
     const p = await who(req);
-    const names = isAdmin(p) ? await store.listRepositories() : await visible(p);
-    const usage = await inventory().storage(names);
+    // An admin's figure is over every repository: no list to pass, the engine aggregates them all.
+    const usage = await inventory().storage(isAdmin(p) ? undefined : await visible(p));
     // The whole volume's figure is an admin's business; others see what they can see.
     if (!isAdmin(p)) return { ...usage, storedBytes: undefined, blobs: undefined };
     return usage;

@@ -63,7 +63,7 @@ export class UsageSampler {
   /** Measures and stores one sample now. */
   async sample(): Promise<UsageSample> {
     const { store, mirrorNamespaces } = this.opts;
-    const usage = await new Inventory(store, mirrorNamespaces).storage(await store.listRepositories());
+    const usage = await new Inventory(store, mirrorNamespaces).storage();
     const traffic = this.opts.traffic?.() ?? this.last;
     const at = this.now();
     const sample: UsageSample = {

@@ -3,7 +3,8 @@ import type { RepositoryInfo, TagInfo } from '../api/inventory.js';
 import { parseArgs, UsageError } from './args.js';
 import { CLIENT_HELP, CLIENT_OPTIONS, humanBytes, LayoverClient, print, printJson, shortTime, table } from './client.js';
 
-const PAGE = 1_000;
+/** The API's largest page (api/plugin.ts MAX_PAGE): 5,000 repositories are one request, one statement. */
+const PAGE = 10_000;
 
 export const LS_HELP = `layover ls [REPO] [options]
 

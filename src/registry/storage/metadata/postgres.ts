@@ -12,9 +12,9 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, statementsFor } from './schema.js';
-import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
+import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 /** The metadata schema as a migration track (database/migrate.ts), in the postgres dialect. */
 export const METADATA_TRACK: MigrationTrack = {
@@ -31,6 +31,11 @@ function numbered(clause: string, from = 1): string {
 }
 
 const REVISION_UPSERT = revisionUpsert((i) => `$${i}`);
+
+const USAGE_DIALECT: UsageDialect = {
+  namespaceOf: (column) => `split_part(${column}, '/', 1)`,
+  inList: (column) => `${column} = ANY(?::text[])`,
+};
 
 function limitOf(page: Page): number | null {
   return page.limit ?? null;
@@ -391,6 +396,13 @@ export class PostgresMetadata implements MetadataStore {
   async storageTotals(): Promise<StorageTotals> {
     return totalsOf(await this.db.query<Row>(STORAGE_TOTALS_SQL));
   }
+
+  async storageUsage(query: { repositories?: string[]; mirrorNamespaces: string[] }): Promise<UsageAggregate> {
+    const restricted = query.repositories !== undefined;
+    const params = [...(restricted ? [query.repositories] : []), query.mirrorNamespaces];
+    return storageUsageOf(await this.db.query(numbered(storageUsageSql(USAGE_DIALECT, restricted)), params));
+  }
+
 
   // ---- uploads ----
 

@@ -3,7 +3,7 @@
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import type { AuditEvent, AuditQuery, AuditRecord, GcRunRecord, RepositorySummary, RevisionRecord, StorageTotals, UploadRecord, UsageSample } from './types.js';
+import type { AuditEvent, AuditQuery, AuditRecord, GcRunRecord, RepositorySummary, RevisionRecord, StorageTotals, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 export type Row = Record<string, unknown>;
 
@@ -177,4 +177,86 @@ export function repositorySummaryOf(row: Row): RepositorySummary {
     size: Number(row.size ?? 0),
     ...(row.pushed_at !== null && row.pushed_at !== undefined ? { pushedAt: Number(row.pushed_at) } : {}),
   };
+}
+
+/** The engine's pieces of STORAGE_USAGE (the SQL is shared, these differ by dialect). */
+export interface UsageDialect {
+  /** The namespace of the name in `column`: the part before the first '/' (names.ts namespaceOf). */
+  namespaceOf(column: string): string;
+  /** A condition that `column` is in the list given as the next parameter. */
+  inList(column: string): string;
+}
+
+/**
+ * `du` in one statement: the distinct (repository, blob) pairs its manifests hold (the manifests
+ * themselves and what they reference, as repositorySummariesSql counts a repository's size),
+ * then per namespace the bytes of its distinct blobs, and per blob how many repositories hold it
+ * (shared) and whether only mirror namespaces do (what the cache budget counts). Rows are
+ * (section, namespace, amount); the parameters, in order: the repositories counted (when
+ * `restricted`; else every one) and the mirror namespaces.
+ */
+export function storageUsageSql(d: UsageDialect, restricted: boolean): string {
+  return `WITH chosen AS (
+      SELECT r.name, ${d.namespaceOf('r.name')} AS ns FROM repositories r${restricted ? ` WHERE ${d.inList('r.name')}` : ''}
+    ),
+    held AS (
+      SELECT m.repository, m.digest FROM manifests m JOIN chosen c ON c.name = m.repository
+      UNION
+      SELECT m.repository, x.ref FROM manifests m JOIN chosen c ON c.name = m.repository JOIN manifest_refs x ON x.manifest = m.digest WHERE x.kind <> 'unreadable'
+    ),
+    held_by_namespace AS (
+      SELECT DISTINCT c.ns, h.digest FROM held h JOIN chosen c ON c.name = h.repository
+    ),
+    holders AS (
+      SELECT h.digest, COUNT(*) AS repositories, MIN(CASE WHEN ${d.inList('c.ns')} THEN 1 ELSE 0 END) AS mirror_only
+      FROM held h JOIN chosen c ON c.name = h.repository GROUP BY h.digest
+    )
+    SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount FROM chosen GROUP BY ns
+    UNION ALL
+    SELECT 'bytes', n.ns, SUM(b.size) FROM held_by_namespace n JOIN blobs b ON b.digest = n.digest GROUP BY n.ns
+    UNION ALL
+    SELECT 'shared', NULL, SUM(b.size) FROM holders h JOIN blobs b ON b.digest = h.digest WHERE h.repositories > 1
+    UNION ALL
+    SELECT 'cache', NULL, SUM(b.size) FROM holders h JOIN blobs b ON b.digest = h.digest WHERE h.mirror_only = 1
+    UNION ALL
+    SELECT 'stored', NULL, SUM(size) FROM blobs
+    UNION ALL
+    SELECT 'blobs', NULL, COUNT(*) FROM blobs`;
+}
+
+/** STORAGE_USAGE's rows as the aggregate (namespaces in the engine's order; the caller sorts). */
+export function storageUsageOf(rows: Row[]): UsageAggregate {
+  const byNamespace = new Map<string, { namespace: string; repositories: number; bytes: number }>();
+  const usage: UsageAggregate = { namespaces: [], sharedBytes: 0, cacheBytes: 0, storedBytes: 0, blobs: 0 };
+  const entry = (namespace: string) => {
+    let e = byNamespace.get(namespace);
+    if (!e) byNamespace.set(namespace, (e = { namespace, repositories: 0, bytes: 0 }));
+    return e;
+  };
+  for (const row of rows) {
+    // SUM over no row is NULL; PostgreSQL's SUM of BIGINT is NUMERIC (a string through pg).
+    const amount = Number(row.amount ?? 0);
+    switch (row.section) {
+      case 'repositories':
+        entry(String(row.namespace)).repositories = amount;
+        break;
+      case 'bytes':
+        entry(String(row.namespace)).bytes = amount;
+        break;
+      case 'shared':
+        usage.sharedBytes = amount;
+        break;
+      case 'cache':
+        usage.cacheBytes = amount;
+        break;
+      case 'stored':
+        usage.storedBytes = amount;
+        break;
+      case 'blobs':
+        usage.blobs = amount;
+        break;
+    }
+  }
+  usage.namespaces = [...byNamespace.values()];
+  return usage;
 }

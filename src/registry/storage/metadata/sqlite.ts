@@ -6,13 +6,19 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, totalsOf, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
-import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageSample } from './types.js';
+import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 type Statement = Database.Statement<unknown[], Row>;
 
 const REVISION_UPSERT = revisionUpsert(() => '?');
+
+/** Lists arrive as one JSON array parameter (json_each): one prepared statement for any length. */
+const USAGE_DIALECT: UsageDialect = {
+  namespaceOf: (column) => `CASE WHEN instr(${column}, '/') > 0 THEN substr(${column}, 1, instr(${column}, '/') - 1) ELSE ${column} END`,
+  inList: (column) => `${column} IN (SELECT value FROM json_each(?))`,
+};
 
 export interface SqliteOptions {
   /**
@@ -375,6 +381,12 @@ export class SqliteMetadata implements MetadataStore {
 
   async storageTotals(): Promise<StorageTotals> {
     return totalsOf(this.sql(STORAGE_TOTALS_SQL).all());
+  }
+
+  async storageUsage(query: { repositories?: string[]; mirrorNamespaces: string[] }): Promise<UsageAggregate> {
+    const restricted = query.repositories !== undefined;
+    const params = [...(restricted ? [JSON.stringify(query.repositories)] : []), JSON.stringify(query.mirrorNamespaces)];
+    return storageUsageOf(this.sql(storageUsageSql(USAGE_DIALECT, restricted)).all(...params));
   }
 
   // ---- uploads ----

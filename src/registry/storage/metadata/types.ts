@@ -122,6 +122,19 @@ export interface StorageTotals {
   mirrored: { blobs: number; bytes: number };
 }
 
+/** What `du` shows, aggregated by the engine in one statement (MetadataStore.storageUsage). */
+export interface UsageAggregate {
+  /** Per namespace: its repositories, and the bytes of the distinct stored blobs their manifests hold. */
+  namespaces: { namespace: string; repositories: number; bytes: number }[];
+  /** Bytes of blobs held by more than one of the repositories counted. */
+  sharedBytes: number;
+  /** Bytes of blobs held only by repositories of mirror namespaces. */
+  cacheBytes: number;
+  /** Every blob record, counted once. */
+  storedBytes: number;
+  blobs: number;
+}
+
 export interface MetadataStore {
   /** Runs pending migrations (metadata/schema.ts); idempotent. */
   open(): Promise<void>;
@@ -211,6 +224,11 @@ export interface MetadataStore {
   listGcRuns(limit: number): Promise<GcRunRecord[]>;
   /** One aggregate query over the blob records. */
   storageTotals(): Promise<StorageTotals>;
+  /**
+   * Bytes by namespace, shared and cache-only bytes over `repositories` (every one when
+   * undefined), in one statement: what `du` shows. A blob counts once per namespace holding it.
+   */
+  storageUsage(query: { repositories?: string[]; mirrorNamespaces: string[] }): Promise<UsageAggregate>;
 
   // ---- upload sessions ----
   createUpload(upload: UploadRecord): Promise<void>;
