@@ -11,14 +11,22 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const srcDir = path.join(root, 'src');
 const compiled = path.join(root, 'dist', 'cli', 'main.js');
 
-/** The newest modification time of the sources tsc compiles (and of its configuration). */
+/**
+ * The newest modification time of the sources tsc compiles (and of its configuration). A plain
+ * walk, one readdir per directory and one stat per source: readdirSync's `recursive` option
+ * with Dirents and path.join per entry took twice the CPU (~18 vs ~9 ms for 190 files), paid
+ * by every CLI run.
+ */
 function newestSource() {
   let newest = statSync(path.join(root, 'tsconfig.json'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
-  for (const entry of readdirSync(srcDir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile() || !entry.name.endsWith('.ts')) continue;
-    const mtime = statSync(path.join(entry.parentPath ?? entry.path, entry.name)).mtimeMs;
-    if (mtime > newest) newest = mtime;
-  }
+  const walk = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const file = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(file).mtimeMs);
+    }
+  };
+  walk(srcDir);
   return newest;
 }
 

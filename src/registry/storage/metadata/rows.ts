@@ -196,20 +196,22 @@ export interface UsageDialect {
  * `restricted`; else every one) and the mirror namespaces.
  */
 export function storageUsageSql(d: UsageDialect, restricted: boolean): string {
+  // `held` carries each pair's namespace, so the per-namespace and per-blob aggregates read it
+  // alone, without joining the repositories again.
   return `WITH chosen AS (
       SELECT r.name, ${d.namespaceOf('r.name')} AS ns FROM repositories r${restricted ? ` WHERE ${d.inList('r.name')}` : ''}
     ),
     held AS (
-      SELECT m.repository, m.digest FROM manifests m JOIN chosen c ON c.name = m.repository
+      SELECT c.ns, m.repository, m.digest FROM chosen c JOIN manifests m ON m.repository = c.name
       UNION
-      SELECT m.repository, x.ref FROM manifests m JOIN chosen c ON c.name = m.repository JOIN manifest_refs x ON x.manifest = m.digest WHERE x.kind <> 'unreadable'
+      SELECT c.ns, m.repository, x.ref FROM chosen c JOIN manifests m ON m.repository = c.name JOIN manifest_refs x ON x.manifest = m.digest WHERE x.kind <> 'unreadable'
     ),
     held_by_namespace AS (
-      SELECT DISTINCT c.ns, h.digest FROM held h JOIN chosen c ON c.name = h.repository
+      SELECT DISTINCT ns, digest FROM held
     ),
     holders AS (
-      SELECT h.digest, COUNT(*) AS repositories, MIN(CASE WHEN ${d.inList('c.ns')} THEN 1 ELSE 0 END) AS mirror_only
-      FROM held h JOIN chosen c ON c.name = h.repository GROUP BY h.digest
+      SELECT digest, COUNT(*) AS repositories, MIN(CASE WHEN ${d.inList('ns')} THEN 1 ELSE 0 END) AS mirror_only
+      FROM held GROUP BY digest
     )
     SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount FROM chosen GROUP BY ns
     UNION ALL
