@@ -171,13 +171,15 @@ describe('user add and the user and team listings', { timeout: 180_000 }, () => 
   it('user list, team list and token keys: tables with headers, or --json', async () => {
     await cli(['team', 'add', 'web', ...config()]);
     await cli(['team', 'add-member', 'web', 'dave', ...config()]);
+    // Users added by the CLI live in the users file, or in the shared database when there is one.
+    const addedIn = process.env.LAYOVER_TEST_METADATA === 'postgres' ? 'database' : 'users file';
     const users = await cli(['user', 'list', ...config()]);
     expect(users.stdout).toMatch(/^USER\s+ADMIN\s+TEAMS\s+DEFINED IN\n/);
     expect(users.stdout).toMatch(/\nadmin\s+yes\s+-\s+configuration\n/);
-    expect(users.stdout).toMatch(/\ndave\s+-\s+web\s+users file\n/);
+    expect(users.stdout).toMatch(new RegExp(`\\ndave\\s+-\\s+web\\s+${addedIn}\\n`));
     const usersJson = JSON.parse((await cli(['user', 'list', '--json', ...config()])).stdout) as { users: { name: string; admin: boolean; teams: string[]; source: string }[] };
     expect(usersJson.users).toContainEqual({ name: 'alice', admin: false, teams: ['dev'], source: 'configuration' });
-    expect(usersJson.users).toContainEqual({ name: 'dave', admin: false, teams: ['web'], source: 'users file' });
+    expect(usersJson.users).toContainEqual({ name: 'dave', admin: false, teams: ['web'], source: addedIn });
 
     const teams = await cli(['team', 'list', ...config()]);
     expect(teams.stdout).toMatch(/^TEAM\s+MEMBERS\n/);
