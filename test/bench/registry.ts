@@ -63,6 +63,7 @@ interface Figures {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const REST_MS = 10_000;
 const rssMiB = (pid: number) => rssBytes(pid) / MiB;
 
 async function measurePush(start: Starter, image: OciImage): Promise<number> {
@@ -128,12 +129,13 @@ async function main(): Promise<void> {
         console.error(`${name}: ${results[name].error}`);
       }
     }
-    await sleep(3000);
+    // At rest means settled: layover collects 2 s into a quiet spell and again 6 s later
+    // (idle-gc.ts), so each reading comes 10 s after the last activity.
+    await sleep(REST_MS);
     for (const t of running) results[t.name].restStartMiB = rssMiB(t.pid);
     const blobUrl = (t: Target) => `${t.url}/v2/bench/blob/blobs/${digest}`;
     for (const t of running) await uploadBlob(t.url, 'bench/blob', digest, { file: blobFile });
-    // Longer than layover's quiet time before it collects (idle-gc.ts): "at rest" means at rest.
-    await sleep(5000);
+    await sleep(REST_MS);
     for (const t of running) results[t.name].afterUploadMiB = rssMiB(t.pid);
 
     // (b) Warm (page cache, lazy state), then GETs taking turns.
@@ -151,7 +153,7 @@ async function main(): Promise<void> {
       results[t.name].concurrentSeconds.push(seconds);
       console.error(`${t.name}: ${CLIENTS} clients ${seconds.toFixed(2)} s, peak RSS ${peakMiB.toFixed(1)} MiB`);
     });
-    await sleep(5000);
+    await sleep(REST_MS);
     for (const t of running) results[t.name].afterLoadMiB = rssMiB(t.pid);
     for (const t of running.splice(0)) await t.close();
 
