@@ -54,6 +54,10 @@ describe('access log at debug: every request, no secret', { timeout: 120_000 }, 
     expect((await send('/api/v1/me', { headers: { authorization: basicAuthHeader(admin) } })).status).toBe(200);
     await pushImage(layover.url, 'admin/app', 'v1', admin);
 
+    // The access line is written when the response has finished, and reaches this process
+    // through the child's stdout: the client can hold the answer to the last request first.
+    const pushLogged = (t: string) => lines(t).some((l) => l.access?.method === 'PUT' && l.access.route === 'manifest');
+    for (const until = Date.now() + 10_000; !pushLogged(layover.log()) && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
     const text = layover.log();
     for (const secret of secrets) expect(text).not.toContain(secret);
     const access = lines(text).filter((l) => l.access);
