@@ -321,6 +321,30 @@ describe('BlobDownload', () => {
     expect(await store.statBlob(digestOf(bytes))).toEqual({ digest: digestOf(bytes), size: bytes.length });
   });
 
+  it('while a commit runs behind its client, the store\'s reads of that digest wait for it (read your writes)', async () => {
+    const bytes = seededBytes('download-commit-behind', 2 * MiB + 1);
+    const digest = digestOf(bytes);
+    const { writer, control } = await heldWriter(bytes);
+    const source = new PassThrough();
+    const download = await BlobDownload.start(source, bytes.length, writer, {
+      onVerified: () => store.commitBehind(digest, download.settled),
+      onCommitted: () => store.linkBlob('mirror/repo', digest),
+    });
+    const client = collect(download.open(undefined, 'verified'));
+    await feed(source, bytes, 0, bytes.length);
+    source.end();
+    expect((await client.done).equals(bytes)).toBe(true);
+    // The client is done; the commit is held. Reads of the digest wait rather than say "absent".
+    let answered = false;
+    const reads = Promise.all([store.statBlob(digest), store.blobLinked('mirror/repo', digest), store.repositoriesLinking(digest)]).finally(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(answered).toBe(false);
+    // Another digest is not held up.
+    expect(await store.statBlob(digestOf(Buffer.from('unrelated')))).toBeUndefined();
+    control.open();
+    expect(await reads).toEqual([{ digest, size: bytes.length }, true, ['mirror/repo']]);
+  });
+
   it('a commit that fails after the verdict: verified clients keep their whole bytes, a follower is cut, nothing is stored', async () => {
     const bytes = seededBytes('download-commit-fails', 3 * MiB + 3);
     const { writer, control } = await heldWriter(bytes);
