@@ -64,13 +64,17 @@ try {
       await new Promise((r) => setTimeout(r, 300));
       const b = threads(l.pid);
       let tu = 0, ts = 0, mu = 0, ms = 0;
+      const byName = new Map<string, number>();
       for (const [key, [u, sy]] of b) {
         const [u0, s0] = a.get(key) ?? [0, 0];
         tu += u - u0; ts += sy - s0;
+        const name = key.startsWith(`${l.pid} `) ? 'main' : key.slice(key.indexOf(' ') + 1);
+        byName.set(name, (byName.get(name) ?? 0) + u - u0 + sy - s0);
         if (key.startsWith(`${l.pid} `)) { mu = u - u0; ms = sy - s0; }
       }
       if (d !== digests[0]) { const S = sums[j]!; S[0]! += s; S[1]! += tu; S[2]! += ts; S[3]! += mu; S[4]! += ms; }
-      console.log(`${j ? 'B' : 'A'} ${s.toFixed(3)} s load ${loadavg()[0]!.toFixed(1)} total ${tu.toFixed(2)}u+${ts.toFixed(2)}s main ${mu.toFixed(2)}u+${ms.toFixed(2)}s`);
+      const threadsLine = [...byName].filter(([, v]) => v > 0.005).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
+      console.log(`${j ? 'B' : 'A'} ${s.toFixed(3)} s load ${loadavg()[0]!.toFixed(1)} total ${tu.toFixed(2)}u+${ts.toFixed(2)}s main ${mu.toFixed(2)}u+${ms.toFixed(2)}s  by thread: ${threadsLine}`);
     }
   }
   const n = digests.length - 1;

@@ -11,6 +11,7 @@ import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { BlobDownload } from '../../src/registry/proxy/blob-download.js';
 import { FileHasher, hashWorkerRunning, setHashWorkerIdleTime } from '../../src/registry/storage/file-hasher.js';
 import { EmbeddedStore, openEmbeddedStore } from '../../src/registry/storage/embedded.js';
+import { StorageError } from '../../src/registry/storage/errors.js';
 import { seededBytes } from '../helpers/random-bytes.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 
@@ -262,6 +263,133 @@ describe('BlobDownload', () => {
     // Chunks that arrived during a write went into the next one together.
     expect(writes.length).toBeLessThan(bytes.length / (64 * 1024));
     expect(writes.reduce((a, b) => a + b, 0)).toBe(bytes.length);
+  });
+
+  /** The store's writer with its commit held until `open()`, and made to fail with `fail`. */
+  async function heldWriter(bytes: Buffer, digest: Digest = digestOf(bytes)) {
+    const inner = await store.openBlobWriter({ digest, size: bytes.length });
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (open = r));
+    let commits = 0;
+    const control = { open: () => open(), fail: undefined as Error | undefined, commitStarted: () => commits > 0 };
+    const writer = {
+      path: inner.path,
+      get written() {
+        return inner.written;
+      },
+      write: (chunks: Buffer[]) => inner.write(chunks),
+      verify: () => (inner.verify as () => Promise<void>)(),
+      async commit() {
+        commits += 1;
+        await gate;
+        if (control.fail) throw control.fail;
+        return inner.commit();
+      },
+      abort: () => inner.abort(),
+    };
+    return { writer, control };
+  }
+
+  it('a client that releases on the verdict gets its last byte while the commit runs; a reader during the commit gets the same bytes; a follower waits for the commit', async () => {
+    const bytes = seededBytes('download-verified', 5 * MiB + 31);
+    const { writer, control } = await heldWriter(bytes);
+    const source = new PassThrough();
+    const download = await BlobDownload.start(source, bytes.length, writer);
+    const client = collect(download.open(undefined, 'verified'));
+    const follower = collect(download.open());
+    let followerEnded = false;
+    void follower.done.then(() => (followerEnded = true), () => undefined);
+    await feed(source, bytes, 0, bytes.length);
+    source.end();
+    expect((await client.done).equals(bytes)).toBe(true);
+    expect(control.commitStarted()).toBe(true);
+    expect(download.committed).toBe(false);
+    // Joined during the commit (the in-flight download, not a second fetch): the whole blob, byte-exact.
+    const second = collect(download.open(undefined, 'verified'));
+    expect((await second.done).equals(bytes)).toBe(true);
+    const ranged = collect(download.open({ start: MiB + 1, end: bytes.length - 1 }, 'verified'));
+    expect((await ranged.done).equals(bytes.subarray(MiB + 1))).toBe(true);
+    // Whoever links on completion still has everything but the last byte, and no end.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(followerEnded).toBe(false);
+    expect(follower.received()).toBe(bytes.length - 1);
+    expect(await store.statBlob(digestOf(bytes))).toBeUndefined();
+    control.open();
+    expect((await follower.done).equals(bytes)).toBe(true);
+    await download.settled;
+    expect(download.committed).toBe(true);
+    expect(await store.statBlob(digestOf(bytes))).toEqual({ digest: digestOf(bytes), size: bytes.length });
+  });
+
+  it('while a commit runs behind its client, the store\'s reads of that digest wait for it (read your writes)', async () => {
+    const bytes = seededBytes('download-commit-behind', 2 * MiB + 1);
+    const digest = digestOf(bytes);
+    const { writer, control } = await heldWriter(bytes);
+    const source = new PassThrough();
+    const download = await BlobDownload.start(source, bytes.length, writer, {
+      onVerified: () => store.commitBehind(digest, download.settled),
+      onCommitted: () => store.linkBlob('mirror/repo', digest),
+    });
+    const client = collect(download.open(undefined, 'verified'));
+    await feed(source, bytes, 0, bytes.length);
+    source.end();
+    expect((await client.done).equals(bytes)).toBe(true);
+    // The client is done; the commit is held. Reads of the digest wait rather than say "absent".
+    let answered = false;
+    const reads = Promise.all([store.statBlob(digest), store.blobLinked('mirror/repo', digest), store.repositoriesLinking(digest)]).finally(() => (answered = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(answered).toBe(false);
+    // Another digest is not held up.
+    expect(await store.statBlob(digestOf(Buffer.from('unrelated')))).toBeUndefined();
+    control.open();
+    expect(await reads).toEqual([{ digest, size: bytes.length }, true, ['mirror/repo']]);
+  });
+
+  it('a commit that fails after the verdict: verified clients keep their whole bytes, a follower is cut, nothing is stored', async () => {
+    const bytes = seededBytes('download-commit-fails', 3 * MiB + 3);
+    const { writer, control } = await heldWriter(bytes);
+    const source = new PassThrough();
+    const download = await BlobDownload.start(source, bytes.length, writer);
+    const follower = collect(download.open());
+    const followerCut = expect(follower.done).rejects.toThrow(/storage failed/);
+    const slow = download.open(undefined, 'verified');
+    slow.pause();
+    await feed(source, bytes, 0, bytes.length);
+    source.end();
+    await until(() => control.commitStarted());
+    control.fail = new Error('disk gone');
+    control.open();
+    await download.settled;
+    // Told as our storage's failure, not the upstream's.
+    expect(download.error).toBeInstanceOf(StorageError);
+    // A reader still behind when the commit failed reads the verified bytes to the end.
+    const slowAll = collect(slow);
+    slow.resume();
+    expect((await slowAll.done).equals(bytes)).toBe(true);
+    await followerCut;
+    expect(follower.received()).toBeLessThan(bytes.length);
+    expect(await store.statBlob(digestOf(bytes))).toBeUndefined();
+    expect(() => download.open(undefined, 'verified')).toThrow(/storage failed/);
+  });
+
+  it('released on the verdict, bytes that do not match the digest still never make a complete answer', async () => {
+    const bytes = seededBytes('download-verified-corrupt', 2 * MiB + 9);
+    const claimed = digestOf(Buffer.from('other bytes'));
+    const source = new PassThrough();
+    const writer = await store.openBlobWriter({ digest: claimed, size: bytes.length });
+    const download = await BlobDownload.start(source, bytes.length, writer);
+    const reader = collect(download.open(undefined, 'verified'));
+    await feed(source, bytes, 0, bytes.length);
+    source.end();
+    await expect(reader.done).rejects.toThrow(/did not match/);
+    expect(reader.received()).toBeLessThan(bytes.length);
+    await download.settled;
+    expect(download.committed).toBe(false);
+    expect(await store.statBlob(claimed)).toBeUndefined();
+    const empty = await startDownload(Buffer.alloc(0), claimed);
+    const emptyReader = collect(empty.download.open(undefined, 'verified'));
+    empty.source.end();
+    await expect(emptyReader.done).rejects.toThrow(/did not match/);
   });
 
   it('an upstream body that closes before its end, without an error, fails the download and stores nothing', async () => {

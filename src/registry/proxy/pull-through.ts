@@ -163,10 +163,12 @@ export class PullThroughSource implements ContentSource {
     };
     return {
       stat: { digest, size: download.size },
-      open: async (range) => (download.released ? (await stored()).open(range) : download.open(range)),
+      // A client only needs verified bytes: its last byte goes as soon as the digest checks out,
+      // and the commit (publish, metadata) finishes behind it.
+      open: async (range) => (download.released ? (await stored()).open(range) : download.open(range, 'verified')),
       send: async (response, start, end) => {
         // send() throws only while nothing was sent: the client can still be told why.
-        if (!download.released) return download.send(response, start, end).catch((err: unknown) => Promise.reject(this.downloadError(err)));
+        if (!download.released) return download.send(response, start, end, 'verified').catch((err: unknown) => Promise.reject(this.downloadError(err)));
         const hit = await stored();
         if (!hit.send) throw new Error('a stored blob without send()');
         return hit.send(response, start, end);
@@ -295,7 +297,11 @@ export class PullThroughSource implements ContentSource {
       throw refused;
     }
     const writer = await this.store.openBlobWriter({ digest, size });
+    let committed: () => void = () => undefined;
+    const commitDone = new Promise<void>((resolve) => (committed = resolve));
     const download = await BlobDownload.start(res.body, size, writer, {
+      // Clients get their last byte on the verdict: what they do next with the blob waits for the commit.
+      onVerified: () => this.store.commitBehind(digest, commitDone),
       onBytes: (n) => {
         upstreamBytes.inc({ upstream: this.label }, n);
         this.counts.fetchedUpstreamBytes += n;
@@ -306,6 +312,7 @@ export class PullThroughSource implements ContentSource {
       },
     });
     void download.settled.then(() => {
+      committed();
       const error = download.error;
       if (!error) return;
       // Our own disk failing (full) says nothing about the upstream: no breaker, no upstream error.

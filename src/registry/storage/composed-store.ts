@@ -59,6 +59,8 @@ function checkDigest(digest: string): void {
 export class ComposedStore implements Store {
   /** One queue per upload session in use on this replica (see withUploadLock). */
   private readonly uploadLocks = new Map<string, Promise<unknown>>();
+  /** Commits running behind the client that got the bytes (commitBehind), by digest. */
+  private readonly committing = new Map<Digest, Promise<void>>();
 
   constructor(
     readonly root: string,
@@ -76,7 +78,28 @@ export class ComposedStore implements Store {
 
   // ---- blobs ----
 
+  /**
+   * A blob whose verified bytes a client already has while its commit (publish, records, links)
+   * still runs behind: this replica's reads of that digest wait for `done`, so what a client
+   * does next with the blob it just pulled (a mount, a manifest push, another repository's GET)
+   * sees it stored, as if the commit had come first.
+   */
+  commitBehind(digest: Digest, done: Promise<unknown>): void {
+    const settled = done.then(() => undefined, () => undefined);
+    this.committing.set(digest, settled);
+    void settled.then(() => {
+      if (this.committing.get(digest) === settled) this.committing.delete(digest);
+    });
+  }
+
+  /** Waits for a commit that runs behind its client (commitBehind), if any. */
+  private async committed(digest: Digest): Promise<void> {
+    const pending = this.committing.get(digest);
+    if (pending) await pending;
+  }
+
   async statBlob(digest: Digest): Promise<BlobStat | undefined> {
+    await this.committed(digest);
     await this.guard.use(digest);
     const record = await this.metadata.getBlob(digest);
     if (record) return { digest, size: record.size };
@@ -112,6 +135,7 @@ export class ComposedStore implements Store {
         return writer.written;
       },
       write: (chunks) => writer.write(chunks),
+      ...(writer.verify && { verify: () => (writer.verify as () => Promise<void>).call(writer) }),
       commit: async () => {
         const stat = await writer.commit();
         await record(stat);
@@ -159,6 +183,7 @@ export class ComposedStore implements Store {
 
   async blobFromSource(digest: Digest, source: string): Promise<boolean> {
     if (!isSourceId(source)) throw new Error('storage: refusing invalid source id');
+    await this.committed(digest);
     return this.metadata.hasBlobSource(digest, source);
   }
 
@@ -173,6 +198,7 @@ export class ComposedStore implements Store {
 
   async blobLinked(repository: string, digest: Digest): Promise<boolean> {
     checkRepository(repository);
+    await this.committed(digest);
     await this.guard.use(digest);
     return this.metadata.linked(repository, digest);
   }
@@ -300,6 +326,7 @@ export class ComposedStore implements Store {
 
   async repositoriesLinking(digest: Digest): Promise<string[]> {
     if (!parseDigest(digest)) return [];
+    await this.committed(digest);
     return this.metadata.repositoriesLinking(digest);
   }
 

@@ -53,7 +53,14 @@ export interface BlobWriter {
   /** Bytes handed to the file system so far (readable from `path`). */
   readonly written: number;
   write(chunks: Buffer[]): Promise<void>;
-  /** Verifies and moves the file into the blob store; throws DIGEST_INVALID/SIZE_INVALID and stores nothing otherwise. */
+  /**
+   * Optional: checks the size and digest of everything written, without publishing. On a
+   * mismatch it throws DIGEST_INVALID/SIZE_INVALID and drops the file, as commit() would; once it
+   * has resolved, no more writes are taken and commit() only publishes. (A cache miss releases
+   * its client's last byte on this verdict and publishes behind it.)
+   */
+  verify?(): Promise<void>;
+  /** Verifies (unless verify() did) and moves the file into the blob store; throws DIGEST_INVALID/SIZE_INVALID and stores nothing otherwise. */
   commit(): Promise<BlobStat>;
   /** Drops the temporary file (idempotent). */
   abort(): Promise<void>;
@@ -88,6 +95,12 @@ export interface Store {
   deleteBlob(digest: Digest): Promise<void>;
   /** Opens a blob writer for `expected` (see BlobWriter). */
   openBlobWriter(expected: { digest: Digest; size?: number }): Promise<BlobWriter>;
+  /**
+   * `digest`'s verified bytes went out before its commit is done (`done` settles when it is):
+   * until then this replica's statBlob, blobLinked, blobFromSource and repositoriesLinking for
+   * it wait for `done`.
+   */
+  commitBehind(digest: Digest, done: Promise<unknown>): void;
   /** Every recorded blob (metadata: fast), with when it was stored. */
   listBlobs(): AsyncIterable<BlobStat & { modified: Date }>;
   /**
