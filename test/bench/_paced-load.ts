@@ -7,7 +7,7 @@
 // Here request i is due at start + i/rate; it goes out on an idle kept-alive TLS connection (or
 // waits in a queue for one), and its latency is counted from when it was due, so a stalled server
 // or a late timer shows in the figures instead of slowing the load down (no coordinated
-// omission). Also reported, to tell where a tail comes from: the time from the actual write
+// omission). A worker thread keeps the time (see below). Also reported, to tell where a tail comes from: the time from the actual write
 // (the server and the network), how late the generator's own timer sent (its lag), and its own
 // GC pauses during the run.
 //
@@ -15,6 +15,7 @@
 import { connect, type TLSSocket } from 'node:tls';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 
 export interface PacedLoadOptions {
   url: string;
@@ -55,6 +56,17 @@ function percentiles(samples: Float64Array, n: number): Percentiles {
 }
 
 const CRLF2 = Buffer.from('\r\n\r\n');
+
+/** The pacing thread: posts request i's number when it comes due (absolute times, the clocks' origins differ). */
+const PACER = `
+const { parentPort, workerData: { start, interval, total } } = require('node:worker_threads');
+const { performance } = require('node:perf_hooks');
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+for (let i = 0; i < total; i++) {
+  const wait = start + i * interval - (performance.timeOrigin + performance.now());
+  if (wait > 0) Atomics.wait(sleeper, 0, 0, wait);
+  parentPort.postMessage(i);
+}`;
 
 /** One kept-alive connection with at most one request in flight, reading Content-Length responses. */
 class Connection {
@@ -165,25 +177,21 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
   });
   observer.observe({ entryTypes: ['gc'] });
 
-  const start = performance.now() + 5;
+  // A worker thread keeps the time: Node's timers fire on whole milliseconds of a loop time cached
+  // at the start of each turn (up to 2-3 ms late under load), while Atomics.wait sleeps to the
+  // microsecond and its message wakes this thread at once. Spinning would take a core from the server.
+  const start = performance.now() + 100;
   measureFrom = start + warmup * interval - interval / 2;
-  let next = 0;
-  // Node's timers fire on whole milliseconds: each wake-up sends every request that has come due,
-  // each keeping its own due time, rather than spinning (that would take a core from the server).
-  const tick = () => {
-    const now = performance.now();
-    while (next < total && start + next * interval <= now) {
-      const due = start + next * interval;
-      timerLag[next] = now - due;
-      const c = idle.pop();
-      if (c) c.send(request, due);
-      else queue.push(due);
-      next += 1;
-    }
-    if (next < total) setTimeout(tick, Math.max(0, start + next * interval - performance.now()));
-  };
-  setTimeout(tick, 5);
+  const clock = new Worker(PACER, { eval: true, workerData: { start: performance.timeOrigin + start, interval, total } });
+  clock.on('message', (next: number) => {
+    const due = start + next * interval;
+    timerLag[next] = performance.now() - due;
+    const c = idle.pop();
+    if (c) c.send(request, due);
+    else queue.push(due);
+  });
   await finished;
+  await clock.terminate();
   observer.disconnect();
   for (const c of connections) c.socket.end();
   return {
