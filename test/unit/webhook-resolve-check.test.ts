@@ -1,5 +1,6 @@
 // The resolve check's cache, coalescing and budget, and how the webhook gets a namespace's
 // credentials, against a loopback HTTP server that answers HEADs as a registry would.
+import { createHook } from 'node:async_hooks';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,6 +93,24 @@ describe('resolve check', () => {
     const both = await checkImages(checker, 'team-a', [image, other], 2_000);
     expect([both.get(image), both.get(other)]).toEqual([{ ok: true }, { ok: true }]);
     expect(seen.slice(before).map((r) => r.path)).toEqual(['/v2/cached/b/manifests/1']);
+    await checker.close();
+  });
+
+  it('answers from the cache without arming a timer: no extra event-loop wake-up per review', async () => {
+    const checker = createResolveChecker({ registryUrl: base, logger, credentials: async () => undefined });
+    status = 200;
+    const image = '127.0.0.1:5005/cached/timer:1';
+    expect(await checker.check('team-a', image)).toEqual({ ok: true });
+    // Spaced past a millisecond, as reviews arriving at 1,000/s are.
+    await new Promise((r) => setTimeout(r, 5));
+    let timers = 0;
+    const hook = createHook({ init: (_id, type) => void (type === 'Timeout' && (timers += 1)) }).enable();
+    try {
+      expect((await checkImages(checker, 'team-a', [image], 2_000)).get(image)).toEqual({ ok: true });
+    } finally {
+      hook.disable();
+    }
+    expect(timers).toBe(0);
     await checker.close();
   });
 
