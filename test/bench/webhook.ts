@@ -106,6 +106,11 @@ async function startWebhookRole(dir: string, registryUrl: string): Promise<Webho
   };
 }
 
+/** Times the process's main thread went to sleep (blocked in epoll, mostly): its event-loop wake-ups. */
+function wakeUps(pid: number): number {
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+}
+
 /** Resident memory once the process has been quiet long enough for idle-gc.ts's two collections. */
 async function restingMiB(pid: number): Promise<number> {
   await new Promise((r) => setTimeout(r, 11_000));
@@ -158,18 +163,22 @@ async function measure(): Promise<void> {
   }
   const paced: Record<'webhook' | 'bare', PacedLoadResult[]> = { webhook: [], bare: [] };
   const pacedCpu: Record<'webhook' | 'bare', number[]> = { webhook: [], bare: [] };
+  const pacedWakes: Record<'webhook' | 'bare', number[]> = { webhook: [], bare: [] };
   const targets = [['webhook', 'webhook /mutate', urls.webhook], ['bare', 'bare fastify', urls.bare]] as const;
   for (let i = 0; i < PACED_RUNS; i++) {
     for (const [key, name, url] of i % 2 ? [...targets].reverse() : targets) {
       const before = cpuSeconds(pids[key]);
+      const sleptBefore = wakeUps(pids[key]);
       const r = await pacedLoadChild({ url: `${url}/mutate`, body: REVIEW, rate: 1000, durationMs: 10_000, connections: 8, servername: 'layover-webhook.layover.svc' });
       const cpu = cpuSeconds(pids[key]) - before;
+      const wakes = (wakeUps(pids[key]) - sleptBefore) / r.requests;
       if (r.non2xx || r.errors) throw new Error(`${name} paced: ${r.non2xx} non-2xx, ${r.errors} errors`);
       const load = loadavg()[0]!.toFixed(2);
       rows.push({ target: name, mode: `1,000 req/s #${i + 1}`, 'req/s': r.rate, 'p50 ms': r.latency.p50, 'p99 ms': r.latency.p99, 'max ms': r.latency.max, requests: r.requests, 'CPU µs/req': Math.round((cpu * 1e6) / r.requests), load });
-      pacedRows.push({ target: name, run: i + 1, 'p99.9 ms': r.latency.p999, 'service p99 ms': r.service.p99, 'send lag p99 ms': r.sendLag.p99, 'send lag max ms': r.sendLag.max, 'timer lag p99 ms': r.timerLag.p99, 'load gen GCs': r.gc.count, 'load gen GC max ms': r.gc.maxMs, load });
+      pacedRows.push({ target: name, run: i + 1, 'p99.9 ms': r.latency.p999, 'service p99 ms': r.service.p99, 'send lag p99 ms': r.sendLag.p99, 'send lag max ms': r.sendLag.max, 'timer lag p99 ms': r.timerLag.p99, 'server wake-ups/req': wakes.toFixed(2), 'load gen GCs': r.gc.count, 'load gen GC max ms': r.gc.maxMs, load });
       paced[key].push(r);
       pacedCpu[key].push((cpu * 1e6) / r.requests);
+      pacedWakes[key].push(wakes);
     }
   }
   const afterMiB = await restingMiB(webhook.child.pid!);
@@ -201,6 +210,7 @@ async function measure(): Promise<void> {
       { metric: 'load generator wake-up lag p99 (floor), median', unit: 'ms', digits: 1, layover: median(paced.webhook.map((r) => r.timerLag.p99)), spread: spreadOf(paced.webhook.map((r) => r.timerLag.p99), 1), peer: median(paced.bare.map((r) => r.timerLag.p99)) },
       { metric: 'max at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(p('webhook', 'max')), spread: spreadOf(p('webhook', 'max'), 1), peer: median(p('bare', 'max')) },
       { metric: 'CPU µs per review at 1,000/s, median', digits: 0, layover: median(pacedCpu.webhook), spread: spreadOf(pacedCpu.webhook, 0), peer: median(pacedCpu.bare) },
+      { metric: 'server event-loop wake-ups per review at 1,000/s, median', digits: 2, layover: median(pacedWakes.webhook), spread: spreadOf(pacedWakes.webhook, 2), peer: median(pacedWakes.bare) },
       { metric: 'webhook role RSS at rest, file TLS', unit: 'MiB', digits: 1, layover: restMiB, target: '≤ 70 MiB', met: restMiB <= 70 },
       { metric: 'webhook role RSS at rest after the runs', unit: 'MiB', digits: 1, layover: afterMiB },
     ],
