@@ -190,7 +190,11 @@ export async function pacedLoad(options: PacedLoadOptions): Promise<PacedLoadRes
     if (c) c.send(request, due);
     else queue.push(due);
   });
+  // A connection lost mid-run never answers: the run ends anyway, counting what went unanswered.
+  const deadline = setTimeout(finish, total * interval + 30_000);
   await finished;
+  clearTimeout(deadline);
+  errors += total - answered;
   await clock.terminate();
   observer.disconnect();
   for (const c of connections) c.socket.end();

@@ -65,6 +65,32 @@ describe('resolve check', () => {
     await checker.close();
   });
 
+  it('answers a success past its life at once while one check renews it, for at most one more life', async () => {
+    const checker = createResolveChecker({ registryUrl: base, logger, credentials: async () => undefined, positiveTtlMs: 200, negativeTtlMs: 100 });
+    const image = '127.0.0.1:5005/stale/a:1';
+    seen.length = 0;
+    status = 200;
+    expect(await checker.check('team-a', image)).toEqual({ ok: true });
+    status = 404;
+    holdMs = 50;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    // Stale: answered without waiting, and renewed once in the background however many ask.
+    expect(checker.cached?.('team-a', image)).toEqual({ ok: true });
+    expect(await checker.check('team-a', image)).toEqual({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(seen).toHaveLength(2);
+    // The renewal's answer replaces it.
+    expect(checker.cached?.('team-a', image)).toEqual({ ok: false, reason: 'not found through layover (HTTP 404)' });
+    // A success left unasked past twice its life is gone: the next review waits for a new check.
+    status = 200;
+    holdMs = 0;
+    const other = '127.0.0.1:5005/stale/b:1';
+    expect(await checker.check('team-a', other)).toEqual({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    expect(checker.cached?.('team-a', other)).toBeUndefined();
+    await checker.close();
+  });
+
   it('a review waits for its checks only up to its budget; late answers still fill the cache', async () => {
     const checker = createResolveChecker({ registryUrl: base, logger, credentials: async () => undefined });
     status = 200;
