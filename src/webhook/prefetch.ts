@@ -57,7 +57,8 @@ export function createPrefetcher(options: PrefetchOptions): Prefetcher {
   const agent = lazyAgent({ connect: { timeout: 10_000 }, headersTimeout: REQUEST_TIMEOUT_MS, bodyTimeout: REQUEST_TIMEOUT_MS });
   const queue = new BoundedQueue({ concurrency: options.concurrency ?? 4, maxWaiting: Infinity });
   const window = options.dedupeMs ?? 10 * 60_000;
-  const started = new LRUCache<string, true>({ max: 10_000, ttl: window });
+  // ttlResolution 0: no 1 ms timer per lookup (see resolve-check.ts).
+  const started = new LRUCache<string, true>({ max: 10_000, ttl: window, ttlResolution: 0 });
   const running = new Set<Promise<void>>();
   let closed = false;
 

@@ -9,7 +9,11 @@
 // is read at rest before the load (after its idle collections) and again 10 s after it.
 // BENCH_WEBHOOK_NODE_ARGS adds node flags to the webhook (e.g. `--trace-gc`, `--cpu-prof`);
 // BENCH_WEBHOOK_STDOUT names a file for its output (its log, and what such flags print);
-// BENCH_PEERS_NODE_ARGS adds node flags to the bare route's process.
+// BENCH_PEERS_NODE_ARGS adds node flags to the bare route's process; BENCH_LOAD_NODE_ARGS to the
+// load generator's. The paced load comes from _paced-load.ts in a process of its own (why not
+// autocannon: see there). BENCH_WEBHOOK_RT=1 runs the webhook, the bare route and the load generator
+// under SCHED_RR (`chrt -r 1`, root only): on a machine busy with other work, that measures the
+// servers rather than how long the scheduler keeps them off a core; say so beside such figures.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
@@ -31,10 +35,16 @@ import { openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { median } from './measure.js';
 import { printSummary, spreadOf } from './summary.js';
+import type { PacedLoadOptions, PacedLoadResult, Percentiles } from './_paced-load.js';
 
 // Not strict: run.ts passes every benchmark the same arguments.
 const { values: args } = parseArgs({ options: { 'paced-runs': { type: 'string', default: '3' }, peers: { type: 'boolean', default: false } }, strict: false });
 const PACED_RUNS = Math.max(1, Number(args['paced-runs']) || 3);
+
+/** `chrt -r 1` in front of a command when BENCH_WEBHOOK_RT asks for it (execs: the pid stays the command's). */
+function prioritised(command: string, args: string[]): [string, string[]] {
+  return process.env.BENCH_WEBHOOK_RT ? ['chrt', ['-r', '1', command, ...args]] : [command, args];
+}
 
 interface Histogram { p50: number; p99: number; average: number; max: number }
 interface Result { requests: { average: number; total: number }; latency: Histogram; '2xx': number; non2xx: number; errors: number; timeouts: number }
@@ -81,7 +91,7 @@ async function startWebhookRole(dir: string, registryUrl: string): Promise<Webho
     webhook: { enabled: true, listen: `127.0.0.1:${port}`, healthURL: `${registryUrl}/v2/`, tls: { cert: path.join(dir, 'tls.crt'), key: path.join(dir, 'tls.key') } },
   }));
   const extra = process.env.BENCH_WEBHOOK_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...IMAGE_NODE_FLAGS, ...extra, await compiledEntry(), 'serve', '--config', configFile], {
+  const child = spawn(...prioritised(process.execPath, [...IMAGE_NODE_FLAGS, ...extra, await compiledEntry(), 'serve', '--config', configFile]), {
     cwd: dir, stdio: ['ignore', process.env.BENCH_WEBHOOK_STDOUT ? openSync(process.env.BENCH_WEBHOOK_STDOUT, 'w') : 'ignore', 'inherit'],
     env: { ...process.env, LAYOVER_CONFIG: undefined, NODE_OPTIONS: undefined, KUBERNETES_SERVICE_HOST: undefined, KUBECONFIG: undefined, ...IMAGE_ENV },
   });
@@ -96,6 +106,11 @@ async function startWebhookRole(dir: string, registryUrl: string): Promise<Webho
   };
 }
 
+/** Times the process's main thread went to sleep (blocked in epoll, mostly): its event-loop wake-ups. */
+function wakeUps(pid: number): number {
+  return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+}
+
 /** Resident memory once the process has been quiet long enough for idle-gc.ts's two collections. */
 async function restingMiB(pid: number): Promise<number> {
   await new Promise((r) => setTimeout(r, 11_000));
@@ -108,7 +123,7 @@ async function measure(): Promise<void> {
   writeFileSync(path.join(tmp.path, 'tls.crt'), pair.cert);
   writeFileSync(path.join(tmp.path, 'tls.key'), pair.key);
   const peerArgs = process.env.BENCH_PEERS_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const peersChild = spawn(process.execPath, [...IMAGE_NODE_FLAGS, ...peerArgs, '--import', 'tsx', fileURLToPath(import.meta.url), '--peers'], {
+  const peersChild = spawn(...prioritised(process.execPath, [...IMAGE_NODE_FLAGS, ...peerArgs, '--import', 'tsx', fileURLToPath(import.meta.url), '--peers']), {
     stdio: ['pipe', 'pipe', 'inherit'],
     env: { ...process.env, ...IMAGE_ENV, BENCH_TLS_CERT: path.join(tmp.path, 'tls.crt'), BENCH_TLS_KEY: path.join(tmp.path, 'tls.key') },
   });
@@ -128,6 +143,7 @@ async function measure(): Promise<void> {
     connections: 8, duration: 8, servername: 'layover-webhook.layover.svc', ...extra,
   });
   const rows: Array<Record<string, string | number>> = [];
+  const pacedRows: Array<Record<string, string | number>> = [];
   const record = (name: string, mode: string, r: Result, load: number, cpu: number) => {
     if (r.non2xx || r.errors || r.timeouts) throw new Error(`${name} ${mode}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
     rows.push({ target: name, mode, 'req/s': Math.round(r.requests.average), 'p50 ms': r.latency.p50, 'p99 ms': r.latency.p99, 'max ms': r.latency.max, requests: r.requests.total, 'CPU µs/req': Math.round((cpu * 1e6) / r.requests.total), load: load.toFixed(2) });
@@ -145,15 +161,24 @@ async function measure(): Promise<void> {
     const { r, cpu } = await measured(key, url, {});
     record(name, 'max throughput', r, loadavg()[0]!, cpu);
   }
-  const paced: Record<'webhook' | 'bare', Histogram[]> = { webhook: [], bare: [] };
+  const paced: Record<'webhook' | 'bare', PacedLoadResult[]> = { webhook: [], bare: [] };
   const pacedCpu: Record<'webhook' | 'bare', number[]> = { webhook: [], bare: [] };
+  const pacedWakes: Record<'webhook' | 'bare', number[]> = { webhook: [], bare: [] };
   const targets = [['webhook', 'webhook /mutate', urls.webhook], ['bare', 'bare fastify', urls.bare]] as const;
   for (let i = 0; i < PACED_RUNS; i++) {
     for (const [key, name, url] of i % 2 ? [...targets].reverse() : targets) {
-      const { r, cpu } = await measured(key, url, { overallRate: 1000, duration: 10, connections: 10 });
-      record(name, `1,000 req/s #${i + 1}`, r, loadavg()[0]!, cpu);
-      paced[key].push(r.latency);
-      pacedCpu[key].push((cpu * 1e6) / r.requests.total);
+      const before = cpuSeconds(pids[key]);
+      const sleptBefore = wakeUps(pids[key]);
+      const r = await pacedLoadChild({ url: `${url}/mutate`, body: REVIEW, rate: 1000, durationMs: 10_000, connections: 8, servername: 'layover-webhook.layover.svc' });
+      const cpu = cpuSeconds(pids[key]) - before;
+      const wakes = (wakeUps(pids[key]) - sleptBefore) / r.requests;
+      if (r.non2xx || r.errors) throw new Error(`${name} paced: ${r.non2xx} non-2xx, ${r.errors} errors`);
+      const load = loadavg()[0]!.toFixed(2);
+      rows.push({ target: name, mode: `1,000 req/s #${i + 1}`, 'req/s': r.rate, 'p50 ms': r.latency.p50, 'p99 ms': r.latency.p99, 'max ms': r.latency.max, requests: r.requests, 'CPU µs/req': Math.round((cpu * 1e6) / r.requests), load });
+      pacedRows.push({ target: name, run: i + 1, 'p99.9 ms': r.latency.p999, 'service p99 ms': r.service.p99, 'send lag p99 ms': r.sendLag.p99, 'send lag max ms': r.sendLag.max, 'timer lag p99 ms': r.timerLag.p99, 'server wake-ups/req': wakes.toFixed(2), 'load gen GCs': r.gc.count, 'load gen GC max ms': r.gc.maxMs, load });
+      paced[key].push(r);
+      pacedCpu[key].push((cpu * 1e6) / r.requests);
+      pacedWakes[key].push(wakes);
     }
   }
   const afterMiB = await restingMiB(webhook.child.pid!);
@@ -165,24 +190,44 @@ async function measure(): Promise<void> {
 
   console.log(`AdmissionReview body: ${REVIEW.length} bytes (an apiserver-defaulted Pod with an init container); node ${process.version}, ${cpus().length} cores; image checks sent to the registry: ${(JSON.parse(counts) as { heads: number }).heads}`);
   console.table(rows);
+  console.log('Paced runs: where the tail comes from (latency counts from when each request was due; service from its write; send lag is the load generator\'s own lateness)');
+  console.table(pacedRows);
   const max = (target: string) => Number(rows.find((r) => r.target === target && r.mode === 'max throughput')?.['req/s']);
-  const p = (key: 'webhook' | 'bare', field: keyof Histogram) => paced[key].map((h) => h[field]);
+  const p = (key: 'webhook' | 'bare', field: keyof Percentiles) => paced[key].map((r) => r.latency[field]);
   const worst = Math.max(...p('webhook', 'p99'));
   printSummary({
     bench: 'webhook',
     peer: 'bare fastify HTTPS',
-    note: `${PACED_RUNS} paced runs each, alternating; compiled layover serve with the image's flags; shared machine (load ${loadavg()[0]!.toFixed(1)})`,
+    note: `${PACED_RUNS} paced runs each, alternating, open-loop from their own process${process.env.BENCH_WEBHOOK_RT ? ', all under SCHED_RR' : ''}; compiled layover serve with the image's flags; shared machine (load ${loadavg()[0]!.toFixed(1)})`,
     rows: [
       { metric: 'reviews/s, max throughput', digits: 0, layover: max('webhook /mutate'), peer: max('bare fastify'), target: '≥ 5,000/s', met: max('webhook /mutate') >= 5000 },
       { metric: 'p50 at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(p('webhook', 'p50')), spread: spreadOf(p('webhook', 'p50'), 1), peer: median(p('bare', 'p50')) },
       { metric: 'p99 at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(p('webhook', 'p99')), spread: spreadOf(p('webhook', 'p99'), 1), peer: median(p('bare', 'p99')) },
       { metric: 'p99 at 1,000/s, worst run', unit: 'ms', digits: 1, layover: worst, peer: Math.max(...p('bare', 'p99')), target: `≤ 5 ms in ${PACED_RUNS} of ${PACED_RUNS}`, met: worst <= 5 },
+      // Where the tail comes from: the server (from the write to the answer) and the machine (how late
+      // a process that does nothing but wake every millisecond wakes: the load generator's clock).
+      { metric: 'p99 from the write (service), median', unit: 'ms', digits: 1, layover: median(paced.webhook.map((r) => r.service.p99)), spread: spreadOf(paced.webhook.map((r) => r.service.p99), 1), peer: median(paced.bare.map((r) => r.service.p99)) },
+      { metric: 'load generator wake-up lag p99 (floor), median', unit: 'ms', digits: 1, layover: median(paced.webhook.map((r) => r.timerLag.p99)), spread: spreadOf(paced.webhook.map((r) => r.timerLag.p99), 1), peer: median(paced.bare.map((r) => r.timerLag.p99)) },
       { metric: 'max at 1,000/s, median of runs', unit: 'ms', digits: 1, layover: median(p('webhook', 'max')), spread: spreadOf(p('webhook', 'max'), 1), peer: median(p('bare', 'max')) },
       { metric: 'CPU µs per review at 1,000/s, median', digits: 0, layover: median(pacedCpu.webhook), spread: spreadOf(pacedCpu.webhook, 0), peer: median(pacedCpu.bare) },
+      { metric: 'server event-loop wake-ups per review at 1,000/s, median', digits: 2, layover: median(pacedWakes.webhook), spread: spreadOf(pacedWakes.webhook, 2), peer: median(pacedWakes.bare) },
       { metric: 'webhook role RSS at rest, file TLS', unit: 'MiB', digits: 1, layover: restMiB, target: '≤ 70 MiB', met: restMiB <= 70 },
       { metric: 'webhook role RSS at rest after the runs', unit: 'MiB', digits: 1, layover: afterMiB },
     ],
   });
+}
+
+/** One paced run from its own process (_paced-load.ts), so the load shares neither server's event loop. */
+async function pacedLoadChild(options: PacedLoadOptions): Promise<PacedLoadResult> {
+  // A larger young generation: fewer scavenges of the generator's own during a run.
+  const extra = ['--max-semi-space-size=32', ...(process.env.BENCH_LOAD_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  const child = spawn(...prioritised(process.execPath, [...extra, '--import', 'tsx', fileURLToPath(new URL('./_paced-load.ts', import.meta.url)), JSON.stringify(options)]), { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  const line = out.trim().split('\n').pop() ?? '';
+  if (code !== 0 || !line.startsWith('{')) throw new Error(`paced load exited ${code}: ${out}`);
+  return JSON.parse(line) as PacedLoadResult;
 }
 
 async function fetchHealth(port: number): Promise<number> {

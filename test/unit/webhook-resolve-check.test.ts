@@ -1,5 +1,6 @@
 // The resolve check's cache, coalescing and budget, and how the webhook gets a namespace's
 // credentials, against a loopback HTTP server that answers HEADs as a registry would.
+import { createHook } from 'node:async_hooks';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +65,32 @@ describe('resolve check', () => {
     await checker.close();
   });
 
+  it('answers a success past its life at once while one check renews it, for at most one more life', async () => {
+    const checker = createResolveChecker({ registryUrl: base, logger, credentials: async () => undefined, positiveTtlMs: 200, negativeTtlMs: 100 });
+    const image = '127.0.0.1:5005/stale/a:1';
+    seen.length = 0;
+    status = 200;
+    expect(await checker.check('team-a', image)).toEqual({ ok: true });
+    status = 404;
+    holdMs = 50;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    // Stale: answered without waiting, and renewed once in the background however many ask.
+    expect(checker.cached?.('team-a', image)).toEqual({ ok: true });
+    expect(await checker.check('team-a', image)).toEqual({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(seen).toHaveLength(2);
+    // The renewal's answer replaces it.
+    expect(checker.cached?.('team-a', image)).toEqual({ ok: false, reason: 'not found through layover (HTTP 404)' });
+    // A success left unasked past twice its life is gone: the next review waits for a new check.
+    status = 200;
+    holdMs = 0;
+    const other = '127.0.0.1:5005/stale/b:1';
+    expect(await checker.check('team-a', other)).toEqual({ ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    expect(checker.cached?.('team-a', other)).toBeUndefined();
+    await checker.close();
+  });
+
   it('a review waits for its checks only up to its budget; late answers still fill the cache', async () => {
     const checker = createResolveChecker({ registryUrl: base, logger, credentials: async () => undefined });
     status = 200;
@@ -92,6 +119,24 @@ describe('resolve check', () => {
     const both = await checkImages(checker, 'team-a', [image, other], 2_000);
     expect([both.get(image), both.get(other)]).toEqual([{ ok: true }, { ok: true }]);
     expect(seen.slice(before).map((r) => r.path)).toEqual(['/v2/cached/b/manifests/1']);
+    await checker.close();
+  });
+
+  it('answers from the cache without arming a timer: no extra event-loop wake-up per review', async () => {
+    const checker = createResolveChecker({ registryUrl: base, logger, credentials: async () => undefined });
+    status = 200;
+    const image = '127.0.0.1:5005/cached/timer:1';
+    expect(await checker.check('team-a', image)).toEqual({ ok: true });
+    // Spaced past a millisecond, as reviews arriving at 1,000/s are.
+    await new Promise((r) => setTimeout(r, 5));
+    let timers = 0;
+    const hook = createHook({ init: (_id, type) => void (type === 'Timeout' && (timers += 1)) }).enable();
+    try {
+      expect((await checkImages(checker, 'team-a', [image], 2_000)).get(image)).toEqual({ ok: true });
+    } finally {
+      hook.disable();
+    }
+    expect(timers).toBe(0);
     await checker.close();
   });
 
