@@ -36,6 +36,11 @@ VOLUME ["/var/lib/layover"]
 # optimizing recompile of it during the first large upstream response took ~25 MiB for a moment
 # (a mirror's peak RSS over its first cache miss: 137-143 MiB with it, 112-115 without; CPU per
 # miss the same within the noise: a blob body is one span to the parser).
-ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "/app/bin/layover.js"]
+# At rest (issue 16): at most two malloc arenas, and TurboFan compiling on the main thread. Each
+# thread that mallocs gets its own arena, and the optimizing compiler's background thread left
+# 3-5 MiB of freed but resident zone memory in its arena after start-up; with both, the registry
+# at rest went from 71-75 MiB to 66-67 (test/bench/registry.ts). V8's --optimize-for-size took
+# another 1-2 MiB (heap pages kept smaller and fuller).
+ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_ARENA_MAX=2
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "--no-concurrent-recompilation", "--optimize-for-size", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
