@@ -39,8 +39,9 @@ VOLUME ["/var/lib/layover"]
 # At rest (issue 16): at most two malloc arenas, and TurboFan compiling on the main thread. Each
 # thread that mallocs gets its own arena, and the optimizing compiler's background thread left
 # 3-5 MiB of freed but resident zone memory in its arena after start-up; with both, the registry
-# at rest went from 71-75 MiB to 66-67 (test/bench/registry.ts). V8's --optimize-for-size took
-# another 1-2 MiB (heap pages kept smaller and fuller).
+# at rest went from 71-75 MiB to 66-67 (CPU per push, upload and GET the same within the noise).
+# Not --optimize-for-size: 1-2 MiB less at rest, but it holds the young generation at 1 MiB
+# whatever --max-semi-space-size says (the cost described above: 2.3x the CPU on a churn test).
 ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_ARENA_MAX=2
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "--no-concurrent-recompilation", "--optimize-for-size", "/app/bin/layover.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "--no-concurrent-recompilation", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
