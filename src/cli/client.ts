@@ -224,19 +224,19 @@ export class TableBuilder {
   /** Left-aligned columns (right-aligned where `right` says), two spaces apart, no trailing blanks. */
   toString(): string {
     const n = this.columns.length;
-    const line = (cell: (i: number) => string) => {
+    const blanks = ' '.repeat(Math.max(0, ...this.widths));
+    const lines = new Array<string>(this.rows + 1);
+    for (let r = -1; r < this.rows; r++) {
       let out = '';
       for (let i = 0; i < n; i++) {
-        const c = cell(i);
-        const w = this.widths[i]!;
+        const c = r < 0 ? this.header[i]! : this.columns[i]![r]!;
+        const gap = blanks.slice(0, this.widths[i]! - c.length);
         if (i) out += '  ';
-        out += this.right[i] ? c.padStart(w) : i === n - 1 ? c : c.padEnd(w);
+        if (this.right[i]) out += gap + c;
+        else out += i === n - 1 ? c : c + gap;
       }
-      return out.trimEnd();
-    };
-    const lines = new Array<string>(this.rows + 1);
-    lines[0] = line((i) => this.header[i]!);
-    for (let r = 0; r < this.rows; r++) lines[r + 1] = line((i) => this.columns[i]![r]!);
+      lines[r + 1] = out.trimEnd();
+    }
     return lines.join('\n');
   }
 }
