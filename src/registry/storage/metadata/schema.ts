@@ -17,6 +17,23 @@ export interface Migration {
 
 export const SCHEMA_VERSION_TABLE = 'CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)';
 
+/**
+ * Every repository's summary from scratch, current (version 0): migration 4's backfill, also run
+ * by the metadata benchmark after it seeds the tables directly. The same figures as rows.ts
+ * repositorySummariesSql, spelt out here so that the migration never changes with it.
+ */
+export const SUMMARY_BACKFILL = `INSERT INTO repository_summaries (name, version, computed_version, tags, manifests, size, pushed_at)
+  SELECT r.name, 0, 0,
+    (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name),
+    (SELECT COUNT(*) FROM manifests m WHERE m.repository = r.name),
+    COALESCE((SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (
+      SELECT m.digest FROM manifests m WHERE m.repository = r.name
+      UNION
+      SELECT x.ref FROM manifests m JOIN manifest_refs x ON x.manifest = m.digest WHERE m.repository = r.name AND x.kind <> 'unreadable'
+    )), 0),
+    (SELECT MAX(t.updated_at) FROM tags t WHERE t.repository = r.name)
+  FROM repositories r`;
+
 export const MIGRATIONS: Migration[] = [
   {
     version: 1,
@@ -131,6 +148,27 @@ export const MIGRATIONS: Migration[] = [
         outcome TEXT NOT NULL,
         report TEXT NOT NULL
       )`,
+    ],
+  },
+  {
+    // `ls` reads one maintained row per repository (its figures as repositorySummariesSql in
+    // rows.ts computes them) instead of computing them per request. Exact, never stale: every
+    // write that can change a repository's figures bumps `version` in its own transaction, and a
+    // reader recomputes the rows whose computed_version lags, storing the result only while
+    // `version` has not moved (rows.ts summaryMark, SUMMARY_STORE_CONFLICT). The backfill
+    // computes every existing repository's row, current (version 0).
+    version: 4,
+    statements: [
+      `CREATE TABLE repository_summaries (
+        name NAME PRIMARY KEY REFERENCES repositories (name) ON DELETE CASCADE,
+        version BIGINT NOT NULL,
+        computed_version BIGINT NOT NULL,
+        tags BIGINT NOT NULL DEFAULT 0,
+        manifests BIGINT NOT NULL DEFAULT 0,
+        size BIGINT NOT NULL DEFAULT 0,
+        pushed_at BIGINT
+      )`,
+      SUMMARY_BACKFILL,
     ],
   },
 ];
