@@ -201,7 +201,8 @@ async function seedLayoverSqlite(root: string, seed: Seed): Promise<void> {
     });
     // The maintained summaries (schema.ts migration 4) of rows written straight into the tables:
     // the migration's own backfill, as an upgraded registry would have them.
-    await meta.backfillSummaries();
+    const backfill = await timed(() => meta.backfillSummaries());
+    console.error(`[seed] sqlite: summaries backfilled in ${backfill.ms.toFixed(0)} ms`);
     db.exec('ANALYZE');
   } finally {
     await meta.close();
@@ -223,9 +224,11 @@ async function seedLayoverPostgres(root: string, url: string, seed: Seed): Promi
     for (const b of batches(rows.links)) await db.query('INSERT INTO links (repository, digest, created_at) SELECT n, d, $3 FROM unnest($1::text[], $2::text[]) AS x (n, d)', [columns(b, 0), columns(b, 1), now]);
     for (const b of batches(rows.revisions)) await db.query('INSERT INTO manifests (repository, digest, media_type, size, created_at) SELECT n, d, $4, s, $5 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS x (n, d, s)', [columns(b, 0), columns(b, 1), columns(b, 2), OCI_MANIFEST, now]);
     for (const b of batches(rows.tags)) await db.query('INSERT INTO tags (repository, tag, digest, updated_at) SELECT n, t, d, $4 FROM unnest($1::text[], $2::text[], $3::text[]) AS x (n, t, d)', [columns(b, 0), columns(b, 1), columns(b, 2), now]);
-    // The maintained summaries (schema.ts migration 4), by the migration's own backfill.
-    await new PostgresMetadata(db).backfillSummaries();
     await db.query('ANALYZE');
+    // The maintained summaries (schema.ts migration 4), by the migration's own backfill.
+    const backfill = await timed(() => new PostgresMetadata(db).backfillSummaries());
+    console.error(`[seed] postgres: summaries backfilled in ${backfill.ms.toFixed(0)} ms`);
+    await db.query('ANALYZE repository_summaries');
   } finally {
     await db.close();
   }
