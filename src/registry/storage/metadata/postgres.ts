@@ -375,7 +375,8 @@ export class PostgresMetadata implements MetadataStore {
 
   async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
     const { where, params } = this.namePage('r.name', page);
-    const stored = await this.db.query<Row>(storedSummariesSql(where, `$${params.length + 1}`), [...params, limitOf(page)]);
+    // Without JIT too: a 10,000-row page's join is costed past jit_above_cost (see analytical).
+    const stored = await this.analytical(storedSummariesSql(where, `$${params.length + 1}`), [...params, limitOf(page)]);
     return servedSummaries(stored, async (names) => {
       // One statement: the figures and the version they are stored under are one snapshot.
       const fresh = await this.analytical(FRESH_SUMMARIES, [names]);
