@@ -85,8 +85,8 @@ function platformString(p: unknown): string | undefined {
 
 /**
  * Reads the metadata's indexes, never a manifest's bytes for sizes: one repository costs a few
- * statements whatever its tag count (repositoryWithTags); a page of repositories (ls) is one
- * statement (repositorySummaries); du is one aggregate statement (storageUsage).
+ * statements whatever its tag count (repositoryWithTags); a page of repositories (ls) reads
+ * maintained rows (repositorySummaries); du is one aggregate statement (storageUsage).
  */
 export class Inventory {
   constructor(

@@ -74,26 +74,42 @@ async function askPassword(user: string): Promise<string> {
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * One request and its whole answer as text, over node:http(s). Not fetch: its first use loads
- * undici and compiles its WebAssembly parser, which doubled the CPU of a short CLI run.
+ * One request and its whole answer, over node:http(s). Not fetch: its first use loads undici and
+ * compiles its WebAssembly parser, which doubled the CPU of a short CLI run. `sent` resolves once
+ * the request has left (its socket flushed), so a caller can work while the server answers.
  */
-function send(url: URL, method: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
+function send(url: URL, method: string, headers: Record<string, string>): { sent: Promise<void>; answer: Promise<{ status: number; body: Buffer }> } {
+  let flushed!: () => void;
+  const sent = new Promise<void>((resolve) => (flushed = resolve));
+  const answer = new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method, headers }, (res: IncomingMessage) => {
+      // One buffer of the announced length when there is one: no list of chunks to concatenate.
+      const length = Number(res.headers['content-length']);
+      const whole = Number.isSafeInteger(length) && length > 0 && length < 2 ** 31 ? Buffer.allocUnsafe(length) : undefined;
       const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      let filled = 0;
+      res.on('data', (chunk: Buffer) => {
+        if (whole && filled + chunk.length <= whole.length) chunk.copy(whole, filled);
+        else chunks.push(chunk);
+        filled += chunk.length;
+      });
       res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: whole && filled === whole.length && !chunks.length ? whole : whole ? Buffer.concat([whole.subarray(0, Math.min(filled, whole.length)), ...chunks]) : Buffer.concat(chunks) }));
     });
     const timer = setTimeout(() => req.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
     req.on('socket', (socket) => {
       if (!socket.connecting) clearTimeout(timer);
       else socket.once('connect', () => clearTimeout(timer));
     });
-    req.on('close', () => clearTimeout(timer));
+    req.on('finish', flushed);
+    req.on('close', () => {
+      clearTimeout(timer);
+      flushed();
+    });
     req.on('error', reject);
     req.end();
   });
+  return { sent, answer };
 }
 
 export class LayoverClient {
@@ -120,18 +136,24 @@ export class LayoverClient {
   }
 
   async call<T>(method: 'GET' | 'POST' | 'DELETE', path: string, params: Record<string, string> = {}): Promise<T> {
+    return this.start<T>(method, path, params).answer;
+  }
+
+  /**
+   * A call whose answer may be awaited later: `sent` resolves once the request is on its way, so
+   * the caller can format one page while the server works out the next.
+   */
+  start<T>(method: 'GET' | 'POST' | 'DELETE', path: string, params: Record<string, string> = {}): { sent: Promise<void>; answer: Promise<T> } {
     const url = new URL(`/api/v1/${path}`, this.base);
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-    let res: { status: number; text: string };
-    try {
-      res = await send(url, method, this.authorization ? { authorization: this.authorization } : {});
-    } catch (err) {
-      throw new ClientError(`cannot reach layover at ${this.base.origin}: ${(err as Error).message}`);
-    }
-    const { text } = res;
+    const request = send(url, method, this.authorization ? { authorization: this.authorization } : {});
+    return { sent: request.sent, answer: request.answer.then((res) => this.answerOf<T>(res), (err: unknown) => { throw new ClientError(`cannot reach layover at ${this.base.origin}: ${(err as Error).message}`); }) };
+  }
+
+  private answerOf<T>(res: { status: number; body: Buffer }): T {
     let body: unknown;
     try {
-      body = text ? JSON.parse(text) : undefined;
+      body = res.body.length ? JSON.parse(res.body.toString('utf8')) : undefined;
     } catch {
       body = undefined;
     }
@@ -151,9 +173,11 @@ export class LayoverClient {
   }
 }
 
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
 export function humanBytes(n: number | undefined): string {
   if (n === undefined) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  const units = UNITS;
   let value = n;
   let i = 0;
   while (value >= 1024 && i < units.length - 1) {
@@ -164,19 +188,64 @@ export function humanBytes(n: number | undefined): string {
 }
 
 export function shortTime(iso: string | undefined): string {
-  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '-';
+  if (!iso) return '-';
+  // What toISOString writes (YYYY-MM-DDTHH:MM:SS.sssZ), cut without a regex: ls prints 50,000 of them.
+  if (iso.length === 24 && iso.charCodeAt(10) === 84 /* T */ && iso.charCodeAt(19) === 46 /* . */ && iso.charCodeAt(23) === 90 /* Z */) return `${iso.slice(0, 10)} ${iso.slice(11, 19)}Z`;
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/**
+ * Columns of a table added to page by page (ls: while the next page is on its way), kept as one
+ * array of strings per column; widths grow as rows come, and the text is built once at the end.
+ */
+export class TableBuilder {
+  private readonly columns: string[][];
+  private readonly widths: number[];
+  private readonly right: boolean[];
+
+  constructor(private readonly header: string[], right: number[] = []) {
+    this.columns = header.map(() => []);
+    this.widths = header.map((h) => h.length);
+    this.right = header.map((_, i) => right.includes(i));
+  }
+
+  get rows(): number {
+    return this.columns[0]?.length ?? 0;
+  }
+
+  add(cells: string[]): void {
+    for (let i = 0; i < this.columns.length; i++) {
+      const c = cells[i] ?? '';
+      this.columns[i]!.push(c);
+      if (c.length > this.widths[i]!) this.widths[i] = c.length;
+    }
+  }
+
+  /** Left-aligned columns (right-aligned where `right` says), two spaces apart, no trailing blanks. */
+  toString(): string {
+    const n = this.columns.length;
+    const blanks = ' '.repeat(Math.max(0, ...this.widths));
+    const lines = new Array<string>(this.rows + 1);
+    for (let r = -1; r < this.rows; r++) {
+      let out = '';
+      for (let i = 0; i < n; i++) {
+        const c = r < 0 ? this.header[i]! : this.columns[i]![r]!;
+        const gap = blanks.slice(0, this.widths[i]! - c.length);
+        if (i) out += '  ';
+        if (this.right[i]) out += gap + c;
+        else out += i === n - 1 ? c : c + gap;
+      }
+      lines[r + 1] = out.trimEnd();
+    }
+    return lines.join('\n');
+  }
 }
 
 /** Left-aligned columns (right-aligned where `right` says), two spaces apart. */
 export function table(header: string[], rows: string[][], right: number[] = []): string {
-  // A loop, not Math.max(...rows): tens of thousands of arguments would overflow the stack.
-  const widths = header.map((h, i) => rows.reduce((w, r) => Math.max(w, (r[i] ?? '').length), h.length));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (right.includes(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
-      .join('  ')
-      .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  const builder = new TableBuilder(header, right);
+  for (const r of rows) builder.add(r);
+  return builder.toString();
 }
 
 export function print(text: string): void {

@@ -12,8 +12,8 @@ import type { Database, Queryable } from '../../../database/database.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
-import { MIGRATIONS, statementsFor } from './schema.js';
+import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, revisionOf, servedSummaries, storedSummariesSql, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, summaryIsCurrent, summaryMark, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { MIGRATIONS, statementsFor, SUMMARY_BACKFILL } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 /** The metadata schema as a migration track (database/migrate.ts), in the postgres dialect. */
@@ -32,6 +32,20 @@ function numbered(clause: string, from = 1): string {
 
 const REVISION_UPSERT = revisionUpsert((i) => `$${i}`);
 
+const MARK_REPOSITORY_PG = numbered(MARK_REPOSITORY);
+const MARK_HOLDERS_PG = numbered(MARK_HOLDERS);
+const MARK_MANIFEST_HOLDERS_PG = numbered(MARK_MANIFEST_HOLDERS);
+const PUT_BLOB = `WITH added AS (INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING RETURNING digest)
+  ${summaryMark(`SELECT m.repository AS name FROM manifests m WHERE m.digest IN (SELECT digest FROM added)
+    UNION SELECT m.repository FROM manifest_refs x JOIN manifests m ON m.digest = x.manifest WHERE x.ref IN (SELECT digest FROM added) AND x.kind <> 'unreadable'`)}`;
+const FRESH_SUMMARIES = freshSummariesSql('r.name = ANY($1::text[])', 'ALL');
+/** Recomputed summaries stored in one statement, in name order (the order marks lock rows in). */
+const SUMMARY_STORE = `INSERT INTO repository_summaries ${SUMMARY_STORE_COLUMNS}
+  SELECT u.name, u.version, u.version, u.tags, u.manifests, u.size, u.pushed_at
+  FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u (name, version, tags, manifests, size, pushed_at)
+  JOIN repositories r ON r.name = u.name ORDER BY u.name
+  ${SUMMARY_STORE_CONFLICT}`;
+
 const USAGE_DIALECT: UsageDialect = {
   namespaceOf: (column) => `split_part(${column}, '/', 1)`,
   inList: (column) => `${column} = ANY(?::text[])`,
@@ -42,7 +56,10 @@ function limitOf(page: Page): number | null {
 }
 
 async function ensureRepository(tx: Queryable, name: string, at: number): Promise<void> {
-  await tx.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING', [name, at]);
+  const created = await tx.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING 1', [name, at]);
+  // A new repository's summary starts stale (rows.ts summaryMark): a reader that computed the
+  // figures of a former repository of the same name can then never store them over it.
+  if (created.length) await tx.query(MARK_REPOSITORY_PG, [name]);
 }
 
 const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';
@@ -99,7 +116,9 @@ export class PostgresMetadata implements MetadataStore {
   }
 
   async putBlob(blob: BlobRecord): Promise<void> {
-    await this.db.query('INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING', [blob.digest, blob.size, blob.createdAt]);
+    // A manifest may be stored before its blobs (a mirror caches layers as they are pulled): the
+    // sizes of the repositories holding it change. One statement (no transaction's round trips).
+    await this.db.query(PUT_BLOB, [blob.digest, blob.size, blob.createdAt]);
   }
 
   async deleteBlob(digest: Digest, removeContent?: () => Promise<void>): Promise<void> {
@@ -118,8 +137,9 @@ export class PostgresMetadata implements MetadataStore {
         if (use?.used) throw new StillReferencedError(digest);
         await tx.query(`INSERT INTO gc_tombstones (digest, deleted_at) VALUES ($1, ${NOW_MS}) ON CONFLICT (digest) DO UPDATE SET deleted_at = excluded.deleted_at`, [digest]);
       }
-      await tx.query('DELETE FROM blobs WHERE digest = $1', [digest]);
+      const gone = await tx.query('DELETE FROM blobs WHERE digest = $1 RETURNING 1', [digest]);
       await tx.query('DELETE FROM blob_sources WHERE digest = $1', [digest]);
+      if (gone.length) await tx.query(MARK_HOLDERS_PG, [digest, digest]);
       // Before the commit (database/sweep.ts, 4): until then other replicas still see the blob, so
       // none pushes it again only to have its new bytes deleted by this sweep.
       await removeContent?.();
@@ -192,6 +212,8 @@ export class PostgresMetadata implements MetadataStore {
           [refs.map((r) => r.manifest), refs.map((r) => r.kind), refs.map((r) => r.ref)],
         );
       }
+      // References are global: every repository holding this manifest may have changed size.
+      await tx.query(MARK_MANIFEST_HOLDERS_PG, [revision.digest]);
     });
   }
 
@@ -217,7 +239,10 @@ export class PostgresMetadata implements MetadataStore {
         if (use?.used) throw new StillReferencedError(digest);
       }
       const gone = (await tx.query('DELETE FROM manifests WHERE repository = $1 AND digest = $2 RETURNING 1', [repository, digest])).length > 0;
-      if (gone) await tx.query('DELETE FROM tags WHERE repository = $1 AND digest = $2', [repository, digest]);
+      if (gone) {
+        await tx.query('DELETE FROM tags WHERE repository = $1 AND digest = $2', [repository, digest]);
+        await tx.query(MARK_REPOSITORY_PG, [repository]);
+      }
       return gone;
     });
   }
@@ -281,11 +306,16 @@ export class PostgresMetadata implements MetadataStore {
         'INSERT INTO tags (repository, tag, digest, updated_at) VALUES ($1, $2, $3, $4) ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at',
         [repository, tag, digest, at],
       );
+      await tx.query(MARK_REPOSITORY_PG, [repository]);
     });
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
-    return (await this.db.query('DELETE FROM tags WHERE repository = $1 AND tag = $2 RETURNING 1', [repository, tag])).length > 0;
+    return this.db.transaction(async (tx) => {
+      const gone = (await tx.query('DELETE FROM tags WHERE repository = $1 AND tag = $2 RETURNING 1', [repository, tag])).length > 0;
+      if (gone) await tx.query(MARK_REPOSITORY_PG, [repository]);
+      return gone;
+    });
   }
 
   async listTags(repository: string, page: Page = {}): Promise<TagRecord[] | undefined> {
@@ -345,8 +375,31 @@ export class PostgresMetadata implements MetadataStore {
 
   async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
     const { where, params } = this.namePage('r.name', page);
-    const rows = await this.analytical(repositorySummariesSql(where, `$${params.length + 1}`), [...params, limitOf(page)]);
-    return rows.map(repositorySummaryOf);
+    // Without JIT too: a 10,000-row page's join is costed past jit_above_cost (see analytical).
+    const stored = await this.analytical(storedSummariesSql(where, `$${params.length + 1}`), [...params, limitOf(page)]);
+    return servedSummaries(stored, async (names) => {
+      // One statement: the figures and the version they are stored under are one snapshot.
+      const fresh = await this.analytical(FRESH_SUMMARIES, [names]);
+      const sorted = [...fresh].sort((a, b) => (String(a.name) < String(b.name) ? -1 : 1));
+      const column = (key: string, orNull: boolean) => sorted.map((f) => (f[key] === null || f[key] === undefined ? (orNull ? null : 0) : String(f[key])));
+      await this.db.query(SUMMARY_STORE, [sorted.map((f) => f.name), column('version', false), column('tags', false), column('manifests', false), column('size', false), column('pushed_at', true)]);
+      return fresh;
+    });
+  }
+
+  /** Recomputes every repository's maintained summary (migration 4's backfill), for data written straight into the tables. */
+  async backfillSummaries(): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.query("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'");
+      await tx.query('DELETE FROM repository_summaries');
+      await tx.query(SUMMARY_BACKFILL);
+    });
+  }
+
+  /** The maintained summary rows as stored, current or not (tests compare them with a computation from scratch). */
+  async storedSummaries(): Promise<{ name: string; current: boolean; summary: RepositorySummary }[]> {
+    const rows = await this.db.query<Row>('SELECT name, version, computed_version, tags, manifests, size, pushed_at FROM repository_summaries ORDER BY name');
+    return rows.map((row) => ({ name: row.name as string, current: summaryIsCurrent(row), summary: repositorySummaryOf(row) }));
   }
 
   async deleteRepository(repository: string): Promise<boolean> {

@@ -169,6 +169,80 @@ export function repositorySummariesSql(where: string, limit: string): string {
     FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ${limit}`;
 }
 
+/**
+ * Marks repositories' maintained summaries (repository_summaries, schema.ts migration 4) stale,
+ * inside the write's own transaction: bumps each one's version, creating the row (stale) when a
+ * repository has none yet. `select` yields the repository names (a column `name`) and must only
+ * yield existing repositories; it is ordered, so that concurrent marks lock rows in one order.
+ * Readers recompute stale rows and store the result only while the version has not moved
+ * (summaryStore), so a write committed meanwhile, on any replica, is never lost.
+ */
+export function summaryMark(select: string): string {
+  return `INSERT INTO repository_summaries (name, version, computed_version)
+    SELECT DISTINCT name, 1, 0 FROM (${select}) AS marked WHERE name IS NOT NULL ORDER BY name
+    ON CONFLICT (name) DO UPDATE SET version = repository_summaries.version + 1`;
+}
+
+/** The repository `?` (when it exists). */
+export const MARK_REPOSITORY = summaryMark('SELECT name FROM repositories WHERE name = ?');
+
+/**
+ * The repositories whose summary size involves the blob or manifest `?` (given twice): those
+ * holding it as a manifest, or holding a manifest that references it (repositorySummariesSql).
+ */
+export const MARK_HOLDERS = summaryMark(`SELECT m.repository AS name FROM manifests m WHERE m.digest = ?
+    UNION SELECT m.repository FROM manifest_refs x JOIN manifests m ON m.digest = x.manifest WHERE x.ref = ? AND x.kind <> 'unreadable'`);
+
+/**
+ * A page of maintained summaries: each repository of the page with its stored row (absent for a
+ * repository that never had one) and whether that row is current (version = computed_version).
+ */
+export function storedSummariesSql(where: string, limit: string): string {
+  return `SELECT r.name, s.version, s.computed_version, s.tags, s.manifests, s.size, s.pushed_at
+    FROM repositories r LEFT JOIN repository_summaries s ON s.name = r.name WHERE ${where} ORDER BY r.name LIMIT ${limit}`;
+}
+
+/** Whether a storedSummariesSql row can be served as it is. */
+export function summaryIsCurrent(row: Row): boolean {
+  return row.version !== null && row.version !== undefined && Number(row.version) === Number(row.computed_version);
+}
+
+/**
+ * repositorySummariesSql over the named repositories, with the version of each one's maintained
+ * row read in the same statement (one snapshot): a result stored under that version is exact.
+ */
+export function freshSummariesSql(inList: string, noLimit: string): string {
+  return `SELECT f.*, COALESCE((SELECT s.version FROM repository_summaries s WHERE s.name = f.name), 0) AS version
+    FROM (${repositorySummariesSql(inList, noLimit)}) AS f`;
+}
+
+/**
+ * Stores a recomputed summary (parameters: name, version seen, tags, manifests, size, pushed_at),
+ * only when the row's version is still the one seen (a missing row is created current, as
+ * version 0); skipped when the repository is gone.
+ */
+export const SUMMARY_STORE_COLUMNS = '(name, version, computed_version, tags, manifests, size, pushed_at)';
+export const SUMMARY_STORE_CONFLICT = `ON CONFLICT (name) DO UPDATE SET tags = excluded.tags, manifests = excluded.manifests, size = excluded.size,
+      pushed_at = excluded.pushed_at, computed_version = repository_summaries.version
+    WHERE repository_summaries.version = excluded.version`;
+
+/** The repositories who hold the manifest `?` (its references were just written). */
+export const MARK_MANIFEST_HOLDERS = summaryMark('SELECT repository AS name FROM manifests WHERE digest = ?');
+
+/**
+ * A page of summaries from its stored rows and, for those not current, the recomputed ones
+ * (freshSummariesSql rows), in the page's order. `recompute` gets the names of the stale rows
+ * and returns their fresh figures (and stores them under the version it saw).
+ */
+export async function servedSummaries(stored: Row[], recompute: (names: string[]) => Promise<Row[]>): Promise<RepositorySummary[]> {
+  const stale = stored.filter((row) => !summaryIsCurrent(row)).map((row) => row.name as string);
+  const fresh = new Map<string, Row>();
+  if (stale.length) for (const row of await recompute(stale)) fresh.set(row.name as string, row);
+  // A repository deleted between the two statements has no fresh row: its stored one is shown,
+  // as the page read it.
+  return stored.map((row) => repositorySummaryOf(fresh.get(row.name as string) ?? row));
+}
+
 export function repositorySummaryOf(row: Row): RepositorySummary {
   return {
     name: row.name as string,

@@ -6,9 +6,12 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, gcRunOf, namespaceEnd, repositorySummariesSql, repositorySummaryOf, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
-import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor } from './schema.js';
+import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, servedSummaries, storedSummariesSql, summaryIsCurrent, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor, SUMMARY_BACKFILL } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
+
+const SUMMARY_STORE = `INSERT INTO repository_summaries ${SUMMARY_STORE_COLUMNS} SELECT ?, ?, ?, ?, ?, ?, ? FROM repositories WHERE name = ? ${SUMMARY_STORE_CONFLICT}`;
+const FRESH_SUMMARIES = freshSummariesSql('r.name IN (SELECT value FROM json_each(?))', '-1');
 
 type Statement = Database.Statement<unknown[], Row>;
 
@@ -132,7 +135,9 @@ export class SqliteMetadata implements MetadataStore {
   }
 
   private ensureRepository(name: string, at: number): void {
-    this.sql('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING').run(name, at);
+    // A new repository's summary starts stale (rows.ts summaryMark): a reader that computed the
+    // figures of a former repository of the same name can then never store them over it.
+    if (this.sql('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING').run(name, at).changes > 0) this.sql(MARK_REPOSITORY).run(name);
   }
 
   // ---- blobs ----
@@ -143,14 +148,20 @@ export class SqliteMetadata implements MetadataStore {
   }
 
   async putBlob(blob: BlobRecord): Promise<void> {
-    this.sql('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING').run(blob.digest, blob.size, blob.createdAt);
+    this.transaction(() => {
+      // A manifest may be stored before its blobs (a mirror caches layers as they are pulled): the
+      // sizes of the repositories holding it change.
+      if (this.sql('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING').run(blob.digest, blob.size, blob.createdAt).changes > 0) {
+        this.sql(MARK_HOLDERS).run(blob.digest, blob.digest);
+      }
+    });
     await this.syncLog();
   }
 
   async deleteBlob(digest: Digest, removeContent?: () => Promise<void>): Promise<void> {
     // One process: its ReferenceGuard (gc/guard.ts) already keeps pushes of this digest out.
     this.transaction(() => {
-      this.sql('DELETE FROM blobs WHERE digest = ?').run(digest);
+      if (this.sql('DELETE FROM blobs WHERE digest = ?').run(digest).changes > 0) this.sql(MARK_HOLDERS).run(digest, digest);
       this.sql('DELETE FROM blob_sources WHERE digest = ?').run(digest);
     });
     await this.syncLog();
@@ -216,6 +227,8 @@ export class SqliteMetadata implements MetadataStore {
     this.sql(REVISION_UPSERT).run(...revisionParams(revision, referrer));
     const insertRef = this.sql('INSERT INTO manifest_refs (manifest, kind, ref) VALUES (?, ?, ?) ON CONFLICT (manifest, kind, ref) DO NOTHING');
     for (const r of refs) insertRef.run(r.manifest, r.kind, r.ref);
+    // References are global: every repository holding this manifest may have changed size.
+    this.sql(MARK_MANIFEST_HOLDERS).run(revision.digest);
   }
 
   async getManifest(repository: string, digest: Digest): Promise<RevisionRecord | undefined> {
@@ -227,7 +240,10 @@ export class SqliteMetadata implements MetadataStore {
     return this.durable(
       this.transaction(() => {
         const gone = this.sql('DELETE FROM manifests WHERE repository = ? AND digest = ?').run(repository, digest).changes > 0;
-        if (gone) this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
+        if (gone) {
+          this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
+          this.sql(MARK_REPOSITORY).run(repository);
+        }
         return gone;
       }),
     );
@@ -278,12 +294,19 @@ export class SqliteMetadata implements MetadataStore {
         digest,
         at,
       );
+      this.sql(MARK_REPOSITORY).run(repository);
     });
     await this.syncLog();
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
-    return this.durable(this.sql('DELETE FROM tags WHERE repository = ? AND tag = ?').run(repository, tag).changes > 0);
+    return this.durable(
+      this.transaction(() => {
+        const gone = this.sql('DELETE FROM tags WHERE repository = ? AND tag = ?').run(repository, tag).changes > 0;
+        if (gone) this.sql(MARK_REPOSITORY).run(repository);
+        return gone;
+      }),
+    );
   }
 
   async listTags(repository: string, page: Page = {}): Promise<TagRecord[] | undefined> {
@@ -334,7 +357,29 @@ export class SqliteMetadata implements MetadataStore {
 
   async repositorySummaries(page: Page & { namespace?: string } = {}): Promise<RepositorySummary[]> {
     const { where, params } = this.namePage('r.name', page);
-    return this.sql(repositorySummariesSql(where, '?')).all(...params, page.limit ?? -1).map(repositorySummaryOf);
+    const stored = this.sql(storedSummariesSql(where, '?')).all(...params, page.limit ?? -1);
+    return servedSummaries(stored, async (names) => {
+      const fresh = this.sql(FRESH_SUMMARIES).all(JSON.stringify(names));
+      this.transaction(() => {
+        for (const f of fresh) this.sql(SUMMARY_STORE).run(f.name, f.version, f.version, f.tags ?? 0, f.manifests ?? 0, f.size ?? 0, f.pushed_at ?? null, f.name);
+      });
+      return fresh;
+    });
+  }
+
+  /** Recomputes every repository's maintained summary (migration 4's backfill), for data written straight into the tables. */
+  async backfillSummaries(): Promise<void> {
+    this.transaction(() => {
+      this.database.exec('DELETE FROM repository_summaries');
+      this.database.exec(SUMMARY_BACKFILL);
+    });
+  }
+
+  /** The maintained summary rows as stored, current or not (tests compare them with a computation from scratch). */
+  async storedSummaries(): Promise<{ name: string; current: boolean; summary: RepositorySummary }[]> {
+    return this.sql('SELECT name, version, computed_version, tags, manifests, size, pushed_at FROM repository_summaries ORDER BY name')
+      .all()
+      .map((row) => ({ name: row.name as string, current: summaryIsCurrent(row), summary: repositorySummaryOf(row) }));
   }
 
   async deleteRepository(repository: string): Promise<boolean> {

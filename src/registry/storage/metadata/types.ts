@@ -206,7 +206,11 @@ export interface MetadataStore {
   repositoryExists(repository: string): Promise<boolean>;
   /** A page of repository names, sorted lexically (prefix: only `ns` and `ns/...`). */
   listRepositories(page?: Page & { namespace?: string }): Promise<string[]>;
-  /** Tag and manifest counts and size per repository, for a page of repositories (one statement). */
+  /**
+   * Tag and manifest counts and size per repository, for a page of repositories: their maintained
+   * rows (repository_summaries, kept exact by every write), recomputing only those a write has
+   * marked stale since they were last read.
+   */
   repositorySummaries(page?: Page & { namespace?: string }): Promise<RepositorySummary[]>;
   /** Removes the repository's own tags, revisions, links (a nested repository stays). */
   deleteRepository(repository: string): Promise<boolean>;
