@@ -2,7 +2,8 @@
 // leading underscore). Two layovers (compiled, the image's flags) on one docker-registry
 // upstream take turns pulling N fresh 256 MiB blobs cold; variant B is started with AB=<VAR>
 // set to 1 in its environment (put the change behind that switch while measuring), or with
-// --max-semi-space-size=$SEMI, or without the image's flag $DROP. Prints per pull the wall time, the process's user+system
+// --max-semi-space-size=$SEMI, or without the image's flag $DROP
+// or environment variable $DROP_ENV. Prints per pull the wall time, the process's user+system
 // CPU-s (all threads, /proc/PID/task/*/stat) and its event loop thread's, and the means without
 // the first pull (which compiles the hot path). CPU-s, not wall time, is the figure to judge by
 // on a shared machine. Usage: AB=LAYOVER_EXP_X N=5 npx tsx test/bench/_cold-ab.ts
@@ -11,7 +12,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { startDockerRegistry } from '../helpers/docker-registry.js';
-import { IMAGE_NODE_FLAGS, spawnLayover } from '../helpers/layover.js';
+import { IMAGE_ENV, IMAGE_NODE_FLAGS, spawnLayover } from '../helpers/layover.js';
 import { uploadBlob } from '../helpers/registry-client.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { curlGet, writeBlobFile } from './measure.js';
@@ -43,11 +44,15 @@ const AB = process.env.AB as string;
 const start = async (v: string | undefined) => {
   if (v) process.env[AB] = v; else delete process.env[AB];
   const saved = [...IMAGE_NODE_FLAGS];
+  const savedEnv = { ...IMAGE_ENV };
+  // DROP_ENV=<name>: variant B runs without that one of the image's environment variables.
+  if (v && process.env.DROP_ENV) delete IMAGE_ENV[process.env.DROP_ENV];
   if (v && process.env.SEMI) IMAGE_NODE_FLAGS[0] = `--max-semi-space-size=${process.env.SEMI}`;
   // DROP=<flag>: variant B runs without that one of the image's flags.
   if (v && process.env.DROP) IMAGE_NODE_FLAGS.splice(IMAGE_NODE_FLAGS.indexOf(process.env.DROP), 1);
   const l = await spawnLayover({ upstreams: [{ prefix: 'up', url: up.url }] }, { logLevel: 'warn', compiled: true });
   IMAGE_NODE_FLAGS.splice(0, IMAGE_NODE_FLAGS.length, ...saved);
+  Object.assign(IMAGE_ENV, savedEnv);
   delete process.env[AB];
   return l;
 };
