@@ -47,6 +47,10 @@ describe('deploy/monitoring', { timeout: 120_000 }, () => {
     await pushContent(upstream.url, 'lib/img', 'v1', [config, layer], manifest);
     expect((await getBytes(`${layover.url}/v2/up/lib/img/manifests/v1`)).status).toBe(200);
     expect((await getBytes(`${layover.url}/v2/up/lib/img/blobs/${layer.digest}`)).status).toBe(200);
+    // A cold blob's client gets its last byte on the digest's verdict and the commit, which
+    // records it as mirrored storage, lands just behind; a HEAD of it on this replica waits for
+    // that commit, so the scrape (whose figures are then reused for 15 s) sees it.
+    expect((await request(`${layover.url}/v2/up/lib/img/blobs/${layer.digest}`, { method: 'HEAD' })).statusCode).toBe(200);
     const res = await request(`${layover.url}/metrics`);
     expect(res.statusCode).toBe(200);
     text = await res.body.text();

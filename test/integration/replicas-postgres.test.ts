@@ -24,7 +24,10 @@ let one: SpawnedLayover;
 let two: SpawnedLayover;
 
 const raw = () => ({
-  auth: { enabled: true, users: [{ name: 'admin', password: admin.password, admin: true }] },
+  // The CLI test polls a login on replica 2 until it has reloaded the accounts; every poll before
+  // that is a failed password check, and the default lockout (5) then refused the right password
+  // too once the reload landed, whenever the reload took longer than 5 polls (a loaded CI run).
+  auth: { enabled: true, users: [{ name: 'admin', password: admin.password, admin: true }], rateLimit: { perUser: 1000, perClient: 1000 } },
   // A scheduled run must not interfere with the GC test's own runs.
   gc: { interval: '48h' },
 });
