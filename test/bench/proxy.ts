@@ -131,6 +131,12 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** CPU seconds of a process's main thread (Node's event loop; for Go just one of its threads). */
+function mainThreadCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 function blobGets(upstream: DockerRegistry, digest: string): number {
   return upstream.accessLog().filter((r) => r.method === 'GET' && r.path === `/v2/${REPO}/blobs/${digest}`).length;
 }
@@ -187,6 +193,8 @@ interface Figures {
   cold: number[];
   /** CPU-s of the mirror while its client was served. */
   coldCpu: number[];
+  /** CPU-s of its main thread meanwhile (Node: the event loop, where receive and send run). */
+  mainCpu: number[];
   /** CPU-s of the mirror from the request until it was quiet again (background work included). */
   missCpu: number[];
   /** CPU-s of the other mirrors meanwhile (should be ~0). */
@@ -225,7 +233,7 @@ async function main(): Promise<void> {
     mirrors.push(await startProxyMirror(upstream.url));
     const peer = mirrors.at(-1) as Mirror;
     const pids = () => mirrors.map((m) => m.pid);
-    const figures = new Map<Mirror, Figures>(mirrors.map((m) => [m, { first: 0, cold: [], coldCpu: [], missCpu: [], othersCpu: [], warm: [] }]));
+    const figures = new Map<Mirror, Figures>(mirrors.map((m) => [m, { first: 0, cold: [], coldCpu: [], mainCpu: [], missCpu: [], othersCpu: [], warm: [] }]));
     const direct: number[] = [];
     const loads: number[] = [];
     const expected = new Map<string, number>();
@@ -236,9 +244,11 @@ async function main(): Promise<void> {
       await quiet(pids());
       const others = mirrors.filter((o) => o !== m);
       const cpu0 = cpuSeconds(m.pid);
+      const main0 = mainThreadCpuSeconds(m.pid);
       const others0 = others.map((o) => cpuSeconds(o.pid));
       const seconds = await curlGet(m.blobUrl(digest), BLOB_SIZE);
       const served = cpuSeconds(m.pid) - cpu0;
+      f.mainCpu.push(mainThreadCpuSeconds(m.pid) - main0);
       expected.set(digest, (expected.get(digest) ?? 0) + m.getsPerMiss);
       await settle(upstream, digest, expected.get(digest) as number);
       await quiet([m.pid]);
@@ -256,6 +266,7 @@ async function main(): Promise<void> {
       const f = figures.get(m) as Figures;
       f.first = await cold(m, digest);
       f.coldCpu = [];
+      f.mainCpu = [];
       f.missCpu = [];
       f.othersCpu = [];
     }
@@ -303,6 +314,7 @@ async function main(): Promise<void> {
     for (const f of floors) row(`cold ÷ ${f.name}, same run`, (m) => (m === f ? '1' : spreadText(ratiosTo(m, f))));
     row('cold ÷ direct', (m) => spreadText(F(m).cold.map((c, i) => c / (direct[i] as number))));
     row('CPU-s while serving the cold pull', (m) => spreadText(F(m).coldCpu));
+    row('  of which the main thread (Node: event loop)', (m) => (m === peer ? 'n/a' : spreadText(F(m).mainCpu)));
     row('CPU-s per miss until quiet', (m) => spreadText(F(m).missCpu));
     row('CPU-s of the other mirrors meanwhile', (m) => spreadText(F(m).othersCpu));
     row('warm pull 256 MiB, s', (m) => spreadText(F(m).warm, 3));
@@ -336,6 +348,7 @@ async function main(): Promise<void> {
             { metric: `floor: ${f.name} ÷ dr-proxy cold per run`, layover: median(fr), spread: spreadOf(fr, 2), peer: 1, ratio: median(fr) },
             { metric: `cold ÷ ${f.name} cold per run`, layover: median(lr), spread: spreadOf(lr, 2), peer: 1, peerName: f.name, ratio: median(lr) },
             { metric: `floor: CPU while serving, ${f.name}`, unit: 'CPU-s', digits: 2, layover: median(fc), spread: spreadOf(fc, 2), peer: median(P.coldCpu), ratio: median(fc) / median(P.coldCpu) },
+            { metric: `event loop CPU while serving ÷ ${f.name}'s`, unit: 'CPU-s', digits: 2, layover: median(L.mainCpu), spread: spreadOf(L.mainCpu, 2), peer: median((figures.get(f) as Figures).mainCpu), peerName: f.name },
           ];
         }),
         { metric: 'CPU while serving a cold pull', unit: 'CPU-s', digits: 2, layover: median(L.coldCpu), spread: spreadOf(L.coldCpu, 2), peer: median(P.coldCpu) },
