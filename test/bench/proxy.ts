@@ -20,6 +20,12 @@
 //   16 concurrent cold GETs of blob N+1, one mirror after the other: the upstream's blob GET
 //                 count (its access log), the mirror's peak RSS meanwhile, its RSS at rest before
 //                 them, and its peak RSS over everything before them
+//   floors        in the same rotation, three bare Node 20 proxies (_bare-proxy.mjs, plain `node`
+//                 with the image's flags; --floor picks them): `bare` pipes undici's body to the
+//                 response (receive + send, nothing else), `verify` also hashes on the event loop
+//                 and holds the last chunk for the verdict, `verify-file` also writes a file. They
+//                 answer "what does Node itself cost for this pull": their cold time and CPU (all
+//                 threads, and the main thread: Node's event loop) beside layover's and the peer's.
 // Every GET is curl to /dev/null; "direct" is the same GET from the upstream itself, taken right
 // before each run's cold pulls. Before each cold pull both mirrors must be quiet (no CPU for
 // 300 ms): docker-registry's background download once made layover's next pull pay ~40 % more
