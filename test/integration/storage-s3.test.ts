@@ -3,7 +3,7 @@
 // under S3's 5 MiB part minimum, writers that die midway leaving nothing visible, ranged and
 // positional reads, and presigned URLs.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -185,6 +185,37 @@ describe('s3 content driver on Ceph RGW', () => {
     expect(await writer.commit()).toEqual({ digest, size: bytes.length });
     expect((await readAll(await store.open(digest))).equals(bytes)).toBe(true);
     expect(existsSync(writer.path)).toBe(false);
+    expect(await keysIn(bucket)).toEqual([`blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`]);
+    await store.close();
+  });
+
+  it('the cache writer gives its verdict before it publishes; a bad verdict uploads nothing and commit() repeats it', async () => {
+    const bucket = await rgw.createBucket('s3-verdict');
+    const store = await replica(bucket);
+    const bytes = seededBytes('s3-verdict', 9 * MiB + 3);
+    const digest = digestOf(bytes);
+    const writer = await store.openWriter({ digest, size: bytes.length });
+    await writer.write(chunksOf(bytes, MiB));
+    await (writer.verify as () => Promise<void>)();
+    // Verified, not yet published: another replica cannot see it, the spool file is still there to read.
+    expect(await store.stat(digest)).toBeUndefined();
+    expect((await keysIn(bucket)).filter((k) => k.startsWith('blobs/'))).toEqual([]);
+    expect(readFileSync(writer.path).equals(bytes)).toBe(true);
+    await expect(writer.write([Buffer.from('late')])).rejects.toThrow(/closed/);
+    expect(await writer.commit()).toEqual({ digest, size: bytes.length });
+    expect((await readAll(await store.open(digest))).equals(bytes)).toBe(true);
+    expect(existsSync(writer.path)).toBe(false);
+
+    const evil = Buffer.from(bytes);
+    evil[5 * MiB] = (evil[5 * MiB] ?? 0) ^ 1;
+    const otherDigest = digestOf(seededBytes('s3-verdict-other', 1024));
+    const bad = await store.openWriter({ digest: otherDigest, size: evil.length });
+    await bad.write(chunksOf(evil, MiB));
+    await expect((bad.verify as () => Promise<void>)()).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
+    expect(existsSync(bad.path)).toBe(false);
+    await expect(bad.commit()).rejects.toMatchObject({ code: 'DIGEST_INVALID' });
+    expect(await store.stat(otherDigest)).toBeUndefined();
+    // Only the good blob: no temporary object is left of the bad one.
     expect(await keysIn(bucket)).toEqual([`blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`]);
     await store.close();
   });

@@ -90,9 +90,12 @@ const FOLLOW_CHUNK = 1024 * 1024;
 /**
  * The pull-through cache's writer on S3. Bytes land in a local spool file (`path`), which the
  * download's clients on this replica read as it grows, exactly as with the filesystem driver; an
- * upload to a temporary object follows the file; commit() verifies the digest (hashed from the
- * file on the hash worker), finishes the upload and publishes it under the blob's key. Clients
- * on other replicas see the blob once it is published.
+ * upload to a temporary object follows the file; verify() checks the digest (hashed from the
+ * file on the hash worker), and commit() (after verify(), or doing it) finishes the upload and
+ * publishes it under the blob's key. Clients on other replicas see the blob only once it is
+ * published: the verdict alone releases nothing beyond this replica's spool file, whose
+ * readers are the ones the verdict is for (a cache miss's client gets its last byte on it
+ * while the upload finishes behind it).
  */
 export class SpoolWriter implements BlobWriter {
   written = 0;
@@ -100,6 +103,8 @@ export class SpoolWriter implements BlobWriter {
   private sealed = false;
   private aborted = false;
   private failed: Error | undefined;
+  /** Settles with the digest's verdict once verify() was called. */
+  private verdict: Promise<void> | undefined;
   private wake: () => void = () => undefined;
   private readonly uploading: Promise<void>;
   private readHandle: FileHandle | undefined;
@@ -162,15 +167,33 @@ export class SpoolWriter implements BlobWriter {
     this.notify();
   }
 
-  async commit(): Promise<BlobStat> {
+  /**
+   * The digest of the bytes written, checked once (commit() reuses the verdict); no more writes
+   * are taken. A bad verdict aborts the writer: the upload is stopped and nothing is published.
+   */
+  verify(): Promise<void> {
+    this.verdict ??= this.check().catch(async (err: unknown) => {
+      await this.abort();
+      throw err;
+    });
+    return this.verdict;
+  }
+
+  private async check(): Promise<void> {
     await this.close();
+    const algorithm = this.expected.digest.slice(0, this.expected.digest.indexOf(':'));
+    if (this.expected.size !== undefined && this.written !== this.expected.size) checkContent(this.expected, { digest: '', size: this.written });
+    const digest = `${algorithm}:${await this.hasher.digest(this.written)}`;
+    checkContent(this.expected, { digest, size: this.written });
+    // Every byte is in the spool file: the upload may take its last part now, ahead of commit().
+    this.sealed = true;
+    this.notify();
+  }
+
+  async commit(): Promise<BlobStat> {
+    // A bad verdict has aborted the writer already (spool file and temporary object gone).
+    await this.verify();
     try {
-      const algorithm = this.expected.digest.slice(0, this.expected.digest.indexOf(':'));
-      if (this.expected.size !== undefined && this.written !== this.expected.size) checkContent(this.expected, { digest: '', size: this.written });
-      const digest = `${algorithm}:${await this.hasher.digest(this.written)}`;
-      checkContent(this.expected, { digest, size: this.written });
-      this.sealed = true;
-      this.notify();
       await this.uploading;
       await this.store.publish(this.tmpKey, this.expected.digest, this.written);
       await this.store.discard(this.tmpKey).catch(() => undefined);
