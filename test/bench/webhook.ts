@@ -8,20 +8,29 @@
 // webhook, …; the target is p99 ≤ 5 ms in every one of them. The webhook role's resident memory
 // is read at rest before the load (after its idle collections) and again 10 s after it.
 //
-// Setups (BENCH_WEBHOOK_SETUP, default `pinned`): where the load generator and the servers run.
-// On a 2-core machine they otherwise take each other's core: the generator wakes late (its
-// wake-up lag is part of every latency) and the servers wait for it. A real measurement puts the
-// load on another machine; here:
+// Setups (BENCH_WEBHOOK_SETUP, default `rt` as root, else `shared`): where the load generator and
+// the servers run. On a 2-core machine shared with other work they otherwise take each other's
+// core and wait for everything else: the generator wakes late (its wake-up lag is part of every
+// latency) and the servers wait for a core. A real measurement puts the load on another machine
+// and the server on a core it is guaranteed; here:
 //   shared     no pinning, normal priority (what the bench did before).
 //   pinned     the load generator (and this process, which runs autocannon) on CPU 0, both servers
 //              (the webhook and the bare route's process) on the last CPU, normal priority.
-//   pinned-rt  pinned, and the generator and both servers under SCHED_RR (`chrt -r 1`, root
-//              only): the scheduler no longer keeps them off their cores for other work on a
-//              busy machine, so it measures the servers on a core of their own; say so.
-//   rt         SCHED_RR, not pinned (BENCH_WEBHOOK_RT=1 still selects it).
-// The webhook and the bare route always run under the same setup. BENCH_WEBHOOK_SETUPS=shared,pinned
-// compares setups in one run: each paced round goes through every setup (the servers are moved
-// with `taskset -a -p` / `chrt -a -p` between runs), so a busy spell of the machine falls on all.
+//   rt         not pinned; the servers (every thread) under SCHED_RR 1, the load generator's two
+//              clock threads (pacing and main) under SCHED_RR 2 (root only): the scheduler no
+//              longer keeps them off a core for other work, and the generator never waits for
+//              the servers. It measures the servers as if each had a core of its own.
+//   pinned-rt  both.
+// Measured at load 8-17 (2 cores, three other sessions busy): pinned alone starves the servers on
+// one shared core (webhook p50 0.2-0.6 s); pinned-rt holds the generator on CPU 0 behind whatever
+// the kernel does there (this kernel is PREEMPT_NONE: a waking RT thread waits for the CPU's
+// current kernel work), lag p99 up to 93 ms; rt had the generator's lag p99 at 2.3-5.5 ms.
+// The webhook and the bare route always run under the same setup, and the webhook is stopped
+// (SIGSTOP) while the bare route is measured: idle, it makes two full collections (idle-gc.ts,
+// 20-380 ms each at that load) that would take a core from the route being measured.
+// BENCH_WEBHOOK_SETUPS=shared,rt compares setups in one run: each paced round goes through every
+// setup (the servers are moved with `taskset -a -p` / `chrt -a -p` between runs), starting one
+// further along each round, so a busy spell of the machine falls on all of them.
 // BENCH_WEBHOOK_NODE_ARGS adds node flags to the webhook (e.g. `--trace-gc`, `--cpu-prof`);
 // BENCH_WEBHOOK_STDOUT names a file for its output (its log, and what such flags print);
 // BENCH_PEERS_NODE_ARGS adds node flags to the bare route's process; BENCH_LOAD_NODE_ARGS to the
@@ -58,34 +67,38 @@ type Setup = 'shared' | 'pinned' | 'pinned-rt' | 'rt';
 const SETUPS: Record<Setup, { pinned: boolean; rt: boolean; label: string }> = {
   shared: { pinned: false, rt: false, label: 'not pinned, normal priority' },
   pinned: { pinned: true, rt: false, label: 'load generator on CPU 0, servers on the last CPU' },
-  'pinned-rt': { pinned: true, rt: true, label: 'load generator on CPU 0, servers on the last CPU, all SCHED_RR' },
-  rt: { pinned: false, rt: true, label: 'not pinned, all SCHED_RR' },
+  'pinned-rt': { pinned: true, rt: true, label: 'load generator on CPU 0 (its clock threads SCHED_RR 2), servers on the last CPU (SCHED_RR 1)' },
+  rt: { pinned: false, rt: true, label: 'not pinned; load generator\'s clock threads SCHED_RR 2, servers SCHED_RR 1' },
 };
 const isSetup = (s: string): s is Setup => s in SETUPS;
-const chosen = (process.env.BENCH_WEBHOOK_SETUPS ?? process.env.BENCH_WEBHOOK_SETUP ?? (process.env.BENCH_WEBHOOK_RT ? 'rt' : 'pinned')).split(',').map((s) => s.trim()).filter(Boolean);
+// SCHED_RR and moving other processes' threads need root.
+const DEFAULT_SETUP = process.getuid?.() === 0 ? 'rt' : 'shared';
+const chosen = (process.env.BENCH_WEBHOOK_SETUPS ?? process.env.BENCH_WEBHOOK_SETUP ?? (process.env.BENCH_WEBHOOK_RT ? 'rt' : DEFAULT_SETUP)).split(',').map((s) => s.trim()).filter(Boolean);
 for (const s of chosen) if (!isSetup(s)) throw new Error(`unknown setup ${s}: one of ${Object.keys(SETUPS).join(', ')}`);
 const SETUP_LIST = chosen as Setup[];
 const CORES = cpus().length;
 const LOAD_CPU = '0';
 const SERVER_CPU = String(CORES - 1);
 const ALL_CPUS = `0-${CORES - 1}`;
+// The load generator's clock threads run above the servers (1): a generator on another machine
+// never waits for the server's CPU.
+const LOAD_RT_PRIORITY = 2;
 
-/** The load generator's command under a setup: `taskset`/`chrt` exec it, so the pid stays node's. */
+/** The load generator's command under a setup: `taskset` execs it, so the pid stays node's. */
 function forLoad(setup: Setup, command: string, args: string[]): [string, string[]] {
-  let cmd = [command, ...args];
-  if (SETUPS[setup].rt) cmd = ['chrt', '-r', '1', ...cmd];
-  if (SETUPS[setup].pinned) cmd = ['taskset', '-c', LOAD_CPU, ...cmd];
-  return [cmd[0]!, cmd.slice(1)];
+  return SETUPS[setup].pinned ? ['taskset', ['-c', LOAD_CPU, command, ...args]] : [command, args];
 }
 
 /** Moves a running server (every thread of it) to the setup's CPU and scheduling class. */
 function placeServer(setup: Setup, pid: number): void {
+  if (setup === 'shared' && DEFAULT_SETUP === 'shared') return; // not root: nothing was moved
   execFileSync('taskset', ['-a', '-p', '-c', SETUPS[setup].pinned ? SERVER_CPU : ALL_CPUS, String(pid)], { stdio: 'ignore' });
   execFileSync('chrt', ['-a', ...(SETUPS[setup].rt ? ['-r', '-p', '1'] : ['-o', '-p', '0']), String(pid)], { stdio: 'ignore' });
 }
 
 /** This process runs autocannon (max throughput) and waits for the generator: it stays off the servers' CPU when pinned. */
 function placeSelf(setup: Setup): void {
+  if (setup === 'shared' && DEFAULT_SETUP === 'shared') return;
   execFileSync('taskset', ['-a', '-p', '-c', SETUPS[setup].pinned ? LOAD_CPU : ALL_CPUS, String(process.pid)], { stdio: 'ignore' });
 }
 
@@ -191,6 +204,14 @@ async function measure(): Promise<void> {
     placeServer(setup, pids.webhook);
     placeServer(setup, pids.bare);
   };
+  let paused = false;
+  /** Stops the webhook while the bare route is measured; when it resumes, its idle collection runs before the load. */
+  const pause = async (stop: boolean) => {
+    if (stop === paused) return;
+    webhook.child.kill(stop ? 'SIGSTOP' : 'SIGCONT');
+    paused = stop;
+    if (!stop) await new Promise((r) => setTimeout(r, 2_500));
+  };
   const rows: Array<Record<string, string | number>> = [];
   const pacedRows: Array<Record<string, string | number>> = [];
   const record = (name: string, mode: string, r: Result, load: number, cpu: number) => {
@@ -200,6 +221,7 @@ async function measure(): Promise<void> {
   // Max throughput (autocannon from this process) under the first setup only.
   place(SETUP_LIST[0]!);
   await run(urls.webhook, { duration: 2 }); // warm-up: JIT, TLS session setup
+  await pause(true);
   await run(urls.bare, { duration: 2 });
   // CPU-seconds of the server's process over a run: a figure the machine's load moves far less than latency.
   const measured = async (key: 'webhook' | 'bare', url: string, extra: Partial<Options>) => {
@@ -208,6 +230,7 @@ async function measure(): Promise<void> {
     return { r, cpu: cpuSeconds(pids[key]) - before };
   };
   for (const [key, name, url] of [['webhook', 'webhook /mutate', urls.webhook], ['bare', 'bare fastify', urls.bare]] as const) {
+    await pause(key === 'bare');
     const { r, cpu } = await measured(key, url, {});
     record(name, 'max throughput', r, loadavg()[0]!, cpu);
   }
@@ -221,9 +244,10 @@ async function measure(): Promise<void> {
     for (const setup of setups) {
       place(setup);
       for (const [key, name, url] of i % 2 ? [...targets].reverse() : targets) {
+        await pause(key === 'bare');
         const before = cpuSeconds(pids[key]);
         const sleptBefore = wakeUps(pids[key]);
-        const r = await pacedLoadChild(setup, { url: `${url}/mutate`, body: REVIEW, rate: 1000, durationMs: 10_000, connections: 8, servername: 'layover-webhook.layover.svc' });
+        const r = await pacedLoadChild(setup, { rtPriority: SETUPS[setup].rt ? LOAD_RT_PRIORITY : undefined, url: `${url}/mutate`, body: REVIEW, rate: 1000, durationMs: 10_000, connections: 8, servername: 'layover-webhook.layover.svc' });
         const cpu = cpuSeconds(pids[key]) - before;
         const wakes = (wakeUps(pids[key]) - sleptBefore) / r.requests;
         if (r.non2xx || r.errors) throw new Error(`${name} paced: ${r.non2xx} non-2xx, ${r.errors} errors`);
@@ -234,6 +258,7 @@ async function measure(): Promise<void> {
       }
     }
   }
+  await pause(false);
   place('shared');
   const afterMiB = await restingMiB(webhook.child.pid!);
   await webhook.stop();
@@ -279,7 +304,7 @@ async function measure(): Promise<void> {
   printSummary({
     bench: 'webhook',
     peer: 'bare fastify HTTPS',
-    note: `setup ${SETUP_LIST.map((s) => `${s} (${SETUPS[s].label})`).join(' / ')}; ${PACED_RUNS} paced runs each, alternating, open-loop from their own process; compiled layover serve with the image's flags; shared machine (load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`,
+    note: `setup ${SETUP_LIST.map((s) => `${s} (${SETUPS[s].label})`).join(' / ')}; ${PACED_RUNS} paced runs each, alternating, open-loop from their own process, the webhook stopped while the bare route runs; compiled layover serve with the image's flags; shared machine (load ${loadavg().map((l) => l.toFixed(2)).join(' ')})`,
     rows: [
       { metric: `reviews/s, max throughput${many ? ` [${SETUP_LIST[0]}]` : ''}`, digits: 0, layover: max('webhook /mutate'), peer: max('bare fastify'), target: '≥ 5,000/s', met: max('webhook /mutate') >= 5000 },
       ...SETUP_LIST.flatMap(setupRows),
