@@ -316,8 +316,10 @@ async function measure(): Promise<void> {
 
 /** One paced run from its own process (_paced-load.ts), so the load shares neither server's event loop. */
 async function pacedLoadChild(setup: Setup, options: PacedLoadOptions): Promise<PacedLoadResult> {
-  // A larger young generation: fewer scavenges of the generator's own during a run.
-  const extra = ['--max-semi-space-size=32', ...(process.env.BENCH_LOAD_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
+  // A larger young generation: fewer scavenges of the generator's own during a run. Its GC on its
+  // main thread alone: under rt, helper threads in the normal class stretched a scavenge to 63 ms
+  // at load 14 while the main thread, its clock, waited for them.
+  const extra = ['--max-semi-space-size=32', '--single-threaded-gc', ...(process.env.BENCH_LOAD_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
   const child = spawn(...forLoad(setup, process.execPath, [...extra, '--import', 'tsx', fileURLToPath(new URL('./_paced-load.ts', import.meta.url)), JSON.stringify(options)]), { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
