@@ -24,7 +24,8 @@
 // Measured at load 8-17 (2 cores, three other sessions busy): pinned alone starves the servers on
 // one shared core (webhook p50 0.2-0.6 s); pinned-rt holds the generator on CPU 0 behind whatever
 // the kernel does there (this kernel is PREEMPT_NONE: a waking RT thread waits for the CPU's
-// current kernel work), lag p99 up to 93 ms; rt had the generator's lag p99 at 2.3-5.5 ms.
+// current kernel work), lag p99 up to 188 ms; rt had the generator's lag p99 at 1.0-16.8 ms
+// over 24 runs at load 10-17 (27-218 ms shared). BENCH_WEBHOOK_RT=1 still selects rt.
 // The webhook and the bare route always run under the same setup, and the webhook is stopped
 // (SIGSTOP) while the bare route is measured: idle, it makes two full collections (idle-gc.ts,
 // 20-380 ms each at that load) that would take a core from the route being measured.
