@@ -299,40 +299,37 @@ export function holdingsRefreshSql(d: UsageDialect): { sql: string; lists: numbe
  * per namespace the bytes of its distinct blobs, and per blob how many repositories hold it
  * (shared) and whether only mirror namespaces do (what the cache budget counts). Both read the
  * (digest, namespace, size) index in its order; nothing joins the blobs. Rows are (section,
- * namespace, amount); the parameters, in order: the repositories counted (when `restricted`; else
- * every one) and the mirror namespaces.
+ * namespace, amount, amount2): the per-blob pass yields shared and cache bytes in one row, as one
+ * scan (a CTE read twice is either run twice or materialised, each costlier), and the blobs
+ * table its bytes and count. The parameters, in
+ * order: the repositories counted (when `restricted`; else every one) and the mirror namespaces.
  */
 export function storageUsageSql(d: UsageDialect, restricted: boolean): string {
-  // The per-blob aggregate is read twice (shared, cache): materialised once, not run twice.
   const held = restricted ? 'held' : 'repository_holdings';
   return `WITH chosen AS (
       SELECT r.name, ${d.namespaceOf('r.name')} AS ns FROM repositories r${restricted ? ` WHERE ${d.inList('r.name')}` : ''}
-    ),${
+    )${
       restricted
-        ? `
+        ? `,
     held AS MATERIALIZED (
       SELECT h.digest, h.namespace, h.size FROM repository_holdings h WHERE h.repository IN (SELECT name FROM chosen)
-    ),`
+    )`
         : ''
     }
-    holders AS MATERIALIZED (
-      SELECT digest, MAX(size) AS size, COUNT(*) AS repositories, MIN(CASE WHEN ${d.inList('namespace')} THEN 1 ELSE 0 END) AS mirror_only
+    SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount, NULL AS amount2 FROM chosen GROUP BY ns
+    UNION ALL
+    SELECT 'bytes', namespace, SUM(size), NULL FROM (SELECT namespace, digest, MAX(size) AS size FROM ${held} GROUP BY digest, namespace) AS n GROUP BY namespace
+    UNION ALL
+    SELECT 'holders', NULL, SUM(CASE WHEN repositories > 1 THEN size END), SUM(CASE WHEN mirror_only = 1 THEN size END)
+    FROM (
+      SELECT MAX(size) AS size, COUNT(*) AS repositories, MIN(CASE WHEN ${d.inList('namespace')} THEN 1 ELSE 0 END) AS mirror_only
       FROM ${held} GROUP BY digest
-    )
-    SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount FROM chosen GROUP BY ns
+    ) AS holders
     UNION ALL
-    SELECT 'bytes', namespace, SUM(size) FROM (SELECT namespace, digest, MAX(size) AS size FROM ${held} GROUP BY digest, namespace) AS n GROUP BY namespace
-    UNION ALL
-    SELECT 'shared', NULL, SUM(size) FROM holders WHERE repositories > 1
-    UNION ALL
-    SELECT 'cache', NULL, SUM(size) FROM holders WHERE mirror_only = 1
-    UNION ALL
-    SELECT 'stored', NULL, SUM(size) FROM blobs
-    UNION ALL
-    SELECT 'blobs', NULL, COUNT(*) FROM blobs`;
+    SELECT 'stored', NULL, SUM(size), COUNT(*) FROM blobs`;
 }
 
-/** STORAGE_USAGE's rows as the aggregate (namespaces in the engine's order; the caller sorts). */
+/** storageUsageSql's rows as the aggregate (namespaces in the engine's order; the caller sorts). */
 export function storageUsageOf(rows: Row[]): UsageAggregate {
   const byNamespace = new Map<string, { namespace: string; repositories: number; bytes: number }>();
   const usage: UsageAggregate = { namespaces: [], sharedBytes: 0, cacheBytes: 0, storedBytes: 0, blobs: 0 };
@@ -351,17 +348,13 @@ export function storageUsageOf(rows: Row[]): UsageAggregate {
       case 'bytes':
         entry(String(row.namespace)).bytes = amount;
         break;
-      case 'shared':
+      case 'holders':
         usage.sharedBytes = amount;
-        break;
-      case 'cache':
-        usage.cacheBytes = amount;
+        usage.cacheBytes = Number(row.amount2 ?? 0);
         break;
       case 'stored':
         usage.storedBytes = amount;
-        break;
-      case 'blobs':
-        usage.blobs = amount;
+        usage.blobs = Number(row.amount2 ?? 0);
         break;
     }
   }
