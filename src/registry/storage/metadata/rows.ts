@@ -316,9 +316,9 @@ export function storageUsageSql(d: UsageDialect, restricted: boolean): string {
     )`
         : ''
     }
-    SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount, NULL AS amount2 FROM chosen GROUP BY ns
+    SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount, 0 AS amount2 FROM chosen GROUP BY ns
     UNION ALL
-    SELECT 'bytes', namespace, SUM(size), NULL FROM (SELECT namespace, digest, MAX(size) AS size FROM ${held} GROUP BY digest, namespace) AS n GROUP BY namespace
+    SELECT 'bytes', namespace, SUM(size), 0 FROM (SELECT namespace, digest, MAX(size) AS size FROM ${held} GROUP BY digest, namespace) AS n GROUP BY namespace
     UNION ALL
     SELECT 'holders', NULL, SUM(CASE WHEN repositories > 1 THEN size END), SUM(CASE WHEN mirror_only = 1 THEN size END)
     FROM (
