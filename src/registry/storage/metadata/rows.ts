@@ -297,33 +297,31 @@ export function holdingsRefreshSql(d: UsageDialect): { sql: string; lists: numbe
 /**
  * `du` in one statement over the maintained holdings (current once HOLDINGS_STALE yields none):
  * per namespace the bytes of its distinct blobs, and per blob how many repositories hold it
- * (shared) and whether only mirror namespaces do (what the cache budget counts). Both read the
- * (digest, namespace, size) index in its order; nothing joins the blobs. Rows are (section,
- * namespace, amount, amount2): the per-blob pass yields shared and cache bytes in one row, as one
- * scan (a CTE read twice is either run twice or materialised, each costlier), and the blobs
- * table its bytes and count. The parameters, in
+ * (shared) and whether only mirror namespaces do (what the cache budget counts). One pass over
+ * the holdings groups them by (digest, namespace) (`pairs`, in the (digest, namespace, size)
+ * index's order); both aggregates read those groups, and nothing joins the blobs. Rows are
+ * (section, namespace, amount, amount2): the per-blob aggregate yields shared and cache bytes in
+ * one row, and the blobs table its bytes and count. The parameters, in
  * order: the repositories counted (when `restricted`; else every one) and the mirror namespaces.
  */
 export function storageUsageSql(d: UsageDialect, restricted: boolean): string {
-  const held = restricted ? 'held' : 'repository_holdings';
+  const held = restricted
+    ? '(SELECT h.digest, h.namespace, h.size FROM repository_holdings h WHERE h.repository IN (SELECT name FROM chosen)) AS held'
+    : 'repository_holdings';
   return `WITH chosen AS (
       SELECT r.name, ${d.namespaceOf('r.name')} AS ns FROM repositories r${restricted ? ` WHERE ${d.inList('r.name')}` : ''}
-    )${
-      restricted
-        ? `,
-    held AS MATERIALIZED (
-      SELECT h.digest, h.namespace, h.size FROM repository_holdings h WHERE h.repository IN (SELECT name FROM chosen)
-    )`
-        : ''
-    }
+    ),
+    pairs AS MATERIALIZED (
+      SELECT digest, namespace, MAX(size) AS size, COUNT(*) AS repositories FROM ${held} GROUP BY digest, namespace
+    )
     SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount, 0 AS amount2 FROM chosen GROUP BY ns
     UNION ALL
-    SELECT 'bytes', namespace, SUM(size), 0 FROM (SELECT namespace, digest, MAX(size) AS size FROM ${held} GROUP BY digest, namespace) AS n GROUP BY namespace
+    SELECT 'bytes', namespace, SUM(size), 0 FROM pairs GROUP BY namespace
     UNION ALL
     SELECT 'holders', NULL, SUM(CASE WHEN repositories > 1 THEN size END), SUM(CASE WHEN mirror_only = 1 THEN size END)
     FROM (
-      SELECT MAX(size) AS size, COUNT(*) AS repositories, MIN(CASE WHEN ${d.inList('namespace')} THEN 1 ELSE 0 END) AS mirror_only
-      FROM ${held} GROUP BY digest
+      SELECT MAX(size) AS size, SUM(repositories) AS repositories, MIN(CASE WHEN ${d.inList('namespace')} THEN 1 ELSE 0 END) AS mirror_only
+      FROM pairs GROUP BY digest
     ) AS holders
     UNION ALL
     SELECT 'stored', NULL, SUM(size), COUNT(*) FROM blobs`;
