@@ -9,12 +9,12 @@ import { RegistryError } from '../../errors.js';
 import type { Descriptor } from '../../manifest.js';
 import { COORDINATION } from '../../../database/coordination-schema.js';
 import type { Database, Queryable } from '../../../database/database.js';
+import { LOCK } from '../../../database/locks.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
 import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, HOLDINGS_STALE, holdingsRefreshSql, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, revisionOf, servedSummaries, storedSummariesSql, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, summaryIsCurrent, summaryMark, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { HOLDINGS_BACKFILL, MIGRATIONS, namespaceOfIn, namespaceOfSql, statementsFor, SUMMARY_BACKFILL } from './schema.js';
-import { LOCK } from '../../../database/locks.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 /** The metadata schema as a migration track (database/migrate.ts), in the postgres dialect. */
