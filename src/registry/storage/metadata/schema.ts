@@ -215,13 +215,14 @@ export const MIGRATIONS: Migration[] = [
         size BIGINT,
         PRIMARY KEY (repository, digest)
       )`,
-      // du's aggregates: per (namespace, digest) and per digest, in index order (covering).
-      'CREATE INDEX repository_holdings_by_digest ON repository_holdings (digest, namespace, size)',
       `CREATE TABLE holdings_versions (
         name NAME PRIMARY KEY REFERENCES repositories (name) ON DELETE CASCADE,
         version BIGINT NOT NULL
       )`,
       ...HOLDINGS_BACKFILL,
+      // du's aggregates: grouped by (digest, namespace) in index order (covering). Built after
+      // the backfill: one sort, not an index insert per row.
+      'CREATE INDEX repository_holdings_by_digest ON repository_holdings (digest, namespace, size)',
     ],
   },
 ];
