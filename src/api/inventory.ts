@@ -86,7 +86,7 @@ function platformString(p: unknown): string | undefined {
 /**
  * Reads the metadata's indexes, never a manifest's bytes for sizes: one repository costs a few
  * statements whatever its tag count (repositoryWithTags); a page of repositories (ls) reads
- * maintained rows (repositorySummaries); du is one aggregate statement (storageUsage).
+ * maintained rows (repositorySummaries); du is one aggregate statement over maintained holdings (storageUsage).
  */
 export class Inventory {
   constructor(
@@ -277,7 +277,9 @@ export class Inventory {
 
 /**
  * Bytes by namespace over `repositories` (every one when undefined): one aggregate statement in
- * the metadata engine (MetadataStore.storageUsage), whatever the registry's size.
+ * the metadata engine over its maintained per-repository holdings (MetadataStore.storageUsage),
+ * after recomputing those of the repositories written since: O(holdings), not a join of every
+ * manifest with its references.
  */
 export async function storageUsage(metadata: MetadataStore, mirrorNamespaces: ReadonlySet<string>, repositories?: string[]): Promise<StorageUsage> {
   const usage = await metadata.storageUsage({ ...(repositories ? { repositories } : {}), mirrorNamespaces: [...mirrorNamespaces] });

@@ -12,4 +12,6 @@ export const LOCK = {
   accounts: '7413003',
   /** Read-modify-write of the signing keys (rotation). */
   signingKeys: '7413004',
+  /** One refresh of du's maintained holdings at a time (metadata/postgres.ts refreshHoldings). */
+  holdings: '7413006',
 } as const;

@@ -9,11 +9,12 @@ import { RegistryError } from '../../errors.js';
 import type { Descriptor } from '../../manifest.js';
 import { COORDINATION } from '../../../database/coordination-schema.js';
 import type { Database, Queryable } from '../../../database/database.js';
+import { LOCK } from '../../../database/locks.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, revisionOf, servedSummaries, storedSummariesSql, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, summaryIsCurrent, summaryMark, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
-import { MIGRATIONS, statementsFor, SUMMARY_BACKFILL } from './schema.js';
+import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, HOLDINGS_STALE, holdingsRefreshSql, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, revisionOf, servedSummaries, storedSummariesSql, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, summaryIsCurrent, summaryMark, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { HOLDINGS_BACKFILL, MIGRATIONS, namespaceOfIn, namespaceOfSql, statementsFor, SUMMARY_BACKFILL } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 /** The metadata schema as a migration track (database/migrate.ts), in the postgres dialect. */
@@ -47,9 +48,10 @@ const SUMMARY_STORE = `INSERT INTO repository_summaries ${SUMMARY_STORE_COLUMNS}
   ${SUMMARY_STORE_CONFLICT}`;
 
 const USAGE_DIALECT: UsageDialect = {
-  namespaceOf: (column) => `split_part(${column}, '/', 1)`,
+  namespaceOf: (column) => namespaceOfSql(column, 'postgres'),
   inList: (column) => `${column} = ANY(?::text[])`,
 };
+const HOLDINGS_REFRESH = holdingsRefreshSql(USAGE_DIALECT).map(({ sql, lists }) => ({ sql: numbered(sql), lists }));
 
 function limitOf(page: Page): number | null {
   return page.limit ?? null;
@@ -387,13 +389,25 @@ export class PostgresMetadata implements MetadataStore {
     });
   }
 
-  /** Recomputes every repository's maintained summary (migration 4's backfill), for data written straight into the tables. */
+  /**
+   * Recomputes every repository's maintained summary and holdings (migrations 4 and 5's
+   * backfills), for data written straight into the tables.
+   */
   async backfillSummaries(): Promise<void> {
     await this.db.transaction(async (tx) => {
       await tx.query("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'");
       await tx.query('DELETE FROM repository_summaries');
       await tx.query(SUMMARY_BACKFILL);
+      await tx.query('DELETE FROM repository_holdings');
+      await tx.query('DELETE FROM holdings_versions');
+      for (const statement of HOLDINGS_BACKFILL) await tx.query(namespaceOfIn(statement, 'postgres'));
     });
+  }
+
+  /** The maintained holdings as stored (tests compare them with the migration's backfill). */
+  async storedHoldings(): Promise<{ repository: string; digest: string; namespace: string; size: number | null }[]> {
+    const rows = await this.db.query<Row>('SELECT repository, digest, namespace, size FROM repository_holdings ORDER BY repository, digest');
+    return rows.map((row) => ({ repository: row.repository as string, digest: row.digest as string, namespace: row.namespace as string, size: row.size === null ? null : Number(row.size) }));
   }
 
   /** The maintained summary rows as stored, current or not (tests compare them with a computation from scratch). */
@@ -452,9 +466,28 @@ export class PostgresMetadata implements MetadataStore {
   }
 
   async storageUsage(query: { repositories?: string[]; mirrorNamespaces: string[] }): Promise<UsageAggregate> {
+    await this.refreshHoldings();
     const restricted = query.repositories !== undefined;
     const params = [...(restricted ? [query.repositories] : []), query.mirrorNamespaces];
     return storageUsageOf(await this.analytical(numbered(storageUsageSql(USAGE_DIALECT, restricted)), params));
+  }
+
+  /**
+   * Brings the maintained holdings of every stale repository up to date (rows.ts HOLDINGS_STALE).
+   * Refreshes run one at a time in the cluster (two would delete and insert the same rows), and
+   * lock the repositories' rows first: a repository deleted meanwhile then waits for the refresh
+   * (or the refresh for it), never a deadlock between the cascade and the inserts' key checks.
+   */
+  private async refreshHoldings(): Promise<void> {
+    if (!(await this.db.query(`${HOLDINGS_STALE} LIMIT 1`)).length) return;
+    await this.db.transaction(async (tx) => {
+      await tx.query("SET LOCAL jit = off; SET LOCAL work_mem = '64MB'");
+      await tx.query('SELECT pg_advisory_xact_lock($1::bigint)', [LOCK.holdings]);
+      const names = (await tx.query<Row>(HOLDINGS_STALE)).map((row) => row.name as string);
+      if (!names.length) return;
+      await tx.query('SELECT name FROM repositories WHERE name = ANY($1::text[]) ORDER BY name FOR KEY SHARE', [names]);
+      for (const { sql, lists } of HOLDINGS_REFRESH) await tx.query(sql, Array.from({ length: lists }, () => names));
+    });
   }
 
   /**

@@ -253,7 +253,7 @@ export function repositorySummaryOf(row: Row): RepositorySummary {
   };
 }
 
-/** The engine's pieces of STORAGE_USAGE (the SQL is shared, these differ by dialect). */
+/** The engine's pieces of du's statements (the SQL is shared, these differ by dialect). */
 export interface UsageDialect {
   /** The namespace of the name in `column`: the part before the first '/' (names.ts namespaceOf). */
   namespaceOf(column: string): string;
@@ -262,45 +262,72 @@ export interface UsageDialect {
 }
 
 /**
- * `du` in one statement: the distinct (repository, blob) pairs its manifests hold (the manifests
- * themselves and what they reference, as repositorySummariesSql counts a repository's size),
- * then per namespace the bytes of its distinct blobs, and per blob how many repositories hold it
- * (shared) and whether only mirror namespaces do (what the cache budget counts). Rows are
- * (section, namespace, amount); the parameters, in order: the repositories counted (when
- * `restricted`; else every one) and the mirror namespaces.
+ * The repositories whose maintained holdings (repository_holdings, schema.ts migration 5) lag
+ * their summary's version: every write that can change what a repository holds, or the size of
+ * a blob it holds, bumps that version in its own transaction (summaryMark).
+ */
+export const HOLDINGS_STALE = `SELECT s.name FROM repository_summaries s LEFT JOIN holdings_versions h ON h.name = s.name
+  WHERE h.version IS NULL OR h.version <> s.version ORDER BY s.name`;
+
+/**
+ * Recomputes the holdings of the repositories listed, in one transaction that no other refresh
+ * runs beside: statements whose every parameter is the list (`lists` times). The versions are read first, so what is
+ * computed after them includes every write they count (a write meanwhile leaves the row stale,
+ * and the next du computes it again). Repositories deleted meanwhile are skipped (their rows cascade).
+ */
+export function holdingsRefreshSql(d: UsageDialect): { sql: string; lists: number }[] {
+  const statements = [
+    `INSERT INTO holdings_versions (name, version)
+      SELECT s.name, s.version FROM repository_summaries s WHERE ${d.inList('s.name')} ORDER BY s.name
+      ON CONFLICT (name) DO UPDATE SET version = excluded.version`,
+    `DELETE FROM repository_holdings WHERE ${d.inList('repository')}`,
+    // The repository's manifests and what they reference, except unreadable ones: the set that
+    // repositorySummariesSql sizes, each with the blob's size when stored.
+    `INSERT INTO repository_holdings (repository, digest, namespace, size)
+      SELECT h.repository, h.digest, ${d.namespaceOf('h.repository')}, b.size
+      FROM (
+        SELECT m.repository, m.digest FROM manifests m WHERE ${d.inList('m.repository')}
+        UNION
+        SELECT m.repository, x.ref FROM manifests m JOIN manifest_refs x ON x.manifest = m.digest WHERE ${d.inList('m.repository')} AND x.kind <> 'unreadable'
+      ) AS h LEFT JOIN blobs b ON b.digest = h.digest`,
+  ];
+  return statements.map((sql) => ({ sql, lists: sql.split('?').length - 1 }));
+}
+
+/**
+ * `du` in one statement over the maintained holdings (current once HOLDINGS_STALE yields none):
+ * per namespace the bytes of its distinct blobs, and per blob how many repositories hold it
+ * (shared) and whether only mirror namespaces do (what the cache budget counts). One pass over
+ * the holdings groups them by (digest, namespace) (`pairs`, in the (digest, namespace, size)
+ * index's order); both aggregates read those groups, and nothing joins the blobs. Rows are
+ * (section, namespace, amount, amount2): the per-blob aggregate yields shared and cache bytes in
+ * one row, and the blobs table its bytes and count. The parameters, in
+ * order: the repositories counted (when `restricted`; else every one) and the mirror namespaces.
  */
 export function storageUsageSql(d: UsageDialect, restricted: boolean): string {
-  // `held` carries each pair's namespace, so the per-namespace and per-blob aggregates read it
-  // alone, without joining the repositories again.
+  const held = restricted
+    ? '(SELECT h.digest, h.namespace, h.size FROM repository_holdings h WHERE h.repository IN (SELECT name FROM chosen)) AS held'
+    : 'repository_holdings';
   return `WITH chosen AS (
       SELECT r.name, ${d.namespaceOf('r.name')} AS ns FROM repositories r${restricted ? ` WHERE ${d.inList('r.name')}` : ''}
     ),
-    held AS (
-      SELECT c.ns, m.repository, m.digest FROM chosen c JOIN manifests m ON m.repository = c.name
-      UNION
-      SELECT c.ns, m.repository, x.ref FROM chosen c JOIN manifests m ON m.repository = c.name JOIN manifest_refs x ON x.manifest = m.digest WHERE x.kind <> 'unreadable'
-    ),
-    held_by_namespace AS (
-      SELECT DISTINCT ns, digest FROM held
-    ),
-    holders AS (
-      SELECT digest, COUNT(*) AS repositories, MIN(CASE WHEN ${d.inList('ns')} THEN 1 ELSE 0 END) AS mirror_only
-      FROM held GROUP BY digest
+    pairs AS MATERIALIZED (
+      SELECT digest, namespace, MAX(size) AS size, COUNT(*) AS repositories FROM ${held} GROUP BY digest, namespace
     )
-    SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount FROM chosen GROUP BY ns
+    SELECT 'repositories' AS section, ns AS namespace, COUNT(*) AS amount, 0 AS amount2 FROM chosen GROUP BY ns
     UNION ALL
-    SELECT 'bytes', n.ns, SUM(b.size) FROM held_by_namespace n JOIN blobs b ON b.digest = n.digest GROUP BY n.ns
+    SELECT 'bytes', namespace, SUM(size), 0 FROM pairs GROUP BY namespace
     UNION ALL
-    SELECT 'shared', NULL, SUM(b.size) FROM holders h JOIN blobs b ON b.digest = h.digest WHERE h.repositories > 1
+    SELECT 'holders', NULL, SUM(CASE WHEN repositories > 1 THEN size END), SUM(CASE WHEN mirror_only = 1 THEN size END)
+    FROM (
+      SELECT MAX(size) AS size, SUM(repositories) AS repositories, MIN(CASE WHEN ${d.inList('namespace')} THEN 1 ELSE 0 END) AS mirror_only
+      FROM pairs GROUP BY digest
+    ) AS holders
     UNION ALL
-    SELECT 'cache', NULL, SUM(b.size) FROM holders h JOIN blobs b ON b.digest = h.digest WHERE h.mirror_only = 1
-    UNION ALL
-    SELECT 'stored', NULL, SUM(size) FROM blobs
-    UNION ALL
-    SELECT 'blobs', NULL, COUNT(*) FROM blobs`;
+    SELECT 'stored', NULL, SUM(size), COUNT(*) FROM blobs`;
 }
 
-/** STORAGE_USAGE's rows as the aggregate (namespaces in the engine's order; the caller sorts). */
+/** storageUsageSql's rows as the aggregate (namespaces in the engine's order; the caller sorts). */
 export function storageUsageOf(rows: Row[]): UsageAggregate {
   const byNamespace = new Map<string, { namespace: string; repositories: number; bytes: number }>();
   const usage: UsageAggregate = { namespaces: [], sharedBytes: 0, cacheBytes: 0, storedBytes: 0, blobs: 0 };
@@ -319,17 +346,13 @@ export function storageUsageOf(rows: Row[]): UsageAggregate {
       case 'bytes':
         entry(String(row.namespace)).bytes = amount;
         break;
-      case 'shared':
+      case 'holders':
         usage.sharedBytes = amount;
-        break;
-      case 'cache':
-        usage.cacheBytes = amount;
+        usage.cacheBytes = Number(row.amount2 ?? 0);
         break;
       case 'stored':
         usage.storedBytes = amount;
-        break;
-      case 'blobs':
-        usage.blobs = amount;
+        usage.blobs = Number(row.amount2 ?? 0);
         break;
     }
   }

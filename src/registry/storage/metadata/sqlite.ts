@@ -6,8 +6,8 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, servedSummaries, storedSummariesSql, summaryIsCurrent, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
-import { MIGRATIONS, SCHEMA_VERSION_TABLE, statementsFor, SUMMARY_BACKFILL } from './schema.js';
+import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, HOLDINGS_STALE, holdingsRefreshSql, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, servedSummaries, storedSummariesSql, summaryIsCurrent, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { HOLDINGS_BACKFILL, MIGRATIONS, namespaceOfIn, namespaceOfSql, SCHEMA_VERSION_TABLE, statementsFor, SUMMARY_BACKFILL } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 const SUMMARY_STORE = `INSERT INTO repository_summaries ${SUMMARY_STORE_COLUMNS} SELECT ?, ?, ?, ?, ?, ?, ? FROM repositories WHERE name = ? ${SUMMARY_STORE_CONFLICT}`;
@@ -19,9 +19,10 @@ const REVISION_UPSERT = revisionUpsert(() => '?');
 
 /** Lists arrive as one JSON array parameter (json_each): one prepared statement for any length. */
 const USAGE_DIALECT: UsageDialect = {
-  namespaceOf: (column) => `CASE WHEN instr(${column}, '/') > 0 THEN substr(${column}, 1, instr(${column}, '/') - 1) ELSE ${column} END`,
+  namespaceOf: (column) => namespaceOfSql(column, 'sqlite'),
   inList: (column) => `${column} IN (SELECT value FROM json_each(?))`,
 };
+const HOLDINGS_REFRESH = holdingsRefreshSql(USAGE_DIALECT);
 
 export interface SqliteOptions {
   /**
@@ -367,11 +368,17 @@ export class SqliteMetadata implements MetadataStore {
     });
   }
 
-  /** Recomputes every repository's maintained summary (migration 4's backfill), for data written straight into the tables. */
+  /**
+   * Recomputes every repository's maintained summary and holdings (migrations 4 and 5's
+   * backfills), for data written straight into the tables.
+   */
   async backfillSummaries(): Promise<void> {
     this.transaction(() => {
       this.database.exec('DELETE FROM repository_summaries');
       this.database.exec(SUMMARY_BACKFILL);
+      this.database.exec('DELETE FROM repository_holdings');
+      this.database.exec('DELETE FROM holdings_versions');
+      for (const statement of HOLDINGS_BACKFILL) this.database.exec(namespaceOfIn(statement, 'sqlite'));
     });
   }
 
@@ -435,9 +442,29 @@ export class SqliteMetadata implements MetadataStore {
   }
 
   async storageUsage(query: { repositories?: string[]; mirrorNamespaces: string[] }): Promise<UsageAggregate> {
+    this.refreshHoldings();
     const restricted = query.repositories !== undefined;
     const params = [...(restricted ? [JSON.stringify(query.repositories)] : []), JSON.stringify(query.mirrorNamespaces)];
     return storageUsageOf(this.sql(storageUsageSql(USAGE_DIALECT, restricted)).all(...params));
+  }
+
+  /**
+   * Brings the maintained holdings of every stale repository up to date (rows.ts HOLDINGS_STALE):
+   * a read finds them first, and only then is the write lock taken, where they are read again.
+   */
+  private refreshHoldings(): void {
+    if (!this.sql(HOLDINGS_STALE).get()) return;
+    this.transaction(() => {
+      const names = JSON.stringify(this.sql(HOLDINGS_STALE).all().map((row) => row.name));
+      for (const { sql, lists } of HOLDINGS_REFRESH) this.sql(sql).run(...Array.from({ length: lists }, () => names));
+    });
+  }
+
+  /** The maintained holdings as stored (tests compare them with the migration's backfill): repository, digest, size. */
+  async storedHoldings(): Promise<{ repository: string; digest: string; namespace: string; size: number | null }[]> {
+    return this.sql('SELECT repository, digest, namespace, size FROM repository_holdings ORDER BY repository, digest')
+      .all()
+      .map((row) => ({ repository: row.repository as string, digest: row.digest as string, namespace: row.namespace as string, size: row.size === null ? null : Number(row.size) }));
   }
 
   // ---- uploads ----

@@ -231,6 +231,8 @@ export interface MetadataStore {
   /**
    * Bytes by namespace, shared and cache-only bytes over `repositories` (every one when
    * undefined), in one statement: what `du` shows. A blob counts once per namespace holding it.
+   * Reads the maintained holdings (schema.ts migration 5), first recomputing those of the
+   * repositories whose summary version moved since they were computed.
    */
   storageUsage(query: { repositories?: string[]; mirrorNamespaces: string[] }): Promise<UsageAggregate>;
 
