@@ -92,7 +92,8 @@ export function repositoriesTsv(rows: readonly RepositorySummary[], isMirror: (n
  * Whether an Accept header asks for TSV before JSON: it names text/tab-separated-values with a
  * q above 0 and above any application/json it names. No Accept, `*\/*` or JSON keep the JSON.
  */
-export function prefersTsv(accept: string | undefined): boolean {
+export function prefersTsv(header: string | undefined): boolean {
+  const accept = header?.toLowerCase();
   if (!accept || !accept.includes(TSV_TYPE)) return false;
   let tsv = 0;
   let json = 0;
@@ -100,7 +101,7 @@ export function prefersTsv(accept: string | undefined): boolean {
     const [type = '', ...params] = part.split(';');
     const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
     const weight = q === undefined ? 1 : Number(q.slice(2));
-    const media = type.trim().toLowerCase();
+    const media = type.trim();
     if (media === TSV_TYPE) tsv = Math.max(tsv, Number.isFinite(weight) ? weight : 0);
     else if (media === 'application/json') json = Math.max(json, Number.isFinite(weight) ? weight : 0);
   }
