@@ -54,14 +54,21 @@ describe('isoOf', () => {
 
 describe('repositoriesTsv', () => {
   it('has a header naming the columns, then one line a repository', () => {
-    const tsv = repositoriesTsv(rows.slice(0, 3), isMirror);
+    const tsv = repositoriesTsv(rows.slice(0, 3), isMirror).toString();
     expect(tsv).toBe(
       `${TSV_COLUMNS.join('\t')}\n` +
         'team/app\tfalse\t3\t4\t123456\t2026-11-29T19:52:20.123Z\n' +
         'docker.io/library/nginx\ttrue\t1\t1\t0\t1970-01-01T00:00:00.000Z\n' +
         `solo\tfalse\t0\t0\t${2 ** 53 + 2}\t\n`,
     );
-    expect(repositoriesTsv([], isMirror)).toBe('name\tmirror\ttags\tmanifests\tsize\tpushedAt\n');
+    expect(repositoriesTsv([], isMirror).toString()).toBe('name\tmirror\ttags\tmanifests\tsize\tpushedAt\n');
+    // Every value as `${value}` and isoOf write it, whatever it is.
+    const lines = repositoriesTsv(rows, isMirror).toString('utf8').split('\n').slice(1, -1);
+    expect(lines).toEqual(rows.map((r) => [r.name, isMirror(namespaceOf(r.name)), r.tags, r.manifests, r.size, r.pushedAt === undefined ? '' : new Date(r.pushedAt).toISOString()].join('\t')));
+    let seed = 5;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const many = Array.from({ length: 5000 }, (_, i): RepositorySummary => ({ name: `team/r${i}`, tags: Math.floor(random() * 10 ** (i % 8)), manifests: i, size: Math.floor(random() * 2 ** (i % 60)), pushedAt: Math.floor(random() * 4e12) }));
+    expect(repositoriesTsv(many, isMirror).toString().split('\n').slice(1, -1)).toEqual(many.map((r) => `${r.name}\tfalse\t${r.tags}\t${r.manifests}\t${r.size}\t${new Date(r.pushedAt!).toISOString()}`));
   });
 });
 
