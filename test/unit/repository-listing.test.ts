@@ -4,7 +4,7 @@
 // default for browsers, curl and fetch.
 import { describe, expect, it } from 'vitest';
 import type { RepositoryInfo } from '../../src/api/inventory.js';
-import { isoOf, prefersTsv, repositoriesJson, repositoriesTsv, TSV_COLUMNS } from '../../src/api/repository-listing.js';
+import { prefersTsv, repositoriesJson, repositoriesTsv, TSV_COLUMNS } from '../../src/api/repository-listing.js';
 import { namespaceOf } from '../../src/registry/names.js';
 import type { RepositorySummary } from '../../src/registry/storage/metadata/types.js';
 
@@ -42,16 +42,6 @@ describe('repositoriesJson', () => {
   });
 });
 
-describe('isoOf', () => {
-  it('is toISOString, for times around every field boundary and at random', () => {
-    const times = [0, 1, 999, 1000, 59_999, 60_000, 3_599_999, 86_399_999, 86_400_000, 951_782_400_000, 1_709_164_800_000, 253_402_300_799_999, 253_402_300_800_000, -1, -86_400_001, 8.64e15, 1.5];
-    let seed = 11;
-    for (let i = 0; i < 20_000; i++) times.push(Math.floor(((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 4e12));
-    for (const ms of times) expect(isoOf(ms)).toBe(new Date(ms).toISOString());
-    expect(() => isoOf(8.64e15 + 1)).toThrow(RangeError);
-  });
-});
-
 describe('repositoriesTsv', () => {
   it('has a header naming the columns, then one line a repository', () => {
     const tsv = repositoriesTsv(rows.slice(0, 3), isMirror).toString();
@@ -62,8 +52,12 @@ describe('repositoriesTsv', () => {
         `solo\tfalse\t0\t0\t${2 ** 53 + 2}\t\n`,
     );
     expect(repositoriesTsv([], isMirror).toString()).toBe('name\tmirror\ttags\tmanifests\tsize\tpushedAt\n');
-    // Every value as `${value}` and isoOf write it, whatever it is.
+    // Every value as `${value}` and toISOString write it, whatever it is (times around every field's edges, and at random).
     const lines = repositoriesTsv(rows, isMirror).toString('utf8').split('\n').slice(1, -1);
+    const times = [0, 1, 999, 1000, 59_999, 60_000, 3_599_999, 86_399_999, 86_400_000, 951_782_400_000, 1_709_164_800_000, 253_402_300_799_999, 253_402_300_800_000, -1, -86_400_001, 8.64e15, 1.5];
+    const timed = times.map((pushedAt, i): RepositorySummary => ({ name: `team/t${i}`, tags: 1, manifests: 1, size: 1, pushedAt }));
+    expect(repositoriesTsv(timed, isMirror).toString().split('\n').slice(1, -1)).toEqual(times.map((t, i) => `team/t${i}\tfalse\t1\t1\t1\t${new Date(t).toISOString()}`));
+    expect(() => repositoriesTsv([{ name: 'a', tags: 1, manifests: 1, size: 1, pushedAt: 8.64e15 + 1 }], isMirror)).toThrow(RangeError);
     expect(lines).toEqual(rows.map((r) => [r.name, isMirror(namespaceOf(r.name)), r.tags, r.manifests, r.size, r.pushedAt === undefined ? '' : new Date(r.pushedAt).toISOString()].join('\t')));
     let seed = 5;
     const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
