@@ -15,8 +15,6 @@ const HEADER = ['REPOSITORY', 'TAGS', 'SIZE', 'PUSHED'] as const;
 const RIGHT = [false, true, true, false] as const;
 const MIRROR = Buffer.from(' (mirror)');
 const COLUMNS = ['name', 'mirror', 'tags', 'manifests', 'size', 'pushedAt'];
-/** The columns the table reads: a row has at least one byte (a tab or its line break) for each. */
-const NEEDED = 5;
 const UNITS = [' B', ' KiB', ' MiB', ' GiB', ' TiB'].map((u) => Buffer.from(u));
 const TAB = 9;
 const NL = 10;
@@ -98,13 +96,15 @@ export class RepositoryTable {
    */
   toBuffer(): Buffer | undefined {
     // Room for every row before the loop (a branch in it that V8 had not seen run would cost a
-    // recompilation): a row is at least NEEDED bytes; its cells at most its bytes (3× where
-    // text is replaced), " (mirror)", a size (≤ 32 bytes) and a time (≥ 20).
+    // recompilation): a row's cells take at most its bytes (3× where text is replaced),
+    // " (mirror)", a size (≤ 32 bytes) and a time (≥ 20). Rows are counted, not bounded by
+    // bytes: tens of megabytes of buffers made V8 collect garbage for their sake.
     let bytes = 0;
     let rowBound = 0;
     for (const page of this.pages) {
       bytes += page.length;
-      rowBound += Math.ceil(page.length / NEEDED) + 1;
+      for (let i = page.indexOf(NL); i !== -1; i = page.indexOf(NL, i + 1)) rowBound++;
+      rowBound++;
     }
     const cells = Buffer.allocUnsafe(3 * bytes + 64 * rowBound);
     /** Per row, per cell: its end in `cells`, then its width in UTF-16 code units. */
