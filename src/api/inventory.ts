@@ -206,22 +206,23 @@ export class Inventory {
   }
 
   /**
-   * The repositories `visible` admits (optionally in one namespace), with sizes, after `after`:
-   * at most `limit` of them (all when undefined), read from the metadata in batches, each one
-   * statement with counts and sizes (repositorySummaries). `more` says whether others follow.
+   * The repositories `visible` admits (optionally in one namespace), after `after`: at most
+   * `limit` of them (all when undefined), as the metadata's summary rows (counts and sizes),
+   * read in batches of one statement each (repositorySummaries). `more` says whether others
+   * follow. The rows go to text as they are (repository-listing.ts), not through RepositoryInfo.
    */
-  async repositories(visible: (name: string) => boolean, page: { namespace?: string; after?: string; limit?: number } = {}): Promise<{ repositories: RepositoryInfo[]; more: boolean }> {
-    const out: RepositoryInfo[] = [];
+  async repositoryPage(visible: (name: string) => boolean, page: { namespace?: string; after?: string; limit?: number } = {}): Promise<{ rows: RepositorySummary[]; more: boolean }> {
+    const out: RepositorySummary[] = [];
     const want = page.limit;
     const batch = want === undefined ? undefined : Math.max(want + 1, Math.min(REPOSITORY_BATCH, 2 * want + 1));
     for (let after = page.after; ; ) {
       const summaries = await this.store.metadata.repositorySummaries({ ...(page.namespace === undefined ? {} : { namespace: page.namespace }), after, limit: batch });
       for (const summary of summaries) {
         if (!visible(summary.name)) continue;
-        if (want !== undefined && out.length === want) return { repositories: out, more: true };
-        out.push(this.infoOf(summary));
+        if (want !== undefined && out.length === want) return { rows: out, more: true };
+        out.push(summary);
       }
-      if (batch === undefined || summaries.length < batch) return { repositories: out, more: false };
+      if (batch === undefined || summaries.length < batch) return { rows: out, more: false };
       after = summaries[summaries.length - 1]?.name;
     }
   }

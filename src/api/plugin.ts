@@ -15,6 +15,7 @@ import { GcBusyError, type GcScheduler } from '../registry/gc/scheduler.js';
 import { isRepositoryName, isTag, namespaceOf } from '../registry/names.js';
 import type { Store } from '../registry/storage/store.js';
 import { Inventory } from './inventory.js';
+import { prefersTsv, repositoriesJson, repositoriesTsv, TSV_TYPE } from './repository-listing.js';
 import { usageHistory } from './usage-sampler.js';
 
 /** The largest page of repositories one call returns. */
@@ -131,7 +132,9 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
   });
 
   // ?limit=N&after=NAME: a page, with `next` (the name to pass as `after`) while more follow.
-  app.get('/repositories', async (req) => {
+  // Accept: text/tab-separated-values (what `layover ls` asks for): the same rows as TSV, and
+  // the next page's URL in a Link header. Both written as text straight from the summary rows.
+  app.get('/repositories', async (req, reply) => {
     const p = await who(req);
     const query = queryOf(req);
     const ns = query.namespace;
@@ -139,10 +142,20 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiPluginOptions): P
     if (after !== undefined && !isRepositoryName(after)) throw new ApiError(400, 'NAME_INVALID', 'query parameter "after" must be a repository name');
     const limit = query.limit === undefined ? undefined : Number(query.limit);
     if (limit !== undefined && !(Number.isInteger(limit) && limit > 0 && limit <= MAX_PAGE)) throw new ApiError(400, 'LIMIT_INVALID', `query parameter "limit" must be an integer from 1 to ${MAX_PAGE}`);
-    const page = await inventory().repositories((r) => access.allows(p, r, 'pull'), { ...(ns === undefined ? {} : { namespace: ns }), ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
-    const repositories = page.repositories.filter((r) => ns === undefined || r.namespace === ns);
-    const last = page.repositories[page.repositories.length - 1];
-    return { repositories, ...(page.more && last ? { next: last.name } : {}) };
+    const page = await inventory().repositoryPage((r) => access.allows(p, r, 'pull'), { ...(ns === undefined ? {} : { namespace: ns }), ...(after === undefined ? {} : { after }), ...(limit === undefined ? {} : { limit }) });
+    const rows = ns === undefined ? page.rows : page.rows.filter((r) => namespaceOf(r.name) === ns);
+    const last = page.rows[page.rows.length - 1];
+    const next = page.more && last ? last.name : undefined;
+    const isMirror = (namespace: string) => mirrorNamespaces.has(namespace);
+    reply.header('vary', 'Accept');
+    if (prefersTsv(req.headers.accept)) {
+      if (next !== undefined) {
+        const link = new URLSearchParams({ ...(limit === undefined ? {} : { limit: String(limit) }), ...(ns === undefined ? {} : { namespace: ns }), after: next });
+        reply.header('link', `</api/v1/repositories?${link}>; rel="next"`);
+      }
+      return reply.type(`${TSV_TYPE}; charset=utf-8`).send(repositoriesTsv(rows, isMirror));
+    }
+    return reply.type('application/json; charset=utf-8').send(repositoriesJson(rows, isMirror, next));
   });
 
   app.get('/repository', async (req) => {

@@ -73,15 +73,23 @@ async function askPassword(user: string): Promise<string> {
 /** How long a connection may take before the call gives up (what fetch waits, too). */
 const CONNECT_TIMEOUT_MS = 10_000;
 
+/** An answer as it came: its status, content type, Link header and body. */
+export interface RawAnswer {
+  status: number;
+  type: string;
+  link?: string;
+  body: Buffer;
+}
+
 /**
  * One request and its whole answer, over node:http(s). Not fetch: its first use loads undici and
  * compiles its WebAssembly parser, which doubled the CPU of a short CLI run. `sent` resolves once
  * the request has left (its socket flushed), so a caller can work while the server answers.
  */
-function send(url: URL, method: string, headers: Record<string, string>): { sent: Promise<void>; answer: Promise<{ status: number; body: Buffer }> } {
+function send(url: URL, method: string, headers: Record<string, string>): { sent: Promise<void>; answer: Promise<RawAnswer> } {
   let flushed!: () => void;
   const sent = new Promise<void>((resolve) => (flushed = resolve));
-  const answer = new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+  const answer = new Promise<RawAnswer>((resolve, reject) => {
     const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method, headers }, (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       let length = 0;
@@ -90,8 +98,11 @@ function send(url: URL, method: string, headers: Record<string, string>): { sent
         length += chunk.length;
       });
       res.on('error', reject);
-      // One copy into one buffer of the total length (a 10,000-repository page is ~0.8 MB).
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks, length) }));
+      // One copy into one buffer of the total length (a 10,000-repository page is ~0.5 MB as TSV).
+      res.on('end', () => {
+        const link = res.headers.link;
+        resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '', ...(typeof link === 'string' ? { link } : {}), body: Buffer.concat(chunks, length) });
+      });
     });
     const timer = setTimeout(() => req.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
     req.on('socket', (socket) => {
@@ -107,6 +118,17 @@ function send(url: URL, method: string, headers: Record<string, string>): { sent
     req.end();
   });
   return { sent, answer };
+}
+
+/** The `after` cursor of a Link header's rel="next" URL (as the API's TSV pages carry it). */
+export function nextAfter(link: string | undefined): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(',')) {
+    const m = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (!m || !/(^|;)\s*rel="?next"?\s*(;|$)/.test(m[2]!)) continue;
+    return new URL(m[1]!, 'http://x').searchParams.get('after') ?? undefined;
+  }
+  return undefined;
 }
 
 export class LayoverClient {
@@ -141,23 +163,43 @@ export class LayoverClient {
    * the caller can format one page while the server works out the next.
    */
   start<T>(method: 'GET' | 'POST' | 'DELETE', path: string, params: Record<string, string> = {}): { sent: Promise<void>; answer: Promise<T> } {
-    const url = new URL(`/api/v1/${path}`, this.base);
-    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-    const request = send(url, method, this.authorization ? { authorization: this.authorization } : {});
-    return { sent: request.sent, answer: request.answer.then((res) => this.answerOf<T>(res), (err: unknown) => { throw new ClientError(`cannot reach layover at ${this.base.origin}: ${(err as Error).message}`); }) };
+    const request = this.startRaw(method, path, params);
+    return { sent: request.sent, answer: request.answer.then((res) => this.json<T>(res)) };
   }
 
-  private answerOf<T>(res: { status: number; body: Buffer }): T {
-    let body: unknown;
-    try {
-      body = res.body.length ? JSON.parse(res.body.toString('utf8')) : undefined;
-    } catch {
-      body = undefined;
-    }
-    if (res.status >= 200 && res.status < 300) {
-      if (body === undefined) throw new ClientError(`${this.base.origin} did not answer with JSON: is it a layover?`);
-      return body as T;
-    }
+  /**
+   * As start, but the successful answer as it came (its content type says what the body is:
+   * `accept` may ask for another form than JSON). Failures are the same ClientErrors.
+   */
+  startRaw(method: 'GET' | 'POST' | 'DELETE', path: string, params: Record<string, string> = {}, accept?: string): { sent: Promise<void>; answer: Promise<RawAnswer> } {
+    const url = new URL(`/api/v1/${path}`, this.base);
+    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+    const headers: Record<string, string> = {};
+    if (this.authorization) headers.authorization = this.authorization;
+    if (accept) headers.accept = accept;
+    const request = send(url, method, headers);
+    return {
+      sent: request.sent,
+      answer: request.answer.then(
+        (res) => this.checked(res),
+        (err: unknown) => {
+          throw new ClientError(`cannot reach layover at ${this.base.origin}: ${(err as Error).message}`);
+        },
+      ),
+    };
+  }
+
+  /** A successful answer's JSON body (an answer that is not JSON: not a layover). */
+  json<T>(res: RawAnswer): T {
+    const body = parseJson(res.body);
+    if (body === undefined) throw new ClientError(`${this.base.origin} did not answer with JSON: is it a layover?`);
+    return body as T;
+  }
+
+  /** The answer when it is a success; else the ClientError its status and error JSON say. */
+  private checked(res: RawAnswer): RawAnswer {
+    if (res.status >= 200 && res.status < 300) return res;
+    const body = parseJson(res.body);
     const message = (body as { error?: { message?: string } } | undefined)?.error?.message ?? `HTTP ${res.status}`;
     if (res.status === 401) {
       throw new ClientError(this.authorization ? 'authentication failed: bad user name or password' : 'authentication required: pass --user NAME:PASSWORD, set LAYOVER_USER/LAYOVER_PASSWORD, or run layover login', 401);
@@ -167,6 +209,14 @@ export class LayoverClient {
       throw new ClientError(`${this.base.origin} has no /api/v1: is it a layover?`, 404);
     }
     throw new ClientError(message, res.status);
+  }
+}
+
+function parseJson(body: Buffer): unknown {
+  try {
+    return body.length ? JSON.parse(body.toString('utf8')) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -247,6 +297,13 @@ export function table(header: string[], rows: string[][], right: number[] = []):
 export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
+
+/** Text already in bytes (a large table), with the closing line break, in one write. */
+export function printBytes(text: Buffer): void {
+  process.stdout.write(Buffer.concat([text, NEWLINE]));
+}
+
+const NEWLINE = Buffer.from('\n');
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);

@@ -104,6 +104,26 @@ describe('/api/v1 with auth on', () => {
     }
     expect(walked).toEqual(mine.map((r) => r.name).sort());
     expect(followed).toBe(1); // 4 visible, 2 a page: one `next`
+    // The same rows as TSV (what `layover ls` asks for), `next` in a Link header; JSON stays the default.
+    const asJson = await request(`${layover.url}/api/v1/repositories`, { headers: { authorization: basicAuthHeader(alice) } });
+    expect(asJson.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(asJson.headers.vary).toBe('Accept');
+    const jsonRows = ((await asJson.body.json()) as { repositories: { name: string; mirror: boolean; tags: number; manifests: number; size: number; pushedAt?: string }[] }).repositories;
+    const tsvRows: string[] = [];
+    const tsvWalk: string[] = [];
+    for (let next: string | undefined = '/api/v1/repositories?limit=2'; next; ) {
+      const res: Awaited<ReturnType<typeof request>> = await request(`${layover.url}${next}`, { headers: { authorization: basicAuthHeader(alice), accept: 'text/tab-separated-values, application/json;q=0.5' } });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toBe('text/tab-separated-values; charset=utf-8');
+      const [header, ...lines] = (await res.body.text()).split('\n');
+      expect(header).toBe('name\tmirror\ttags\tmanifests\tsize\tpushedAt');
+      expect(lines.pop()).toBe('');
+      tsvRows.push(...lines);
+      tsvWalk.push(next);
+      next = /^<([^>]+)>; rel="next"$/.exec(String(res.headers.link ?? ''))?.[1];
+    }
+    expect(tsvWalk).toEqual(['/api/v1/repositories?limit=2', '/api/v1/repositories?limit=2&after=alice%2Fmulti']);
+    expect(tsvRows).toEqual(jsonRows.map((r) => [r.name, r.mirror, r.tags, r.manifests, r.size, r.pushedAt ?? ''].join('\t')));
     expect((await call('GET', 'repositories?limit=0', alice)).status).toBe(400);
     expect((await call('GET', 'repositories?limit=2&after=..', alice)).status).toBe(400);
   });
