@@ -31,6 +31,24 @@ function fullGc(): Collect {
   return collect;
 }
 
+/**
+ * A full collection that also compacts every page of the old generation. V8 compacts only pages
+ * it judges fragmented enough; at rest the pages start-up left part-filled stay committed (the
+ * registry's old space at 12.2-12.5 MiB for 9.6-9.8 live, compacted 10.2: its RSS at rest 64.1-64.4
+ * MiB instead of 66.2-66.6, 3 runs each). The flag is V8's own and is read when a collection
+ * starts; it is on only for this one, so collections under load keep their usual cost.
+ */
+function compactingGc(gc: Collect): Collect {
+  return () => {
+    setFlagsFromString('--compact-on-every-full-gc');
+    try {
+      gc();
+    } finally {
+      setFlagsFromString('--no-compact-on-every-full-gc');
+    }
+  };
+}
+
 export interface IdleGc {
   /** Counts a request from its start to its end (the response closed). */
   track(server: RequestEmitter): void;
@@ -51,7 +69,7 @@ export function idleGc(options: { quietMs?: number; checkMs?: number; settleMs?:
   // V8 judges the allocation rate over its collections of the last 5 s: the second collection
   // sees a low one only when the quiet before it is that long.
   const settleMs = options.settleMs ?? 6_000;
-  const gc = fullGc();
+  const gc = compactingGc(fullGc());
   let inFlight = 0;
   let lastActivity = Date.now();
   let runs = 0;
