@@ -9,96 +9,18 @@
 // equal it too, and on PostgreSQL two store instances (two replicas) writing and reading one
 // repository concurrently must still end exact.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Database } from '../../src/database/database.js';
 import { runSweep } from '../../src/database/sweep.js';
 import type { Digest } from '../../src/registry/digest.js';
-import { PostgresMetadata } from '../../src/registry/storage/metadata/postgres.js';
 import { MIGRATIONS, SUMMARY_BACKFILL } from '../../src/registry/storage/metadata/schema.js';
-import { SqliteMetadata } from '../../src/registry/storage/metadata/sqlite.js';
-import type { ManifestRef, MetadataStore, RepositorySummary } from '../../src/registry/storage/metadata/types.js';
-import { startPostgres, type Postgres } from '../helpers/postgres.js';
-import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+import type { MetadataStore, RepositorySummary } from '../../src/registry/storage/metadata/types.js';
+import { AT, blob, d, image, IMAGE, INDEX, metadataEngines, put } from '../helpers/metadata-engines.js';
 
-const IMAGE = 'application/vnd.oci.image.manifest.v1+json';
-const INDEX = 'application/vnd.oci.image.index.v1+json';
-const AT = 1_700_000_000_000;
-const d = (name: string) => `sha256:${name.padEnd(64, '0')}` as Digest;
-// Distinct powers of two: a blob counted twice or missed changes every sum.
-const SIZES: Record<string, number> = { c1: 1, l1: 2, l2: 4, l3: 8, l4: 16, m1: 32, m2: 64, m3: 128, i1: 256, dup: 512, u1: 1024, l5: 2048 };
 const SUMMARY_MIGRATION = MIGRATIONS.find((m) => m.statements.includes(SUMMARY_BACKFILL))!.version;
 
 type Summarised = MetadataStore & {
   storedSummaries(): Promise<{ name: string; current: boolean; summary: RepositorySummary }[]>;
   backfillSummaries(): Promise<void>;
 };
-
-interface Engine {
-  name: string;
-  setup(): Promise<void>;
-  teardown(): Promise<void>;
-  /** A new store instance on the engine's one database (another replica, on PostgreSQL). */
-  store(): Promise<Summarised>;
-  /** Runs raw SQL on the database (to take it back to the schema before the summaries). */
-  exec(sql: string): Promise<void>;
-}
-
-function sqliteEngine(): Engine {
-  let tmp: TempDir | undefined;
-  const stores: SqliteMetadata[] = [];
-  const file = () => `${tmp!.path}/metadata.db`;
-  return {
-    name: 'sqlite',
-    async setup() {
-      tmp = makeTempDir('layover-summaries-');
-    },
-    async teardown() {
-      for (const s of stores) await s.close();
-      tmp?.cleanup();
-    },
-    async store() {
-      const s = new SqliteMetadata(file());
-      stores.push(s);
-      await s.open();
-      return s;
-    },
-    async exec(sql) {
-      const s = new SqliteMetadata(file());
-      await s.open();
-      s.database.exec(sql);
-      await s.close();
-    },
-  };
-}
-
-function postgresEngine(): Engine {
-  let server: Postgres | undefined;
-  let url = '';
-  const pools: Database[] = [];
-  const pool = () => {
-    const db = new Database(url, { maxConnections: 4 });
-    pools.push(db);
-    return db;
-  };
-  return {
-    name: 'postgres',
-    async setup() {
-      server = await startPostgres();
-      url = await server.createDatabase('summaries');
-    },
-    async teardown() {
-      await Promise.all(pools.map((db) => db.close()));
-      await server?.close();
-    },
-    async store() {
-      const s = new PostgresMetadata(pool());
-      await s.open();
-      return s;
-    },
-    async exec(sql) {
-      await pool().query(sql);
-    },
-  };
-}
 
 /** Every repository's figures from the store's scans: the reference the maintained rows must equal. */
 async function reference(meta: MetadataStore): Promise<RepositorySummary[]> {
@@ -134,12 +56,7 @@ async function staleNames(meta: Summarised): Promise<string[]> {
   return (await meta.storedSummaries()).filter((s) => !s.current).map((s) => s.name);
 }
 
-const image = (m: string, blobs: string[]): ManifestRef[] => blobs.map((b) => ({ manifest: d(m), kind: 'blob', ref: d(b) }));
-const put = (meta: MetadataStore, repository: string, m: string, refs: ManifestRef[], mediaType = IMAGE, at = AT) =>
-  meta.putManifest({ repository, digest: d(m), mediaType, size: SIZES[m] ?? 0, createdAt: at }, refs);
-const blob = (meta: MetadataStore, name: string) => meta.putBlob({ digest: d(name), size: SIZES[name]!, createdAt: AT });
-
-for (const engine of [sqliteEngine(), postgresEngine()]) {
+for (const engine of metadataEngines('summaries')) {
   describe(`maintained repository summaries on ${engine.name}`, () => {
     let meta: Summarised;
 

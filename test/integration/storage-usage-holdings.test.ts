@@ -8,24 +8,12 @@
 // reference). The migration's backfill must equal what the refreshes maintained, and on
 // PostgreSQL two store instances (two replicas) writing and reading concurrently must end exact.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Database } from '../../src/database/database.js';
 import { runSweep } from '../../src/database/sweep.js';
-import type { Digest } from '../../src/registry/digest.js';
-import { PostgresMetadata } from '../../src/registry/storage/metadata/postgres.js';
-import type { Row } from '../../src/registry/storage/metadata/rows.js';
 import { HOLDINGS_BACKFILL, MIGRATIONS, namespaceOfSql, type Dialect } from '../../src/registry/storage/metadata/schema.js';
-import { SqliteMetadata } from '../../src/registry/storage/metadata/sqlite.js';
-import type { ManifestRef, MetadataStore, UsageAggregate } from '../../src/registry/storage/metadata/types.js';
-import { startPostgres, type Postgres } from '../helpers/postgres.js';
-import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
+import type { MetadataStore, UsageAggregate } from '../../src/registry/storage/metadata/types.js';
+import { AT, blob, d, image, IMAGE, INDEX, metadataEngines, put, SIZES, type MetadataEngine } from '../helpers/metadata-engines.js';
 
-const IMAGE = 'application/vnd.oci.image.manifest.v1+json';
-const INDEX = 'application/vnd.oci.image.index.v1+json';
-const AT = 1_700_000_000_000;
 const MIRRORS = ['docker.io', 'ghcr.io'];
-const d = (name: string) => `sha256:${name.padEnd(64, '0')}` as Digest;
-// Distinct powers of two: a blob counted twice or missed changes every sum.
-const SIZES: Record<string, number> = { c1: 1, l1: 2, l2: 4, l3: 8, l4: 16, m1: 32, m2: 64, m3: 128, i1: 256, dup: 512, u1: 1024, l5: 2048, m4: 4096 };
 const HOLDINGS_MIGRATION = MIGRATIONS.find((m) => m.statements.includes(HOLDINGS_BACKFILL[0]!))!.version;
 
 interface Holding {
@@ -35,90 +23,6 @@ interface Holding {
   size: number | null;
 }
 type Held = MetadataStore & { storedHoldings(): Promise<Holding[]> };
-
-interface Engine {
-  name: Dialect;
-  setup(): Promise<void>;
-  teardown(): Promise<void>;
-  /** A new store instance on the engine's one database (another replica, on PostgreSQL). */
-  store(): Promise<Held>;
-  /** Runs raw SQL on the database, `?` placeholders. */
-  query(sql: string, params: unknown[]): Promise<Row[]>;
-  exec(sql: string): Promise<void>;
-}
-
-function sqliteEngine(): Engine {
-  let tmp: TempDir | undefined;
-  let raw: SqliteMetadata | undefined;
-  const stores: SqliteMetadata[] = [];
-  const file = () => `${tmp!.path}/metadata.db`;
-  return {
-    name: 'sqlite',
-    async setup() {
-      tmp = makeTempDir('layover-holdings-');
-    },
-    async teardown() {
-      for (const s of stores) await s.close();
-      await raw?.close();
-      tmp?.cleanup();
-    },
-    async store() {
-      const s = new SqliteMetadata(file());
-      stores.push(s);
-      await s.open();
-      return s;
-    },
-    async query(sql, params) {
-      if (!raw) {
-        raw = new SqliteMetadata(file());
-        await raw.open();
-      }
-      return raw.database.prepare(sql).all(...params) as Row[];
-    },
-    async exec(sql) {
-      const s = new SqliteMetadata(file());
-      await s.open();
-      s.database.exec(sql);
-      await s.close();
-    },
-  };
-}
-
-function postgresEngine(): Engine {
-  let server: Postgres | undefined;
-  let url = '';
-  const pools: Database[] = [];
-  const pool = () => {
-    const db = new Database(url, { maxConnections: 4 });
-    pools.push(db);
-    return db;
-  };
-  let raw: Database | undefined;
-  return {
-    name: 'postgres',
-    async setup() {
-      server = await startPostgres();
-      url = await server.createDatabase('holdings');
-    },
-    async teardown() {
-      await Promise.all(pools.map((db) => db.close()));
-      await server?.close();
-    },
-    async store() {
-      const s = new PostgresMetadata(pool());
-      await s.open();
-      return s;
-    },
-    async query(sql, params) {
-      raw ??= pool();
-      let n = 0;
-      return raw.query<Row>(sql.replace(/\?/g, () => `$${++n}`), params);
-    },
-    async exec(sql) {
-      await pool().query(sql);
-    },
-  };
-}
 
 /**
  * The former du statement (before migration 5), from scratch over manifests and their
@@ -154,7 +58,7 @@ function formerUsageSql(dialect: Dialect, restricted: boolean): string {
     SELECT 'blobs', NULL, COUNT(*) FROM blobs`;
 }
 
-async function reference(engine: Engine, repositories?: string[]): Promise<UsageAggregate> {
+async function reference(engine: MetadataEngine, repositories?: string[]): Promise<UsageAggregate> {
   const list = (xs: string[]) => (engine.name === 'postgres' ? xs : JSON.stringify(xs));
   const rows = await engine.query(formerUsageSql(engine.name, repositories !== undefined), [...(repositories ? [list(repositories)] : []), list(MIRRORS)]);
   const usage: UsageAggregate = { namespaces: [], sharedBytes: 0, cacheBytes: 0, storedBytes: 0, blobs: 0 };
@@ -181,7 +85,7 @@ async function served(meta: MetadataStore, repositories?: string[]): Promise<Usa
 }
 
 /** du over every repository and over subsets equals the reference; the fixture is not vacuous. */
-async function expectExact(engine: Engine, meta: MetadataStore, label: string): Promise<UsageAggregate> {
+async function expectExact(engine: MetadataEngine, meta: MetadataStore, label: string): Promise<UsageAggregate> {
   const expected = await reference(engine);
   expect(await served(meta), label).toEqual(expected);
   const all = await meta.listRepositories();
@@ -190,12 +94,7 @@ async function expectExact(engine: Engine, meta: MetadataStore, label: string): 
   return expected;
 }
 
-const image = (m: string, blobs: string[]): ManifestRef[] => blobs.map((b) => ({ manifest: d(m), kind: 'blob', ref: d(b) }));
-const put = (meta: MetadataStore, repository: string, m: string, refs: ManifestRef[], mediaType = IMAGE, at = AT) =>
-  meta.putManifest({ repository, digest: d(m), mediaType, size: SIZES[m] ?? 0, createdAt: at }, refs);
-const blob = (meta: MetadataStore, name: string) => meta.putBlob({ digest: d(name), size: SIZES[name]!, createdAt: AT });
-
-for (const engine of [sqliteEngine(), postgresEngine()]) {
+for (const engine of metadataEngines('holdings')) {
   describe(`du over maintained holdings on ${engine.name}`, () => {
     let meta: Held;
 
