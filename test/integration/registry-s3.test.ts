@@ -174,6 +174,13 @@ describe('layover on S3 (Ceph RGW)', () => {
       const out = path.join(tmp.path, 'through-mirror');
       await skopeoCopy(`docker://${mirror.host}/up/lib/app:v1`, `oci:${out}:v1`);
       for (const layer of image.layers) expect(layoutBlob(out, layer.digest).equals(layoutBlob(image.dir, layer.digest))).toBe(true);
+      // The client's last byte goes on the digest's verdict and the upload's publication lands
+      // just behind it; a HEAD on the same layover waits for that commit (Store.commitBehind).
+      for (const layer of image.layers) {
+        const head = await request(`${mirror.url}/v2/up/lib/app/blobs/${layer.digest}`, { method: 'HEAD' });
+        await head.body.dump();
+        expect(head.statusCode).toBe(200);
+      }
       const res = await s3.send(new ListObjectsV2Command({ Bucket: mirrorBucket }));
       const stored = (res.Contents ?? []).map((o) => o.Key ?? '');
       for (const layer of image.layers) expect(stored).toContain(`blobs/sha256/${layer.digest.slice(7, 9)}/${layer.digest.slice(7)}`);
