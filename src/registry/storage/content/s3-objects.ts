@@ -1,8 +1,6 @@
 // The S3 operations the s3 content driver is built from: streaming uploads, ranged reads,
 // server-side copies (one CopyObject up to 5 GiB, UploadPartCopy beyond or to join objects),
 // listings and prefix deletion. Nothing here knows about digests or sessions.
-import http, { type IncomingMessage } from 'node:http';
-import https from 'node:https';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -50,48 +48,10 @@ export class S3Objects {
    */
   private readonly reads = new Agent({ connections: 64, keepAliveTimeout: 30_000, bodyTimeout: 120_000, headersTimeout: 60_000 });
 
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  private readonly httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 64 });
-  private readonly variant = process.env.LAYOVER_S3_GET ?? '';
-
   constructor(readonly client: S3Client, readonly bucket: string) {}
 
   async close(): Promise<void> {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
     await this.reads.close();
-  }
-
-  /** GET of a presigned URL with node:http (its C++ parser hands the body over without copies). */
-  private httpGet(url: string, headers: Record<string, string>): Promise<IncomingMessage> {
-    return new Promise((resolve, reject) => {
-      const https_ = url.startsWith('https:');
-      const req = (https_ ? https : http).get(url, { agent: https_ ? this.httpsAgent : this.httpAgent, headers, timeout: 120_000 }, resolve);
-      req.once('error', reject);
-      req.once('timeout', () => req.destroy(Object.assign(new Error('S3 GET: no bytes for 120 s'), { code: 'ETIMEDOUT' })));
-    });
-  }
-
-  private async getNode(key: string, url: string, range: { start: number; end?: number } | undefined, signal?: AbortSignal): Promise<Readable | undefined> {
-    const res = await this.httpGet(url, range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {})
-      .catch((err: unknown) => Promise.reject(asObjectStoreOutage(err, 'GetObject') ?? err));
-    res.on('error', () => undefined);
-    if (signal) {
-      if (signal.aborted) res.destroy();
-      else signal.addEventListener('abort', () => res.destroy(), { once: true });
-    }
-    const status = res.statusCode ?? 0;
-    if (status === 404) {
-      res.resume();
-      return undefined;
-    }
-    if (status !== 200 && status !== 206) {
-      let text = '';
-      for await (const c of res) if (text.length < 300) text += (c as Buffer).toString();
-      const err = new Error(`S3 GET ${key}: HTTP ${status} ${text.slice(0, 300)}`);
-      throw status >= 500 ? new ObjectStoreUnavailableError(`GetObject: HTTP ${status}`, err) : err;
-    }
-    return res;
   }
 
   async head(key: string): Promise<{ size: number; modified: Date } | undefined> {
@@ -113,7 +73,6 @@ export class S3Objects {
   async get(key: string, range?: { start: number; end?: number }, signal?: AbortSignal): Promise<Readable | undefined> {
     const url = await this.presign(key);
     signal?.throwIfAborted();
-    if (this.variant.includes('node')) return this.getNode(key, url, range, signal);
     const res = await request(url, {
       dispatcher: this.reads,
       headers: range ? { range: `bytes=${range.start}-${range.end ?? ''}` } : {},

@@ -54,7 +54,9 @@ class RangedResponse {
       noDelay: true,
       onread: { buffer: this.scratch, callback: (n: number, _buffer: Uint8Array) => this.received(n) },
     });
-    this.socket.setTimeout(IDLE_MS, () => this.socket.destroy(Object.assign(new Error(`no bytes from the object store for ${IDLE_MS / 1000} s`), { code: 'ETIMEDOUT' })));
+    // Counted only while a read waits: a slow client may hold the socket paused for longer.
+    this.socket.setTimeout(IDLE_MS);
+    this.socket.on('timeout', () => this.socket.destroy(Object.assign(new Error(`no bytes from the object store for ${IDLE_MS / 1000} s`), { code: 'ETIMEDOUT' })));
     this.socket.on('error', (err) => this.fail(asObjectStoreOutage(err, 'GetObject') ?? err));
     this.socket.on('close', () => this.fail(new ObjectStoreUnavailableError('GetObject: the object store closed the connection mid-body', undefined)));
     this.socket.write(`GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nRange: bytes=${start}-\r\nConnection: close\r\n\r\n`);
@@ -76,6 +78,7 @@ class RangedResponse {
     if (filled === length || this.remaining === 0) return Promise.resolve(filled);
     return new Promise<number>((resolve, reject) => {
       this.pending = { target, filled, length, resolve, reject };
+      this.socket.setTimeout(IDLE_MS);
       this.socket.resume();
     });
   }
@@ -109,7 +112,9 @@ class RangedResponse {
       this.socket.destroy();
       return false;
     }
-    return this.pending !== undefined;
+    if (this.pending) return true;
+    this.socket.setTimeout(0);
+    return false;
   }
 
   /** Gathers the response head; once complete returns the body bytes after it (maybe none). */

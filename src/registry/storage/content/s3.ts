@@ -102,7 +102,7 @@ export class S3Content implements BlobContent {
     if (!info) return undefined;
     // The endpoint's scheme, as the SDK resolves it, from one presigned URL.
     this.plainHttp ??= (await this.objects.presign(key)).startsWith('http:');
-    if (process.env.LAYOVER_S3_GET === 'socket' && this.plainHttp) {
+    if (this.plainHttp) {
       return new SocketObjectReader(info.size, () => this.objects.presign(key));
     }
     return new StreamingReader(info.size, (start) => this.objects.get(key, { start }));
