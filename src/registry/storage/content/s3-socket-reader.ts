@@ -14,8 +14,11 @@ import { ObjectStoreUnavailableError } from '../errors.js';
 import type { BlobReader } from '../store.js';
 import { asObjectStoreOutage } from './s3-client.js';
 
-/** Bytes one socket read may bring in: fewer system calls and wakeups than 64 KiB reads. */
-const READ_SIZE = 256 * 1024;
+/**
+ * Socket reads land here only for the response head and the first read after a pause; every
+ * other read goes straight into the waiting caller's buffer, as large as its free space.
+ */
+const SCRATCH_SIZE = 64 * 1024;
 /** A response head larger than this is not an object store's. */
 const MAX_HEAD = 64 * 1024;
 /** No bytes from the object store for this long: the read fails. */
@@ -34,7 +37,7 @@ interface PendingRead {
 /** One ranged GET (`bytes=start-`) on its own connection, read on demand into callers' buffers. */
 class RangedResponse {
   private readonly socket: net.Socket;
-  private readonly scratch = Buffer.allocUnsafe(READ_SIZE);
+  private readonly scratch = Buffer.allocUnsafe(SCRATCH_SIZE);
   /** Received bytes no read has taken yet (a copy: the scratch buffer is reused by the next read). */
   private spill: Buffer | undefined;
   private head: Buffer | undefined = Buffer.alloc(0);
@@ -52,7 +55,7 @@ class RangedResponse {
       host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
       port: Number(url.port || 80),
       noDelay: true,
-      onread: { buffer: this.scratch, callback: (n: number, _buffer: Uint8Array) => this.received(n) },
+      onread: { buffer: () => this.nextBuffer(), callback: (n: number, buffer: Uint8Array) => this.received(n, buffer) },
     });
     // Counted only while a read waits: a slow client may hold the socket paused for longer.
     this.socket.setTimeout(IDLE_MS);
@@ -87,23 +90,37 @@ class RangedResponse {
     this.socket.destroy();
   }
 
-  /** `n` new bytes at the start of the scratch buffer; false pauses the socket until the next read. */
-  private received(n: number): boolean {
-    let data: Buffer = this.scratch.subarray(0, n);
-    if (this.head) {
-      const body = this.parseHead(data);
-      if (!body) return true;
-      data = body;
-    }
-    data = data.subarray(0, Math.max(0, this.remaining)); // nothing beyond the body is ours
-    this.remaining -= data.length;
+  /** Where the next socket read goes (Node asks after each read): the waiting read's free space, else the scratch buffer. */
+  private nextBuffer(): Buffer {
     const p = this.pending;
-    if (p) {
-      const n2 = data.copy(p.target, p.filled, 0, Math.min(data.length, p.length - p.filled));
-      p.filled += n2;
-      data = data.subarray(n2);
+    if (!p || this.head || this.remaining <= 0 || this.spill) return this.scratch;
+    return p.target.subarray(p.filled, p.filled + Math.min(p.length - p.filled, this.remaining));
+  }
+
+  /** `n` new bytes at the start of `buffer`; false pauses the socket until the next read. */
+  private received(n: number, buffer: Uint8Array): boolean {
+    const p = this.pending;
+    if (buffer !== this.scratch) {
+      // Read straight into p's free space (nextBuffer), never beyond it nor beyond the body.
+      if (!p) throw new Error('S3 GET: a socket read with no read waiting');
+      p.filled += n;
+      this.remaining -= n;
+    } else {
+      let data: Buffer = this.scratch.subarray(0, n);
+      if (this.head) {
+        const body = this.parseHead(data);
+        if (!body) return true;
+        data = body;
+      }
+      data = data.subarray(0, Math.max(0, this.remaining)); // nothing beyond the body is ours
+      this.remaining -= data.length;
+      if (p) {
+        const taken = data.copy(p.target, p.filled, 0, Math.min(data.length, p.length - p.filled));
+        p.filled += taken;
+        data = data.subarray(taken);
+      }
+      if (data.length) this.spill = this.spill ? Buffer.concat([this.spill, data]) : Buffer.from(data);
     }
-    if (data.length) this.spill = this.spill ? Buffer.concat([this.spill, data]) : Buffer.from(data);
     if (p && (p.filled === p.length || this.remaining === 0)) {
       this.pending = undefined;
       p.resolve(p.filled);
