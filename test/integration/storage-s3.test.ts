@@ -17,6 +17,9 @@ import { SocketObjectReader } from '../../src/registry/storage/content/s3-socket
 import { ObjectStoreUnavailableError } from '../../src/registry/storage/errors.js';
 import type { BlobReader } from '../../src/registry/storage/store.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { spawnLayover } from '../helpers/layover.js';
+import { uploadBlob } from '../helpers/registry-client.js';
+import http from 'node:http';
 import type { UploadData } from '../../src/registry/storage/content/types.js';
 import { startCephRgw, type CephRgw } from '../helpers/ceph-rgw.js';
 import { seededBytes } from '../helpers/random-bytes.js';
@@ -350,14 +353,18 @@ describe('s3 content driver on Ceph RGW', () => {
       return Buffer.concat(out);
     }
 
-    /** Sockets this process holds open (idle keep-alive ones of the SDK included). */
-    const tcpSockets = () => readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`).startsWith('socket:');
-      } catch {
-        return false; // closed meanwhile
-      }
-    }).length;
+    /** Established TCP connections of process `pid` to the gateway (idle keep-alive ones of the SDK included). */
+    const storeConnections = (pid: number | 'self') => {
+      const inodes = new Set(readdirSync(`/proc/${pid}/fd`).map((fd) => {
+        try {
+          return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        } catch {
+          return undefined; // closed meanwhile
+        }
+      }).filter((x): x is string => x !== undefined));
+      return readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map((line) => line.trim().split(/\s+/))
+        .filter((f) => f.length > 9 && f[3] === '01' && Number.parseInt(f[2]!.split(':')[1]!, 16) === rgw.port && inodes.has(f[9]!)).length;
+    };
 
     it('is the reader of a plain-http endpoint, and reads byte-exact whole and from any offset, across its read windows', async () => {
       const reader = (await store.openReader(bigDigest))!;
@@ -379,13 +386,12 @@ describe('s3 content driver on Ceph RGW', () => {
 
     it('closed mid-body: its connection is gone and nothing fails afterwards', async () => {
       const reader = (await store.openReader(bigDigest))!;
-      const before = tcpSockets(); // the reader connects on its first read
+      const before = storeConnections('self'); // the reader connects on its first read
       const buffer = Buffer.alloc(512 * 1024);
       expect(await reader.read(buffer, buffer.length, 0)).toBe(buffer.length);
       expect(buffer.equals(big.subarray(0, buffer.length))).toBe(true);
-      expect(tcpSockets()).toBe(before + 1);
       await reader.close();
-      await waitFor(async () => tcpSockets() === before, 5_000, 20);
+      await waitFor(async () => storeConnections('self') <= before, 5_000, 20);
       // Closing again is harmless; a new reader works on.
       await reader.close();
       const again = (await store.openReader(bigDigest))!;
@@ -404,11 +410,63 @@ describe('s3 content driver on Ceph RGW', () => {
       await reader.close();
     });
 
+    it('through the registry: full and ranged GETs byte-exact, a client gone mid-body leaves no connection to the store behind', async () => {
+      const l = await spawnLayover({}, { s3: { ...rgw, bucket: await rgw.createBucket('s3-socket-http') } });
+      try {
+        await uploadBlob(l.url, 'team/big', bigDigest, big);
+        const url = `${l.url}/v2/team/big/blobs/${bigDigest}`;
+        const get = (range?: string) => new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+          http.get(url, { headers: range ? { range } : {} }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+            res.on('error', reject);
+          }).on('error', reject);
+        });
+        const full = await get();
+        expect(full.status).toBe(200);
+        expect(full.body.equals(big)).toBe(true);
+        // Inclusive ends across the responses' 512 KiB buffers; open-ended to the last byte.
+        for (const [start, end] of [[524_287, 1_572_865], [0, 0], [big.length - 1, big.length - 1]] as const) {
+          const part = await get(`bytes=${start}-${end}`);
+          expect(part.status).toBe(206);
+          expect(part.headers['content-range']).toBe(`bytes ${start}-${end}/${big.length}`);
+          expect(part.body.equals(big.subarray(start, end + 1))).toBe(true);
+        }
+        const tail = await get(`bytes=${30 * MiB + 1}-`);
+        expect(tail.status).toBe(206);
+        expect(tail.body.equals(big.subarray(30 * MiB + 1))).toBe(true);
+
+        const before = storeConnections(l.pid);
+        for (let i = 0; i < 3; i++) {
+          await new Promise<void>((resolve, reject) => {
+            const req = http.get(url, (res) => {
+              let received = 0;
+              res.on('data', (c: Buffer) => {
+                received += c.length;
+                if (received >= 2 * MiB) {
+                  req.destroy();
+                  resolve();
+                }
+              });
+              res.on('error', () => undefined);
+            });
+            req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+          });
+        }
+        await waitFor(async () => storeConnections(l.pid) <= before, 10_000, 50);
+        // And it serves on, whole.
+        expect((await get()).body.equals(big)).toBe(true);
+        expect(l.alive()).toBe(true);
+      } finally {
+        await l.close();
+      }
+    }, 120_000);
+
     it('the gateway stopped: before the read and mid-body, reads fail promptly as an object store outage', async () => {
       const buffer = Buffer.alloc(1 * MiB);
       const early = (await store.openReader(bigDigest))!;
       const midway = (await store.openReader(bigDigest))!;
-      const before = tcpSockets();
       expect(await midway.read(buffer, buffer.length, 0)).toBe(buffer.length);
       await rgw.stopGateway();
       try {
@@ -428,7 +486,7 @@ describe('s3 content driver on Ceph RGW', () => {
         expect(Date.now() - started).toBeLessThan(30_000);
         await early.close();
         await midway.close();
-        await waitFor(async () => tcpSockets() <= before, 5_000, 20);
+        await waitFor(async () => storeConnections('self') === 0, 5_000, 20);
       } finally {
         await rgw.startGateway();
       }
