@@ -103,7 +103,12 @@ class RangedResponse {
     const p = this.pending;
     if (buffer !== this.scratch) {
       // Read straight into p's free space (nextBuffer), never beyond it nor beyond the body.
-      if (!p) throw new Error('S3 GET: a socket read with no read waiting');
+      if (!p) {
+        // Cannot happen (nextBuffer hands out a caller's buffer only while its read waits); a
+        // throw here would be uncaught, so the read fails instead.
+        this.socket.destroy(new Error('S3 GET: a socket read with no read waiting'));
+        return false;
+      }
       p.filled += n;
       this.remaining -= n;
     } else {
