@@ -16,10 +16,10 @@ const MiB = 2 ** 20;
 const CLIENTS = 48;
 const BLOBS = 8;
 const BLOB_SIZE = 16 * MiB;
-const TICKS_PER_SECOND = 100;
+export const TICKS_PER_SECOND = 100;
 
 /** utime + stime of `pid` in clock ticks (0 once it is gone). */
-function ticksOf(pid: number): number {
+export function ticksOf(pid: number): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -45,7 +45,7 @@ function withChildren(pid: number): number[] {
 }
 
 /** Busy CPU ticks of the whole machine (every core), from /proc/stat. */
-function machineBusyTicks(): number {
+export function machineBusyTicks(): number {
   const [, ...fields] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
   const n = fields.map(Number);
   return n.reduce((a, b) => a + b, 0) - (n[3] ?? 0) - (n[4] ?? 0);

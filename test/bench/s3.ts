@@ -6,11 +6,16 @@
 //   (b) skopeo push (copy from a local OCI layout) of a 3-layer 300 MiB image into a fresh
 //       bucket, alternating, medians
 //   (c) the same GET in redirect mode (307 to a presigned URL, curl -L), for reference
+//       Each streamed GET also records the CPU seconds used meanwhile by the registry process,
+//       radosgw, ceph-osd and the whole machine (/proc), medians per GET in the table.
+//       `--ab NAME=VALUE[,NAME=VALUE]` adds a third party, "layover-B": a layover started with
+//       those extra environment variables, alternating with the other two (A/B of a variant).
 //   (d) aggregate throughput of 48 concurrent GETs over 3 layover replicas ÷ over 1, on one
 //       bucket and one PostgreSQL, with each party's CPU time (s3-replicas.ts); `--only replicas`
-//       runs just this part
+//       runs just this part; `--only get` runs just (a)
 // Prints a table and one JSON line (`{"bench":"s3",…}`); ratios are layover ÷ docker-registry.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startCephRgw, type CephRgw } from '../helpers/ceph-rgw.js';
@@ -22,28 +27,65 @@ import { requireTool } from '../helpers/run-tool.js';
 import { skopeoCopy } from '../helpers/skopeo.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { median, writeBlobFile } from './measure.js';
-import { benchReplicas, type ReplicaFigures } from './s3-replicas.js';
+import { benchReplicas, machineBusyTicks, ticksOf, TICKS_PER_SECOND, type ReplicaFigures } from './s3-replicas.js';
 import { printSummary, spreadOf } from './summary.js';
 
 const MiB = 2 ** 20;
 const BLOB_SIZE = 256 * MiB;
 const NAMES = ['layover', 'docker-registry'] as const;
 type Name = (typeof NAMES)[number];
+type Party = Name | 'layover-B';
 
-const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, only: { type: 'string', default: 'all' } } });
+const { values: args } = parseArgs({ options: { runs: { type: 'string', default: '3' }, only: { type: 'string', default: 'all' }, ab: { type: 'string' } } });
 const ONLY_REPLICAS = args.only === 'replicas';
+const ONLY_GET = args.only === 'get';
 const RUNS = Math.max(1, Number(args.runs));
+/** The extra environment of "layover-B" (--ab), when there is one. */
+const AB_ENV: Record<string, string> | undefined = args.ab
+  ? Object.fromEntries(args.ab.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+  : undefined;
 
-interface Target { url: string; close(): Promise<void> }
+interface Target { url: string; pid: number; close(): Promise<void> }
+
+/** CPU seconds used during one GET by the registry process, radosgw, ceph-osd and the whole machine. */
+interface GetCpu { registry: number; radosgw: number; osd: number; machine: number }
 
 /** `root`: layover's metadata directory, kept to restart it on the same content (docker-registry keeps all in the bucket). */
-async function start(name: Name, rgw: CephRgw, bucket: string, redirect = false, root?: string): Promise<Target> {
-  if (name === 'layover') {
-    const l = await spawnLayover({}, { root, logLevel: 'warn', compiled: true, s3: { ...rgw, bucket, redirect } });
-    return { url: l.url, close: () => l.close() };
+async function start(name: Party, rgw: CephRgw, bucket: string, redirect = false, root?: string): Promise<Target> {
+  if (name !== 'docker-registry') {
+    // spawnLayover passes this process's environment on: layover-B's extra variables go there
+    // only while it starts.
+    const saved = { ...process.env };
+    if (name === 'layover-B') Object.assign(process.env, AB_ENV);
+    try {
+      const l = await spawnLayover({}, { root, logLevel: 'warn', compiled: true, s3: { ...rgw, bucket, redirect } });
+      return { url: l.url, pid: l.pid, close: () => l.close() };
+    } finally {
+      for (const key of Object.keys(AB_ENV ?? {})) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    }
   }
   const r = await startDockerRegistry({ logLevel: 'error', s3: { ...rgw, bucket, redirect } });
-  return { url: r.url, close: () => r.close() };
+  return { url: r.url, pid: r.pid, close: () => r.close() };
+}
+
+/** `get()` timed, with the CPU each party used meanwhile. */
+async function measuredGet(get: () => Promise<number>, registryPid: number, rgw: CephRgw): Promise<{ seconds: number; cpu: GetCpu }> {
+  const [, osdPid, rgwPid] = rgw.pids as [number, number, number];
+  const before = { r: ticksOf(registryPid), g: ticksOf(rgwPid), o: ticksOf(osdPid), m: machineBusyTicks() };
+  const seconds = await get();
+  const s = (after: number, from: number) => (after - from) / TICKS_PER_SECOND;
+  return { seconds, cpu: { registry: s(ticksOf(registryPid), before.r), radosgw: s(ticksOf(rgwPid), before.g), osd: s(ticksOf(osdPid), before.o), machine: s(machineBusyTicks(), before.m) } };
+}
+
+function medianCpu(xs: GetCpu[]): GetCpu | undefined {
+  if (!xs.length) return undefined;
+  const m = (k: keyof GetCpu) => Number(median(xs.map((x) => x[k])).toFixed(2));
+  return { registry: m('registry'), radosgw: m('radosgw'), osd: m('osd'), machine: m('machine') };
+}
+
+function loadAverage(): string {
+  return readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
 
 /** One curl GET to /dev/null (following redirects when asked); seconds, after checking status and size. */
@@ -76,9 +118,11 @@ async function main(): Promise<void> {
   const tmp = makeTempDir('layover-bench-s3-');
   // Objects live in the OSD's RAM: room for both registries' copies of everything.
   const rgw = await startCephRgw({ memoryBytes: 8 * 2 ** 30 });
-  const get: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
+  const get: Record<Party, number[]> = { layover: [], 'docker-registry': [], 'layover-B': [] };
+  const getCpu: Record<Party, GetCpu[]> = { layover: [], 'docker-registry': [], 'layover-B': [] };
   const getRedirect: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
   const push: Record<Name, number[]> = { layover: [], 'docker-registry': [] };
+  const loads: string[] = [];
   let replicas: ReplicaFigures | undefined;
   try {
     if (ONLY_REPLICAS) {
@@ -97,25 +141,45 @@ async function main(): Promise<void> {
 
     // (a) and (c): each registry on its own bucket with the blob pushed once; both processes
     // stay up and the GETs alternate, so drift in machine load hits both alike.
-    const buckets: Record<Name, string> = { layover: await rgw.createBucket('bench-layover'), 'docker-registry': await rgw.createBucket('bench-docker') };
-    for (const redirect of [false, true]) {
-      const targets = {} as Record<Name, Target>;
+    const buckets: Record<Party, string> = {
+      layover: await rgw.createBucket('bench-layover'),
+      'docker-registry': await rgw.createBucket('bench-docker'),
+      'layover-B': await rgw.createBucket('bench-layover-b'),
+    };
+    for (const redirect of ONLY_GET ? [false] : [false, true]) {
+      const parties: Party[] = AB_ENV && !redirect ? ['layover', 'docker-registry', 'layover-B'] : [...NAMES];
+      const targets = {} as Record<Party, Target>;
       try {
-        for (const name of NAMES) {
-          targets[name] = await start(name, rgw, buckets[name], redirect, path.join(tmp.path, 'layover-root'));
+        for (const name of parties) {
+          targets[name] = await start(name, rgw, buckets[name], redirect, path.join(tmp.path, `${name}-root`));
           if (!redirect) await uploadBlob(targets[name].url, 'bench/blob', digest, { file: blobFile });
         }
-        for (const name of NAMES) await curlGet(`${targets[name].url}/v2/bench/blob/blobs/${digest}`, BLOB_SIZE, redirect); // warm
+        for (const name of parties) await curlGet(`${targets[name].url}/v2/bench/blob/blobs/${digest}`, BLOB_SIZE, redirect); // warm
         for (let i = 0; i < RUNS; i++) {
-          for (const name of i % 2 ? [...NAMES].reverse() : NAMES) {
-            const seconds = await curlGet(`${targets[name].url}/v2/bench/blob/blobs/${digest}`, BLOB_SIZE, redirect);
-            (redirect ? getRedirect : get)[name].push(seconds);
-            console.error(`${name}: GET${redirect ? ' (redirect)' : ''} ${seconds.toFixed(3)} s`);
+          loads.push(loadAverage());
+          // Each party goes first, second, … in turn.
+          const order = parties.map((_, j) => parties[(i + j) % parties.length]!);
+          for (const name of i % 2 ? order.reverse() : order) {
+            const url = `${targets[name].url}/v2/bench/blob/blobs/${digest}`;
+            if (redirect) {
+              const seconds = await curlGet(url, BLOB_SIZE, true);
+              getRedirect[name as Name].push(seconds);
+              console.error(`${name}: GET (redirect) ${seconds.toFixed(3)} s`);
+              continue;
+            }
+            const { seconds, cpu } = await measuredGet(() => curlGet(url, BLOB_SIZE), targets[name].pid, rgw);
+            get[name].push(seconds);
+            getCpu[name].push(cpu);
+            console.error(`${name}: GET ${seconds.toFixed(3)} s, CPU s registry ${cpu.registry.toFixed(2)} radosgw ${cpu.radosgw.toFixed(2)} osd ${cpu.osd.toFixed(2)} machine ${cpu.machine.toFixed(2)} (load ${loadAverage()})`);
           }
         }
       } finally {
-        for (const name of NAMES) await targets[name]?.close();
+        for (const name of parties) await targets[name]?.close();
       }
+    }
+    if (ONLY_GET) {
+      printGet(get, getCpu, loads);
+      return;
     }
 
     // (b): a fresh bucket and process per push, alternating.
@@ -146,6 +210,7 @@ async function main(): Promise<void> {
     ];
     console.log(`\n${'metric'.padEnd(38)}${'layover'.padStart(10)}${'docker-reg'.padStart(12)}${'ratio'.padStart(8)}`);
     for (const [label, a, b, digits] of rows) console.log(`${label.padEnd(38)}${fmt(a, digits).padStart(10)}${fmt(b, digits).padStart(12)}${fmt(ratio(a, b)).padStart(8)}`);
+    printGet(get, getCpu, loads);
     printReplicas(replicas);
     printSummary({
       bench: 's3',
@@ -164,7 +229,9 @@ async function main(): Promise<void> {
       imageMiB: Number(imageMiB.toFixed(1)),
       layover: l,
       dockerRegistry: d,
-      samples: { get, push, getRedirect },
+      getCpuPerGet: { layover: medianCpu(getCpu.layover), dockerRegistry: medianCpu(getCpu['docker-registry']) },
+      loads,
+      samples: { get, push, getRedirect, getCpu },
       ratio: { get: ratio(l.getSeconds, d.getSeconds), push: ratio(l.pushSeconds, d.pushSeconds), redirectGet: ratio(l.redirectGetSeconds, d.redirectGetSeconds) },
       targets: { getRatio: 1, pushRatio: 1 },
       replicas,
@@ -173,6 +240,20 @@ async function main(): Promise<void> {
     await rgw.close();
     tmp.cleanup();
   }
+}
+
+/** Part (a) per party: median seconds, spread, ratio to docker-registry and median CPU seconds per GET. */
+function printGet(get: Record<Party, number[]>, cpu: Record<Party, GetCpu[]>, loads: string[]): void {
+  const peer = get['docker-registry'].length ? median(get['docker-registry']) : undefined;
+  console.log(`\nstreamed GET of 256 MiB (load averages at each round: ${loads.join(' | ')})`);
+  console.log(`${'party'.padEnd(17)}${'median s'.padStart(9)}${'spread'.padStart(14)}${'ratio'.padStart(7)}   CPU s per GET: registry / radosgw / osd / machine`);
+  for (const name of ['layover', 'layover-B', 'docker-registry'] as const) {
+    if (!get[name].length) continue;
+    const m = median(get[name]);
+    const c = medianCpu(cpu[name])!;
+    console.log(`${name.padEnd(17)}${m.toFixed(3).padStart(9)}${(spreadOf(get[name]) ?? '').padStart(14)}${fmt(ratio(m, peer)).padStart(7)}   ${c.registry.toFixed(2)} / ${c.radosgw.toFixed(2)} / ${c.osd.toFixed(2)} / ${c.machine.toFixed(2)}`);
+  }
+  if (ONLY_GET) console.log(JSON.stringify({ bench: 's3-get', runs: RUNS, ab: AB_ENV, loads, samples: get, cpu }));
 }
 
 function printReplicas(r: ReplicaFigures): void {

@@ -3,7 +3,7 @@
 // under S3's 5 MiB part minimum, writers that die midway leaving nothing visible, ranged and
 // positional reads, and presigned URLs.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
@@ -13,6 +13,13 @@ import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { checkBucket, createS3Client } from '../../src/registry/storage/content/s3-client.js';
 import { S3Content } from '../../src/registry/storage/content/s3.js';
+import { SocketObjectReader } from '../../src/registry/storage/content/s3-socket-reader.js';
+import { ObjectStoreUnavailableError } from '../../src/registry/storage/errors.js';
+import type { BlobReader } from '../../src/registry/storage/store.js';
+import { waitFor } from '../helpers/wait-for.js';
+import { spawnLayover } from '../helpers/layover.js';
+import { uploadBlob } from '../helpers/registry-client.js';
+import http from 'node:http';
 import type { UploadData } from '../../src/registry/storage/content/types.js';
 import { startCephRgw, type CephRgw } from '../helpers/ceph-rgw.js';
 import { seededBytes } from '../helpers/random-bytes.js';
@@ -310,5 +317,183 @@ describe('s3 content driver on Ceph RGW', () => {
     const closed = { ...s3Config('x-bucket'), endpoint: 'http://127.0.0.1:9' };
     await expect(checkBucket(createS3Client(closed), closed)).rejects.toThrow(/storage\.s3\.endpoint: cannot reach/);
     expect(readdirSync(work.path).length).toBeGreaterThan(0);
+  });
+
+  // Blob responses read with SocketObjectReader: straight from the socket into a reused buffer,
+  // socket reads land in the waiting caller's buffer, or in its 64 KiB scratch buffer (the head,
+  // the first read after a pause) whose bytes are then handed out across callers' buffers.
+  describe('blob reads from the socket', () => {
+    const big = seededBytes('s3-socket-big', 32 * MiB + 4321);
+    const bigDigest = digestOf(big);
+    let store: S3Content;
+    let bucket: string;
+
+    beforeAll(async () => {
+      bucket = await rgw.createBucket('s3-socket');
+      store = await replica(bucket);
+      await store.ingest(Readable.from(chunksOf(big, 1 * MiB)), { digest: bigDigest, size: big.length });
+    }, 60_000);
+
+    afterAll(async () => {
+      await store?.close();
+    });
+
+    /** Reads `reader` from `start` to the end in reads of the given sizes (cycled), checking each count. */
+    async function readThrough(reader: BlobReader, start: number, sizes: number[]): Promise<Buffer> {
+      const out: Buffer[] = [];
+      const target = Buffer.alloc(Math.max(...sizes));
+      for (let pos = start, i = 0; pos < big.length; i++) {
+        const size = sizes[i % sizes.length]!;
+        const n = await reader.read(target, size, pos);
+        expect(n).toBe(Math.min(size, big.length - pos));
+        out.push(Buffer.from(target.subarray(0, n)));
+        pos += n;
+      }
+      expect(await reader.read(target, 10, big.length)).toBe(0);
+      return Buffer.concat(out);
+    }
+
+    /** Established TCP connections of process `pid` to the gateway (idle keep-alive ones of the SDK included). */
+    const storeConnections = (pid: number | 'self') => {
+      const inodes = new Set(readdirSync(`/proc/${pid}/fd`).map((fd) => {
+        try {
+          return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
+        } catch {
+          return undefined; // closed meanwhile
+        }
+      }).filter((x): x is string => x !== undefined));
+      return readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map((line) => line.trim().split(/\s+/))
+        .filter((f) => f.length > 9 && f[3] === '01' && Number.parseInt(f[2]!.split(':')[1]!, 16) === rgw.port && inodes.has(f[9]!)).length;
+    };
+
+    it('is the reader of a plain-http endpoint, and reads byte-exact whole and from any offset, across its read windows', async () => {
+      const reader = (await store.openReader(bigDigest))!;
+      expect(reader).toBeInstanceOf(SocketObjectReader);
+      // Sizes under, at and over its 64 KiB scratch buffer, and the responses' 512 KiB.
+      const sizes = [512 * 1024, 1, 65_535, 65_536, 65_537, 1000, 1_500_000, 262_145, 524_288, 3];
+      expect((await readThrough(reader, 0, sizes)).equals(big)).toBe(true);
+      // From an odd offset (a new ranged GET there), then back near the start.
+      const from = 3 * MiB + 7;
+      expect((await readThrough(reader, from, [524_288, 300_001])).equals(big.subarray(from))).toBe(true);
+      const buffer = Buffer.alloc(100_000);
+      expect(await reader.read(buffer, 100_000, 10)).toBe(100_000);
+      expect(buffer.equals(big.subarray(10, 100_010))).toBe(true);
+      // A read past the end is cut at the end.
+      expect(await reader.read(buffer, 100_000, big.length - 5)).toBe(5);
+      expect(buffer.subarray(0, 5).equals(big.subarray(big.length - 5))).toBe(true);
+      await reader.close();
+    }, 60_000);
+
+    it('closed mid-body: its connection is gone and nothing fails afterwards', async () => {
+      const reader = (await store.openReader(bigDigest))!;
+      const before = storeConnections('self'); // the reader connects on its first read
+      const buffer = Buffer.alloc(512 * 1024);
+      expect(await reader.read(buffer, buffer.length, 0)).toBe(buffer.length);
+      expect(buffer.equals(big.subarray(0, buffer.length))).toBe(true);
+      await reader.close();
+      await waitFor(async () => storeConnections('self') <= before, 5_000, 20);
+      // Closing again is harmless; a new reader works on.
+      await reader.close();
+      const again = (await store.openReader(bigDigest))!;
+      expect(await again.read(buffer, 1000, 5 * MiB)).toBe(1000);
+      expect(buffer.subarray(0, 1000).equals(big.subarray(5 * MiB, 5 * MiB + 1000))).toBe(true);
+      await again.close();
+    }, 60_000);
+
+    it('a blob deleted after it was opened reads as gone', async () => {
+      const bytes = seededBytes('s3-socket-gone', 2 * MiB);
+      const digest = digestOf(bytes);
+      await store.ingest(Readable.from([bytes]), { digest });
+      const reader = (await store.openReader(digest))!;
+      await store.delete(digest);
+      await expect(reader.read(Buffer.alloc(1000), 1000, 0)).rejects.toThrow(/blob is gone/);
+      await reader.close();
+    });
+
+    it('through the registry: full and ranged GETs byte-exact, a client gone mid-body leaves no connection to the store behind', async () => {
+      const l = await spawnLayover({}, { s3: { ...rgw, bucket: await rgw.createBucket('s3-socket-http') } });
+      try {
+        await uploadBlob(l.url, 'team/big', bigDigest, big);
+        const url = `${l.url}/v2/team/big/blobs/${bigDigest}`;
+        const get = (range?: string) => new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+          http.get(url, { headers: range ? { range } : {} }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+            res.on('error', reject);
+          }).on('error', reject);
+        });
+        const full = await get();
+        expect(full.status).toBe(200);
+        expect(full.body.equals(big)).toBe(true);
+        // Inclusive ends across the responses' 512 KiB buffers; open-ended to the last byte.
+        for (const [start, end] of [[524_287, 1_572_865], [0, 0], [big.length - 1, big.length - 1]] as const) {
+          const part = await get(`bytes=${start}-${end}`);
+          expect(part.status).toBe(206);
+          expect(part.headers['content-range']).toBe(`bytes ${start}-${end}/${big.length}`);
+          expect(part.body.equals(big.subarray(start, end + 1))).toBe(true);
+        }
+        const tail = await get(`bytes=${30 * MiB + 1}-`);
+        expect(tail.status).toBe(206);
+        expect(tail.body.equals(big.subarray(30 * MiB + 1))).toBe(true);
+
+        const before = storeConnections(l.pid);
+        for (let i = 0; i < 3; i++) {
+          await new Promise<void>((resolve, reject) => {
+            const req = http.get(url, (res) => {
+              let received = 0;
+              res.on('data', (c: Buffer) => {
+                received += c.length;
+                if (received >= 2 * MiB) {
+                  req.destroy();
+                  resolve();
+                }
+              });
+              res.on('error', () => undefined);
+            });
+            req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+          });
+        }
+        await waitFor(async () => storeConnections(l.pid) <= before, 10_000, 50);
+        // And it serves on, whole.
+        expect((await get()).body.equals(big)).toBe(true);
+        expect(l.alive()).toBe(true);
+      } finally {
+        await l.close();
+      }
+    }, 120_000);
+
+    it('the gateway stopped: before the read and mid-body, reads fail promptly as an object store outage', async () => {
+      const buffer = Buffer.alloc(1 * MiB);
+      const early = (await store.openReader(bigDigest))!;
+      const midway = (await store.openReader(bigDigest))!;
+      expect(await midway.read(buffer, buffer.length, 0)).toBe(buffer.length);
+      await rgw.stopGateway();
+      try {
+        const started = Date.now();
+        await expect(early.read(buffer, 1000, 0)).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
+        // What the kernel's buffers held still reads; the cut is then an outage, not a short blob.
+        let pos = buffer.length;
+        const cut = await (async () => {
+          for (; pos < big.length; pos += buffer.length) {
+            const n = await midway.read(buffer, buffer.length, pos);
+            expect(buffer.subarray(0, n).equals(big.subarray(pos, pos + n))).toBe(true);
+          }
+          return undefined;
+        })().catch((err: unknown) => err);
+        expect(cut).toBeInstanceOf(ObjectStoreUnavailableError);
+        expect(pos).toBeLessThan(big.length);
+        expect(Date.now() - started).toBeLessThan(30_000);
+        await early.close();
+        await midway.close();
+        await waitFor(async () => storeConnections('self') === 0, 5_000, 20);
+      } finally {
+        await rgw.startGateway();
+      }
+      const reader = (await store.openReader(bigDigest))!;
+      expect(await reader.read(buffer, buffer.length, 7)).toBe(buffer.length);
+      expect(buffer.equals(big.subarray(7, 7 + buffer.length))).toBe(true);
+      await reader.close();
+    }, 90_000);
   });
 });

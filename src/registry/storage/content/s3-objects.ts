@@ -64,9 +64,14 @@ export class S3Objects {
     }
   }
 
+  /** A short-lived presigned GET of `key`. */
+  presign(key: string): Promise<string> {
+    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: 300 });
+  }
+
   /** The object's bytes (an inclusive range of them); undefined when absent. */
   async get(key: string, range?: { start: number; end?: number }, signal?: AbortSignal): Promise<Readable | undefined> {
-    const url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: key }), { expiresIn: 300 });
+    const url = await this.presign(key);
     signal?.throwIfAborted();
     const res = await request(url, {
       dispatcher: this.reads,

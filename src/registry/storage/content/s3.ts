@@ -25,6 +25,7 @@ import { isUploadId } from '../layout.js';
 import { S3Keys, isChunkName } from './s3-keys.js';
 import { checkContent, Hashed, SpoolWriter, StreamingReader } from './s3-io.js';
 import { MIN_PART, S3Objects } from './s3-objects.js';
+import { SocketObjectReader } from './s3-socket-reader.js';
 import type { AppendResult, BeforePublish, BlobContent, ContentOptions, UploadData, UploadDriverState } from './types.js';
 
 /** Content up to this size is hashed in memory and written with one PUT (no temporary object). */
@@ -54,6 +55,7 @@ export class S3Content implements BlobContent {
   private readonly objects: S3Objects;
   private readonly beforePublish: BeforePublish;
   private readonly uploadHashes = new Map<string, LocalHash>();
+  private plainHttp: boolean | undefined;
 
   constructor(private readonly client: S3Client, private readonly options: S3ContentOptions) {
     this.keys = new S3Keys(options.prefix);
@@ -98,6 +100,11 @@ export class S3Content implements BlobContent {
     const key = this.keys.blob(digest);
     const info = await this.objects.head(key);
     if (!info) return undefined;
+    // The endpoint's scheme, as the SDK resolves it, from one presigned URL.
+    this.plainHttp ??= (await this.objects.presign(key)).startsWith('http:');
+    if (this.plainHttp) {
+      return new SocketObjectReader(info.size, () => this.objects.presign(key));
+    }
     return new StreamingReader(info.size, (start) => this.objects.get(key, { start }));
   }
 
