@@ -13,6 +13,7 @@ import { digestOf, type Digest } from '../../src/registry/digest.js';
 import { RegistryError } from '../../src/registry/errors.js';
 import { checkBucket, createS3Client } from '../../src/registry/storage/content/s3-client.js';
 import { S3Content } from '../../src/registry/storage/content/s3.js';
+import { StreamingReader } from '../../src/registry/storage/content/s3-io.js';
 import { SocketObjectReader } from '../../src/registry/storage/content/s3-socket-reader.js';
 import { ObjectStoreUnavailableError } from '../../src/registry/storage/errors.js';
 import type { BlobReader } from '../../src/registry/storage/store.js';
@@ -381,6 +382,19 @@ describe('s3 content driver on Ceph RGW', () => {
       // A read past the end is cut at the end.
       expect(await reader.read(buffer, 100_000, big.length - 5)).toBe(5);
       expect(buffer.subarray(0, 5).equals(big.subarray(big.length - 5))).toBe(true);
+      await reader.close();
+    }, 60_000);
+
+    it('an object under 1 MiB is read through the pooled undici connections, byte-exact', async () => {
+      const small = seededBytes('s3-socket-small', 1024 * 1024 - 1);
+      const smallDigest = digestOf(small);
+      await store.ingest(Readable.from(chunksOf(small, 256 * 1024)), { digest: smallDigest, size: small.length });
+      const reader = (await store.openReader(smallDigest))!;
+      expect(reader).toBeInstanceOf(StreamingReader);
+      const buffer = Buffer.alloc(small.length);
+      expect(await reader.read(buffer, 300_000, 0)).toBe(300_000);
+      expect(await reader.read(buffer.subarray(300_000), small.length, 300_000)).toBe(small.length - 300_000);
+      expect(buffer.equals(small)).toBe(true);
       await reader.close();
     }, 60_000);
 

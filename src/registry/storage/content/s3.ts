@@ -28,6 +28,9 @@ import { MIN_PART, S3Objects } from './s3-objects.js';
 import { SocketObjectReader } from './s3-socket-reader.js';
 import type { AppendResult, BeforePublish, BlobContent, ContentOptions, UploadData, UploadDriverState } from './types.js';
 
+/** Objects from this size on are read with SocketObjectReader (plain-http endpoints). */
+const SOCKET_READ_MIN = 1024 * 1024;
+
 /** Content up to this size is hashed in memory and written with one PUT (no temporary object). */
 const SMALL = 1024 * 1024;
 /** Temporary objects and multipart uploads older than this are a crashed writer's: swept. */
@@ -102,7 +105,10 @@ export class S3Content implements BlobContent {
     if (!info) return undefined;
     // The endpoint's scheme, as the SDK resolves it, from one presigned URL.
     this.plainHttp ??= (await this.objects.presign(key)).startsWith('http:');
-    if (this.plainHttp) {
+    // Small objects keep undici's pooled keep-alive connections: the socket reader opens one
+    // connection per GET, and at thousands of small GETs a second their closed ends would pile up
+    // in TIME_WAIT, where the garbage it saves is only worth it for large bodies.
+    if (this.plainHttp && info.size >= SOCKET_READ_MIN) {
       return new SocketObjectReader(info.size, () => this.objects.presign(key));
     }
     return new StreamingReader(info.size, (start) => this.objects.get(key, { start }));
