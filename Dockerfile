@@ -37,14 +37,18 @@ VOLUME ["/var/lib/layover"]
 # optimizing recompile of it during the first large upstream response took ~25 MiB for a moment
 # (a mirror's peak RSS over its first cache miss: 137-143 MiB with it, 112-115 without; CPU per
 # miss the same within the noise: a blob body is one span to the parser).
-# At rest (issue 16): at most two malloc arenas. Each thread that mallocs gets its own arena,
-# and the V8 and libuv worker threads left freed but resident memory in theirs after start-up
-# (registry at rest 70.8-73.5 MiB -> 70.7-71.7). Not --no-concurrent-recompilation, though with
+# At rest (issue 16): one malloc arena. Each thread that mallocs gets its own arena, and the V8
+# and libuv worker threads left freed but resident memory in theirs after start-up (registry at
+# rest 70.8-73.5 MiB -> 70.7-71.7 with two). With two, the second held 2.7-3.0 MiB of which
+# 0.01-0.02 was in use at rest (malloc_stats); with one, the main thread reuses that memory:
+# 63.9 instead of 65.75 MiB at rest (medians of 4 alternating starts) and 83.7 instead of 85.8
+# after five cold 64 MiB pulls, with no more CPU per pull (0.26 vs 0.32 CPU-s, 4 pulls each):
+# the threads' few large mallocs (compiler zones, hash buffers) rarely meet on the lock. Not --no-concurrent-recompilation, though with
 # it the registry rested at 66-67 MiB: it moves TurboFan onto the event loop, and a cold
 # 256 MiB pull-through then spent 0.86 instead of 0.66 CPU-s on the main thread and took 1.75
 # instead of 1.49 s (test/bench/_cold-ab.ts, 7 alternating pairs). Not --optimize-for-size:
 # 1-2 MiB less at rest, but it holds the young generation at 1 MiB whatever
 # --max-semi-space-size says (the cost described above: 2.3x the CPU on a churn test).
-ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_ARENA_MAX=2
+ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_ARENA_MAX=1
 ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
