@@ -33,6 +33,12 @@ VOLUME ["/var/lib/layover"]
 # glibc's malloc with fixed thresholds: by default it raises the mmap threshold after freeing
 # a large buffer, and 1 MiB read slabs (src/registry/proxy/slab-connector.ts) would then come
 # from the main heap and fragment it; fixed, every slab is its own mapping and goes back whole.
+# The threshold is 32 KiB, not 256: start-up's passing allocations of 32-256 KiB (the optimizing
+# compiler's zones among them) left holes in the heap that stayed resident, 2-4 MiB at rest
+# (malloc_stats: 6.1-8.5 MiB held for 3.8-4.1 in use). Registry at rest 62.4 vs 64.3 MiB and
+# 61.5 vs 64.4 (medians, 3 alternating starts each); a warm cold 64 MiB pull-through made 14-54
+# more mmap calls and the same CPU (test/bench/_malloc-env-ab.ts). 16 KiB took 1.5 MiB more off at
+# rest but made 165-420 mmap calls per pull, and its CPU per pull was higher in 3 of 3 pairs.
 # WebAssembly stays on V8's baseline compiler: the only wasm is undici's HTTP parser, and the
 # optimizing recompile of it during the first large upstream response took ~25 MiB for a moment
 # (a mirror's peak RSS over its first cache miss: 137-143 MiB with it, 112-115 without; CPU per
@@ -49,6 +55,6 @@ VOLUME ["/var/lib/layover"]
 # instead of 1.49 s (test/bench/_cold-ab.ts, 7 alternating pairs). Not --optimize-for-size:
 # 1-2 MiB less at rest, but it holds the young generation at 1 MiB whatever
 # --max-semi-space-size says (the cost described above: 2.3x the CPU on a churn test).
-ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_ARENA_MAX=1
+ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=32768 MALLOC_ARENA_MAX=1
 ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
