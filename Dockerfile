@@ -48,7 +48,8 @@ VOLUME ["/var/lib/layover"]
 # 0.01-0.02 was in use at rest (malloc_stats); with one, the main thread reuses that memory:
 # 63.9 instead of 65.75 MiB at rest (medians of 4 alternating starts) and 83.7 instead of 85.8
 # after five cold 64 MiB pulls, with no more CPU per pull (0.26 vs 0.32 CPU-s, 4 pulls each),
-# and a skopeo push of 3x100 MiB in 3.1-3.6 s against 3.1 with two: the threads' few large
+# and a skopeo push of 3x100 MiB the same: 2.5-3.6 s and 1.4-2.1 CPU-s with one, 2.1-3.4 s and
+# 1.5-1.9 with two (6 alternating pushes each, _malloc-env-push-ab.ts): the threads' few large
 # mallocs (compiler zones, hash buffers) rarely meet on the lock. Not MALLOC_TOP_PAD_=0 with
 # MALLOC_TRIM_THRESHOLD_=32768: 1.7 MiB less at rest, but 4-5x the brk/mmap calls and ~1.6x
 # the CPU per cold pull. Not --v8-pool-size=1 or 2: no less at rest.

@@ -2,7 +2,7 @@
 // a fresh compiled layover per push, for each variant in turn (order flipped every round), takes
 // a skopeo push of a 3x100 MiB OCI layout; prints wall time, the process's CPU-s and its minor
 // page faults. The variants are the image's environment and the overrides listed below.
-// Usage: N=2 npx tsx test/bench/_malloc-env-push-ab.ts
+// Usage: N=2 [ONLY=0,1] npx tsx test/bench/_malloc-env-push-ab.ts
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { IMAGE_ENV, spawnLayover } from '../helpers/layover.js';
@@ -23,7 +23,10 @@ const variants: [string, Record<string, string>][] = [
 const rounds = Number(process.env.N ?? 2);
 try {
   for (let i = 0; i < rounds; i++) {
-    for (const k of i % 2 ? [3, 2, 1, 0] : [0, 1, 2, 3]) {
+    // ONLY=0,1: just those variants.
+    const only = (process.env.ONLY ?? '').split(',').filter(Boolean).map(Number);
+    const order = variants.map((_, k) => k).filter((k) => !only.length || only.includes(k));
+    for (const k of i % 2 ? order.reverse() : order) {
       const l = await start(variants[k]![1]);
       try {
         const [c0, f0] = stat(l.pid);
