@@ -4,7 +4,7 @@ import { parseArgs } from './args.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../config/errors.js';
 import { loadConfig } from '../config/load.js';
-import { schemaProblemsInWorker } from '../config/schema-check-worker.js';
+import { examineApart } from '../config/examine-apart.js';
 import type { Kube, PodReader } from '../k8s/kube.js';
 import { createLogger, type Logger } from '../log.js';
 
@@ -52,8 +52,8 @@ function checkRoles(config: Config): void {
 export async function serve(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string', short: 'c' } }, strict: true });
   const bootLog = createLogger('info');
-  // The schema library is needed once, at start: checked in a thread that takes it away after.
-  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg), schemaProblemsInWorker);
+  // The YAML and schema libraries are needed once, at start: a child process parses and checks.
+  const config = await loadConfig(values.config ?? process.env.LAYOVER_CONFIG, (msg) => bootLog.warn(msg), examineApart);
   checkRoles(config);
   // Before anything is created (storage, the first admin, keys): a missing file stops the start.
   const { referencedFileProblems } = await import('../config/files.js');

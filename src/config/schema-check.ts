@@ -1,6 +1,6 @@
 // The configuration's shape checked against its JSON schema: each bad key or value, by its path.
 // typebox loads ~700 modules (~8 MiB resident), so a long-running `layover serve` runs this in
-// a worker thread that ends after (schema-check-worker.ts); everything else calls it in-process.
+// a child process that exits after (examine-apart.ts); everything else calls it in-process.
 import Value from 'typebox/value';
 import { ConfigSchema } from './schema.js';
 

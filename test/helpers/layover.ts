@@ -30,7 +30,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** How the container image runs node (Dockerfile ENTRYPOINT and ENV; test/unit/deploy-image.test.ts holds them equal). */
 export const IMAGE_NODE_FLAGS = ['--max-semi-space-size=4', '--single-threaded-gc', '--no-wasm-dynamic-tiering', '--no-wasm-tier-up'];
-export const IMAGE_ENV: Record<string, string> = { MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '262144', MALLOC_ARENA_MAX: '2' };
+export const IMAGE_ENV: Record<string, string> = { MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '262144', MALLOC_ARENA_MAX: '1' };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 

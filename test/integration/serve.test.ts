@@ -68,8 +68,8 @@ describe('layover serve', () => {
     expect(output()).toContain('registry.lisen: unknown key');
   });
 
-  it('compiled (as the image runs it), checks the schema in a thread of its own and names each bad key', async () => {
-    // dist/ runs the check in a worker thread (schema-check-worker.ts); the sources run it in-process.
+  it('compiled (as the image runs it), checks the schema in a child process and names each bad key', async () => {
+    // dist/ runs the check in a child process (examine-apart.ts); the sources run it in-process.
     const entry = await compiledEntry();
     const { output, exited } = run('registry: { lisen: "127.0.0.1:0", maxManifestSize: [1] }\nwebhook: { enabled: "yes" }\n', entry);
     expect(await exited).toBe(2);

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
-import { ConfigError, resolveConfig } from '../../src/config/resolve.js';
+import { ConfigError, defaultConfig, resolveConfig } from '../../src/config/resolve.js';
+import { schemaProblems } from '../../src/config/schema-check.js';
 import { parseDuration, parseListen, parseSize } from '../../src/config/units.js';
 
 describe('units', () => {
@@ -99,6 +100,29 @@ describe('configuration', () => {
     expect(c.upstreams[0]).toMatchObject({ prefix: 'docker.io', url: 'https://registry-1.docker.io', tagTTLMs: 120_000 });
     await writeFile(file, 'registry: [unclosed\n');
     await expect(loadConfig(file)).rejects.toThrow(/not valid YAML/);
+  });
+
+  it('names the file in every refusal: unreadable, not YAML, not a mapping, against the schema', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'layover-config-'));
+    const file = path.join(dir, 'c.yaml');
+    const refusal = async () => (await loadConfig(file).then(() => undefined, (err: unknown) => err)) as ConfigError;
+    expect((await refusal()).message).toBe(`invalid configuration in ${file}:\n  cannot read: ENOENT`);
+    await writeFile(file, 'registry: [unclosed\n');
+    expect((await refusal()).problems).toEqual([expect.stringMatching(/^not valid YAML: Flow sequence in block collection must be sufficiently indented/)]);
+    await writeFile(file, '- a\n- b\n');
+    expect((await refusal()).message).toBe(`invalid configuration in ${file}:\n  (top level): must be a mapping`);
+    await writeFile(file, 'registry: { lisen: 1 }\nwebhook: { enabled: "yes" }\n');
+    expect((await refusal()).problems).toEqual(['registry.lisen: unknown key', 'webhook.enabled: must be boolean']);
+    // An empty file is the empty mapping.
+    await writeFile(file, '');
+    expect(await loadConfig(file)).toMatchObject({ registry: { port: 5000 }, source: file });
+  });
+
+  it('without a file, the embedded defaults, which fit the schema as they are (so loadConfig skips the check)', async () => {
+    expect(schemaProblems({})).toEqual([]);
+    const { source, ...fromLoad } = await loadConfig(undefined);
+    expect(source).toBeUndefined();
+    expect(fromLoad).toEqual(defaultConfig({}, process.cwd()));
   });
 });
 
