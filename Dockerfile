@@ -53,11 +53,12 @@ VOLUME ["/var/lib/layover"]
 # mallocs (compiler zones, hash buffers) rarely meet on the lock. Not MALLOC_TOP_PAD_=0 with
 # MALLOC_TRIM_THRESHOLD_=32768: 1.7 MiB less at rest, but 4-5x the brk/mmap calls and ~1.6x
 # the CPU per cold pull. Not --v8-pool-size=1 or 2: no less at rest.
-# Not --no-concurrent-recompilation, though with it the registry rested at 66-67 MiB: it moves TurboFan onto the event loop, and a cold
-# 256 MiB pull-through then spent 0.86 instead of 0.66 CPU-s on the main thread and took 1.75
-# instead of 1.49 s (test/bench/_cold-ab.ts, 7 alternating pairs). Not --optimize-for-size:
-# 1-2 MiB less at rest, but it holds the young generation at 1 MiB whatever
-# --max-semi-space-size says (the cost described above: 2.3x the CPU on a churn test).
+# Not --no-concurrent-recompilation, though with it the registry rested at 66-67 MiB: it moves
+# TurboFan onto the event loop, and a cold 256 MiB pull-through then spent 0.86 instead of 0.66
+# CPU-s on the main thread and took 1.75 instead of 1.49 s (test/bench/_cold-ab.ts, 7
+# alternating pairs). Not --optimize-for-size: 1-2 MiB less at rest, but it holds the young
+# generation at 1 MiB whatever --max-semi-space-size says (the cost described above: 2.3x the
+# CPU on a churn test).
 ENV MALLOC_TRIM_THRESHOLD_=131072 MALLOC_MMAP_THRESHOLD_=262144 MALLOC_ARENA_MAX=1
 ENTRYPOINT ["node", "--max-semi-space-size=4", "--single-threaded-gc", "--no-wasm-dynamic-tiering", "--no-wasm-tier-up", "/app/bin/layover.js"]
 CMD ["serve", "--config", "/etc/layover/config.yaml"]
