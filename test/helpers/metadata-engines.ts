@@ -23,6 +23,11 @@ export interface MetadataEngine {
   query(sql: string, params: unknown[]): Promise<Row[]>;
   /** Runs raw SQL statements (to take the schema back to an earlier migration). */
   exec(sql: string): Promise<void>;
+  /**
+   * PostgreSQL only (SQLite has one writer): runs raw SQL in a transaction that stays open, as
+   * another replica's write in flight, until the returned function commits it.
+   */
+  begin?(sql: string, params: unknown[]): Promise<() => Promise<void>>;
 }
 
 function sqliteEngine(label: string): MetadataEngine {
@@ -89,13 +94,34 @@ function postgresEngine(label: string): MetadataEngine {
     },
     async query(sql, params) {
       raw ??= pool();
-      let n = 0;
-      return raw.query<Row>(sql.replace(/\?/g, () => `$${++n}`), params);
+      return raw.query<Row>(numbered(sql), params);
+    },
+    async begin(sql, params) {
+      raw ??= pool();
+      let commit!: () => void;
+      const told = new Promise<void>((resolve) => (commit = resolve));
+      let ran!: () => void;
+      const running = new Promise<void>((resolve) => (ran = resolve));
+      const done = raw.transaction(async (tx) => {
+        await tx.query(numbered(sql), params);
+        ran();
+        await told;
+      });
+      await Promise.race([running, done]);
+      return async () => {
+        commit();
+        await done;
+      };
     },
     async exec(sql) {
       await pool().query(sql);
     },
   };
+}
+
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
 }
 
 /** SQLite, then PostgreSQL; `label` names the temp directory and the database. */

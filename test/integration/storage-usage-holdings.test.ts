@@ -236,5 +236,63 @@ for (const engine of metadataEngines('holdings')) {
       );
       for (const s of stores) await expectExact(engine, s, 'after the race, read by a replica');
     }, 60_000);
+
+    it('a repository deleted while other writes mark or extend it never fails them', async () => {
+      // Each round: a repository holding a manifest, deleted by one store while the other deletes
+      // and re-adds blobs it holds (marking its summary) and tags or links into it.
+      const other = await engine.store();
+      const failures: unknown[] = [];
+      for (let n = 0; n < 40; n++) {
+        const repository = `delrace/r${n % 4}`;
+        for (const b of ['c1', 'l1', 'l2', 'm1']) await blob(meta, b);
+        await put(meta, repository, 'm1', image('m1', ['c1', 'l1', 'l2']));
+        const outcomes = await Promise.allSettled([
+          meta.deleteRepository(repository),
+          other.deleteBlob(d('l1')).then(() => blob(other, 'l1')),
+          other.deleteBlob(d('l2')),
+          n % 2 ? other.setTag(repository, 'v', d('m1'), AT + n) : other.link(repository, d('c1'), AT + n),
+        ]);
+        failures.push(...outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : [])));
+      }
+      expect(failures).toEqual([]);
+      await expectExact(engine, meta, 'after deletes raced with writes');
+    }, 60_000);
+
+    it.runIf(engine.name === 'postgres')('writes wait for a repository delete in flight on another replica, then skip or recreate it', async () => {
+      for (const b of ['c1', 'l1', 'l2', 'm1']) await blob(meta, b);
+      await put(meta, 'held/marked', 'm1', image('m1', ['c1', 'l1']));
+      await put(meta, 'held/tagged', 'm1', image('m1', ['c1', 'l1']));
+      const waiting = async () =>
+        Number((await engine.query(`SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`, []))[0]!.n);
+
+      // The blob's delete marks the summaries of its holders: its statement already saw the
+      // repository when the delete commits, and must skip it (not fail on the foreign key).
+      let commit = await engine.begin!('DELETE FROM repositories WHERE name = ?', ['held/marked']);
+      const marking = meta.deleteBlob(d('l1'));
+      await expect.poll(waiting, { timeout: 10_000 }).toBeGreaterThan(0);
+      await commit();
+      await marking;
+      expect(await meta.getBlob(d('l1'))).toBeUndefined();
+      expect(await meta.listRepositories()).not.toContain('held/marked');
+
+      // A tag written into a repository while its delete is in flight creates it again.
+      commit = await engine.begin!('DELETE FROM repositories WHERE name = ?', ['held/tagged']);
+      const tagging = meta.setTag('held/tagged', 'again', d('m1'), AT + 1);
+      await expect.poll(waiting, { timeout: 10_000 }).toBeGreaterThan(0);
+      await commit();
+      await tagging;
+      expect(await meta.resolveTag('held/tagged', 'again')).toBe(d('m1'));
+
+      // A reader storing a recomputed summary of a repository whose delete commits meanwhile.
+      await put(meta, 'held/summed', 'm1', image('m1', ['c1']));
+      commit = await engine.begin!('DELETE FROM repositories WHERE name = ?', ['held/summed']);
+      const summing = meta.repositorySummaries({ namespace: 'held' });
+      await expect.poll(waiting, { timeout: 10_000 }).toBeGreaterThan(0);
+      await commit();
+      expect((await summing).map((s) => s.name)).toContain('held/tagged');
+      expect((await meta.repositorySummaries({ namespace: 'held' })).map((s) => s.name)).toEqual(['held/tagged']);
+      await blob(meta, 'l1');
+      await expectExact(engine, meta, 'after writes waited for deletes');
+    }, 60_000);
   });
 }

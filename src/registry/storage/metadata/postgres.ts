@@ -13,7 +13,7 @@ import { LOCK } from '../../../database/locks.js';
 import { migrate, type MigrationTrack } from '../../../database/migrate.js';
 import { StillReferencedError, sweepCutoff, TOMBSTONE_WINDOW_MS } from '../../../database/sweep.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, HOLDINGS_STALE, holdingsRefreshSql, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, revisionOf, servedSummaries, storedSummariesSql, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, summaryIsCurrent, summaryMark, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, HOLDINGS_STALE, holdingsRefreshSql, namespaceEnd, repositorySummaryOf, revisionOf, servedSummaries, storedSummariesSql, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, summaryIsCurrent, summaryMark, summaryMarks, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { HOLDINGS_BACKFILL, MIGRATIONS, namespaceOfIn, namespaceOfSql, statementsFor, SUMMARY_BACKFILL } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
@@ -33,18 +33,23 @@ function numbered(clause: string, from = 1): string {
 
 const REVISION_UPSERT = revisionUpsert((i) => `$${i}`);
 
-const MARK_REPOSITORY_PG = numbered(MARK_REPOSITORY);
-const MARK_HOLDERS_PG = numbered(MARK_HOLDERS);
-const MARK_MANIFEST_HOLDERS_PG = numbered(MARK_MANIFEST_HOLDERS);
+const MARKS = summaryMarks('postgres');
+const MARK_REPOSITORY_PG = numbered(MARKS.repository);
+const MARK_HOLDERS_PG = numbered(MARKS.holders);
+const MARK_MANIFEST_HOLDERS_PG = numbered(MARKS.manifestHolders);
 const PUT_BLOB = `WITH added AS (INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING RETURNING digest)
-  ${summaryMark(`SELECT m.repository AS name FROM manifests m WHERE m.digest IN (SELECT digest FROM added)
-    UNION SELECT m.repository FROM manifest_refs x JOIN manifests m ON m.digest = x.manifest WHERE x.ref IN (SELECT digest FROM added) AND x.kind <> 'unreadable'`)}`;
+  ${summaryMark(`SELECT m.repository FROM manifests m WHERE m.digest IN (SELECT digest FROM added)
+    UNION SELECT m.repository FROM manifest_refs x JOIN manifests m ON m.digest = x.manifest WHERE x.ref IN (SELECT digest FROM added) AND x.kind <> 'unreadable'`, 'postgres')}`;
 const FRESH_SUMMARIES = freshSummariesSql('r.name = ANY($1::text[])', 'ALL');
-/** Recomputed summaries stored in one statement, in name order (the order marks lock rows in). */
+/**
+ * Recomputed summaries stored in one statement, in name order (the order marks lock rows in).
+ * The repositories are held with KEY SHARE first, as in summaryMark: one deleted meanwhile is
+ * skipped, not a foreign key failure.
+ */
 const SUMMARY_STORE = `INSERT INTO repository_summaries ${SUMMARY_STORE_COLUMNS}
   SELECT u.name, u.version, u.version, u.tags, u.manifests, u.size, u.pushed_at
   FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS u (name, version, tags, manifests, size, pushed_at)
-  JOIN repositories r ON r.name = u.name ORDER BY u.name
+  JOIN (SELECT name FROM repositories WHERE name = ANY($1::text[]) ORDER BY name FOR KEY SHARE) AS r ON r.name = u.name ORDER BY u.name
   ${SUMMARY_STORE_CONFLICT}`;
 
 const USAGE_DIALECT: UsageDialect = {
@@ -58,10 +63,21 @@ function limitOf(page: Page): number | null {
 }
 
 async function ensureRepository(tx: Queryable, name: string, at: number): Promise<void> {
-  const created = await tx.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING 1', [name, at]);
-  // A new repository's summary starts stale (rows.ts summaryMark): a reader that computed the
-  // figures of a former repository of the same name can then never store them over it.
-  if (created.length) await tx.query(MARK_REPOSITORY_PG, [name]);
+  // The rows written next reference the repository. Holding it with KEY SHARE, as their foreign
+  // keys would, keeps a concurrent delete from committing under this write (read committed: a
+  // repository seen here may otherwise be gone by the time they are inserted); one deleted
+  // meanwhile is created again, as a push after a delete does.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if ((await tx.query('SELECT 1 FROM repositories WHERE name = $1 FOR KEY SHARE', [name])).length) return;
+    const created = await tx.query('INSERT INTO repositories (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING RETURNING 1', [name, at]);
+    if (created.length) {
+      // A new repository's summary starts stale (rows.ts summaryMark): a reader that computed the
+      // figures of a former repository of the same name can then never store them over it.
+      await tx.query(MARK_REPOSITORY_PG, [name]);
+      return;
+    }
+  }
+  throw new Error(`repository ${name} was deleted and created by others three times while being written`);
 }
 
 const NOW_MS = '(extract(epoch from clock_timestamp()) * 1000)::bigint';

@@ -169,29 +169,44 @@ export function repositorySummariesSql(where: string, limit: string): string {
     FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ${limit}`;
 }
 
+/** Which engine a statement is written for, where the two need different SQL. */
+export type Engine = 'sqlite' | 'postgres';
+
 /**
  * Marks repositories' maintained summaries (repository_summaries, schema.ts migration 4) stale,
  * inside the write's own transaction: bumps each one's version, creating the row (stale) when a
- * repository has none yet. `select` yields the repository names (a column `name`) and must only
- * yield existing repositories; it is ordered, so that concurrent marks lock rows in one order.
- * Readers recompute stale rows and store the result only while the version has not moved
- * (summaryStore), so a write committed meanwhile, on any replica, is never lost.
+ * repository has none yet. `select` yields the repository names (or is one parameter); names with no
+ * repository are left out. Rows are marked in name order, so that concurrent marks lock them in
+ * one order. Readers recompute stale rows and store the result only while the version has not
+ * moved (summaryStore), so a write committed meanwhile, on any replica, is never lost.
  */
-export function summaryMark(select: string): string {
+export function summaryMark(select: string, engine: Engine): string {
+  // PostgreSQL reads `select` in the statement's snapshot (read committed): a repository deleted by
+  // a transaction that commits after it is still seen, and inserting its summary would fail the
+  // whole write on the foreign key. KEY SHARE waits for such a delete and then skips the row; it
+  // does not block other writers of the repository. SQLite has one writer at a time.
+  const lock = engine === 'postgres' ? ' FOR KEY SHARE OF r' : '';
   return `INSERT INTO repository_summaries (name, version, computed_version)
-    SELECT DISTINCT name, 1, 0 FROM (${select}) AS marked WHERE name IS NOT NULL ORDER BY name
+    SELECT name, 1, 0 FROM (SELECT r.name FROM repositories r WHERE r.name IN (${select}) ORDER BY r.name${lock}) AS marked
+    WHERE true ORDER BY name
     ON CONFLICT (name) DO UPDATE SET version = repository_summaries.version + 1`;
 }
 
-/** The repository `?` (when it exists). */
-export const MARK_REPOSITORY = summaryMark('SELECT name FROM repositories WHERE name = ?');
-
-/**
- * The repositories whose summary size involves the blob or manifest `?` (given twice): those
- * holding it as a manifest, or holding a manifest that references it (repositorySummariesSql).
- */
-export const MARK_HOLDERS = summaryMark(`SELECT m.repository AS name FROM manifests m WHERE m.digest = ?
-    UNION SELECT m.repository FROM manifest_refs x JOIN manifests m ON m.digest = x.manifest WHERE x.ref = ? AND x.kind <> 'unreadable'`);
+/** The summary marks of one engine: of one repository, and of the holders of a blob or manifest. */
+export function summaryMarks(engine: Engine): { repository: string; holders: string; manifestHolders: string } {
+  return {
+    /** The repository `?` (when it exists). */
+    repository: summaryMark('?', engine),
+    /**
+     * The repositories whose summary size involves the blob or manifest `?` (given twice): those
+     * holding it as a manifest, or holding a manifest that references it (repositorySummariesSql).
+     */
+    holders: summaryMark(`SELECT m.repository FROM manifests m WHERE m.digest = ?
+    UNION SELECT m.repository FROM manifest_refs x JOIN manifests m ON m.digest = x.manifest WHERE x.ref = ? AND x.kind <> 'unreadable'`, engine),
+    /** The repositories who hold the manifest `?` (its references were just written). */
+    manifestHolders: summaryMark('SELECT repository FROM manifests WHERE digest = ?', engine),
+  };
+}
 
 /**
  * A page of maintained summaries: each repository of the page with its stored row (absent for a
@@ -225,9 +240,6 @@ export const SUMMARY_STORE_COLUMNS = '(name, version, computed_version, tags, ma
 export const SUMMARY_STORE_CONFLICT = `ON CONFLICT (name) DO UPDATE SET tags = excluded.tags, manifests = excluded.manifests, size = excluded.size,
       pushed_at = excluded.pushed_at, computed_version = repository_summaries.version
     WHERE repository_summaries.version = excluded.version`;
-
-/** The repositories who hold the manifest `?` (its references were just written). */
-export const MARK_MANIFEST_HOLDERS = summaryMark('SELECT repository AS name FROM manifests WHERE digest = ?');
 
 /**
  * A page of summaries from its stored rows and, for those not current, the recomputed ones

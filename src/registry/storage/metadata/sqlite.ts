@@ -6,11 +6,12 @@ import Database from 'better-sqlite3';
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
-import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, HOLDINGS_STALE, holdingsRefreshSql, MARK_HOLDERS, MARK_MANIFEST_HOLDERS, MARK_REPOSITORY, namespaceEnd, repositorySummaryOf, servedSummaries, storedSummariesSql, summaryIsCurrent, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
+import { auditOf, auditParams, auditWhere, freshSummariesSql, gcRunOf, HOLDINGS_STALE, holdingsRefreshSql, namespaceEnd, repositorySummaryOf, servedSummaries, storedSummariesSql, summaryIsCurrent, summaryMarks, SUMMARY_STORE_COLUMNS, SUMMARY_STORE_CONFLICT, revisionOf, revisionParams, revisionUpsert, STORAGE_TOTALS_SQL, storageUsageOf, storageUsageSql, totalsOf, type UsageDialect, uploadOf, uploadParams, usageSampleOf, usageSampleParams, type Row } from './rows.js';
 import { HOLDINGS_BACKFILL, MIGRATIONS, namespaceOfIn, namespaceOfSql, SCHEMA_VERSION_TABLE, statementsFor, SUMMARY_BACKFILL } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, BlobRecord, GcRunRecord, ManifestRef, MetadataStore, Page, PullTime, RepositorySummary, RevisionRecord, StorageTotals, TagRecord, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 const SUMMARY_STORE = `INSERT INTO repository_summaries ${SUMMARY_STORE_COLUMNS} SELECT ?, ?, ?, ?, ?, ?, ? FROM repositories WHERE name = ? ${SUMMARY_STORE_CONFLICT}`;
+const MARKS = summaryMarks('sqlite');
 const FRESH_SUMMARIES = freshSummariesSql('r.name IN (SELECT value FROM json_each(?))', '-1');
 
 type Statement = Database.Statement<unknown[], Row>;
@@ -138,7 +139,7 @@ export class SqliteMetadata implements MetadataStore {
   private ensureRepository(name: string, at: number): void {
     // A new repository's summary starts stale (rows.ts summaryMark): a reader that computed the
     // figures of a former repository of the same name can then never store them over it.
-    if (this.sql('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING').run(name, at).changes > 0) this.sql(MARK_REPOSITORY).run(name);
+    if (this.sql('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING').run(name, at).changes > 0) this.sql(MARKS.repository).run(name);
   }
 
   // ---- blobs ----
@@ -153,7 +154,7 @@ export class SqliteMetadata implements MetadataStore {
       // A manifest may be stored before its blobs (a mirror caches layers as they are pulled): the
       // sizes of the repositories holding it change.
       if (this.sql('INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING').run(blob.digest, blob.size, blob.createdAt).changes > 0) {
-        this.sql(MARK_HOLDERS).run(blob.digest, blob.digest);
+        this.sql(MARKS.holders).run(blob.digest, blob.digest);
       }
     });
     await this.syncLog();
@@ -162,7 +163,7 @@ export class SqliteMetadata implements MetadataStore {
   async deleteBlob(digest: Digest, removeContent?: () => Promise<void>): Promise<void> {
     // One process: its ReferenceGuard (gc/guard.ts) already keeps pushes of this digest out.
     this.transaction(() => {
-      if (this.sql('DELETE FROM blobs WHERE digest = ?').run(digest).changes > 0) this.sql(MARK_HOLDERS).run(digest, digest);
+      if (this.sql('DELETE FROM blobs WHERE digest = ?').run(digest).changes > 0) this.sql(MARKS.holders).run(digest, digest);
       this.sql('DELETE FROM blob_sources WHERE digest = ?').run(digest);
     });
     await this.syncLog();
@@ -229,7 +230,7 @@ export class SqliteMetadata implements MetadataStore {
     const insertRef = this.sql('INSERT INTO manifest_refs (manifest, kind, ref) VALUES (?, ?, ?) ON CONFLICT (manifest, kind, ref) DO NOTHING');
     for (const r of refs) insertRef.run(r.manifest, r.kind, r.ref);
     // References are global: every repository holding this manifest may have changed size.
-    this.sql(MARK_MANIFEST_HOLDERS).run(revision.digest);
+    this.sql(MARKS.manifestHolders).run(revision.digest);
   }
 
   async getManifest(repository: string, digest: Digest): Promise<RevisionRecord | undefined> {
@@ -243,7 +244,7 @@ export class SqliteMetadata implements MetadataStore {
         const gone = this.sql('DELETE FROM manifests WHERE repository = ? AND digest = ?').run(repository, digest).changes > 0;
         if (gone) {
           this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
-          this.sql(MARK_REPOSITORY).run(repository);
+          this.sql(MARKS.repository).run(repository);
         }
         return gone;
       }),
@@ -295,7 +296,7 @@ export class SqliteMetadata implements MetadataStore {
         digest,
         at,
       );
-      this.sql(MARK_REPOSITORY).run(repository);
+      this.sql(MARKS.repository).run(repository);
     });
     await this.syncLog();
   }
@@ -304,7 +305,7 @@ export class SqliteMetadata implements MetadataStore {
     return this.durable(
       this.transaction(() => {
         const gone = this.sql('DELETE FROM tags WHERE repository = ? AND tag = ?').run(repository, tag).changes > 0;
-        if (gone) this.sql(MARK_REPOSITORY).run(repository);
+        if (gone) this.sql(MARKS.repository).run(repository);
         return gone;
       }),
     );
