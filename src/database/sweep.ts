@@ -4,11 +4,15 @@
 // transaction that deletes:
 //
 //  1. A sweep deletes a blob record only in a transaction that first locks the blob's row
-//     (FOR UPDATE) and then, in a fresh statement, finds no reference written since the run's
-//     cutoff (markStart - window): no link created since, no manifest revision created since that
-//     references it or whose bytes it is, and the record itself older than the cutoff. Else the
-//     blob is kept (StillReferencedError) and the run counts it as "recent". The same transaction
-//     leaves a tombstone (gc_tombstones: digest, deleted_at).
+//     (FOR UPDATE) and then, in a fresh statement, finds no reference: no manifest revision that
+//     references it or whose bytes it is (the run deleted the revisions it did not keep before
+//     sweeping blobs, so any such revision was written after the mark, whenever it was stamped),
+//     no link created since the run's cutoff (markStart - window), and the record itself older
+//     than the cutoff. Else the blob is kept (StillReferencedError) and the run counts it as
+//     "recent". The same transaction leaves a tombstone (gc_tombstones: digest, deleted_at).
+//     Revision stamps are the writer's clock when the request wrote, which can be seconds before
+//     its commit under load: comparing them with the cutoff here lost a config blob whose
+//     manifest committed after the mark with a stamp older than the cutoff.
 //  2. A writer that references blobs (putManifest) or links one (link) locks the rows of those
 //     blobs FOR SHARE in its own transaction first. So either the writer commits first, and the
 //     sweep's locked re-check sees the new reference (1) and keeps the blob; or the sweep commits

@@ -101,6 +101,35 @@ describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () =
     expect(await a.openBlob((layer.digest as Digest))).toBeUndefined();
   });
 
+  it('keeps the blobs of a manifest that commits after B\'s mark, however long before its commit A stamped it', async () => {
+    // Under load a manifest PUT can wait seconds between the moment its revision is stamped and
+    // its commit (a pool connection, locks, a stalled event loop): a stamp older than B's cutoff
+    // must not make its references look like garbage that was already unreferenced at the mark.
+    const { a, b, aClock } = await replicas();
+    const layer = randomBlob(35_000, 'stalled-layer');
+    aClock.offsetMs = -3_600_000;
+    await put(a, layer);
+    const config = imageConfig([(layer.digest as Digest)]);
+    await put(a, config);
+    const manifest = buildManifest({ config, layers: [layer] });
+    const listBlobs = b.listBlobs.bind(b);
+    let pushedDuringSweep = false;
+    b.listBlobs = async function* () {
+      if (!pushedDuringSweep) {
+        pushedDuringSweep = true;
+        aClock.offsetMs = -10_000;
+        await pushManifest(a, 'team/stalled', 'v1', manifest, [config, layer]);
+        aClock.offsetMs = 0;
+      }
+      yield* listBlobs();
+    };
+    const report = await gc(b);
+    expect(pushedDuringSweep).toBe(true);
+    expect(report.blobs.deletedList).toEqual([]);
+    for (const blob of [layer, config]) expect(await b.statBlob(blob.digest as Digest)).toEqual({ digest: blob.digest, size: blob.size });
+    expect(await b.getManifest('team/stalled', manifest.digest as Digest)).toMatchObject({ bytes: manifest.bytes });
+  });
+
   it('makes A\'s manifest push fail cleanly when B swept a blob A had checked a moment before', async () => {
     const { a, b, aClock } = await replicas();
     const layer = randomBlob(30_000, 'swept-layer');

@@ -144,12 +144,15 @@ export class PostgresMetadata implements MetadataStore {
     await this.db.transaction(async (tx) => {
       if (cutoff !== undefined) {
         // A GC sweep: lock the row, then look again with a fresh snapshot (database/sweep.ts, 1).
+        // Any manifest that now is or references the blob keeps it, whatever its stamp: the run
+        // already deleted the unkept revisions it marked, so one still here was written after the
+        // mark, possibly stamped long before its commit (a request that waited under load).
         await tx.query('SELECT 1 FROM blobs WHERE digest = $1 FOR UPDATE', [digest]);
         const [use] = await tx.query<{ used: boolean }>(
           `SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = $1 AND created_at >= $2)
               OR EXISTS (SELECT 1 FROM links WHERE digest = $1 AND created_at >= $2)
-              OR EXISTS (SELECT 1 FROM manifests WHERE digest = $1 AND created_at >= $2)
-              OR EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest WHERE r.ref = $1 AND m.created_at >= $2) AS used`,
+              OR EXISTS (SELECT 1 FROM manifests WHERE digest = $1)
+              OR EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest WHERE r.ref = $1) AS used`,
           [digest, cutoff],
         );
         if (use?.used) throw new StillReferencedError(digest);
