@@ -20,8 +20,9 @@
 //     its existence check, made earlier in the same request, is stale, and it refuses
 //     (MANIFEST_BLOB_UNKNOWN / BLOB_UNKNOWN; the client pushes the blob again).
 //  3. An untagged manifest revision is deleted only in a transaction that locks its row and finds
-//     it not rewritten since the cutoff, no tag pointing at it, and no index or referrer written
-//     since the cutoff that names it.
+//     it not rewritten since the cutoff, no tag pointing at it, and no index or referrer that
+//     names it and is either written since the cutoff or tagged (a tagged one was written after
+//     the mark, which kept all a tag reaches, however early it was stamped).
 //  4. The blob's bytes are deleted inside that transaction, before it commits. Until the commit
 //     every replica still sees the record, so a client that wants the blob finds it present and
 //     uploads nothing; once the commit makes it missing, the old bytes are already gone and a new

@@ -11,7 +11,7 @@ import { collectGarbage, type GcReport } from '../../src/registry/gc/collector.j
 import { scheduleEviction } from '../../src/registry/gc/eviction.js';
 import type { ComposedStore } from '../../src/registry/storage/composed-store.js';
 import { openSharedStore } from '../../src/registry/storage/shared.js';
-import { buildManifest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
+import { buildIndex, buildManifest, imageConfig, randomBlob, type Content } from '../helpers/oci-content.js';
 import { startPostgres, type Postgres } from '../helpers/postgres.js';
 import { makeTempDir, type TempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
@@ -184,6 +184,38 @@ describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () =
     expect(await b.resolveTag('team/retag', 'again')).toBe((manifest.digest as Digest));
     expect(await b.getManifest('team/retag', (manifest.digest as Digest))).toMatchObject({ bytes: manifest.bytes });
     expect(await b.statBlob((layer.digest as Digest))).toBeDefined();
+  });
+
+  it('keeps an untagged manifest that a tagged index names, pushed by A after B\'s mark and stamped before its cutoff', async () => {
+    const { a, b, aClock } = await replicas();
+    const layer = randomBlob(15_000, 'child-layer');
+    const config = imageConfig([(layer.digest as Digest)]);
+    const child = buildManifest({ config, layers: [layer] });
+    aClock.offsetMs = -3_600_000;
+    await put(a, layer);
+    await put(a, config);
+    // Pushed by digest an hour ago: untagged and old, garbage as far as B's mark can tell.
+    for (const blob of [config, layer]) await a.linkBlob('team/multi', blob.digest as Digest);
+    await a.putManifest('team/multi', child.bytes, { digest: child.digest as Digest, mediaType: child.mediaType });
+    const index = buildIndex({ manifests: [child] });
+    const scanLinks = b.metadata.scanLinks.bind(b.metadata);
+    let pushed = false;
+    b.metadata.scanLinks = async function* () {
+      if (!pushed) {
+        pushed = true;
+        // A request that waited seconds between its stamp and its commit (see above).
+        aClock.offsetMs = -10_000;
+        await a.putManifest('team/multi', index.bytes, { digest: index.digest as Digest, mediaType: index.mediaType });
+        await a.setTag('team/multi', 'v1', index.digest as Digest);
+        aClock.offsetMs = 0;
+      }
+      yield* scanLinks();
+    };
+    const report = await gc(b);
+    expect(pushed).toBe(true);
+    expect(report.manifests.deletedList).toEqual([]);
+    expect(await b.getManifest('team/multi', child.digest as Digest)).toMatchObject({ bytes: child.bytes });
+    for (const blob of [layer, config]) expect(await b.statBlob(blob.digest as Digest)).toBeDefined();
   });
 
   it('evicts the mirror cache on one replica at a time: rounds skip while another replica holds the lock', async () => {

@@ -247,14 +247,18 @@ export class PostgresMetadata implements MetadataStore {
     const cutoff = sweepCutoff();
     return this.db.transaction(async (tx) => {
       if (cutoff !== undefined) {
-        // A GC sweep of an untagged revision (database/sweep.ts, 3).
+        // A GC sweep of an untagged revision (database/sweep.ts, 3). An index or referrer naming
+        // it counts when stamped since the cutoff or when tagged: the mark kept whatever a tag
+        // reached, so a tagged one here was written after it, whenever it was stamped.
         await tx.query('SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2 FOR UPDATE', [repository, digest]);
         const [use] = await tx.query<{ used: boolean }>(
           `SELECT EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND digest = $2 AND created_at >= $3)
               OR EXISTS (SELECT 1 FROM tags WHERE repository = $1 AND digest = $2)
-              OR EXISTS (SELECT 1 FROM manifests WHERE repository = $1 AND subject = $2 AND created_at >= $3)
+              OR EXISTS (SELECT 1 FROM manifests m WHERE m.repository = $1 AND m.subject = $2
+                         AND (m.created_at >= $3 OR EXISTS (SELECT 1 FROM tags t WHERE t.repository = $1 AND t.digest = m.digest)))
               OR EXISTS (SELECT 1 FROM manifest_refs r JOIN manifests m ON m.digest = r.manifest
-                         WHERE r.ref = $2 AND r.kind = 'child' AND m.repository = $1 AND m.created_at >= $3) AS used`,
+                         WHERE r.ref = $2 AND r.kind = 'child' AND m.repository = $1
+                         AND (m.created_at >= $3 OR EXISTS (SELECT 1 FROM tags t WHERE t.repository = $1 AND t.digest = m.digest))) AS used`,
           [repository, digest, cutoff],
         );
         if (use?.used) throw new StillReferencedError(digest);
