@@ -3,6 +3,7 @@
 import type { Digest } from '../../digest.js';
 import type { Descriptor } from '../../manifest.js';
 import type { UploadDriverState } from '../content/types.js';
+import type { Dialect } from './schema.js';
 import type { AuditEvent, AuditQuery, AuditRecord, GcRunRecord, RepositorySummary, RevisionRecord, StorageTotals, UploadRecord, UsageAggregate, UsageSample } from './types.js';
 
 export type Row = Record<string, unknown>;
@@ -169,18 +170,15 @@ export function repositorySummariesSql(where: string, limit: string): string {
     FROM repositories r WHERE ${where} ORDER BY r.name LIMIT ${limit}`;
 }
 
-/** Which engine a statement is written for, where the two need different SQL. */
-export type Engine = 'sqlite' | 'postgres';
-
 /**
  * Marks repositories' maintained summaries (repository_summaries, schema.ts migration 4) stale,
  * inside the write's own transaction: bumps each one's version, creating the row (stale) when a
- * repository has none yet. `select` yields the repository names (or is one parameter); names with no
- * repository are left out. Rows are marked in name order, so that concurrent marks lock them in
- * one order. Readers recompute stale rows and store the result only while the version has not
- * moved (summaryStore), so a write committed meanwhile, on any replica, is never lost.
+ * repository has none yet. `select` yields the repository names (or is one parameter); names
+ * with no repository are left out. Rows are marked in name order, so that concurrent marks lock
+ * them in one order. Readers recompute stale rows and store the result only while the version has
+ * not moved (summaryStore), so a write committed meanwhile, on any replica, is never lost.
  */
-export function summaryMark(select: string, engine: Engine): string {
+export function summaryMark(select: string, engine: Dialect): string {
   // PostgreSQL reads `select` in the statement's snapshot (read committed): a repository deleted by
   // a transaction that commits after it is still seen, and inserting its summary would fail the
   // whole write on the foreign key. KEY SHARE waits for such a delete and then skips the row; it
@@ -193,7 +191,7 @@ export function summaryMark(select: string, engine: Engine): string {
 }
 
 /** The summary marks of one engine: of one repository, and of the holders of a blob or manifest. */
-export function summaryMarks(engine: Engine): { repository: string; holders: string; manifestHolders: string } {
+export function summaryMarks(engine: Dialect): { repository: string; holders: string; manifestHolders: string } {
   return {
     /** The repository `?` (when it exists). */
     repository: summaryMark('?', engine),
