@@ -63,6 +63,25 @@ function gc(store: ComposedStore): Promise<GcReport> {
   return collectGarbage(store, { dryRun: false, keepUntagged: false, graceMs: 0 });
 }
 
+/**
+ * Runs `action` once, when B's collector first calls the scan `key` of `owner` (listBlobs: after
+ * the mark and the manifest sweep; metadata.scanLinks: after the mark, before the manifest
+ * sweep). `ran` tells whether it did; `restore` puts the scan back.
+ */
+function beforeFirstScan<T extends object, K extends keyof T>(owner: T, key: K, action: () => Promise<void>): { ran: () => boolean; restore: () => void } {
+  const original = owner[key];
+  const scan = (original as (...args: unknown[]) => AsyncIterable<unknown>).bind(owner);
+  let ran = false;
+  (owner as Record<K, unknown>)[key] = async function* (...args: unknown[]) {
+    if (!ran) {
+      ran = true;
+      await action();
+    }
+    yield* scan(...args);
+  };
+  return { ran: () => ran, restore: () => void ((owner as Record<K, unknown>)[key] = original) };
+}
+
 describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () => {
   it('keeps a blob that A references after B marked it as garbage, and sweeps it once it is really unused', async () => {
     const { a, b, aClock } = await replicas();
@@ -75,24 +94,18 @@ describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () =
     const manifest = buildManifest({ config, layers: [layer] });
 
     // A's push lands between B's mark and B's sweep: B lists the blobs to sweep only after marking.
-    const listBlobs = b.listBlobs.bind(b);
-    let pushedDuringSweep = false;
-    b.listBlobs = async function* () {
-      if (!pushedDuringSweep) {
-        pushedDuringSweep = true;
-        await put(a, config);
-        await pushManifest(a, 'team/app', 'v1', manifest, [config, layer]);
-      }
-      yield* listBlobs();
-    };
+    const push = beforeFirstScan(b, 'listBlobs', async () => {
+      await put(a, config);
+      await pushManifest(a, 'team/app', 'v1', manifest, [config, layer]);
+    });
     const report = await gc(b);
-    expect(pushedDuringSweep).toBe(true);
+    expect(push.ran()).toBe(true);
     expect(report.blobs.deletedList).not.toContain((layer.digest as Digest));
     expect(await a.statBlob((layer.digest as Digest))).toEqual({ digest: (layer.digest as Digest), size: layer.size });
     expect(await b.getManifest('team/app', (manifest.digest as Digest))).toMatchObject({ bytes: manifest.bytes });
 
     // Untagged and old enough, the same blob goes at a later run, content and record.
-    b.listBlobs = listBlobs;
+    push.restore();
     await a.deleteTag('team/app', 'v1');
     await new Promise((r) => setTimeout(r, 2_100)); // past the guard's minimum window
     const later = await gc(b);
@@ -112,19 +125,13 @@ describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () =
     const config = imageConfig([(layer.digest as Digest)]);
     await put(a, config);
     const manifest = buildManifest({ config, layers: [layer] });
-    const listBlobs = b.listBlobs.bind(b);
-    let pushedDuringSweep = false;
-    b.listBlobs = async function* () {
-      if (!pushedDuringSweep) {
-        pushedDuringSweep = true;
-        aClock.offsetMs = -10_000;
-        await pushManifest(a, 'team/stalled', 'v1', manifest, [config, layer]);
-        aClock.offsetMs = 0;
-      }
-      yield* listBlobs();
-    };
+    const push = beforeFirstScan(b, 'listBlobs', async () => {
+      aClock.offsetMs = -10_000;
+      await pushManifest(a, 'team/stalled', 'v1', manifest, [config, layer]);
+      aClock.offsetMs = 0;
+    });
     const report = await gc(b);
-    expect(pushedDuringSweep).toBe(true);
+    expect(push.ran()).toBe(true);
     expect(report.blobs.deletedList).toEqual([]);
     for (const blob of [layer, config]) expect(await b.statBlob(blob.digest as Digest)).toEqual({ digest: blob.digest, size: blob.size });
     expect(await b.getManifest('team/stalled', manifest.digest as Digest)).toMatchObject({ bytes: manifest.bytes });
@@ -170,17 +177,11 @@ describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () =
     aClock.offsetMs = 0;
     // B marks (the revision is untagged and old), then A tags it again before B sweeps manifests:
     // the links are B's last scan before the sweep.
-    const scanLinks = b.metadata.scanLinks.bind(b.metadata);
-    let tagged = false;
-    b.metadata.scanLinks = async function* () {
-      if (!tagged) {
-        tagged = true;
-        await a.setTag('team/retag', 'again', (manifest.digest as Digest));
-      }
-      yield* scanLinks();
-    };
+    const tag = beforeFirstScan(b.metadata, 'scanLinks', async () => {
+      await a.setTag('team/retag', 'again', (manifest.digest as Digest));
+    });
     await gc(b);
-    expect(tagged).toBe(true);
+    expect(tag.ran()).toBe(true);
     expect(await b.resolveTag('team/retag', 'again')).toBe((manifest.digest as Digest));
     expect(await b.getManifest('team/retag', (manifest.digest as Digest))).toMatchObject({ bytes: manifest.bytes });
     expect(await b.statBlob((layer.digest as Digest))).toBeDefined();
@@ -198,21 +199,15 @@ describe('GC on replica B while replica A writes (metadata in PostgreSQL)', () =
     for (const blob of [config, layer]) await a.linkBlob('team/multi', blob.digest as Digest);
     await a.putManifest('team/multi', child.bytes, { digest: child.digest as Digest, mediaType: child.mediaType });
     const index = buildIndex({ manifests: [child] });
-    const scanLinks = b.metadata.scanLinks.bind(b.metadata);
-    let pushed = false;
-    b.metadata.scanLinks = async function* () {
-      if (!pushed) {
-        pushed = true;
-        // A request that waited seconds between its stamp and its commit (see above).
-        aClock.offsetMs = -10_000;
-        await a.putManifest('team/multi', index.bytes, { digest: index.digest as Digest, mediaType: index.mediaType });
-        await a.setTag('team/multi', 'v1', index.digest as Digest);
-        aClock.offsetMs = 0;
-      }
-      yield* scanLinks();
-    };
+    const push = beforeFirstScan(b.metadata, 'scanLinks', async () => {
+      // A request that waited seconds between its stamp and its commit (see above).
+      aClock.offsetMs = -10_000;
+      await a.putManifest('team/multi', index.bytes, { digest: index.digest as Digest, mediaType: index.mediaType });
+      await a.setTag('team/multi', 'v1', index.digest as Digest);
+      aClock.offsetMs = 0;
+    });
     const report = await gc(b);
-    expect(pushed).toBe(true);
+    expect(push.ran()).toBe(true);
     expect(report.manifests.deletedList).toEqual([]);
     expect(await b.getManifest('team/multi', child.digest as Digest)).toMatchObject({ bytes: child.bytes });
     for (const blob of [layer, config]) expect(await b.statBlob(blob.digest as Digest)).toBeDefined();
