@@ -9,7 +9,7 @@
 // equal it too, and on PostgreSQL two store instances (two replicas) writing and reading one
 // repository concurrently must still end exact.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runSweep } from '../../src/database/sweep.js';
+import { runSweep, StillReferencedError } from '../../src/database/sweep.js';
 import type { Digest } from '../../src/registry/digest.js';
 import { MIGRATIONS, SUMMARY_BACKFILL } from '../../src/registry/storage/metadata/schema.js';
 import type { MetadataStore, RepositorySummary } from '../../src/registry/storage/metadata/types.js';
@@ -119,13 +119,15 @@ for (const engine of metadataEngines('summaries')) {
       await meta.deleteManifest('alice/app', d('m1'));
       await expectExact(meta, 'manifest deleted');
 
-      // A GC sweep: an untagged revision, then a blob some manifests still reference (sizes shrink).
+      // A GC sweep of an untagged revision, then a blob some manifests still reference (sizes shrink).
       await meta.setTag('bob/a', 'keep', d('dup'), AT + 7);
       await put(meta, 'bob/a', 'm3', image('m3', ['c1', 'l4']));
-      await runSweep(AT + 1_000_000, async () => {
-        await meta.deleteManifest('bob/a', d('m3'));
-        await meta.deleteBlob(d('l4'));
-      });
+      await runSweep(AT + 1_000_000, () => meta.deleteManifest('bob/a', d('m3')));
+      // On PostgreSQL a sweep's re-check keeps a blob that a manifest references (database/sweep.ts,
+      // 1); SQLite's one process leaves that to its in-process guard. Deleted outside a sweep, as
+      // the blob API does, the holders' sizes shrink.
+      if (engine.name === 'postgres') await expect(runSweep(AT + 1_000_000, () => meta.deleteBlob(d('l4')))).rejects.toBeInstanceOf(StillReferencedError);
+      await meta.deleteBlob(d('l4'));
       expect((await staleNames(meta)).sort()).toEqual(['alice/app', 'bob/a']);
       await expectExact(meta, 'GC sweep');
 
