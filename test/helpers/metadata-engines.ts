@@ -5,7 +5,7 @@
 // a blob counted twice or missed changes every sum.
 import { Database } from '../../src/database/database.js';
 import type { Digest } from '../../src/registry/digest.js';
-import { PostgresMetadata } from '../../src/registry/storage/metadata/postgres.js';
+import { numbered, PostgresMetadata } from '../../src/registry/storage/metadata/postgres.js';
 import type { Row } from '../../src/registry/storage/metadata/rows.js';
 import type { Dialect } from '../../src/registry/storage/metadata/schema.js';
 import { SqliteMetadata } from '../../src/registry/storage/metadata/sqlite.js';
@@ -117,11 +117,6 @@ function postgresEngine(label: string): MetadataEngine {
       await pool().query(sql);
     },
   };
-}
-
-function numbered(sql: string): string {
-  let n = 0;
-  return sql.replace(/\?/g, () => `$${++n}`);
 }
 
 /** SQLite, then PostgreSQL; `label` names the temp directory and the database. */

@@ -26,7 +26,7 @@ export const METADATA_TRACK: MigrationTrack = {
 const SCAN_BATCH = 1_000;
 
 /** A clause written with `?` placeholders (rows.ts, shared with SQLite) in PostgreSQL's `$n`. */
-function numbered(clause: string, from = 1): string {
+export function numbered(clause: string, from = 1): string {
   let n = from;
   return clause.replace(/\?/g, () => `$${n++}`);
 }
