@@ -103,7 +103,10 @@ function problems(req: FuzzRequest, res: SocketAnswer): string[] {
   if (res.status >= 500) {
     // A mirror's read (of a mirror repository, or of one containerd's `?ns=` maps onto it) may
     // answer what its upstream's failure makes of it; nothing else may be a 5xx.
-    const mirror = Object.keys(MIRROR_5XX).find((p) => req.name?.startsWith(`${p}/`) || new RegExp(`[?&]ns=${p.replace('.', '\\.')}(&|$)`).test(req.target));
+    // `ns` names the upstream even when the path starts with another mirror's namespace (the
+    // image was ns/path), so it decides first.
+    const mirrors = Object.keys(MIRROR_5XX);
+    const mirror = mirrors.find((p) => new RegExp(`[?&]ns=${p.replace('.', '\\.')}(&|$)`).test(req.target)) ?? mirrors.find((p) => req.name?.startsWith(`${p}/`));
     const read = req.method === 'GET' || req.method === 'HEAD';
     const allowed = mirror !== undefined && read && MIRROR_5XX[mirror]?.includes(res.status) && (req.method === 'HEAD' || (res.status === 503 ? code === 'UNAVAILABLE' : code !== undefined));
     if (!allowed) out.push(`status ${res.status}`);
